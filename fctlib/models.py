@@ -1,0 +1,128 @@
+"""Embedding networks (torchvision ResNets and a small CNN) with a bias-free linear classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchvision.models import resnet
+
+RESNETS = {
+    "resnet18": resnet.resnet18,
+    "resnet34": resnet.resnet34,
+    "resnet50": resnet.resnet50,
+    "resnet101": resnet.resnet101,
+}
+ARCHITECTURES = (*RESNETS, "small_cnn")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: architecture, embedding size and the reference recipe's options."""
+
+    arch: str = "small_cnn"
+    embedding_dim: int = 128
+    width: int = 32  # small_cnn: channels of the first stage (doubled at each of 3 stages)
+    small_input_stem: bool = True  # resnet: 3x3 stride-1 stem without max-pool (CIFAR-style)
+    embedding_relu: bool = True  # keep the ReLU of the last block on the embedding (reference)
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown arch {self.arch!r}; choose one of {ARCHITECTURES}")
+        if self.embedding_dim < 1 or self.width < 1:
+            raise ValueError("embedding_dim and width must be positive")
+
+
+def _resnet_backbone(spec: ModelSpec, in_channels: int) -> nn.Module:
+    """A torchvision ResNet whose last block outputs `embedding_dim` channels, average-pooled."""
+    net = RESNETS[spec.arch](weights=None)
+    if spec.small_input_stem:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    last = net.layer4[-1]
+    in_planes = last.conv1.in_channels
+    if isinstance(last, resnet.Bottleneck):
+        last.conv3 = nn.Conv2d(last.conv3.in_channels, spec.embedding_dim, 1, bias=False)
+        last.bn3 = nn.BatchNorm2d(spec.embedding_dim)
+    else:
+        last.conv2 = nn.Conv2d(last.conv2.in_channels, spec.embedding_dim, 3, padding=1, bias=False)
+        last.bn2 = nn.BatchNorm2d(spec.embedding_dim)
+    if in_planes != spec.embedding_dim:
+        last.downsample = nn.Sequential(
+            nn.Conv2d(in_planes, spec.embedding_dim, 1, bias=False),
+            nn.BatchNorm2d(spec.embedding_dim),
+        )
+    if not spec.embedding_relu:
+        net.layer4[-1] = _PreActivationOutput(last)
+    net.fc = nn.Identity()
+    return net
+
+
+class _PreActivationOutput(nn.Module):
+    """A ResNet block computed without its final ReLU, so the embedding can take negative values."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        out = b.relu(b.bn1(b.conv1(x)))
+        if isinstance(b, resnet.Bottleneck):
+            out = b.bn3(b.conv3(b.relu(b.bn2(b.conv2(out)))))
+        else:
+            out = b.bn2(b.conv2(out))
+        identity = x if b.downsample is None else b.downsample(x)
+        return out + identity
+
+
+def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class SmallCNN(nn.Module):
+    """Three conv stages (width, 2x, 4x), a 1x1 projection to the embedding, average pooling."""
+
+    def __init__(self, spec: ModelSpec, in_channels: int):
+        super().__init__()
+        w = spec.width
+        layers = [*_conv_bn_relu(in_channels, w), *_conv_bn_relu(w, w), nn.MaxPool2d(2)]
+        layers += [*_conv_bn_relu(w, 2 * w), *_conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2)]
+        layers += [*_conv_bn_relu(2 * w, 4 * w)]
+        layers.append(nn.Conv2d(4 * w, spec.embedding_dim, 1, bias=False))
+        layers.append(nn.BatchNorm2d(spec.embedding_dim))
+        if spec.embedding_relu:
+            layers.append(nn.ReLU())
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def build_backbone(spec: ModelSpec, in_channels: int) -> nn.Module:
+    """The embedding network alone: images (B, C, H, W) -> embeddings (B, embedding_dim)."""
+    if spec.arch == "small_cnn":
+        return SmallCNN(spec, in_channels)
+    return _resnet_backbone(spec, in_channels)
+
+
+class EmbeddingClassifier(nn.Module):
+    """A backbone plus a bias-free linear classifier; forward returns (embedding, logits)."""
+
+    def __init__(self, backbone: nn.Module, embedding_dim: int, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Linear(embedding_dim, num_classes, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.backbone(x)
+        return embedding, self.classifier(embedding)
+
+
+def build_model(spec: ModelSpec, in_channels: int, num_classes: int) -> EmbeddingClassifier:
+    """An embedding network with its classifier, as trained by the suite's old and new models."""
+    return EmbeddingClassifier(build_backbone(spec, in_channels), spec.embedding_dim, num_classes)

@@ -1,0 +1,301 @@
+"""The suite's steps on one preset and seed, each cached under a folder named by its parameters.
+
+A step's folder is `runs/<preset>/seed<k>/<step>-<fingerprint>/`, where the fingerprint hashes
+everything the step depends on (its settings and its inputs' fingerprints). Re-running a step with
+the same parameters loads its artifacts; changed parameters get a new folder; a step interrupted
+mid-training resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .augment import eval_transform, simclr_transform, train_transform
+from .bct import bct_loss, old_classifier_for_all_classes
+from .checkpoint import save_json
+from .config import Preset, load_preset
+from .datasets import DataBundle, load_dataset, project_root
+from .embed import embed
+from .images import ImageSet, LabeledDataset
+from .metrics import evaluate_case
+from .models import EmbeddingClassifier, ModelSpec, build_model
+from .runtime import default_device, seed_everything
+from .sideinfo import side_info_training_images, train_side_info_model
+from .splits import (
+    carve_tune,
+    default_old_classes,
+    remap_labels,
+    select_classes,
+    subsample_per_class,
+    validate_class_split,
+)
+from .train import TrainConfig, classification_loss, train
+from .transformation import Transformation, train_transformation, upgrade_embeddings
+
+SPLIT_SEED = 0  # data splits are fixed across seeds: seeds vary initialisation and training only
+CASES = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of plain data (dataclasses, dicts, lists, numbers, strings)."""
+    def plain(x):
+        return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x
+
+    text = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@dataclass
+class Splits:
+    """The data of a run: train / tune / test image sets and the class split."""
+
+    train: ImageSet
+    tune: ImageSet
+    test: ImageSet
+    bundle: DataBundle
+    old_classes: list[int]
+
+    @property
+    def new_classes(self) -> list[int]:
+        return [c for c in range(self.bundle.num_classes) if c not in self.old_classes]
+
+    def split(self, name: str) -> ImageSet:
+        """The image set called `name` (train, tune or test)."""
+        return {"train": self.train, "tune": self.tune, "test": self.test}[name]
+
+    def summary(self) -> list[dict]:
+        """Images per split, in old and in new classes."""
+        old = self.old_classes
+        return [{"split": name, "images": len(images),
+                 "classes": len(set(images.labels.tolist())),
+                 "old-class images": int(np.isin(images.labels, old).sum()),
+                 "new-class images": int((~np.isin(images.labels, old)).sum())}
+                for name, images in (("train", self.train), ("tune", self.tune),
+                                     ("test", self.test))]
+
+
+def load_splits(preset: Preset) -> Splits:
+    """Load the data set and carve train / tune / test and the old classes, deterministically."""
+    cfg = preset.data
+    bundle = load_dataset(cfg.dataset)
+    old = validate_class_split(
+        cfg.old_classes if cfg.old_classes is not None else default_old_classes(bundle.num_classes),
+        bundle.num_classes,
+    )
+    train_pool = subsample_per_class(bundle.train, cfg.train_per_class, SPLIT_SEED)
+    train, tune = carve_tune(train_pool, cfg.tune_fraction, SPLIT_SEED)
+    return Splits(
+        train=train,
+        tune=tune,
+        test=subsample_per_class(bundle.test, cfg.test_per_class, SPLIT_SEED),
+        bundle=bundle,
+        old_classes=old,
+    )
+
+
+class Run:
+    """One preset at one seed: its data, its cached steps, and the evaluation of every case."""
+
+    def __init__(self, preset: str | Preset, seed: int, *, overrides: dict | None = None,
+                 runs_dir: str | Path | None = None, results_dir: str | Path | None = None,
+                 device: torch.device | None = None):
+        self.preset = preset if isinstance(preset, Preset) else load_preset(preset, overrides)
+        self.seed = seed
+        base = Path(runs_dir) if runs_dir else project_root() / "runs"
+        self.root = base / self.preset.name / f"seed{seed}"
+        self.results_dir = Path(results_dir or project_root() / "results" / self.preset.name)
+        self.device = device or default_device()
+
+    def save_metrics(self, step: str, metrics: dict) -> Path:
+        """Write a step's metrics to results/<preset>/metrics/seed<k>/<step>.json, atomically."""
+        folder = self.results_dir / "metrics" / f"seed{self.seed}"
+        return save_json(metrics, folder / f"{step}.json")
+
+    @cached_property
+    def splits(self) -> Splits:
+        return load_splits(self.preset)
+
+    # -- transforms ---------------------------------------------------------------------------
+    @property
+    def _stats(self):
+        b = self.splits.bundle
+        return b.image_size, b.channels, b.mean, b.std
+
+    def _train_tf(self):
+        size, ch, mean, std = self._stats
+        d = self.preset.data
+        return train_transform(size, ch, mean, std, crop_padding=d.crop_padding, flip=d.flip)
+
+    def _eval_tf(self):
+        return eval_transform(*self._stats)
+
+    # -- step folders -------------------------------------------------------------------------
+    def _data_key(self) -> str:
+        return fingerprint(self.preset.data, self.splits.old_classes)
+
+    def step_dir(self, step: str, *parts) -> Path:
+        """The folder of a step, named by a fingerprint of its parameters and the data."""
+        return self.root / f"{step}-{fingerprint(self._data_key(), self.seed, *parts)}"
+
+    # -- supervised models --------------------------------------------------------------------
+    def _classifier(self, name: str, spec: ModelSpec, cfg: TrainConfig, images: ImageSet,
+                    classes: list[int], loss, *key) -> tuple[EmbeddingClassifier, list[dict]]:
+        folder = self.step_dir(name, spec, cfg, *key)
+        seed_everything(self.seed)
+        model = build_model(spec, self.splits.bundle.channels, len(classes))
+        data = LabeledDataset(remap_labels(images, classes), self._train_tf())
+        history = train(model, data, loss, cfg, seed=self.seed, checkpoint=folder / "model.pt",
+                        device=self.device, desc=name)
+        save_json(history, folder / "history.json")
+        return model.eval(), history
+
+    @cached_property
+    def old_model(self) -> tuple[EmbeddingClassifier, list[dict]]:
+        """phi_old: trained on the old classes' training images; returns (model, history)."""
+        s, cfg = self.splits, self.preset.old
+        images = select_classes(s.train, s.old_classes)
+        return self._classifier("old", cfg.model, cfg.training, images, s.old_classes,
+                                classification_loss(cfg.training.label_smoothing))
+
+    @cached_property
+    def new_model(self) -> tuple[EmbeddingClassifier, list[dict]]:
+        """phi_new: trained on every class, unmodified (independent of the old model)."""
+        cfg, classes = self.preset.new, list(range(self.splits.bundle.num_classes))
+        return self._classifier("new", cfg.model, cfg.training, self.splits.train, classes,
+                                classification_loss(cfg.training.label_smoothing))
+
+    def bct_model(self, weight: float) -> tuple[EmbeddingClassifier, list[dict]]:
+        """phi_new trained with BCT's influence loss (given weight) against the frozen old model."""
+        cfg, s = self.preset.new, self.splits
+        if cfg.model.embedding_dim != self.preset.old.model.embedding_dim:
+            raise ValueError(
+                "BCT needs the old and new embedding sizes to match "
+                f"({self.preset.old.model.embedding_dim} vs {cfg.model.embedding_dim})"
+            )
+        old, _ = self.old_model
+        old_train = self.embeddings("old", "train")
+        weight_matrix, covered = old_classifier_for_all_classes(
+            old.classifier.weight, s.old_classes, s.bundle.num_classes, old_train,
+            s.train.labels, self.preset.bct.new_class_rows,
+        )
+        loss = bct_loss(cfg.training.label_smoothing, weight_matrix, covered, weight)
+        classes = list(range(s.bundle.num_classes))
+        return self._classifier("bct", cfg.model, cfg.training, s.train, classes, loss,
+                                self.preset.old, self.preset.bct.new_class_rows, weight)
+
+    def side_info_model(self, dim: int) -> tuple[torch.nn.Module, list[dict]]:
+        """psi with `dim` outputs: SimCLR on the old classes' training images, without labels."""
+        cfg = self.preset.side_info
+        spec = dataclasses.replace(cfg.model, embedding_dim=dim)
+        folder = self.step_dir("side", spec, cfg.training, cfg.temperature)
+        images = side_info_training_images(self.splits.train, self.splits.old_classes)
+        size, ch, mean, std = self._stats
+        seed_everything(self.seed)
+        backbone, history = train_side_info_model(
+            images, spec, simclr_transform(size, ch, mean, std), cfg.training, seed=self.seed,
+            temperature=cfg.temperature, checkpoint=folder / "model.pt", device=self.device,
+        )
+        save_json(history, folder / "history.json")
+        return backbone.eval(), history
+
+    # -- embeddings ---------------------------------------------------------------------------
+    def _encoder(self, name: str) -> torch.nn.Module:
+        kind, _, arg = name.partition(":")
+        if kind == "old":
+            return self.old_model[0]
+        if kind == "new":
+            return self.new_model[0]
+        if kind == "bct":
+            return self.bct_model(float(arg))[0]
+        if kind == "side":
+            return self.side_info_model(int(arg))[0]
+        raise ValueError(f"unknown encoder {name!r}")
+
+    def _encoder_key(self, name: str) -> str:
+        kind, _, arg = name.partition(":")
+        cfg = {"old": self.preset.old, "new": self.preset.new, "bct": self.preset.new,
+               "side": self.preset.side_info}[kind]
+        extra = [self.preset.old, self.preset.bct.new_class_rows] if kind == "bct" else []
+        return fingerprint(name, cfg, *extra, self._data_key(), self.seed)
+
+    def embeddings(self, name: str, split: str) -> np.ndarray:
+        """Embeddings of a split by an encoder (`old`, `new`, `bct:<w>`, `side:<dim>`), cached."""
+        path = self.root / "embeddings" / f"{name.replace(':', '_')}-{self._encoder_key(name)}"
+        path = path / f"{split}.npy"
+        if path.exists():
+            return np.load(path)
+        array = embed(self._encoder(name), self.splits.split(split), self._eval_tf(),
+                      device=self.device, desc=f"embed {name} {split}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(path)
+        return array
+
+    # -- transformation -----------------------------------------------------------------------
+    def _training_features(self, side_dim: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(old, side, new) features of the training set, over `feature_views` augmented passes."""
+        views = self.preset.transformation.feature_views
+        if views == 1:
+            side = self.embeddings(f"side:{side_dim}", "train") if side_dim else None
+            return self.embeddings("old", "train"), side, self.embeddings("new", "train")
+        encoders = [self.old_model[0], self.new_model[0]]
+        if side_dim:
+            encoders.append(self.side_info_model(side_dim)[0])
+        chunks = [embed(encoders, self.splits.train, self._train_tf(), device=self.device,
+                        seed=self.seed * 1000 + v, desc=f"features view {v + 1}/{views}")
+                  for v in range(views)]
+        old, new = (np.concatenate([c[i] for c in chunks]) for i in (0, 1))
+        side = np.concatenate([c[2] for c in chunks]) if side_dim else None
+        return old, side, new
+
+    def transformation(self, side_dim: int) -> tuple[Transformation, list[dict]]:
+        """h fitted on the training set; `side_dim=0` is the no-side-info transformation."""
+        cfg = self.preset.transformation
+        upstream = [self._encoder_key("old"), self._encoder_key("new")]
+        if side_dim:
+            upstream.append(self._encoder_key(f"side:{side_dim}"))
+        folder = self.step_dir("transformation", cfg, side_dim, *upstream)
+        old, side, new = self._training_features(side_dim)
+        seed_everything(self.seed)
+        model = Transformation(old.shape[1], side_dim, new.shape[1],
+                               tuple(cfg.branch_widths), tuple(cfg.mixer_widths))
+        history = train_transformation(model, old, side, new, cfg.training, seed=self.seed,
+                                       checkpoint=folder / "model.pt", device=self.device)
+        save_json(history, folder / "history.json")
+        return model.eval(), history
+
+    def transformed_gallery(self, side_dim: int, split: str = "test") -> np.ndarray:
+        """h(old embedding, side-info) of a split: the upgraded gallery, computed without images."""
+        model, _ = self.transformation(side_dim)
+        side = self.embeddings(f"side:{side_dim}", split) if side_dim else None
+        return upgrade_embeddings(model, self.embeddings("old", split), side, device=self.device)
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, query: np.ndarray, gallery: np.ndarray, split: str = "test") -> dict:
+        """Metrics by class split ({all, old, new} -> {top1, top5, mAP, ...}) of a case."""
+        return evaluate_case(query, gallery, self.splits.split(split).labels,
+                             self.splits.old_classes, distance=self.preset.distance)
+
+    def choose_bct_weight(self) -> tuple[float, list[dict]]:
+        """The BCT weight with the best cross-model retrieval (bct/old, mean of top-1 and mAP) on
+        the tune split; returns it and the whole sweep (tune metrics of bct/old and bct/bct)."""
+        old_tune = self.embeddings("old", "tune")
+        sweep = []
+        for w in self.preset.bct.weights:
+            bct_tune = self.embeddings(f"bct:{w}", "tune")
+            cross = self.evaluate(bct_tune, old_tune, "tune")["all"]
+            own = self.evaluate(bct_tune, bct_tune, "tune")["all"]
+            sweep.append({"weight": w, "bct/old": cross, "bct/bct": own,
+                          "score": (cross["top1"] + cross["mAP"]) / 2})
+        best = max(sweep, key=lambda row: row["score"])
+        return best["weight"], sweep
+

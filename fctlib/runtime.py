@@ -1,0 +1,56 @@
+"""Where and how computations run: seeds, device choice, mixed precision."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def derived_seed(seed: int, *parts: int) -> int:
+    """A reproducible seed for a sub-task (an epoch, a worker) of a seeded run."""
+    value = seed
+    for part in parts:
+        value = (value * 1_000_003 + part) % 2**62
+    return value
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device):
+    """bfloat16 mixed precision on CUDA; a no-op context on CPU."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move a model to the device (channels-last memory format on CUDA)."""
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def to_device(batch, device: torch.device):
+    """Move a tensor, or a tuple/list of tensors, to the device (channels-last images on CUDA)."""
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if not isinstance(batch, torch.Tensor):
+        return batch
+    batch = batch.to(device, non_blocking=True)
+    if device.type == "cuda" and batch.dim() == 4:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return batch

@@ -1,0 +1,161 @@
+"""A resumable training loop: SGD or Adam, warm-up + cosine, atomic per-epoch checkpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .checkpoint import load_torch, save_torch
+from .runtime import autocast, default_device, derived_seed, prepare_model, to_device
+from .schedule import warmup_cosine
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one training run."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.1
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("need lr > 0, weight_decay >= 0 and 0 <= label_smoothing < 1")
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer that `cfg` names."""
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def classification_loss(label_smoothing: float) -> Callable:
+    """Loss step of supervised training: label-smoothed cross-entropy of the model's logits."""
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def step(model: nn.Module, batch) -> torch.Tensor:
+        images, labels = batch[0], batch[1]
+        _, logits = model(images)
+        return criterion(logits, labels)
+
+    return step
+
+
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    loss_step: Callable[[nn.Module, object], torch.Tensor],
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    checkpoint: str | Path | None = None,
+    device: torch.device | None = None,
+    on_epoch_start: Callable[[nn.Module, int], None] | None = None,
+    on_batch_end: Callable[[int, int], None] | None = None,
+    desc: str = "train",
+) -> list[dict]:
+    """Train `model` in place and return per-epoch history; resumes from `checkpoint` if present.
+
+    Each epoch draws its shuffling and augmentation from a seed derived from (seed, epoch), so a run
+    resumed from the last finished epoch reproduces the uninterrupted one.
+    """
+    device = device or default_device()
+    model = prepare_model(model, device)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    loader_steps = len(_loader(dataset, cfg, seed, 0))
+    scheduler = warmup_cosine(
+        optimizer, cfg.epochs * loader_steps, cfg.warmup_epochs * loader_steps
+    )
+    history: list[dict] = []
+    start_epoch = 0
+    path = Path(checkpoint) if checkpoint else None
+    if path and path.exists():
+        state = load_torch(path)
+        if state["config"] != asdict(cfg) or state["seed"] != seed:
+            raise ValueError(
+                f"checkpoint {path} was written with other settings ({state['config']}, seed "
+                f"{state['seed']}); delete it or use another run folder to train with {asdict(cfg)}"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, start_epoch = state["history"], state["epoch"]
+
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        if on_epoch_start:
+            on_epoch_start(model, epoch)
+        torch.manual_seed(derived_seed(seed, epoch, 1))
+        loader = _loader(dataset, cfg, seed, epoch)
+        total, count, started = 0.0, 0, time.perf_counter()
+        bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False)
+        for step, batch in enumerate(bar):
+            batch = to_device(batch, device)
+            with autocast(device):
+                loss = loss_step(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            n = len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
+            total += loss.item() * n
+            count += n
+            bar.set_postfix(
+                loss=f"{total / count:.4f}", items_s=f"{count / _elapsed(started):.0f}",
+                refresh=False,
+            )
+            if on_batch_end:
+                on_batch_end(epoch, step)
+        seconds = _elapsed(started)
+        history.append({
+            "epoch": epoch + 1, "loss": total / count, "lr": optimizer.param_groups[0]["lr"],
+            "seconds": seconds, "items_per_s": count / seconds,
+        })
+        if path:
+            save_torch({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+                "config": asdict(cfg), "seed": seed,
+            }, path)
+    model.eval()
+    return history
+
+
+def _loader(dataset: Dataset, cfg: TrainConfig, seed: int, epoch: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(derived_seed(seed, epoch, 0))
+    return DataLoader(
+        dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) > cfg.batch_size,
+        num_workers=cfg.num_workers, generator=generator, persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _elapsed(started: float) -> float:
+    return max(time.perf_counter() - started, 1e-9)

@@ -1,0 +1,121 @@
+"""The FCT transformation h(old embedding, side-info) -> new embedding, its training and use."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+
+from .runtime import default_device
+from .train import TrainConfig, train
+
+
+def _mlp(widths: list[int], last_plain: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layers.append(nn.Linear(cin, cout))
+        if not (last_plain and i == len(widths) - 2):
+            layers += [nn.BatchNorm1d(cout), nn.ReLU()]
+    return layers
+
+
+class Transformation(nn.Module):
+    """Old branch and side-info branch, concatenated, then a mixer MLP (plain last layer).
+
+    With `side_info_dim=0` ("no side-info") the old embedding is fed into both branches.
+    """
+
+    def __init__(
+        self, old_dim: int, side_info_dim: int, new_dim: int,
+        branch_widths: tuple[int, ...] = (256, 256), mixer_widths: tuple[int, ...] = (2048, 2048),
+    ):
+        super().__init__()
+        if min(old_dim, new_dim) < 1 or side_info_dim < 0 or not branch_widths:
+            raise ValueError("need old_dim, new_dim >= 1, side_info_dim >= 0, non-empty branches")
+        self.old_dim, self.side_info_dim, self.new_dim = old_dim, side_info_dim, new_dim
+        side_in = side_info_dim or old_dim
+        self.old_branch = nn.Sequential(*_mlp([old_dim, *branch_widths], last_plain=False))
+        self.side_branch = nn.Sequential(*_mlp([side_in, *branch_widths], last_plain=False))
+        mixer = [2 * branch_widths[-1], *mixer_widths, new_dim]
+        self.mixer = nn.Sequential(*_mlp(mixer, last_plain=True))
+
+    def forward(self, old: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+        if self.side_info_dim == 0:
+            side = old
+        elif side is None or side.shape[-1] != self.side_info_dim:
+            got = None if side is None else tuple(side.shape)
+            raise ValueError(f"expected side-info of size {self.side_info_dim}, got {got}")
+        return self.mixer(torch.cat([self.old_branch(old), self.side_branch(side)], dim=1))
+
+
+def _mse_step(model: nn.Module, batch) -> torch.Tensor:
+    old, side, new = batch
+    return F.mse_loss(model(old, side), new)
+
+
+def freeze_batchnorm_from(epoch_to_freeze: int):
+    """An epoch-start hook freezing BatchNorm statistics (eval mode) from a given epoch on."""
+
+    def hook(model: nn.Module, epoch: int) -> None:
+        if epoch >= epoch_to_freeze:
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+    return hook
+
+
+def train_transformation(
+    model: Transformation,
+    old: np.ndarray,
+    side: np.ndarray | None,
+    new: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    checkpoint=None,
+    device=None,
+) -> list[dict]:
+    """Fit h by MSE to the new embeddings; BatchNorm statistics are frozen for the second half."""
+    old_t = torch.as_tensor(old, dtype=torch.float32)
+    new_t = torch.as_tensor(new, dtype=torch.float32)
+    side_t = old_t if side is None or model.side_info_dim == 0 else torch.as_tensor(
+        side, dtype=torch.float32
+    )
+    if not len(old_t) == len(side_t) == len(new_t):
+        raise ValueError(f"lengths differ: old {len(old_t)}, side {len(side_t)}, new {len(new_t)}")
+    return train(
+        model, TensorDataset(old_t, side_t, new_t), _mse_step, cfg, seed=seed,
+        checkpoint=checkpoint, device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2),
+        desc="transformation",
+    )
+
+
+@torch.no_grad()
+def upgrade_embeddings(
+    model: Transformation,
+    old: np.ndarray,
+    side: np.ndarray | None = None,
+    *,
+    batch_size: int = 8192,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Apply h to stored embeddings in batches (no images needed); returns float32 (N, new_dim)."""
+    device = device or default_device()
+    model = model.to(device).eval()
+    if old.ndim != 2 or old.shape[1] != model.old_dim:
+        raise ValueError(f"old embeddings must be (N, {model.old_dim}), got {old.shape}")
+    if model.side_info_dim and (side is None or side.shape != (len(old), model.side_info_dim)):
+        got = None if side is None else side.shape
+        raise ValueError(f"side-info must be ({len(old)}, {model.side_info_dim}), got {got}")
+    out = np.empty((len(old), model.new_dim), dtype=np.float32)
+    for start in range(0, len(old), batch_size):
+        stop = start + batch_size
+        o = torch.as_tensor(np.asarray(old[start:stop]), dtype=torch.float32, device=device)
+        s = None if not model.side_info_dim else torch.as_tensor(
+            np.asarray(side[start:stop]), dtype=torch.float32, device=device
+        )
+        out[start:stop] = model(o, s).float().cpu().numpy()
+    return out

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from fctlib.augment import simclr_transform
+from fctlib.datasets import DatasetSpec, load_dataset
+from fctlib.images import ImageSet
+from fctlib.models import ModelSpec
+from fctlib.sideinfo import nt_xent, side_info_training_images, train_side_info_model
+from fctlib.splits import subsample_per_class
+from fctlib.train import TrainConfig
+
+CPU = torch.device("cpu")
+
+
+class SpyImages(ImageSet):
+    """An image set that logs which original rows are decoded and can forbid reading labels."""
+
+    def __init__(self, inner: ImageSet, rows=None, log=None):
+        self.inner, self.channels = inner, inner.channels
+        self.rows = np.arange(len(inner.labels)) if rows is None else rows
+        self.log = log if log is not None else {"read": set(), "labels_locked": False}
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def labels(self):
+        if self.log["labels_locked"]:
+            raise AssertionError("side-info training read the labels")
+        return self.inner.labels[self.rows]
+
+    def image(self, i):
+        self.log["read"].add(int(self.rows[i]))
+        return self.inner.image(int(self.rows[i]))
+
+    def subset(self, indices):
+        return SpyImages(self.inner, self.rows[np.asarray(indices)], self.log)
+
+    def with_labels(self, labels):
+        raise AssertionError("not used")
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    try:
+        bundle = load_dataset(DatasetSpec(name="fashion-mnist", download=False))
+    except FileNotFoundError as missing:
+        pytest.skip(f"Fashion-MNIST not installed (run `make data`): {missing}")
+    return bundle
+
+
+def test_nt_xent_hand_values():
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # identical views: each view's partner has cosine 1, the two others cosine 0 and 0
+    expected = -np.log(np.e ** 2 / (np.e ** 2 + 2 * np.e ** 0))
+    assert nt_xent(z, z.clone(), temperature=0.5).item() == pytest.approx(expected, rel=1e-6)
+    swapped = nt_xent(z, z.flip(0), temperature=0.5).item()
+    assert swapped > nt_xent(z, z, temperature=0.5).item()
+    with pytest.raises(ValueError, match="same shape"):
+        nt_xent(z, z[:1], 0.5)
+
+
+def test_side_info_reads_only_old_class_images_and_no_labels(fashion):
+    images = subsample_per_class(fashion.train, 24, seed=0)
+    spy = SpyImages(images)
+    old_classes = [0, 1, 2, 3, 4]
+    selected = side_info_training_images(spy, old_classes)
+    spy.log["labels_locked"] = True
+    cfg = TrainConfig(epochs=3, batch_size=40, optimizer="adam", lr=2e-3, weight_decay=0)
+    backbone, history = train_side_info_model(
+        selected, ModelSpec(arch="small_cnn", width=8, embedding_dim=8),
+        simclr_transform(28, 1, fashion.mean, fashion.std), cfg, seed=0, device=CPU,
+    )
+    read = np.array(sorted(spy.log["read"]))
+    spy.log["labels_locked"] = False
+    read_labels = images.labels[read]
+    old_rows = np.flatnonzero(np.isin(images.labels, old_classes))
+    assert set(read_labels.tolist()) <= set(old_classes)
+    assert set(read.tolist()) == set(old_rows.tolist())  # every old image was used
+    assert history[-1]["loss"] < history[0]["loss"]
+    out = backbone(torch.zeros(2, 1, 28, 28))
+    assert out.shape == (2, 8)

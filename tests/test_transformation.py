@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+from fctlib.train import TrainConfig
+from fctlib.transformation import (
+    Transformation,
+    freeze_batchnorm_from,
+    train_transformation,
+    upgrade_embeddings,
+)
+
+CPU = torch.device("cpu")
+
+
+def _known_map(n=4096, seed=0):
+    """new = tanh(old @ A) + side @ B: the side term cannot be recovered from old alone."""
+    rng = np.random.default_rng(seed)
+    old = rng.normal(size=(n, 8)).astype(np.float32)
+    side = rng.normal(size=(n, 4)).astype(np.float32)
+    a, b = rng.normal(size=(8, 6)) / 2, rng.normal(size=(4, 6))
+    new = (np.tanh(old @ a) + side @ b).astype(np.float32)
+    return old, side, new
+
+
+CFG = TrainConfig(epochs=20, batch_size=128, optimizer="adam", lr=3e-3, weight_decay=0,
+                  warmup_epochs=1)
+
+
+def _fit(side_dim, old, side, new):
+    torch.manual_seed(0)
+    h = Transformation(8, side_dim, 6, branch_widths=(64,), mixer_widths=(128,))
+    train_transformation(h, old, side if side_dim else None, new, CFG, seed=0, device=CPU)
+    return h
+
+
+def test_recovers_known_map_and_uses_side_info():
+    old, side, new = _known_map()
+    old_t, side_t, new_t = old[:3072], side[:3072], new[:3072]
+    held_old, held_side, held_new = old[3072:], side[3072:], new[3072:]
+    with_side = _fit(4, old_t, side_t, new_t)
+    without = _fit(0, old_t, side_t, new_t)
+    variance = held_new.var()
+    mse_side = ((upgrade_embeddings(with_side, held_old, held_side, device=CPU) - held_new) ** 2)
+    mse_none = ((upgrade_embeddings(without, held_old, device=CPU) - held_new) ** 2)
+    assert mse_side.mean() < 0.05 * variance, (mse_side.mean(), variance)
+    assert mse_none.mean() > 5 * mse_side.mean(), (mse_none.mean(), mse_side.mean())
+
+
+def test_reference_architecture_sizes():
+    h = Transformation(128, 128, 128)
+    linears = [m for m in h.modules() if isinstance(m, torch.nn.Linear)]
+    shapes = [(m.in_features, m.out_features) for m in linears]
+    assert shapes == [(128, 256), (256, 256), (128, 256), (256, 256),
+                      (512, 2048), (2048, 2048), (2048, 128)]
+    assert isinstance(h.mixer[-1], torch.nn.Linear)  # plain last layer
+
+
+def test_no_side_info_feeds_old_into_both_branches():
+    torch.manual_seed(0)
+    h = Transformation(8, 0, 6, branch_widths=(16,), mixer_widths=(16,)).eval()
+    old = torch.randn(5, 8)
+    assert torch.equal(h(old), h(old, old))
+    assert h.side_branch[0].in_features == 8
+
+
+def test_upgrade_in_batches_equals_one_pass_and_checks_shapes():
+    torch.manual_seed(0)
+    h = Transformation(8, 4, 6, branch_widths=(16,), mixer_widths=(16,)).eval()
+    old, side, _ = _known_map(1000)
+    whole = h(torch.from_numpy(old), torch.from_numpy(side)).detach().numpy()
+    batched = upgrade_embeddings(h, old, side, batch_size=77, device=CPU)
+    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="side-info"):
+        upgrade_embeddings(h, old, side[:, :3], device=CPU)
+    with pytest.raises(ValueError, match="old embeddings"):
+        upgrade_embeddings(h, old[:, :5], side, device=CPU)
+
+
+def test_batchnorm_statistics_frozen_in_second_half():
+    h = Transformation(8, 4, 6, branch_widths=(16,), mixer_widths=(16,))
+    hook = freeze_batchnorm_from(2)
+    h.train()
+    hook(h, 1)
+    assert all(m.training for m in h.modules())
+    hook(h, 2)
+    bns = [m for m in h.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert bns and not any(m.training for m in bns)
+    before = [m.running_mean.clone() for m in bns]
+    h(torch.randn(32, 8) * 5 + 3, torch.randn(32, 4))
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(before, bns, strict=True))
