@@ -84,12 +84,13 @@ def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
 
 
 class SmallCNN(nn.Module):
-    """Three conv stages (width, 2x, 4x), a 1x1 projection to the embedding, average pooling."""
+    """A fast CNN for CPU presets: width at full resolution, 2x width at 1/2, 4x at 1/4, then a
+    1x1 projection to the embedding and average pooling."""
 
     def __init__(self, spec: ModelSpec, in_channels: int):
         super().__init__()
         w = spec.width
-        layers = [*_conv_bn_relu(in_channels, w), *_conv_bn_relu(w, w), nn.MaxPool2d(2)]
+        layers = [*_conv_bn_relu(in_channels, w), nn.MaxPool2d(2)]
         layers += [*_conv_bn_relu(w, 2 * w), *_conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2)]
         layers += [*_conv_bn_relu(2 * w, 4 * w)]
         layers.append(nn.Conv2d(4 * w, spec.embedding_dim, 1, bias=False))

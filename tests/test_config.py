@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from fctlib.config import PARAMS_DIR, PresetError, load_preset, resolve_preset_path
+
+PRESETS = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults")
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_validates(name):
+    preset = load_preset(name)
+    assert preset.name == name
+    assert preset.seeds
+
+
+def test_defaults_are_layered_under_the_preset():
+    smoke = load_preset("smoke")
+    assert smoke.old.model.width == 4  # from smoke.yaml
+    assert smoke.old.model.arch == "small_cnn"  # from defaults.yaml
+    assert smoke.side_info.temperature == 0.5
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: x\nold: {model: {widht: 3}}\n", "unknown key 'old.model.widht'"),
+    ("name: x\nbogus: 1\n", "unknown key 'bogus'"),
+    ("name: x\nold: {training: {epochs: ten}}\n", "'old.training.epochs' must be int"),
+    ("name: x\nbct: {weights: 3}\n", "'bct.weights' must be a list"),
+    ("name: x\nold: {training: {epochs: 0}}\n", "impossible value in 'old.training'"),
+    ("name: x\ndistance: manhattan\n", "distance must be one of"),
+    ("name: x\ndata: {tune_fraction: 1.5}\n", "tune_fraction"),
+    ("name: x\nold: {model: {arch: vgg}}\n", "unknown arch"),
+    ("name: x\ndata: {dataset: {name: mnist}}\n", "unknown data set name"),
+])
+def test_bad_presets_name_the_key_and_the_file(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(PresetError) as err:
+        load_preset(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_overrides_are_validated_too(tmp_path):
+    preset = load_preset("smoke", {"old": {"training": {"epochs": 3}}})
+    assert preset.old.training.epochs == 3
+    with pytest.raises(PresetError, match="unknown key 'old.training.epoch'"):
+        load_preset("smoke", {"old": {"training": {"epoch": 3}}})
+
+
+def test_int_accepted_where_float_expected(tmp_path):
+    preset = load_preset(_write(tmp_path, "name: x\nold: {training: {lr: 1}}\n"))
+    assert preset.old.training.lr == 1.0 and isinstance(preset.old.training.lr, float)
+
+
+def test_missing_preset_lists_places():
+    with pytest.raises(FileNotFoundError, match="params"):
+        resolve_preset_path("no-such-preset")
+    assert resolve_preset_path("smoke") == (PARAMS_DIR / "smoke.yaml").resolve()
+    assert Path(resolve_preset_path("params/smoke.yaml")).name == "smoke.yaml"

@@ -1,0 +1,126 @@
+"""The notebooks: stored clean, parameterised, short cells; the whole suite runs with papermill."""
+
+import ast
+import json
+
+import pytest
+
+from fctlib.report import CASE_ORDER, read_table
+from fctlib.runner import NOTEBOOKS_DIR, REPORT, STEPS, run_suite
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+MAX_CELL_LINES = 40
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def test_every_step_has_a_notebook():
+    assert [p.stem for p in NOTEBOOKS] == [*STEPS, REPORT]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_without_outputs(path):
+    for cell in _cells(path):
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_one_parameters_cell_of_plain_literals(path):
+    tagged = [c for c in _cells(path) if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
+    for node in ast.parse("".join(tagged[0]["source"])).body:
+        assert isinstance(node, ast.Assign), f"{path.name}: only assignments in parameters"
+        ast.literal_eval(node.value)  # raises if not a plain literal
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_are_short_and_use_fctlib(path):
+    cells = _cells(path)
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "fctlib" in code
+    for cell in cells:
+        lines = "".join(cell["source"]).count("\n") + 1
+        assert lines <= MAX_CELL_LINES, f"{path.name}: a cell of {lines} lines belongs in fctlib"
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    """The whole suite on the smoke preset, as `make reproduce` runs it (papermill, notebooks/ as
+    the working directory, default parameters but the preset and where to write)."""
+    base = tmp_path_factory.mktemp("suite")
+    return run_suite("smoke", [0], results_dir=base / "results", runs_dir=base / "runs",
+                     log=lambda message: None)
+
+
+def test_suite_writes_executed_notebooks_and_metrics(smoke_results):
+    for step in STEPS:
+        executed = smoke_results / "notebooks" / "seed0" / f"{step}.ipynb"
+        assert any(c.get("outputs") for c in _cells(executed)), step
+    for step in ("data", "old", "side_info", "new", "bct", "transformation", "side_info_size"):
+        assert (smoke_results / "metrics" / "seed0" / f"{step}.json").is_file(), step
+
+
+def test_suite_tables(smoke_results):
+    tables = smoke_results / "tables"
+    main = read_table(tables / "main.csv")
+    assert list(main.columns) == ["case", "top1", "top5", "mAP", "top1_std", "top5_std",
+                                  "mAP_std", "seeds"]
+    assert list(main["case"]) == list(CASE_ORDER)
+    assert main[["top1", "top5", "mAP"]].apply(lambda c: c.between(0, 100)).all().all()
+    assert (main["top5"] >= main["top1"]).all()
+    by_split = read_table(tables / "main_by_split.csv")
+    assert set(by_split["split"]) == {"old", "new", "all"} and "split" in by_split.columns
+    claims = read_table(tables / "claims.csv")
+    assert list(claims.columns) == ["claim", "metric", "verdict", "margin", "seeds_agreeing"]
+    assert set(claims["verdict"]) <= {"holds", "fails", "unresolved"}
+    assert len(claims) == 12
+    sizes = read_table(tables / "side_info_size.csv")
+    assert list(sizes.columns[:4]) == ["side_info_dim", "top1", "top5", "mAP"]
+    assert list(sizes["side_info_dim"]) == [0, 4, 8]
+    assert (tables / "paper_comparison.csv").is_file() and (tables / "main.md").is_file()
+    assert (tables / "main.csv").read_text().startswith("# git_commit: ")
+
+
+def test_report_is_self_contained_with_code_hidden(smoke_results):
+    html = (smoke_results / "report.html").read_text()
+    assert "data:image/png;base64" in html
+    assert "report.write_table" not in html  # code cells are hidden
+    assert "Main comparison" in html
+    for figure in ("main.png", "gap_closed.png", "side_info_size.png"):
+        assert (smoke_results / "figures" / figure).stat().st_size > 1000
+
+
+def test_rerun_resumes_from_cached_steps(smoke_results, tmp_path):
+    runs = smoke_results.parent / "runs" / "smoke" / "seed0"
+    checkpoints = sorted(runs.glob("*/model.pt"))
+    assert checkpoints
+    before = {p: p.stat().st_mtime_ns for p in checkpoints}
+    run_suite("smoke", [0], only=["01_train_old", "05_transformation"],
+              results_dir=smoke_results, runs_dir=smoke_results.parent / "runs", report=False,
+              log=lambda message: None)
+    assert {p: p.stat().st_mtime_ns for p in checkpoints} == before
+
+
+def test_failing_notebook_names_the_error_and_the_executed_copy(tmp_path):
+    from fctlib.runner import StepFailed
+
+    with pytest.raises(StepFailed) as err:
+        run_suite("smoke", [0], only=["00_data"], overrides={"data": {"old_classes": [42]}},
+                  results_dir=tmp_path / "results", runs_dir=tmp_path / "runs",
+                  log=lambda message: None)
+    message = str(err.value)
+    assert "00_data failed" in message and "not class ids" in message
+    assert str(tmp_path / "results" / "notebooks" / "seed0" / "00_data.ipynb") in message
+
+
+def test_invalid_preset_stops_before_any_work(tmp_path):
+    from fctlib.config import PresetError
+
+    with pytest.raises(PresetError, match="unknown key 'old.model.widht'"):
+        run_suite("smoke", [0], overrides={"old": {"model": {"widht": 3}}},
+                  results_dir=tmp_path / "results", log=lambda message: None)
+    assert not (tmp_path / "results").exists()
+

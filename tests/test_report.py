@@ -1,0 +1,101 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from fctlib import report
+
+
+def _split(top1, top5, mAP):
+    values = {"top1": top1, "top5": top5, "mAP": mAP}
+    return {"all": values, "old": values, "new": values}
+
+
+def _seed(old, new, fct_side):
+    return {
+        "old": {"cases": {"old/old": _split(old, 0.5, old / 2)}},
+        "new": {"cases": {"new/new": _split(new, 0.9, new / 2)}},
+        "transformation": {"cases": {"fct/side": _split(fct_side, 0.8, fct_side / 2),
+                                     "fct/no-side": _split(old + 0.01, 0.7, old / 2 + 0.005)}},
+        "side_info_size": {"rows": [{"side_info_dim": 0, "metrics": _split(0.4, 0.6, 0.2)},
+                                    {"side_info_dim": 8, "metrics": _split(0.5, 0.7, 0.3)}]},
+    }
+
+
+METRICS = {0: _seed(0.30, 0.60, 0.50), 1: _seed(0.40, 0.70, 0.45)}
+
+
+def test_main_table_mean_and_std_over_seeds():
+    main = report.main_table(report.case_rows(METRICS)).set_index("case")
+    assert list(main.index) == ["old/old", "new/new", "fct/no-side", "fct/side"]
+    assert main.at["old/old", "top1"] == pytest.approx(35.0)
+    assert main.at["old/old", "top1_std"] == pytest.approx(np.std([30, 40], ddof=1), abs=0.01)
+    assert main.at["fct/side", "mAP"] == pytest.approx(23.75, abs=0.01)
+    assert (main["seeds"] == 2).all()
+
+
+def test_by_split_table_has_three_splits_per_case():
+    table = report.main_by_split_table(report.case_rows(METRICS))
+    assert set(table["split"]) == {"old", "new", "all"}
+    assert len(table) == 4 * 3
+
+
+def test_claim_verdicts_follow_every_seed():
+    claims = report.claims_table(report.case_rows(METRICS)).set_index(["claim", "metric"])
+    # fct/side - old/old: +20 and +5 points -> holds in both seeds
+    assert claims.at[("old/old < fct/no-side", "top1"), "verdict"] == "holds"
+    # fct/side <= new/new: 50 <= 60 and 45 <= 70 -> holds
+    assert claims.at[("fct/side <= new/new", "top1"), "verdict"] == "holds"
+    # fct/no-side < fct/side: 31 < 50 (holds), 41 < 45 (holds)
+    assert claims.at[("fct/no-side < fct/side", "mAP"), "seeds_agreeing"] == "2/2"
+    flipped = {0: _seed(0.30, 0.60, 0.50), 1: _seed(0.40, 0.70, 0.35)}
+    claims = report.claims_table(report.case_rows(flipped)).set_index(["claim", "metric"])
+    # seed 1: fct/side 35 < fct/no-side 41 -> seeds disagree
+    assert claims.at[("fct/no-side < fct/side", "top1"), "verdict"] == "unresolved"
+    failing = {0: _seed(0.30, 0.60, 0.20), 1: _seed(0.40, 0.70, 0.20)}
+    claims = report.claims_table(report.case_rows(failing)).set_index(["claim", "metric"])
+    assert claims.at[("fct/no-side < fct/side", "top1"), "verdict"] == "fails"
+    assert claims.at[("fct/no-side < fct/side", "top1"), "margin"] < 0
+    assert ("bct/old > old/old", "top1") not in claims.index  # no BCT rows: not evaluated
+
+
+def test_gap_closed_of_published_cifar_run():
+    gaps = report.published_gaps()["published CIFAR-100"].set_index("case")
+    # DESIGN: fct/side closes about 72% of the top-1 gap and 79% of the mAP gap on CIFAR-100
+    assert gaps.at["fct/side", "top1_gap_closed"] == pytest.approx((50.2 - 34.2) / (56.5 - 34.2),
+                                                                   abs=1e-3)
+    assert gaps.at["fct/side", "top1_gap_closed"] == pytest.approx(0.72, abs=0.01)
+    assert gaps.at["fct/side", "mAP_gap_closed"] == pytest.approx(0.79, abs=0.01)
+
+
+def test_paper_comparison_keeps_published_numbers_in_their_own_columns():
+    main = report.main_table(report.case_rows(METRICS))
+    table = report.paper_comparison(main, "toy").set_index("case")
+    assert table.at["fct/side", "ours_top1"] == pytest.approx(47.5)
+    assert table.at["fct/side", "cifar100_top1"] == 50.2
+    assert table.at["fct/side", "imagenet_mAP"] == 44.0
+    assert table.at["fct/side", "ours_top1_gap_closed"] == pytest.approx((47.5 - 35) / (65 - 35),
+                                                                         abs=1e-3)
+
+
+def test_side_info_size_table_and_written_tables(tmp_path):
+    sizes = report.side_info_size_table(METRICS)
+    assert list(sizes["side_info_dim"]) == [0, 8]
+    assert sizes["top1"].tolist() == [40.0, 50.0]
+    info = {"git_commit": "abc", "preset": "toy", "packages": {"torch": "x"}}
+    report.write_table(sizes, tmp_path, "side_info_size", info)
+    text = (tmp_path / "side_info_size.csv").read_text()
+    assert text.startswith("# git_commit: abc\n")
+    back = report.read_table(tmp_path / "side_info_size.csv")
+    pd.testing.assert_frame_equal(back[["side_info_dim", "top1"]],
+                                  sizes[["side_info_dim", "top1"]], check_dtype=False)
+    assert "side_info_dim |" in (tmp_path / "side_info_size.md").read_text()
+
+
+def test_metrics_frame_in_percent():
+    frame = report.metrics_frame({"old/old": _split(0.25, 0.5, 0.125)})
+    assert frame.loc["old/old", ("all", "top1")] == 25.0
+
+
+def test_missing_metrics_folder_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make reproduce"):
+        report.load_metrics(tmp_path)
