@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 DISTANCES = ("l2", "cosine")
 
-# Distances held per block when block_size is None (about 21 bytes of work memory each).
+# Distances held per block when block_size is None (about 20 bytes of work memory each).
 _BLOCK_DISTANCES = 2**22
 # Squared norms above this could overflow float32 distances (|distance| <= 3 x max squared norm).
 _MAX_SQUARED_NORM = 2.0**124
@@ -294,8 +294,9 @@ def _positive_ranks(dist, cols, valid, self_cols, work: _Workspace) -> torch.Ten
     has = valid.any(1)
     lo = torch.where(has, pos_dist.masked_fill(~valid, math.inf).amin(1), 0.0)
     hi = torch.where(has, pos_dist.masked_fill(~valid, -math.inf).amax(1), 0.0)
-    # Cell = clamp(floor(dist * scale - shift), 0, beyond): positives fall in [1, num_cells]. The
-    # cap keeps lo * scale finite; a single positive (hi == lo) gets cells a few ulps wide.
+    # Cell = clamp(floor(dist * scale - shift), 0, beyond), positives about [1, num_cells]: any
+    # monotone map is exact, these bounds only keep candidates few. The cap keeps lo * scale
+    # finite; a single positive (hi == lo) gets cells a few ulps wide.
     scale = torch.where(hi > lo, (work.num_cells - 1) / (hi - lo), 2.0**20 / lo.abs())
     scale = torch.minimum(scale, 1e30 / lo.abs().clamp(min=1.0))
     shift = lo * scale - 1.0
