@@ -7,12 +7,20 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import yaml
+
+from . import distributed
+from .checkpoint import save_json
 from .config import PresetError, load_preset
 from .datasets import DatasetSpec, load_dataset
+from .pipeline import Run
 from .runner import REPORT, STEPS, StepFailed, run_suite
 
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+TRAIN_STEPS = ("old", "new", "side", "bct", "transformation")
 
 
 def fetch_data(name: str) -> str:
@@ -34,6 +42,60 @@ def fetch_data(name: str) -> str:
         raise SystemExit(f"{first_error}\n(download failed too: {download_error})") from None
 
 
+def parse_overrides(assignments: list[str]) -> dict:
+    """`a.b.c=value` strings (values parsed as YAML) as a nested overrides dict."""
+    overrides: dict = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {assignment!r}")
+        *parents, leaf = key.split(".")
+        node = overrides
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return overrides
+
+
+def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0) -> Path:
+    """Run the steps under `overrides` and save every case's tune-split metrics with the setting."""
+    started = time.perf_counter()
+    run = Run(preset, seed, overrides=overrides)
+    cases = run.all_cases("tune")
+    record = {"label": label, "overrides": overrides, "seed": seed, "split": "tune",
+              "cases": cases, "wall_seconds": round(time.perf_counter() - started, 1)}
+    return save_json(record, run.results_dir / "exploration" / f"{label}.json")
+
+
+def train_step(run: Run, step: str, side_dim: int | None = None) -> dict[str, list[dict]]:
+    """Train (or load, if finished) the models of one step; returns each model's history. Under
+    torchrun every process calls it and training is data-parallel."""
+    if step not in TRAIN_STEPS:
+        raise ValueError(f"unknown step {step!r}; choose one of {TRAIN_STEPS}")
+    side_dim = run.preset.side_info.model.embedding_dim if side_dim is None else side_dim
+    if side_dim < 0 or (step == "side" and side_dim == 0):
+        raise ValueError(f"side_dim must be >= 1 (>= 0 for the transformation), got {side_dim}")
+    if step in ("old", "new"):
+        return {step: getattr(run, f"{step}_model")[1]}
+    if step == "side":
+        return {f"side:{side_dim}": run.side_info_model(side_dim)[1]}
+    # Every process trains (or loads) the upstream models together; rank 0 then caches their
+    # training-set embeddings, which the other processes read.
+    upstream = {"old": lambda: run.old_model}
+    if step == "transformation":
+        upstream["new"] = lambda: run.new_model
+        if side_dim:
+            upstream[f"side:{side_dim}"] = lambda: run.side_info_model(side_dim)
+    for train_or_load in upstream.values():
+        train_or_load()
+    with distributed.main_process_first():
+        for name in upstream:
+            run.embeddings(name, "train")
+    if step == "bct":
+        return {f"bct:{w}": run.bct_model(w)[1] for w in run.preset.bct.weights}
+    return {f"transformation side:{d}": run.transformation(d)[1] for d in sorted({0, side_dim})}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fct` console script."""
     parser = argparse.ArgumentParser(prog="fct", description=__doc__)
@@ -49,7 +111,38 @@ def main(argv: list[str] | None = None) -> int:
     reproduce.add_argument("--only", nargs="+", choices=[*STEPS, REPORT],
                            help="run only these notebooks")
     reproduce.add_argument("--no-report", action="store_true", help="skip the report")
+    explore = commands.add_parser(
+        "explore", help="evaluate every case on the tune split under changed settings")
+    explore.add_argument("--preset", default="fashion-mnist")
+    explore.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                         help="preset overrides, e.g. old.model.width=16 (values parsed as YAML)")
+    explore.add_argument("--label", required=True, help="name of this setting in the report")
+    explore.add_argument("--seed", type=int, default=0)
+    step = commands.add_parser(
+        "train-step", help="train one step's models; data-parallel under torchrun")
+    step.add_argument("--preset", default="fashion-mnist")
+    step.add_argument("--seed", type=int, default=0)
+    step.add_argument("--step", required=True, choices=TRAIN_STEPS)
+    step.add_argument("--side-dim", type=int,
+                      help="side-info size (default: the preset's; transformation: 0 = none only)")
+    step.add_argument("--runs-dir", help="folder of run artifacts (default: runs/ in the project)")
     args = parser.parse_args(argv)
+    if args.command == "train-step":
+        distributed.init_from_env()
+        main_process = distributed.is_main_process()
+        try:
+            run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
+            histories = train_step(run, args.step, args.side_dim)
+        finally:
+            distributed.shutdown()
+        if main_process:
+            for name, history in histories.items():
+                print(f"{name}: {len(history)} epochs, last loss {history[-1]['loss']:.4f}")
+        return 0
+    if args.command == "explore":
+        path = explore_on_tune(args.preset, parse_overrides(args.set), args.label, args.seed)
+        print(f"tune-split metrics in {path}")
+        return 0
     if args.command == "fetch-data":
         print(f"{args.name}: {fetch_data(args.name)}")
         return 0

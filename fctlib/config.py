@@ -18,6 +18,7 @@ PROJECT_ROOT = project_root()
 PARAMS_DIR = PROJECT_ROOT / "params"
 DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
 DISTANCES = ("l2", "cosine")
+NORMALIZATIONS = ("dataset", "imagenet")
 
 
 class PresetError(ValueError):
@@ -35,10 +36,15 @@ class DataConfig:
     test_per_class: int | None = None
     crop_padding: int = 2
     flip: bool = True
+    normalization: str = "dataset"  # mean/std: the train split's, or ImageNet's (RGB only)
 
     def __post_init__(self):
         if not 0 < self.tune_fraction < 1:
             raise ValueError(f"tune_fraction must be in (0, 1), got {self.tune_fraction}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
+            )
 
 
 @dataclass(frozen=True)

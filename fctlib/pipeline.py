@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import eval_transform, simclr_transform, train_transform
+from .augment import IMAGENET_MEAN, IMAGENET_STD, eval_transform, simclr_transform, train_transform
 from .bct import bct_loss, old_classifier_for_all_classes
 from .checkpoint import save_json
 from .config import Preset, load_preset
@@ -127,7 +127,14 @@ class Run:
     @property
     def _stats(self):
         b = self.splits.bundle
-        return b.image_size, b.channels, b.mean, b.std
+        if self.preset.data.normalization == "dataset":
+            return b.image_size, b.channels, b.mean, b.std
+        if b.channels != 3:
+            raise ValueError(
+                f"normalization 'imagenet' needs RGB images, but {b.source} has {b.channels} "
+                "channel(s); set data.normalization: dataset or data.dataset.channels: 3"
+            )
+        return b.image_size, b.channels, IMAGENET_MEAN, IMAGENET_STD
 
     def _train_tf(self):
         size, ch, mean, std = self._stats
@@ -139,7 +146,10 @@ class Run:
 
     # -- step folders -------------------------------------------------------------------------
     def _data_key(self) -> str:
-        return fingerprint(self.preset.data, self.splits.old_classes)
+        data = dataclasses.asdict(self.preset.data)
+        if data["normalization"] == "dataset":  # added later: at its default, folders keep names
+            del data["normalization"]
+        return fingerprint(data, self.splits.old_classes)
 
     def step_dir(self, step: str, *parts) -> Path:
         """The folder of a step, named by a fingerprint of its parameters and the data."""
@@ -284,6 +294,21 @@ class Run:
         """Metrics by class split ({all, old, new} -> {top1, top5, mAP, ...}) of a case."""
         return evaluate_case(query, gallery, self.splits.split(split).labels,
                              self.splits.old_classes, distance=self.preset.distance)
+
+    def all_cases(self, split: str = "tune") -> dict[str, dict]:
+        """Every case of the main comparison on a split (BCT at each swept weight): the view used
+        to explore a protocol on `tune` before anything is run on `test`."""
+        old, new = self.embeddings("old", split), self.embeddings("new", split)
+        side_dim = self.preset.side_info.model.embedding_dim
+        cases = {"old/old": self.evaluate(old, old, split),
+                 "new/new": self.evaluate(new, new, split)}
+        for w in self.preset.bct.weights:
+            bct = self.embeddings(f"bct:{w}", split)
+            cases[f"bct/old w={w}"] = self.evaluate(bct, old, split)
+            cases[f"bct/bct w={w}"] = self.evaluate(bct, bct, split)
+        for name, dim in (("fct/no-side", 0), ("fct/side", side_dim)):
+            cases[name] = self.evaluate(new, self.transformed_gallery(dim, split), split)
+        return cases
 
     def choose_bct_weight(self) -> tuple[float, list[dict]]:
         """The BCT weight with the best cross-model retrieval (bct/old, mean of top-1 and mAP) on

@@ -219,6 +219,18 @@ def bct_sweep_table(metrics: dict[int, dict[str, dict]]) -> pd.DataFrame:
     return table.rename(columns={"chosen": "seeds_choosing"}).reset_index().round(2)
 
 
+def exploration_table(results_dir: str | Path) -> pd.DataFrame:
+    """Every explored setting (tune split): label, overrides, top-1 and mAP of each case."""
+    rows = []
+    for path in sorted(Path(results_dir, "exploration").glob("*.json")):
+        record = json.loads(path.read_text())
+        row = {"setting": record["label"], "overrides": json.dumps(record["overrides"])}
+        for case, by_split in record["cases"].items():
+            row.update({f"{case} {m}": round(100 * by_split["all"][m], 1) for m in ("top1", "mAP")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def write_table(table: pd.DataFrame, folder: str | Path, name: str, info: dict) -> Path:
     """Write `name.csv` and `name.md` (both headed by provenance comment lines), atomically."""
     folder = Path(folder)
