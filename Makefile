@@ -32,8 +32,9 @@ lab: install
 lint: install
 	$(PY) -m ruff check fctlib tests benchmarks
 
-bench: install
+bench: install data
 	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_transformation_features.py --preset $(PRESET)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

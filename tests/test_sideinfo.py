@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from fctlib.augment import simclr_transform
-from fctlib.datasets import DatasetSpec, load_dataset
 from fctlib.images import ImageSet
 from fctlib.models import ModelSpec
 from fctlib.sideinfo import nt_xent, side_info_training_images, train_side_info_model
@@ -41,15 +40,6 @@ class SpyImages(ImageSet):
         raise AssertionError("not used")
 
 
-@pytest.fixture(scope="module")
-def fashion():
-    try:
-        bundle = load_dataset(DatasetSpec(name="fashion-mnist", download=False))
-    except FileNotFoundError as missing:
-        pytest.skip(f"Fashion-MNIST not installed (run `make data`): {missing}")
-    return bundle
-
-
 def test_nt_xent_hand_values():
     z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     # identical views: each view's partner has cosine 1, the two others cosine 0 and 0
@@ -61,7 +51,8 @@ def test_nt_xent_hand_values():
         nt_xent(z, z[:1], 0.5)
 
 
-def test_side_info_reads_only_old_class_images_and_no_labels(fashion):
+def test_side_info_reads_only_old_class_images_and_no_labels(fashion_mnist):
+    fashion = fashion_mnist
     images = subsample_per_class(fashion.train, 24, seed=0)
     spy = SpyImages(images)
     old_classes = [0, 1, 2, 3, 4]

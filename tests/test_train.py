@@ -3,7 +3,6 @@ import torch
 
 from fctlib.augment import train_transform
 from fctlib.checkpoint import load_torch
-from fctlib.datasets import DatasetSpec, load_dataset
 from fctlib.images import LabeledDataset
 from fctlib.models import ModelSpec, build_model
 from fctlib.splits import subsample_per_class
@@ -13,13 +12,9 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def fashion_small():
-    try:
-        bundle = load_dataset(DatasetSpec(name="fashion-mnist", download=False))
-    except FileNotFoundError as missing:
-        pytest.skip(f"Fashion-MNIST not installed (run `make data`): {missing}")
-    images = subsample_per_class(bundle.train, 64, seed=0)
-    transform = train_transform(28, 1, bundle.mean, bundle.std)
+def fashion_small(fashion_mnist):
+    images = subsample_per_class(fashion_mnist.train, 64, seed=0)
+    transform = train_transform(28, 1, fashion_mnist.mean, fashion_mnist.std)
     return LabeledDataset(images, transform)
 
 
