@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .images import ImageSet, LabeledDataset
 from .runtime import autocast, default_device, prepare_model, to_device

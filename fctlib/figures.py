@@ -97,17 +97,18 @@ def plot_cases(table: pd.DataFrame, metrics: tuple[str, ...] = ("top1", "mAP")) 
     return fig
 
 
-def plot_gap_closed(ours: pd.DataFrame, published: pd.DataFrame | None = None) -> plt.Figure:
-    """Share of the old-to-new gap each method closes (ours, and published where given)."""
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    frames = {"ours": ours} if published is None else {"ours": ours, **published}
-    width = 0.8 / (2 * len(frames))
-    for j, (label, frame) in enumerate(frames.items()):
-        x = np.arange(len(frame))
-        for i, m in enumerate(("top1", "mAP")):
-            offset = (2 * j + i) * width
-            ax.bar(x + offset, frame[f"{m}_gap_closed"], width, label=f"{label} {m}")
-        ax.set_xticks(np.arange(len(ours)) + 0.4 - width / 2, ours["case"], rotation=20)
+def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | None = None
+                    ) -> plt.Figure:
+    """Share of the old-to-new gap each case closes: ours, and each published run where given."""
+    frames = {"ours": ours, **(published or {})}
+    cases = list(ours["case"])
+    bars = [(label, m) for label in frames for m in ("top1", "mAP")]
+    width = 0.8 / len(bars)
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for i, (label, m) in enumerate(bars):
+        values = frames[label].set_index("case")[f"{m}_gap_closed"].reindex(cases)
+        ax.bar(np.arange(len(cases)) + i * width, values, width, label=f"{label} {m}")
+    ax.set_xticks(np.arange(len(cases)) + 0.4 - width / 2, cases, rotation=20)
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_ylabel("share of old->new gap closed")

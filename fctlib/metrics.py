@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 DISTANCES = ("l2", "cosine")
 

@@ -59,10 +59,15 @@ def provenance(preset: str, seeds: list[int], command: str | None = None,
         "seeds": list(seeds),
         "packages": package_versions(),
         "machine": machine(),
-        "command": command or " ".join(sys.argv),
+        "command": command or _command_line(),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _command_line() -> str:
+    program = "fct" if sys.argv[0].endswith(("cli.py", "fct")) else sys.argv[0]
+    return " ".join([program, *sys.argv[1:]])
 
 
 def provenance_comment(info: dict) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import atomic_write
-from .provenance import provenance_comment
+from .provenance import git_commit, provenance, provenance_comment
 
 METRICS = ("top1", "top5", "mAP")
 CASE_ORDER = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
@@ -241,6 +241,13 @@ def write_table(table: pd.DataFrame, folder: str | Path, name: str, info: dict) 
     md_comment = "".join(f"<!-- {line[2:]} -->\n" for line in comment.splitlines())
     atomic_write(folder / f"{name}.md", lambda tmp: tmp.write_text(md_comment + markdown + "\n"))
     return folder / f"{name}.csv"
+
+
+def run_provenance(results_dir: str | Path, preset: str, seeds: list[int]) -> dict:
+    """The provenance of the run that made the metrics (results/<preset>/last_run.json, written
+    by the runner), plus the commit that rendered this report."""
+    info = read_json_if_exists(Path(results_dir) / "last_run.json") or provenance(preset, seeds)
+    return {**info, "seeds": seeds, "report_commit": git_commit()}
 
 
 def read_json_if_exists(path: str | Path) -> dict | None:

@@ -87,8 +87,9 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
             save_json(timings, results / "notebooks" / f"seed{seed}" / "timings.json")
     if report and (not only or REPORT in only):
         log(f"[{config.name}] report ...")
-        save_json(provenance(config.name, seeds, wall_seconds=time.perf_counter() - started),
-                  results / "last_run.json")
+        if steps:  # provenance of the run that made these metrics; a report-only run keeps it
+            save_json(provenance(config.name, seeds, wall_seconds=time.perf_counter() - started),
+                      results / "last_run.json")
         executed = results / "notebooks" / f"{REPORT}.ipynb"
         execute(REPORT, executed, {k: common[k] for k in ("preset", "overrides", "results_dir")})
         render_html(executed, results / "report.html")

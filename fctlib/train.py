@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import distributed
 from .checkpoint import load_torch, save_torch

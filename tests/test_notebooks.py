@@ -81,7 +81,10 @@ def test_suite_tables(smoke_results):
     assert list(sizes.columns[:4]) == ["side_info_dim", "top1", "top5", "mAP"]
     assert list(sizes["side_info_dim"]) == [0, 4, 8]
     assert (tables / "paper_comparison.csv").is_file() and (tables / "main.md").is_file()
-    assert (tables / "main.csv").read_text().startswith("# git_commit: ")
+    head = (tables / "main.csv").read_text().split("\ncase,")[0]
+    for key in ("git_commit", "report_commit", "preset", "seeds", "packages", "machine",
+                "command", "wall_seconds"):
+        assert f"# {key}: " in head, key
 
 
 def test_report_is_self_contained_with_code_hidden(smoke_results):
