@@ -15,7 +15,7 @@ PACKAGES = ("torch", "torchvision", "numpy", "faiss-cpu", "pandas", "papermill")
 
 
 def git_commit() -> str:
-    """The checked-out commit (with `-dirty` when tracked files changed), or `unknown`."""
+    """The checked-out commit (`-dirty` when tracked code or params changed), or `unknown`."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=project_root(), capture_output=True,
                               text=True, timeout=10)
@@ -24,7 +24,9 @@ def git_commit() -> str:
         head = git("rev-parse", "--short=12", "HEAD")
         if head.returncode != 0:
             return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        # results/ is what a run writes, not what produced it
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                    ":(exclude)results").stdout.strip()
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
