@@ -147,11 +147,6 @@ def load_preset(preset: str | Path, overrides: dict | None = None) -> Preset:
     return _build(Preset, merged, source, "")
 
 
-def preset_to_dict(preset: Preset) -> dict:
-    """The preset as plain data (for provenance and fingerprints)."""
-    return dataclasses.asdict(preset)
-
-
 def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}

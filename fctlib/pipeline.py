@@ -41,7 +41,6 @@ from .train import TrainConfig, classification_loss, train
 from .transformation import Transformation, train_transformation, upgrade_embeddings
 
 SPLIT_SEED = 0  # data splits are fixed across seeds: seeds vary initialisation and training only
-CASES = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
 
 
 def fingerprint(*parts) -> str:
