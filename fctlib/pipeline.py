@@ -64,6 +64,7 @@ class Splits:
 
     @property
     def new_classes(self) -> list[int]:
+        """The classes only the new model sees."""
         return [c for c in range(self.bundle.num_classes) if c not in self.old_classes]
 
     def split(self, name: str) -> ImageSet:
@@ -120,6 +121,7 @@ class Run:
 
     @cached_property
     def splits(self) -> Splits:
+        """The preset's data splits, loaded once per run."""
         return load_splits(self.preset)
 
     # -- transforms ---------------------------------------------------------------------------
