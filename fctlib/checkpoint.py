@@ -18,6 +18,7 @@ def atomic_write(path: str | Path, write) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; artifacts are not
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -33,6 +34,12 @@ def save_torch(obj, path: str | Path) -> Path:
 def load_torch(path: str | Path, map_location="cpu"):
     """torch.load of a file written by `save_torch` (trusted, written by this suite)."""
     return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def load_json_if_exists(path: str | Path):
+    """The JSON at `path`, or None when there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def save_json(obj, path: str | Path) -> Path:

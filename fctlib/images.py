@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
+
+from .checkpoint import atomic_write
 
 _PIL_MODES = {1: "L", 3: "RGB"}
 
@@ -209,19 +209,12 @@ def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
 
 def save_npy_atomic(array: np.ndarray, path: Path) -> None:
     """Write `array` to `path` (.npy) via a temporary file and a rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is not
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 class LabeledDataset(torch.utils.data.Dataset):

@@ -24,7 +24,7 @@ from .checkpoint import save_json
 from .config import Preset, load_preset
 from .datasets import DataBundle, load_dataset, project_root
 from .embed import embed
-from .images import ImageSet, LabeledDataset
+from .images import ImageSet, LabeledDataset, save_npy_atomic
 from .metrics import evaluate_case
 from .models import EmbeddingClassifier, ModelSpec, build_model
 from .runtime import default_device, seed_everything
@@ -245,10 +245,7 @@ class Run:
             return np.load(path)
         array = embed(self._encoder(name), self.splits.split(split), self._eval_tf(),
                       device=self.device, desc=f"embed {name} {split}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, array)
-        tmp.replace(path)
+        save_npy_atomic(array, path)
         return array
 
     # -- transformation -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import atomic_write
+from .checkpoint import atomic_write, load_json_if_exists
 from .provenance import git_commit, provenance, provenance_comment
 
 METRICS = ("top1", "top5", "mAP")
@@ -246,14 +246,8 @@ def write_table(table: pd.DataFrame, folder: str | Path, name: str, info: dict) 
 def run_provenance(results_dir: str | Path, preset: str, seeds: list[int]) -> dict:
     """The provenance of the run that made the metrics (results/<preset>/last_run.json, written
     by the runner), plus the commit that rendered this report."""
-    info = read_json_if_exists(Path(results_dir) / "last_run.json") or provenance(preset, seeds)
+    info = load_json_if_exists(Path(results_dir) / "last_run.json") or provenance(preset, seeds)
     return {**info, "seeds": seeds, "report_commit": git_commit()}
-
-
-def read_json_if_exists(path: str | Path) -> dict | None:
-    """The JSON at `path`, or None when there is no such file."""
-    path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

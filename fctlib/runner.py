@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from .checkpoint import atomic_write, save_json
+from .checkpoint import atomic_write, load_json_if_exists, save_json
 from .config import load_preset, resolve_preset_path
 from .datasets import project_root
 from .provenance import provenance
@@ -78,7 +77,7 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
               "runs_dir": str(Path(runs_dir).resolve()) if runs_dir else None}
     started = time.perf_counter()
     for seed in seeds:
-        timings = _read_timings(results, seed)
+        timings = load_json_if_exists(results / "notebooks" / f"seed{seed}" / "timings.json") or {}
         for i, step in enumerate(steps, 1):
             log(f"[{config.name} seed {seed}] {i}/{len(steps)} {step} ...")
             out = results / "notebooks" / f"seed{seed}" / f"{step}.ipynb"
@@ -96,7 +95,3 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
         log(f"[{config.name}] report: {results / 'report.html'}")
     return results
 
-
-def _read_timings(results: Path, seed: int) -> dict:
-    path = results / "notebooks" / f"seed{seed}" / "timings.json"
-    return json.loads(path.read_text()) if path.exists() else {}
