@@ -147,10 +147,7 @@ class Run:
 
     # -- step folders -------------------------------------------------------------------------
     def _data_key(self) -> str:
-        data = dataclasses.asdict(self.preset.data)
-        if data["normalization"] == "dataset":  # added later: at its default, folders keep names
-            del data["normalization"]
-        return fingerprint(data, self.splits.old_classes)
+        return fingerprint(self.preset.data, self.splits.old_classes)
 
     def step_dir(self, step: str, *parts) -> Path:
         """The folder of a step, named by a fingerprint of its parameters and the data."""
