@@ -33,8 +33,7 @@ lint: install
 	$(PY) -m ruff check fctlib tests benchmarks
 
 bench: install data
-	$(PY) benchmarks/bench_metrics.py
-	$(PY) benchmarks/bench_transformation_features.py --preset $(PRESET)
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

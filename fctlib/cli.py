@@ -1,4 +1,4 @@
-"""The `fct` command line: fetch data sets and run the suite."""
+"""The `fct` command line: fetch data sets, run the suite, upgrade and search a gallery."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ import yaml
 
 from . import distributed
 from .checkpoint import save_json
+from .cluster import dask_client, threads_per_worker
 from .config import PresetError, load_preset
 from .datasets import DatasetSpec, load_dataset
+from .gallery_store import GalleryStoreError
 from .pipeline import Run
 from .runner import REPORT, STEPS, StepFailed, run_suite
+from .upgrade import INDEX_KINDS, IVF_FROM, METRICS, upgrade_gallery
 
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 TRAIN_STEPS = ("old", "new", "side", "bct", "transformation")
@@ -96,6 +99,65 @@ def train_step(run: Run, step: str, side_dim: int | None = None) -> dict[str, li
     return {f"transformation side:{d}": run.transformation(d)[1] for d in sorted({0, side_dim})}
 
 
+GALLERY_COMMANDS = ("export-gallery", "upgrade", "search")
+
+
+def add_gallery_commands(commands) -> None:
+    """The subcommands that export, upgrade and search a gallery store."""
+    export = commands.add_parser(
+        "export-gallery", help="write a run's gallery store (old embeddings + side-info) and h")
+    export.add_argument("--preset", default="fashion-mnist")
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--split", default="test", choices=["train", "tune", "test"])
+    export.add_argument("--side-dim", type=int, help="side-info size (default: the preset's)")
+    export.add_argument("--shard-size", type=int, default=10_000)
+    export.add_argument("--out", required=True, help="folder for gallery/ and transformation.pt")
+    export.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
+    upgrade = commands.add_parser(
+        "upgrade", help="upgrade a gallery store with a transformation, shard by shard")
+    upgrade.add_argument("store", help="gallery store folder (manifest.json + shard-*/)")
+    upgrade.add_argument("--transformation", required=True, help="a saved transformation (.pt)")
+    upgrade.add_argument("--out", help="output folder (default: <store>-upgraded)")
+    upgrade.add_argument("--index", default="auto", choices=INDEX_KINDS,
+                         help=f"faiss index: auto = IVF from {IVF_FROM:,} items, else flat")
+    upgrade.add_argument("--metric", default="l2", choices=METRICS)
+    upgrade.add_argument("--batch-size", type=int, default=8192)
+    upgrade.add_argument("--workers", type=int, help="map shards on a local Dask cluster")
+    upgrade.add_argument("--scheduler", help="map shards on the Dask scheduler at this address")
+    search = commands.add_parser(
+        "search", help="query an upgraded gallery exported from a run with its new model")
+    search.add_argument("upgraded", help="an upgrade's output folder")
+    search.add_argument("--queries", nargs="*", type=int, default=[0],
+                        help="positions in the split whose neighbours to print")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
+
+
+def run_gallery_command(args) -> int:
+    """Run `export-gallery`, `upgrade` or `search`; bad input ends with a one-line message."""
+    from .deployment import export_gallery, search_run
+
+    try:
+        if args.command == "export-gallery":
+            run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
+            store, path = export_gallery(run, args.out, split=args.split, side_dim=args.side_dim,
+                                         shard_size=args.shard_size)
+            print(f"gallery store: {store.folder} ({store.count} items, {len(store.shards)} "
+                  f"shards)\ntransformation: {path}")
+        elif args.command == "upgrade":
+            with dask_client(args.workers, args.scheduler) as client:
+                upgrade_gallery(args.store, args.transformation, args.out, index=args.index,
+                                metric=args.metric, batch_size=args.batch_size, client=client,
+                                threads=threads_per_worker(args.workers))
+        else:
+            found = search_run(args.upgraded, args.queries, args.k, args.runs_dir)
+            print(yaml.safe_dump(found, sort_keys=False, default_flow_style=None), end="")
+    except (GalleryStoreError, PresetError, FileNotFoundError, ValueError) as err:
+        print(f"fct {args.command}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fct` console script."""
     parser = argparse.ArgumentParser(prog="fct", description=__doc__)
@@ -126,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     step.add_argument("--side-dim", type=int,
                       help="side-info size (default: the preset's; transformation: 0 = none only)")
     step.add_argument("--runs-dir", help="folder of run artifacts (default: runs/ in the project)")
+    add_gallery_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in GALLERY_COMMANDS:
+        return run_gallery_command(args)
     if args.command == "train-step":
         distributed.init_from_env()
         main_process = distributed.is_main_process()

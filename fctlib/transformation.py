@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from .checkpoint import load_torch, save_torch
 from .runtime import default_device
 from .train import TrainConfig, train
+
+TRANSFORMATION_FORMAT = "fct-transformation/1"
 
 
 def _mlp(widths: list[int], last_plain: bool) -> list[nn.Module]:
@@ -35,6 +40,7 @@ class Transformation(nn.Module):
         if min(old_dim, new_dim) < 1 or side_info_dim < 0 or not branch_widths:
             raise ValueError("need old_dim, new_dim >= 1, side_info_dim >= 0, non-empty branches")
         self.old_dim, self.side_info_dim, self.new_dim = old_dim, side_info_dim, new_dim
+        self.branch_widths, self.mixer_widths = tuple(branch_widths), tuple(mixer_widths)
         side_in = side_info_dim or old_dim
         self.old_branch = nn.Sequential(*_mlp([old_dim, *branch_widths], last_plain=False))
         self.side_branch = nn.Sequential(*_mlp([side_in, *branch_widths], last_plain=False))
@@ -113,9 +119,35 @@ def upgrade_embeddings(
     out = np.empty((len(old), model.new_dim), dtype=np.float32)
     for start in range(0, len(old), batch_size):
         stop = start + batch_size
-        o = torch.as_tensor(np.asarray(old[start:stop]), dtype=torch.float32, device=device)
+        # np.array copies: memory-mapped stores are read-only and torch wants writable arrays
+        o = torch.as_tensor(np.array(old[start:stop], np.float32), device=device)
         s = None if not model.side_info_dim else torch.as_tensor(
-            np.asarray(side[start:stop]), dtype=torch.float32, device=device
+            np.array(side[start:stop], np.float32), device=device
         )
         out[start:stop] = model(o, s).float().cpu().numpy()
     return out
+
+
+def save_transformation(model: Transformation, path: str | Path) -> Path:
+    """Save h with its sizes, so `load_transformation` rebuilds it without the preset."""
+    sizes = {"old_dim": model.old_dim, "side_info_dim": model.side_info_dim,
+             "new_dim": model.new_dim, "branch_widths": list(model.branch_widths),
+             "mixer_widths": list(model.mixer_widths)}
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    return save_torch({"format": TRANSFORMATION_FORMAT, "sizes": sizes, "state_dict": state}, path)
+
+
+def load_transformation(path: str | Path) -> Transformation:
+    """A transformation saved by `save_transformation`, in eval mode on the CPU."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"transformation file {path} not found (export one with "
+                                "`fct export-gallery`, or save_transformation in Python)")
+    saved = load_torch(path)
+    if not isinstance(saved, dict) or saved.get("format") != TRANSFORMATION_FORMAT:
+        raise ValueError(f"{path} is not a transformation saved by fctlib.save_transformation")
+    sizes = saved["sizes"]
+    model = Transformation(sizes["old_dim"], sizes["side_info_dim"], sizes["new_dim"],
+                           tuple(sizes["branch_widths"]), tuple(sizes["mixer_widths"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()

@@ -1,0 +1,160 @@
+"""`make bench`: every benchmark in its own child process, written to results/benchmarks/ as
+benchmarks.json and a readable benchmarks.md (machine, command, date, each figure and its goal).
+
+Run it on an otherwise idle machine: the figures are wall-clock times. Usage:
+.venv/bin/python benchmarks/run_all.py [--items 1000000] [--out results/benchmarks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from common import run_measured
+
+from fctlib.checkpoint import atomic_write, save_json
+from fctlib.datasets import project_root
+from fctlib.provenance import git_commit
+
+HERE = Path(__file__).resolve().parent
+GOALS = {  # figure: (comparison, bound, what the issue asks)
+    "transform_vs_backfill": (">=", 100, "the transformation at least 100x cheaper per item"),
+    "migrate_1m_seconds": ("<=", 300, "1M items upgraded in 5 minutes or less"),
+    "migrate_1m_peak_rss_mb": ("<=", 2048, "... with 2 GB peak memory or less"),
+    "eval_50k_peak_rss_mb": ("<=", 4096, "exact evaluation at N = 50,000 within 4 GB"),
+}
+
+
+def child_json(script: str, *args: str) -> dict:
+    """Run a benchmark script and parse the JSON line it prints last."""
+    done = run_measured([sys.executable, str(HERE / script), *args])
+    return json.loads(done["stdout"].strip().splitlines()[-1])
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def default_preset_wall_time() -> dict:
+    """Seconds per seed of the committed default-preset run (results/fashion-mnist)."""
+    record = json.loads((project_root() / "results/fashion-mnist/last_run.json").read_text())
+    return {"seconds_per_seed": record["wall_seconds"] / len(record["seeds"]),
+            "seeds": record["seeds"], "command": record["command"],
+            "git_commit": record["git_commit"], "date": record["date"],
+            "source": "results/fashion-mnist/last_run.json"}
+
+
+def measure(items: int) -> dict:
+    """Every figure of the benchmark, in a dict."""
+    transform = child_json("bench_throughput.py", "transform")
+    backfill = child_json("bench_throughput.py", "backfill")
+    migrate = child_json("bench_migrate.py", "--items", str(items))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "metrics.json"
+        run_measured([sys.executable, str(HERE / "bench_metrics.py"), "--sizes", "50000",
+                      "--json", str(path)])
+        evaluation = json.loads(path.read_text())["results"][0]
+    training = child_json("bench_training.py")
+    name = "migrate_1m" if items == 1_000_000 else f"migrate_{items}"
+    return {
+        "transform_items_per_s": transform["items_per_s"],
+        "backfill_items_per_s": backfill["items_per_s"],
+        "transform_vs_backfill": transform["items_per_s"] / backfill["items_per_s"],
+        "throughput_batch_size": transform["batch_size"],
+        f"{name}_seconds": migrate["seconds"],
+        f"{name}_peak_rss_mb": migrate["peak_rss_mb"],
+        "migrate_details": migrate,
+        "eval_50k_seconds": evaluation["seconds"],
+        "eval_50k_peak_rss_mb": evaluation["peak_rss_mb"],
+        "default_preset_wall": default_preset_wall_time(),
+        "training_throughput": training,
+    }
+
+
+def goals(figures: dict) -> list[dict]:
+    """Each goal of the issue with its figure and whether it is met."""
+    rows = []
+    for key, (op, bound, what) in GOALS.items():
+        if key in figures:
+            value = figures[key]
+            met = value >= bound if op == ">=" else value <= bound
+            rows.append({"figure": key, "value": value, "goal": f"{op} {bound}", "met": met,
+                         "what": what})
+    return rows
+
+
+def markdown(report: dict) -> str:
+    """benchmarks.md: the machine, the command, the goals, then every figure."""
+    f, m = report["figures"], report["machine"]
+    t = f["training_throughput"]
+    lines = [
+        "# fct-suite benchmarks", "",
+        f"Measured {report['date']} by `{report['command']}` at commit {report['git_commit']}.",
+        f"Machine: {m['cpu']}, {m['cpu_count']} cores, {m['memory_gb']} GB, {m['platform']}; "
+        f"torch {m['torch']} with {m['torch_threads']} threads. Peak memory is each child "
+        "process's maximum resident set size (as `/usr/bin/time -v` reports it).", "",
+        "| goal | figure | value | met |", "|---|---|---|---|",
+        *[f"| {g['what']} | `{g['figure']}` {g['goal']} | {g['value']:,.1f} | "
+          f"{'yes' if g['met'] else '**no**'} |" for g in report["goals"]],
+        "", "| figure | value |", "|---|---|",
+        f"| transform_items_per_s (reference MLP, batch {f['throughput_batch_size']}) | "
+        f"{f['transform_items_per_s']:,.0f} |",
+        f"| backfill_items_per_s (JPEG decode + ResNet-50-128 at 224 px, same batch) | "
+        f"{f['backfill_items_per_s']:,.1f} |",
+        f"| eval_50k_seconds (exact metrics, d = 128) | {f['eval_50k_seconds']:,.1f} |",
+        f"| default preset, seconds per seed ({f['default_preset_wall']['source']}) | "
+        f"{f['default_preset_wall']['seconds_per_seed']:,.0f} |",
+        f"| CNN training, decoded-once image cache, images/s | "
+        f"{t['image_cache']['decoded_once_cache']:,.0f} |",
+        f"| CNN training, JPEG decoded at every step, images/s | "
+        f"{t['image_cache']['decode_every_step']:,.0f} |",
+        f"| fitting h on cached features, items/s | "
+        f"{t['transformation_features']['cached_features']:,.0f} |",
+        f"| fitting h with features computed per batch, items/s | "
+        f"{t['transformation_features']['on_the_fly']:,.0f} |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000, help="gallery size to migrate")
+    parser.add_argument("--out", default=str(project_root() / "results" / "benchmarks"))
+    args = parser.parse_args()
+    figures = measure(args.items)
+    report = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["benchmarks/run_all.py", *sys.argv[1:]]),
+        "git_commit": git_commit(),
+        "machine": {"platform": platform.platform(), "cpu": cpu_model(),
+                    "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads(),
+                    "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
+                                       * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "figures": figures,
+    }
+    report["goals"] = goals(figures)
+    out = Path(args.out)
+    save_json(report, out / "benchmarks.json")
+    text = markdown(report)
+    atomic_write(out / "benchmarks.md", lambda tmp: tmp.write_text(text))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

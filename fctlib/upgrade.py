@@ -1,0 +1,236 @@
+"""Upgrade a stored gallery without images: h(old embedding, side-info) shard by shard, then a faiss
+index of the new embeddings with the same ids.
+
+Output folder (default: `<store>-upgraded`, next to the input)::
+
+    job.json                 which store and transformation (sha256) this output belongs to
+    shard-00000/new.npy      float32 (n, new_dim); shard-00000/ids.npy, written last
+    index.faiss              flat or IVF index over every shard, ids as faiss ids
+    manifest.json            counts, index settings, "verified": true; written last of all
+
+The input store is only read (memory-mapped). A shard is finished when its ids.npy exists, so an
+interrupted upgrade resumes at the first unfinished shard; shards are independent and can be
+mapped across the workers of a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from functools import lru_cache, partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import atomic_write, load_json_if_exists, save_json
+from .gallery_store import (
+    MANIFEST,
+    GalleryStoreError,
+    Shard,
+    check_npy,
+    open_gallery_store,
+    read_manifest,
+)
+from .images import save_npy_atomic
+from .transformation import Transformation, load_transformation, upgrade_embeddings
+
+UPGRADE_FORMAT = "fct-upgraded-gallery/1"
+INDEX_FILE = "index.faiss"
+JOB_FILE = "job.json"
+INDEX_KINDS = ("auto", "flat", "ivf")
+METRICS = ("l2", "cosine")
+IVF_FROM = 250_000  # "auto" builds an IVF index from this many items on, a flat one below
+IVF_TRAIN_PER_LIST = 64
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_output(store: str | Path) -> Path:
+    """Where an upgrade is written by default: `<store>-upgraded` beside the store."""
+    store = Path(store).resolve()
+    return store.with_name(store.name + "-upgraded")
+
+
+def check_compatible(model: Transformation, store, transformation_path: Path) -> None:
+    """Stop, naming both files, when h was trained for other embedding or side-info sizes."""
+    if (model.old_dim, model.side_info_dim) != (store.old_dim, store.side_info_dim):
+        raise GalleryStoreError(
+            f"transformation {transformation_path} was trained for {model.old_dim}-d old "
+            f"embeddings and {model.side_info_dim}-d side-info, but the store {store.folder} "
+            f"holds {store.old_dim}-d and {store.side_info_dim}-d; use the transformation "
+            "fitted for this old model and side-info model")
+
+
+@lru_cache(maxsize=4)
+def _cached_transformation(path: str, sha256: str) -> Transformation:
+    return load_transformation(path)
+
+
+def shard_finished(out_shard: Path, count: int, new_dim: int) -> bool:
+    """Whether an output shard is complete (its ids.npy, written last, exists and fits)."""
+    try:
+        check_npy(out_shard / "ids.npy", (count,), "i")
+        check_npy(out_shard / "new.npy", (count, new_dim), "f")
+    except GalleryStoreError:
+        return False
+    return True
+
+
+def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_sha256: str,
+                  *, batch_size: int = 8192, threads: int | None = None) -> str:
+    """Upgrade one shard into out/<shard name>/ (a no-op when already finished); returns its name.
+
+    Runs in a worker process when mapped on a Dask cluster, so it takes only plain arguments.
+    """
+    model = _cached_transformation(str(transformation), transformation_sha256)
+    target = out / shard.name
+    if shard_finished(target, shard.count, model.new_dim):
+        return shard.name
+    if threads:
+        torch.set_num_threads(threads)
+    new = upgrade_embeddings(model, shard.old(), shard.side(), batch_size=batch_size,
+                             device=torch.device("cpu"))
+    save_npy_atomic(new, target / "new.npy")
+    save_npy_atomic(np.array(shard.ids(), dtype=np.int64), target / "ids.npy")
+    return shard.name
+
+
+def _start_job(out: Path, store, transformation: Path, sha256: str) -> None:
+    job = {"store": str(store.folder.resolve()),
+           "store_manifest_sha256": file_sha256(store.folder / MANIFEST),
+           "transformation": str(transformation.resolve()), "transformation_sha256": sha256}
+    previous = load_json_if_exists(out / JOB_FILE)
+    same = ("store_manifest_sha256", "transformation_sha256")
+    if previous is not None and any(previous.get(k) != job[k] for k in same):
+        raise GalleryStoreError(
+            f"{out} holds an upgrade of another store or by another transformation "
+            f"(see {out / JOB_FILE}); remove that folder or pass another output folder")
+    if previous is None:
+        save_json(job, out / JOB_FILE)
+
+
+def _normalized(x: np.ndarray, metric: str) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x
+
+
+def _training_sample(parts: list[Path], counts: list[int], size: int, seed: int) -> np.ndarray:
+    """`size` vectors drawn uniformly without replacement across the shards (read by mmap)."""
+    total = sum(counts)
+    picks = np.sort(np.random.default_rng(seed).choice(total, size=min(size, total),
+                                                       replace=False))
+    chunks, start = [], 0
+    for part, count in zip(parts, counts, strict=True):
+        local = picks[(picks >= start) & (picks < start + count)] - start
+        if len(local):
+            chunks.append(np.load(part / "new.npy", mmap_mode="r")[local])
+        start += count
+    return np.concatenate(chunks)
+
+
+def build_index(parts: list[Path], counts: list[int], dim: int, *, kind: str = "auto",
+                metric: str = "l2", seed: int = 0):
+    """A faiss index over the new embeddings of the output shards, added shard by shard with
+    their ids: exact (flat) or IVF (nlist = sqrt(N), trained on a sample); returns (index, info)."""
+    import faiss
+
+    if kind not in INDEX_KINDS or metric not in METRICS:
+        raise ValueError(f"index kind must be one of {INDEX_KINDS} and metric one of {METRICS}")
+    total = sum(counts)
+    kind = ("ivf" if total >= IVF_FROM else "flat") if kind == "auto" else kind
+    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    flat = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
+    info = {"kind": kind, "metric": metric, "ntotal": total}
+    if kind == "flat":
+        index = faiss.IndexIDMap(flat)
+    else:
+        nlist = max(1, int(math.sqrt(total)))
+        index = faiss.IndexIVFFlat(flat, dim, nlist, faiss_metric)
+        sample = _training_sample(parts, counts, IVF_TRAIN_PER_LIST * nlist, seed)
+        index.train(_normalized(sample, metric))
+        index.nprobe = min(nlist, 16)
+        info.update(nlist=nlist, nprobe=index.nprobe, trained_on=len(sample))
+    for part in tqdm(parts, desc="index", leave=False):
+        ids = np.load(part / "ids.npy")
+        index.add_with_ids(_normalized(np.load(part / "new.npy", mmap_mode="r"), metric), ids)
+    return index, info
+
+
+def verify_upgrade(store, out: Path, new_dim: int) -> int:
+    """Check every output shard against its input shard (count, ids, finite values)."""
+    for shard in store.shards:
+        target = out / shard.name
+        ids = check_npy(target / "ids.npy", (shard.count,), "i")
+        new = check_npy(target / "new.npy", (shard.count, new_dim), "f")
+        if not np.array_equal(ids, shard.ids()):
+            raise GalleryStoreError(f"{target / 'ids.npy'} does not match {shard.folder}/ids.npy")
+        if not np.isfinite(new).all():
+            raise GalleryStoreError(f"{target / 'new.npy'} holds non-finite values")
+    return store.count
+
+
+def upgrade_gallery(store: str | Path, transformation: str | Path, out: str | Path | None = None,
+                    *, index: str = "auto", metric: str = "l2", batch_size: int = 8192,
+                    client=None, threads: int | None = None,
+                    log: Callable[[str], None] = print) -> Path:
+    """Upgrade every shard of a store (resuming a partial output), index and verify the result.
+
+    `client`: a dask.distributed Client to map shards across its workers (None: this process).
+    """
+    if index not in INDEX_KINDS or metric not in METRICS:
+        raise ValueError(f"index must be one of {INDEX_KINDS} and metric one of {METRICS}")
+    store = open_gallery_store(store)
+    transformation = Path(transformation)
+    model = load_transformation(transformation)
+    check_compatible(model, store, transformation)
+    sha = file_sha256(transformation)
+    out = Path(out) if out else default_output(store.folder)
+    if out.resolve() == store.folder.resolve():
+        raise GalleryStoreError("the output folder must differ from the store (never modified)")
+    _start_job(out, store, transformation, sha)
+    todo = [s for s in store.shards if not shard_finished(out / s.name, s.count, model.new_dim)]
+    log(f"{store.count} items in {len(store.shards)} shards; {len(todo)} to upgrade")
+    task = partial(upgrade_shard, out=out, transformation=transformation,
+                   transformation_sha256=sha, batch_size=batch_size, threads=threads)
+    if client is not None:
+        client.gather(client.map(task, todo, pure=False))
+    else:
+        for shard in tqdm(todo, desc="upgrade", leave=False):
+            task(shard)
+    count = verify_upgrade(store, out, model.new_dim)
+    parts = [out / s.name for s in store.shards]
+    faiss_index, info = build_index(parts, [s.count for s in store.shards], model.new_dim,
+                                    kind=index, metric=metric)
+    if faiss_index.ntotal != count:
+        raise GalleryStoreError(f"index holds {faiss_index.ntotal} vectors, expected {count}")
+    import faiss
+
+    atomic_write(out / INDEX_FILE, lambda tmp: faiss.write_index(faiss_index, str(tmp)))
+    manifest = {"format": UPGRADE_FORMAT, "new_dim": model.new_dim, "count": count,
+                "shards": [{"name": s.name, "count": s.count} for s in store.shards],
+                "index": {"file": INDEX_FILE, **info}, "source": store.source,
+                "verified": True}
+    save_json(manifest, out / MANIFEST)
+    log(f"upgraded {count} items into {out} ({info['kind']} index, {metric})")
+    return out
+
+
+def open_upgraded(folder: str | Path):
+    """The faiss index and manifest of a finished, verified upgrade."""
+    import faiss
+
+    folder = Path(folder)
+    manifest = read_manifest(folder, UPGRADE_FORMAT)
+    return faiss.read_index(str(folder / manifest["index"]["file"])), manifest
