@@ -1,0 +1,56 @@
+"""d-Simplex: the fixed classifier is a regular simplex; HOC matches a per-sample loop."""
+
+import math
+
+import pytest
+import torch
+
+from fctlib.dsimplex import SimplexClassifier, dsimplex_loss, hoc_loss, simplex_vertices
+
+
+@pytest.mark.parametrize(("classes", "dim"), [(2, 1), (10, 9), (10, 16), (100, 128)])
+def test_vertices_form_a_regular_simplex(classes, dim):
+    v = simplex_vertices(classes, dim).double()
+    gram = v @ v.T
+    off_diagonal = gram[~torch.eye(classes, dtype=torch.bool)]
+    assert torch.allclose(gram.diagonal(), torch.ones(classes, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(off_diagonal, torch.full_like(off_diagonal, -1 / (classes - 1)),
+                          atol=1e-6)
+    assert torch.allclose(v.sum(0), torch.zeros(dim, dtype=torch.float64), atol=1e-5)
+
+
+def test_too_small_an_embedding_is_refused():
+    with pytest.raises(ValueError, match=">= 9 dimensions"):
+        simplex_vertices(10, 8)
+
+
+def test_classifier_is_frozen_and_keeps_old_class_rows():
+    full = SimplexClassifier(16, 10)
+    old = SimplexClassifier(16, 10, classes=[0, 1, 2, 3, 4])
+    assert not list(full.parameters())  # a buffer, not a parameter: nothing to train
+    assert torch.equal(old.weight, full.weight[:5])
+
+
+def test_hoc_loss_matches_a_per_sample_loop():
+    torch.manual_seed(0)
+    new, old = torch.randn(12, 8), torch.randn(12, 8)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4])
+    n = new / new.norm(dim=1, keepdim=True)
+    o = old / old.norm(dim=1, keepdim=True)
+    losses = []
+    for i in range(12):
+        negatives = [j for j in range(12) if labels[j] != labels[i]]
+        positive = math.exp(10 * float(n[i] @ o[i]))
+        others = sum(math.exp(10 * float(n[i] @ o[j])) for j in negatives)
+        losses.append(-math.log(positive / (positive + others)))
+    assert hoc_loss(new, old, labels).item() == pytest.approx(sum(losses) / 12, rel=1e-5)
+
+
+def test_dsimplex_loss_weights_cross_entropy_and_hoc():
+    torch.manual_seed(1)
+    new, old = torch.randn(6, 9), torch.randn(6, 9)
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    logits = SimplexClassifier(9, 10)(new)
+    expected = 0.1 * torch.nn.functional.cross_entropy(logits, labels) + 0.9 * hoc_loss(
+        new, old, labels)
+    assert dsimplex_loss(logits, new, old, labels).item() == pytest.approx(expected.item())

@@ -1,0 +1,49 @@
+"""OCA: the layer stays orthogonal, the slice is the old-size head, the loss is its three terms."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from fctlib.oca import OCAHead, oca_loss, prototype_pull
+
+
+def test_orthogonal_layer_keeps_norms_after_training_steps():
+    torch.manual_seed(0)
+    head = OCAHead(old_dim=8, num_classes=5, extra_dims=4)
+    opt = torch.optim.SGD(head.parameters(), lr=0.5)
+    x, y = torch.randn(32, 12), torch.randint(0, 5, (32,))
+    for _ in range(5):
+        z, logits = head(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w = head.orthogonal.weight
+    assert torch.allclose(w @ w.T, torch.eye(12), atol=1e-5)
+    z, _ = head(x)
+    assert torch.allclose(z.norm(dim=1), torch.ones(32), atol=1e-5)  # unit in, unit out
+    assert head.compatible_slice(z).shape == (32, 8)
+
+
+def test_prototype_pull_is_zero_when_aligned_and_two_when_opposite():
+    protos = torch.eye(3)
+    labels = torch.tensor([0, 1, 2])
+    assert prototype_pull(3 * protos, labels, protos).item() == pytest.approx(0.0)
+    assert prototype_pull(-protos, labels, protos).item() == pytest.approx(2.0)
+
+
+def test_oca_loss_is_the_weighted_sum_of_its_terms():
+    torch.manual_seed(2)
+    z, logits = torch.randn(10, 6), torch.randn(10, 4)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    protos = torch.randn(4, 4)
+    covered = torch.tensor([True, True, True, False])  # class 3 has no prototype
+    keep = covered[labels]
+    head = z[:, :4]
+    ce = F.cross_entropy(logits, labels, label_smoothing=0.1)
+    masked = (head[keep] @ protos.T).masked_fill(~covered, float("-inf"))
+    influence = F.cross_entropy(masked, labels[keep])
+    pull = (1 - F.cosine_similarity(head[keep], protos[labels[keep]], dim=1)).mean()
+    expected = 5 * ce + 10 * influence + 5 * pull
+    got = oca_loss(z, logits, labels, 4, protos, covered)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
