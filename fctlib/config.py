@@ -12,6 +12,7 @@ import yaml
 
 from .datasets import DatasetSpec, project_root
 from .models import ModelSpec
+from .sideinfo import ABLATION_SOURCES
 from .train import TrainConfig
 
 PROJECT_ROOT = project_root()
@@ -104,6 +105,57 @@ class TransformationConfig:
 
 
 @dataclass(frozen=True)
+class FastFillConfig:
+    """FastFill: the transformation (the preset's widths) with an uncertainty head, its loss weight
+    mu and its training."""
+
+    training: TrainConfig
+    mu: float = 0.5  # weight of sigma in mean(0.5 * exp(-sigma) * l + mu * sigma), as published
+    head_width: int = 128  # hidden units of the uncertainty head (h's output -> sigma)
+
+    def __post_init__(self):
+        if self.mu <= 0 or self.head_width < 1:
+            raise ValueError(f"need mu > 0 and head_width >= 1, got {self.mu}, {self.head_width}")
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """FCT ablations: side-info sources, shares of the training set fitting h, h's width factors."""
+
+    side_info_sources: list[str] = field(default_factory=lambda: list(ABLATION_SOURCES))
+    data_shares: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
+    width_factors: list[float] = field(default_factory=lambda: [0.25, 1.0, 4.0])
+
+    def __post_init__(self):
+        unknown = [s for s in self.side_info_sources if s not in ABLATION_SOURCES]
+        if not self.side_info_sources or unknown:
+            raise ValueError(f"side_info_sources must be a non-empty list of {ABLATION_SOURCES}, "
+                             f"got {self.side_info_sources}")
+        if not self.data_shares or not all(0 < s <= 1 for s in self.data_shares):
+            raise ValueError(
+                f"data_shares must be a non-empty list in (0, 1], got {self.data_shares}")
+        if not self.width_factors or min(self.width_factors) <= 0:
+            raise ValueError(f"width_factors must be a non-empty list of values > 0, got "
+                             f"{self.width_factors}")
+        for key in ("side_info_sources", "data_shares", "width_factors"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} lists a value more than once: {values}")
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """Backward projection g(new embedding) -> old embedding: MLP hidden widths and training."""
+
+    training: TrainConfig
+    hidden_widths: list[int] = field(default_factory=lambda: [256])
+
+    def __post_init__(self):
+        if self.hidden_widths and min(self.hidden_widths) < 1:
+            raise ValueError(f"hidden_widths must be positive, got {self.hidden_widths}")
+
+
+@dataclass(frozen=True)
 class Preset:
     """Everything a run of the suite depends on."""
 
@@ -115,6 +167,9 @@ class Preset:
     bct: BCTConfig
     side_info: SideInfoConfig
     transformation: TransformationConfig
+    ablation: AblationConfig
+    projection: ProjectionConfig
+    fastfill: FastFillConfig
     distance: str = "l2"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 

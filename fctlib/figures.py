@@ -128,3 +128,46 @@ def plot_side_info_size(table: pd.DataFrame) -> plt.Figure:
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
+
+
+def plot_ablations(panels: dict[str, tuple[pd.DataFrame, str]]) -> plt.Figure:
+    """One panel per ablation ({title: (table, setting column)}): FCT top-1 and mAP per setting
+    (error bars: standard deviation over seeds, where the table has it)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, (title, (table, column)) in zip(axes[0], panels.items(), strict=True):
+        x = [f"{v:g}" if isinstance(v, float) else str(v) for v in table[column]]
+        for m in ("top1", "mAP"):
+            ax.errorbar(x, table[m], yerr=table.get(f"{m}_std"), marker="o", capsize=3, label=m)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(column.replace("_", " "))
+        ax.set_ylabel("new query vs h(old) gallery (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_backfilling(points: pd.DataFrame, metrics: tuple[str, ...] = ("top1", "mAP")
+                     ) -> plt.Figure:
+    """Backfilling curves (mean over seeds, band: standard deviation): retrieval against the share
+    of the gallery re-embedded by the new model, one row of panels per side-info size."""
+    dims = list(dict.fromkeys(points["side_info_dim"]))
+    fig, axes = plt.subplots(len(dims), len(metrics), figsize=(5 * len(metrics), 3.2 * len(dims)),
+                             squeeze=False)
+    for row, dim in zip(axes, dims, strict=True):
+        by_dim = points[points["side_info_dim"] == dim]
+        for ax, m in zip(row, metrics, strict=True):
+            for (name, order), curve in by_dim.groupby(["transformation", "order"], sort=False):
+                curve = curve.sort_values("fraction")
+                line, = ax.plot(curve["fraction"], curve[m], marker=".", label=f"{name} {order}")
+                if f"{m}_std" in curve:
+                    ax.fill_between(curve["fraction"], curve[m] - curve[f"{m}_std"],
+                                    curve[m] + curve[f"{m}_std"], color=line.get_color(),
+                                    alpha=0.15)
+            ax.set_xlabel("share of the gallery backfilled")
+            ax.set_ylabel(f"{m} (%)")
+            ax.set_title(f"side-info {dim}-d" if dim else "no side-info", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

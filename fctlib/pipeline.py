@@ -24,14 +24,22 @@ from .checkpoint import save_json
 from .config import Preset, load_preset
 from .datasets import DataBundle, load_dataset, project_root
 from .embed import embed
+from .fastfill import FastFill, train_fastfill, upgrade_with_uncertainty
 from .images import ImageSet, LabeledDataset, save_npy_atomic
 from .metrics import evaluate_case
 from .models import EmbeddingClassifier, ModelSpec, build_model
-from .runtime import default_device, seed_everything
-from .sideinfo import side_info_training_images, train_side_info_model
+from .projection import Projection, project_embeddings, train_projection
+from .runtime import default_device, derived_seed, seed_everything
+from .sideinfo import (
+    SIDE_INFO_SOURCES,
+    random_side_info_model,
+    side_info_training_images,
+    train_side_info_model,
+)
 from .splits import (
     carve_tune,
     default_old_classes,
+    nested_share,
     remap_labels,
     select_classes,
     subsample_per_class,
@@ -41,6 +49,21 @@ from .train import TrainConfig, classification_loss, train
 from .transformation import Transformation, train_transformation, upgrade_embeddings
 
 SPLIT_SEED = 0  # data splits are fixed across seeds: seeds vary initialisation and training only
+# Seed streams of the side-info ablation's networks: never the old model's initialisation, even
+# where the side-info network has the old model's shape.
+SIDE_SOURCE_STREAM = {"supervised": 1, "random": 2}
+
+
+def side_encoder(dim: int, source: str = "simclr") -> str:
+    """The encoder name of side-info of size `dim` from `source`: `side:<dim>` for the default
+    SimCLR model (the name its cached embeddings have always had), else `side:<dim>:<source>`."""
+    if source not in SIDE_INFO_SOURCES:
+        raise ValueError(f"unknown side-info source {source!r}; choose one of {SIDE_INFO_SOURCES}")
+    return f"side:{dim}" if source == "simclr" else f"side:{dim}:{source}"
+
+
+def _scaled(widths: list[int], factor: float) -> tuple[int, ...]:
+    return tuple(max(1, round(w * factor)) for w in widths)
 
 
 def fingerprint(*parts) -> str:
@@ -155,12 +178,14 @@ class Run:
 
     # -- supervised models --------------------------------------------------------------------
     def _classifier(self, name: str, spec: ModelSpec, cfg: TrainConfig, images: ImageSet,
-                    classes: list[int], loss, *key) -> tuple[EmbeddingClassifier, list[dict]]:
+                    classes: list[int], loss, *key, seed: int | None = None
+                    ) -> tuple[EmbeddingClassifier, list[dict]]:
         folder = self.step_dir(name, spec, cfg, *key)
-        seed_everything(self.seed)
+        seed = self.seed if seed is None else seed
+        seed_everything(seed)
         model = build_model(spec, self.splits.bundle.channels, len(classes))
         data = LabeledDataset(remap_labels(images, classes), self._train_tf())
-        history = train(model, data, loss, cfg, seed=self.seed, checkpoint=folder / "model.pt",
+        history = train(model, data, loss, cfg, seed=seed, checkpoint=folder / "model.pt",
                         device=self.device, desc=name)
         save_json(history, folder / "history.json")
         return model.eval(), history
@@ -199,10 +224,24 @@ class Run:
         return self._classifier("bct", cfg.model, cfg.training, s.train, classes, loss,
                                 self.preset.old, self.preset.bct.new_class_rows, weight)
 
-    def side_info_model(self, dim: int) -> tuple[torch.nn.Module, list[dict]]:
-        """psi with `dim` outputs: SimCLR on the old classes' training images, without labels."""
+    def side_info_model(self, dim: int, source: str = "simclr"
+                        ) -> tuple[torch.nn.Module, list[dict]]:
+        """psi with `dim` outputs: SimCLR on the old classes' training images, without labels; with
+        `source` "supervised" the same network trained with the old classes' labels (the old model's
+        recipe), "random" that network untrained (empty history). Returns (backbone, history)."""
         cfg = self.preset.side_info
         spec = dataclasses.replace(cfg.model, embedding_dim=dim)
+        side_encoder(dim, source)  # validates the source
+        if source == "random":
+            seed = derived_seed(self.seed, SIDE_SOURCE_STREAM["random"])
+            return random_side_info_model(spec, self.splits.bundle.channels, seed=seed), []
+        if source == "supervised":
+            s, recipe = self.splits, self.preset.old.training
+            model, history = self._classifier(
+                "side-supervised", spec, recipe, select_classes(s.train, s.old_classes),
+                s.old_classes, classification_loss(recipe.label_smoothing),
+                seed=derived_seed(self.seed, SIDE_SOURCE_STREAM["supervised"]))
+            return model.backbone.eval(), history
         folder = self.step_dir("side", spec, cfg.training, cfg.temperature)
         images = side_info_training_images(self.splits.train, self.splits.old_classes)
         size, ch, mean, std = self._stats
@@ -224,7 +263,8 @@ class Run:
         if kind == "bct":
             return self.bct_model(float(arg))[0]
         if kind == "side":
-            return self.side_info_model(int(arg))[0]
+            dim, _, source = arg.partition(":")
+            return self.side_info_model(int(dim), source or "simclr")[0]
         raise ValueError(f"unknown encoder {name!r}")
 
     def _encoder_key(self, name: str) -> str:
@@ -232,10 +272,13 @@ class Run:
         cfg = {"old": self.preset.old, "new": self.preset.new, "bct": self.preset.new,
                "side": self.preset.side_info}[kind]
         extra = [self.preset.old, self.preset.bct.new_class_rows] if kind == "bct" else []
+        if kind == "side" and arg.endswith(":supervised"):
+            extra = [self.preset.old.training]  # trained with the old model's recipe
         return fingerprint(name, cfg, *extra, self._data_key(), self.seed)
 
     def embeddings(self, name: str, split: str) -> np.ndarray:
-        """Embeddings of a split by an encoder (`old`, `new`, `bct:<w>`, `side:<dim>`), cached."""
+        """Embeddings of a split by an encoder (`old`, `new`, `bct:<w>`, `side:<dim>[:<source>]`),
+        cached."""
         path = self.root / "embeddings" / f"{name.replace(':', '_')}-{self._encoder_key(name)}"
         path = path / f"{split}.npy"
         if path.exists():
@@ -246,15 +289,16 @@ class Run:
         return array
 
     # -- transformation -----------------------------------------------------------------------
-    def _training_features(self, side_dim: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def _training_features(self, side_dim: int, source: str = "simclr"
+                           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """(old, side, new) features of the training set, over `feature_views` augmented passes."""
         views = self.preset.transformation.feature_views
         if views == 1:
-            side = self.embeddings(f"side:{side_dim}", "train") if side_dim else None
+            side = self.embeddings(side_encoder(side_dim, source), "train") if side_dim else None
             return self.embeddings("old", "train"), side, self.embeddings("new", "train")
         encoders = [self.old_model[0], self.new_model[0]]
         if side_dim:
-            encoders.append(self.side_info_model(side_dim)[0])
+            encoders.append(self.side_info_model(side_dim, source)[0])
         chunks = [embed(encoders, self.splits.train, self._train_tf(), device=self.device,
                         seed=self.seed * 1000 + v, desc=f"features view {v + 1}/{views}")
                   for v in range(views)]
@@ -262,33 +306,108 @@ class Run:
         side = np.concatenate([c[2] for c in chunks]) if side_dim else None
         return old, side, new
 
-    def transformation(self, side_dim: int) -> tuple[Transformation, list[dict]]:
-        """h fitted on the training set; `side_dim=0` is the no-side-info transformation."""
+    def share_rows(self, share: float) -> np.ndarray:
+        """Rows of the training set that fit h at a data share: `splits.nested_share` of its labels
+        with the run's seed (stratified by class, nested across shares)."""
+        return nested_share(self.splits.train.labels, share, self.seed)
+
+    def transformation(self, side_dim: int, *, source: str = "simclr", data_share: float = 1.0,
+                       width_factor: float = 1.0) -> tuple[Transformation, list[dict]]:
+        """h fitted on the training set; `side_dim=0` is the no-side-info transformation. Ablations:
+        side-info from `source` (see side_info_model), fitted on a `data_share` of the training set
+        (share_rows), hidden widths (branches and mixer) times `width_factor`."""
         cfg = self.preset.transformation
         upstream = [self._encoder_key("old"), self._encoder_key("new")]
+        side_name = side_encoder(side_dim, source)  # validates the source, used or not
         if side_dim:
-            upstream.append(self._encoder_key(f"side:{side_dim}"))
-        folder = self.step_dir("transformation", cfg, side_dim, *upstream)
-        old, side, new = self._training_features(side_dim)
+            upstream.append(self._encoder_key(side_name))
+        # the default h keeps the folder it has always had; an ablated one is keyed by its changes
+        variant = ([] if (data_share, width_factor) == (1.0, 1.0)
+                   else [{"data_share": data_share, "width_factor": width_factor}])
+        folder = self.step_dir("transformation", cfg, side_dim, *upstream, *variant)
+        old, side, new = self._training_features(side_dim, source)
+        if data_share != 1.0:
+            rows = self.share_rows(data_share)
+            rows = np.concatenate([rows + v * len(self.splits.train)
+                                   for v in range(cfg.feature_views)])
+            old, new = old[rows], new[rows]
+            side = side[rows] if side is not None else None
         seed_everything(self.seed)
         model = Transformation(old.shape[1], side_dim, new.shape[1],
-                               tuple(cfg.branch_widths), tuple(cfg.mixer_widths))
+                               _scaled(cfg.branch_widths, width_factor),
+                               _scaled(cfg.mixer_widths, width_factor))
         history = train_transformation(model, old, side, new, cfg.training, seed=self.seed,
                                        checkpoint=folder / "model.pt", device=self.device)
         save_json(history, folder / "history.json")
         return model.eval(), history
 
-    def transformed_gallery(self, side_dim: int, split: str = "test") -> np.ndarray:
-        """h(old embedding, side-info) of a split: the upgraded gallery, computed without images."""
-        model, _ = self.transformation(side_dim)
-        side = self.embeddings(f"side:{side_dim}", split) if side_dim else None
+    def transformed_gallery(self, side_dim: int, split: str = "test", **ablation) -> np.ndarray:
+        """h(old embedding, side-info) of a split: the upgraded gallery, computed without images;
+        `ablation`: transformation's keywords (source, data_share, width_factor)."""
+        model, _ = self.transformation(side_dim, **ablation)
+        source = ablation.get("source", "simclr")
+        side = self.embeddings(side_encoder(side_dim, source), split) if side_dim else None
         return upgrade_embeddings(model, self.embeddings("old", split), side, device=self.device)
 
+    # -- FastFill -----------------------------------------------------------------------------
+    def fastfill_transformation(self, side_dim: int) -> tuple[FastFill, list[dict]]:
+        """FastFill's h (the transformation's widths) and uncertainty head, fitted on the training
+        set against the frozen new classifier; `side_dim=0`: without side-info."""
+        cfg, h = self.preset.fastfill, self.preset.transformation
+        upstream = [self._encoder_key("old"), self._encoder_key("new")]
+        if side_dim:
+            upstream.append(self._encoder_key(f"side:{side_dim}"))
+        folder = self.step_dir("fastfill", cfg, h.branch_widths, h.mixer_widths, h.feature_views,
+                               side_dim, *upstream)
+        old, side, new = self._training_features(side_dim)
+        classes = list(range(self.splits.bundle.num_classes))
+        labels = remap_labels(self.splits.train, classes).labels
+        seed_everything(self.seed)
+        model = FastFill(Transformation(old.shape[1], side_dim, new.shape[1],
+                                        tuple(h.branch_widths), tuple(h.mixer_widths)),
+                         cfg.head_width)
+        history = train_fastfill(
+            model, old, side, new, np.tile(labels, len(old) // len(labels)),
+            self.new_model[0].classifier.weight, cfg.training, mu=cfg.mu, seed=self.seed,
+            checkpoint=folder / "model.pt", device=self.device,
+        )
+        save_json(history, folder / "history.json")
+        return model.eval(), history
+
+    def fastfill_gallery(self, side_dim: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """FastFill's transformed gallery of a split (from stored vectors) and each item's sigma."""
+        model, _ = self.fastfill_transformation(side_dim)
+        side = self.embeddings(f"side:{side_dim}", split) if side_dim else None
+        return upgrade_with_uncertainty(model, self.embeddings("old", split), side,
+                                        device=self.device)
+
+    # -- backward projection ------------------------------------------------------------------
+    def projection(self) -> tuple[Projection, list[dict]]:
+        """g: new embedding -> old embedding, fitted by MSE on the training set's cached
+        embeddings by the new and the old model (the same images)."""
+        cfg = self.preset.projection
+        folder = self.step_dir("projection", cfg, self._encoder_key("old"),
+                               self._encoder_key("new"))
+        old, new = self.embeddings("old", "train"), self.embeddings("new", "train")
+        seed_everything(self.seed)
+        model = Projection(new.shape[1], old.shape[1], tuple(cfg.hidden_widths))
+        history = train_projection(model, new, old, cfg.training, seed=self.seed,
+                                   checkpoint=folder / "model.pt", device=self.device)
+        save_json(history, folder / "history.json")
+        return model.eval(), history
+
+    def projected_queries(self, split: str = "test") -> np.ndarray:
+        """g(new embedding) of a split: new-model queries mapped into the old model's space."""
+        model, _ = self.projection()
+        return project_embeddings(model, self.embeddings("new", split), device=self.device)
+
     # -- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, query: np.ndarray, gallery: np.ndarray, split: str = "test") -> dict:
-        """Metrics by class split ({all, old, new} -> {top1, top5, mAP, ...}) of a case."""
+    def evaluate(self, query: np.ndarray, gallery: np.ndarray, split: str = "test",
+                 distance: str | None = None) -> dict:
+        """Metrics by class split ({all, old, new} -> {top1, top5, mAP, ...}) of a case, under
+        `distance` (None: the preset's)."""
         return evaluate_case(query, gallery, self.splits.split(split).labels,
-                             self.splits.old_classes, distance=self.preset.distance)
+                             self.splits.old_classes, distance=distance or self.preset.distance)
 
     def all_cases(self, split: str = "tune") -> dict[str, dict]:
         """Every case of the main comparison on a split (BCT at each swept weight): the view used

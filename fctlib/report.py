@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .backfill import AUC_RULES, area_under_curve
 from .checkpoint import atomic_write, load_json_if_exists
 from .provenance import git_commit, provenance, provenance_comment
 
 METRICS = ("top1", "top5", "mAP")
 CASE_ORDER = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
 CASE_STEPS = ("old", "new", "bct", "transformation")
+METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1")
 
 # Published single-run numbers of the FCT reference code (CMC top-1 / top-5 / mAP, %).
 PUBLISHED = pd.DataFrame(
@@ -114,7 +116,7 @@ def claims_table(long: pd.DataFrame, metrics: tuple[str, ...] = ("top1", "mAP"))
                 continue
             margins = per_seed[(metric, higher)] - per_seed[(metric, lower)]
             holds = margins > 0 if strict else margins >= 0
-            verdict = "holds" if holds.all() else "fails" if not holds.any() else "unresolved"
+            verdict = _verdict(holds)
             rows.append({"claim": claim, "metric": metric, "verdict": verdict,
                          "margin": round(float(margins.mean()), 2),
                          "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
@@ -197,6 +199,96 @@ def side_info_size_table(metrics: dict[int, dict[str, dict]]) -> pd.DataFrame:
     return table.sort_values("side_info_dim").reset_index(drop=True)
 
 
+def _ablation_table(metrics: dict[int, dict[str, dict]], ablation: str, keys: list[str]
+                    ) -> pd.DataFrame:
+    """One ablation's rows (saved by notebook 08 as `ablations`), mean and std over seeds."""
+    rows = [{"seed": seed, **{k: r[k] for k in keys},
+             **{m: 100 * r["metrics"]["all"][m] for m in METRICS}}
+            for seed, steps in metrics.items()
+            for r in steps.get("ablations", {}).get(ablation, [])]
+    if not rows:
+        return pd.DataFrame(columns=[*keys, *METRICS])
+    return _mean_std(pd.DataFrame(rows), keys)
+
+
+def side_info_source_table(metrics: dict[int, dict[str, dict]]) -> pd.DataFrame:
+    """FCT by side-info source (simclr, supervised, random, none), in the preset's order."""
+    return _ablation_table(metrics, "side_info_source", ["source", "side_info_dim"])
+
+
+def data_share_table(metrics: dict[int, dict[str, dict]]) -> pd.DataFrame:
+    """FCT by the share of the training set that fits h (and its number of images), ascending."""
+    table = _ablation_table(metrics, "data_share", ["data_share", "train_images"])
+    return table.sort_values("data_share").reset_index(drop=True)
+
+
+def width_table(metrics: dict[int, dict[str, dict]]) -> pd.DataFrame:
+    """FCT by the width factor of h (and its number of parameters), ascending."""
+    table = _ablation_table(metrics, "width", ["width_factor", "parameters"])
+    return table.sort_values("width_factor").reset_index(drop=True)
+
+
+def side_info_source_sentence(table: pd.DataFrame) -> str:
+    """One sentence: is self-supervised side-info the best source by top-1, with the numbers."""
+    top1 = table.set_index("source")["top1"]
+    if "simclr" not in top1 or len(top1) < 2:
+        return "Too few side-info sources ran to compare them with self-supervised side-info."
+    others = top1.drop("simclr")
+    rivals = [s for s, v in others.items() if v >= top1["simclr"]]
+    verdict = ("holds" if not rivals
+               else f"fails ({', '.join(rivals)} reach at least as much)")
+    listing = ", ".join(f"{s} {v:.2f}%" for s, v in others.items())
+    return (f"FCT top-1 with self-supervised (SimCLR) side-info is {top1['simclr']:.2f}% against "
+            f"{listing}: the expectation that self-supervised side-info is the best source "
+            f"{verdict}.")
+
+
+def trend_sentence(table: pd.DataFrame, column: str, what: str) -> str:
+    """One sentence: does FCT top-1 never fall as `column` grows; every fall named with numbers."""
+    points = list(zip(table[column], table["top1"], strict=True))
+    path = ", ".join(f"{x:g}: {v:.2f}%" for x, v in points)
+    falls = [f"{a:g} -> {b:g}: {va:.2f}% -> {vb:.2f}%"
+             for (a, va), (b, vb) in zip(points[:-1], points[1:], strict=True) if vb < va]
+    verdict = (f"it never falls as {what} grows, as expected" if not falls else
+               f"the expectation that it does not fall as {what} grows fails ({'; '.join(falls)})")
+    return f"FCT top-1 by {what} ({path}): {verdict}."
+
+
+def methods_table(metrics: dict[int, dict[str, dict]]) -> pd.DataFrame:
+    """The methods table (saved by notebook 09 as `methods`): mean over seeds, in percent, one row
+    per method, case and distance, in the order the rows were measured."""
+    rows = [{"seed": seed, **r} for seed, steps in metrics.items()
+            for r in steps.get("methods", {}).get("rows", [])]
+    if not rows:
+        return pd.DataFrame(columns=list(METHODS_COLUMNS))
+    values = [*METRICS, "new_top1"]
+    df = pd.DataFrame(rows)
+    df[values] = 100 * df[values]
+    table = df.groupby(["method", "case", "distance"], sort=False)[values].mean()
+    return table.reset_index().round(2)[list(METHODS_COLUMNS)]
+
+
+def methods_sentence(table: pd.DataFrame, seeds: int) -> str:
+    """One sentence: which cross-model cases beat old/old top-1 (a compatible update's gain), per
+    distance, with the numbers."""
+    parts = []
+    for distance, rows in table.groupby("distance", sort=False):
+        top1 = rows.set_index("case")["top1"]
+        if "old/old" not in top1:
+            continue
+        cross = top1.drop([c for c in ("old/old", "new/new", "bct/bct") if c in top1])
+        above = [f"{c} {v:.2f}%" for c, v in cross.items() if v > top1["old/old"]]
+        below = [f"{c} {v:.2f}%" for c, v in cross.items() if v <= top1["old/old"]]
+        text = (f"under {distance} old/old top-1 is {top1['old/old']:.2f}% and "
+                f"{', '.join(above) or 'no cross-model case'} beat it")
+        if below:
+            text += f", while the expected gain fails for {', '.join(below)}"
+        parts.append(text)
+    if not parts:
+        return "No methods rows to read."
+    return f"Mean over {seeds} seed(s): " + "; ".join(parts) + "."
+
+
 def bct_sweep_table(metrics: dict[int, dict[str, dict]]) -> pd.DataFrame:
     """The BCT weight sweep on the tune split (mean over seeds) and how often each was chosen."""
     rows = []
@@ -253,3 +345,151 @@ def run_provenance(results_dir: str | Path, preset: str, seeds: list[int]) -> di
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a table written by `write_table` (skipping its provenance lines)."""
     return pd.read_csv(path, comment="#")
+
+
+# -- partial backfilling (FastFill) ---------------------------------------------------------------
+# Published area under the backfilling curve (mean of 22 points, %), FastFill paper's tables.
+PUBLISHED_BACKFILLING = pd.DataFrame(
+    [
+        ("CIFAR-100", "none", "fct", "random", 49.1, 73.6, 29.1),
+        ("CIFAR-100", "none", "fastfill", "uncertainty", 53.6, 75.3, 32.5),
+        ("ImageNet-1k", "none", "fct", "random", 62.8, 81.1, 40.5),
+        ("ImageNet-1k", "none", "fastfill", "uncertainty", 66.5, 83.6, 44.8),
+        ("ImageNet-1k", "128-d", "fct", "random", 64.7, 82.4, 42.6),
+        ("ImageNet-1k", "128-d", "fastfill", "uncertainty", 67.8, 84.2, 46.2),
+    ],
+    columns=["dataset", "side_info", "transformation", "order", "auc_top1", "auc_top5", "auc_mAP"],
+)
+PUBLISHED_BACKFILLING_SOURCE = ("FastFill (Jaeckle et al., ICLR 2023) with the FCT reference code; "
+                                "area = mean of 22 points, single runs")
+CURVE_KEYS = ["side_info_dim", "transformation", "order"]
+AUC_COLUMNS = [f"auc_{m}" for m in METRICS]
+# (claim, lower curve, higher curve, strict), on the area by the published (mean) rule
+BACKFILL_CLAIMS = (
+    ("fastfill uncertainty > fastfill random", ("fastfill", "random"),
+     ("fastfill", "uncertainty"), True),
+    ("fastfill uncertainty > fct random", ("fct", "random"), ("fastfill", "uncertainty"), True),
+    ("fastfill oracle >= fastfill uncertainty", ("fastfill", "uncertainty"),
+     ("fastfill", "oracle"), False),
+    ("fastfill oracle >= fastfill random", ("fastfill", "random"), ("fastfill", "oracle"), False),
+    ("fastfill oracle >= fct random", ("fct", "random"), ("fastfill", "oracle"), False),
+)
+
+
+def _verdict(holds: pd.Series) -> str:
+    """`holds` if every seed agrees, `fails` if no seed does, else `unresolved`."""
+    return "holds" if holds.all() else "fails" if not holds.any() else "unresolved"
+
+
+def backfilling_rows(metrics: dict[int, dict[str, dict]]) -> pd.DataFrame:
+    """Long table of the backfilling curves (step `fastfill`): one row per seed, side-info size,
+    curve and fraction, metrics of all queries in percent."""
+    rows = [
+        {"seed": seed, "side_info_dim": curve["side_info_dim"],
+         "transformation": curve["transformation"], "order": curve["order"],
+         "fraction": point["fraction"], "backfilled": point["backfilled"],
+         **{m: 100 * point["metrics"]["all"][m] for m in METRICS}}
+        for seed, steps in metrics.items()
+        for curve in steps.get("fastfill", {}).get("curves", [])
+        for point in curve["points"]
+    ]
+    return pd.DataFrame(rows, columns=["seed", *CURVE_KEYS, "fraction", "backfilled", *METRICS])
+
+
+def backfilling_points_table(long: pd.DataFrame) -> pd.DataFrame:
+    """Every curve point, mean and standard deviation over seeds (%), and the number of seeds."""
+    table = _mean_std(long.drop(columns="backfilled"), [*CURVE_KEYS, "fraction"])
+    table["fraction"] = table["fraction"].round(4)
+    return table
+
+
+def _areas(long: pd.DataFrame) -> pd.DataFrame:
+    """Area under each curve per seed, by each rule (%)."""
+    rows = []
+    for key, curve in long.groupby(["seed", *CURVE_KEYS], sort=False):
+        curve = curve.sort_values("fraction")
+        for rule in AUC_RULES:
+            rows.append({**dict(zip(["seed", *CURVE_KEYS], key, strict=True)), "auc_rule": rule,
+                         **{f"auc_{m}": area_under_curve(curve["fraction"], curve[m], rule)
+                            for m in METRICS}})
+    return pd.DataFrame(rows, columns=["seed", *CURVE_KEYS, "auc_rule", *AUC_COLUMNS])
+
+
+def backfilling_table(long: pd.DataFrame, side_info_dim: int) -> pd.DataFrame:
+    """transformation, order, auc_rule, auc_top1, auc_top5, auc_mAP (%, mean over seeds) and
+    seeds, for the curves with side-info of size `side_info_dim` (0: none)."""
+    areas = _areas(long[long["side_info_dim"] == side_info_dim])
+    keys = ["transformation", "order", "auc_rule"]
+    grouped = areas.groupby(keys, sort=False)
+    table = grouped[AUC_COLUMNS].mean().round(2)
+    table["seeds"] = grouped["seed"].nunique()
+    return table.reset_index()[[*keys, *AUC_COLUMNS, "seeds"]]
+
+
+def backfilling_claims(long: pd.DataFrame, metrics: tuple[str, ...] = ("top1", "mAP")
+                       ) -> pd.DataFrame:
+    """FastFill's claims per side-info size and metric, on the area by the published rule:
+    verdict over seeds (as claims_table), mean margin in points, seeds agreeing."""
+    areas = _areas(long)
+    areas = areas[areas["auc_rule"] == "mean"]
+    rows = []
+    for dim, by_dim in areas.groupby("side_info_dim", sort=False):
+        per_seed = by_dim.pivot_table(index="seed", columns=["transformation", "order"],
+                                      values=[f"auc_{m}" for m in metrics])
+        for claim, lower, higher, strict in BACKFILL_CLAIMS:
+            for metric in metrics:
+                col = f"auc_{metric}"
+                if (col, *lower) not in per_seed or (col, *higher) not in per_seed:
+                    continue
+                margins = per_seed[(col, *higher)] - per_seed[(col, *lower)]
+                holds = margins > 0 if strict else margins >= 0
+                rows.append({"side_info_dim": dim, "claim": claim, "metric": metric,
+                             "verdict": _verdict(holds), "margin": round(float(margins.mean()), 2),
+                             "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
+    return pd.DataFrame(rows, columns=["side_info_dim", "claim", "metric", "verdict", "margin",
+                                       "seeds_agreeing"])
+
+
+def backfilling_sentence(claims: pd.DataFrame) -> str:
+    """One sentence per side-info size: does FastFill's uncertainty order beat both random orders
+    in area (top-1 and mAP) with the oracle above them all, and if not, which part fails."""
+    sentences = []
+    for dim, rows in claims.groupby("side_info_dim", sort=False):
+        where = f"With side-info of size {dim}" if dim else "Without side-info"
+        claim = ("FastFill's uncertainty order beats its random order and FCT's random order in "
+                 "area under the backfilling curve (top-1 and mAP) and the oracle order bounds "
+                 "them")
+        broken = rows[rows["verdict"] != "holds"]
+        if broken.empty:
+            sentences.append(f"{where}, {claim}: **holds** on every seed.")
+            continue
+        items = "; ".join(f"{r.claim} ({r.metric}) {r.verdict}, margin {r.margin:+.2f}, "
+                          f"{r.seeds_agreeing} seeds" for r in broken.itertuples())
+        sentences.append(f"{where}, the claim that {claim} **does not hold**: {items}.")
+    return " ".join(sentences) or "No backfilling curves to check."
+
+
+def backfilling_paper_comparison(long: pd.DataFrame, ours_label: str) -> pd.DataFrame:
+    """Area (mean rule) of FCT in random order and FastFill in uncertainty order, and FastFill's
+    gain, ours beside the published runs, one row per data set and side-info setting."""
+    areas = _areas(long)
+    ours = areas[areas["auc_rule"] == "mean"].groupby(CURVE_KEYS, sort=False)[AUC_COLUMNS].mean()
+    frames = [PUBLISHED_BACKFILLING.assign(source="published")]
+    for dim in ours.index.get_level_values("side_info_dim").unique():
+        part = ours.loc[dim].reset_index()
+        frames.append(part.assign(dataset=ours_label, side_info=f"{dim}-d" if dim else "none",
+                                  source="ours"))
+    both = pd.concat(frames, ignore_index=True)
+    rows = []
+    for (source, dataset, side), group in both.groupby(["source", "dataset", "side_info"],
+                                                       sort=False):
+        curves = group.set_index(["transformation", "order"])
+        if ("fct", "random") not in curves.index or ("fastfill", "uncertainty") not in curves.index:
+            continue
+        fct, fastfill = curves.loc[("fct", "random")], curves.loc[("fastfill", "uncertainty")]
+        row = {"source": source, "dataset": dataset, "side_info": side}
+        row.update({f"fct_random_{c}": round(fct[c], 2) for c in AUC_COLUMNS})
+        row.update({f"fastfill_uncertainty_{c}": round(fastfill[c], 2) for c in AUC_COLUMNS})
+        row.update({f"gain_{c}": round(fastfill[c] - fct[c], 2) for c in AUC_COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows)

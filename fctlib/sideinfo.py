@@ -1,4 +1,5 @@
-"""Side-information: a self-supervised (SimCLR) model trained without labels on the old data."""
+"""Side-information: a self-supervised (SimCLR) model trained without labels on the old data, and
+the ablation's other sources (a supervised model on the old classes, an untrained network)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from .images import ImageSet, UnlabeledDataset
 from .models import ModelSpec, build_backbone
 from .splits import select_classes
 from .train import TrainConfig, train
+
+SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is the default
+ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
 
 
 class SimCLRModel(nn.Module):
@@ -79,3 +83,9 @@ def train_side_info_model(
         seed=seed, checkpoint=checkpoint, device=device, desc="side-info",
     )
     return model.backbone, history
+
+
+def random_side_info_model(spec: ModelSpec, in_channels: int, *, seed: int) -> nn.Module:
+    """The side-info network of `spec` at its random initialisation (from `seed`), untrained."""
+    torch.manual_seed(seed)
+    return build_backbone(spec, in_channels).eval()

@@ -54,6 +54,21 @@ def subsample_per_class(images: ImageSet, per_class: int | None, seed: int) -> I
     return images.subset(rows)
 
 
+def nested_share(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Sorted row indices of round(share * n) rows (at least 1) of each class's n rows, taken from
+    the front of a seeded per-class order: stratified by class, and nested (with one seed, a smaller
+    share's rows are part of every larger share's); share 1 gives every row."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    labels = np.asarray(labels)
+    keep = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        count = max(int(round(share * len(rows))), 1)
+        keep.append(rows[_class_rng(seed, label).permutation(len(rows))[:count]])
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
 def select_classes(images: ImageSet, classes: Iterable[int]) -> ImageSet:
     """The rows whose label is in `classes`, in their original order, labels unchanged."""
     wanted = _as_class_list(classes, "classes")

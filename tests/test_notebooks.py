@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from fctlib.config import load_preset
+from fctlib.metrics import DISTANCES
 from fctlib.report import CASE_ORDER, read_table
 from fctlib.runner import NOTEBOOKS_DIR, REPORT, STEPS, run_suite
 
@@ -59,7 +61,8 @@ def test_suite_writes_executed_notebooks_and_metrics(smoke_results):
     for step in STEPS:
         executed = smoke_results / "notebooks" / "seed0" / f"{step}.ipynb"
         assert any(c.get("outputs") for c in _cells(executed)), step
-    for step in ("data", "old", "side_info", "new", "bct", "transformation", "side_info_size"):
+    for step in ("data", "old", "side_info", "new", "bct", "transformation", "side_info_size",
+                 "fastfill", "ablations", "methods"):
         assert (smoke_results / "metrics" / "seed0" / f"{step}.json").is_file(), step
 
 
@@ -87,12 +90,69 @@ def test_suite_tables(smoke_results):
         assert f"# {key}: " in head, key
 
 
+def test_suite_ablation_and_methods_tables(smoke_results):
+    tables, preset = smoke_results / "tables", load_preset("smoke")
+    sources = read_table(tables / "side_info_source.csv")
+    assert list(sources["source"]) == preset.ablation.side_info_sources
+    assert list(sources.loc[sources["source"] == "none", "side_info_dim"]) == [0]
+    shares = read_table(tables / "transformation_data_share.csv")
+    assert list(shares["data_share"]) == sorted(preset.ablation.data_shares)
+    assert shares["train_images"].is_monotonic_increasing
+    widths = read_table(tables / "transformation_width.csv")
+    assert list(widths["width_factor"]) == sorted(preset.ablation.width_factors)
+    assert widths["parameters"].is_monotonic_increasing
+    methods = read_table(tables / "methods.csv")
+    assert list(methods.columns) == ["method", "case", "distance", "top1", "top5", "mAP",
+                                     "new_top1"]
+    cases = [("independent", "old/old"), ("independent", "new/new"), ("bct", "bct/old"),
+             ("bct", "bct/bct"), ("fct", "fct/no-side"), ("fct", "fct/side"),
+             ("fastfill", "fastfill/no-side"), ("fastfill", "fastfill/side"),
+             ("projection", "proj/old")]
+    assert [tuple(r) for r in methods[["method", "case", "distance"]].values] == [
+        (*c, d) for c in cases for d in ("l2", "cosine")]
+    values = methods[["top1", "top5", "mAP", "new_top1"]]
+    assert values.apply(lambda c: c.between(0, 100)).all().all()
+    by_key = methods.set_index(["case", "distance"])
+    assert by_key.at[("bct/bct", "l2"), "new_top1"] == by_key.at[("bct/bct", "l2"), "top1"]
+    assert by_key.at[("fct/side", "l2"), "new_top1"] == by_key.at[("new/new", "l2"), "top1"]
+    l2, cosine = (methods[methods["distance"] == d][["top1", "mAP"]].values for d in DISTANCES)
+    assert (l2 != cosine).any()  # unnormalised embeddings: the two distances rank differently
+    main = read_table(tables / "main.csv").set_index("case")
+    assert by_key.at[("fct/side", preset.distance), "top1"] == main.at["fct/side", "top1"]
+
+
+def test_suite_backfilling_tables(smoke_results):
+    tables = smoke_results / "tables"
+    curves = [("fastfill", "random"), ("fastfill", "uncertainty"), ("fastfill", "oracle"),
+              ("fct", "random")]
+    for name in ("backfilling", "backfilling_no_side"):
+        auc = read_table(tables / f"{name}.csv")
+        assert list(auc.columns) == ["transformation", "order", "auc_rule", "auc_top1",
+                                     "auc_top5", "auc_mAP", "seeds"]
+        assert [tuple(r) for r in auc[["transformation", "order", "auc_rule"]].values] == [
+            (*c, rule) for c in curves for rule in ("mean", "trapezoid")]
+        areas = auc[["auc_top1", "auc_top5", "auc_mAP"]]
+        assert areas.apply(lambda c: c.between(0, 100)).all().all()
+        assert (auc["seeds"] == 1).all()
+    points = read_table(tables / "backfilling_points.csv")
+    assert len(points) == 2 * len(curves) * 22
+    assert set(points["side_info_dim"]) == {0, load_preset("smoke").side_info.model.embedding_dim}
+    ends = points[points["fraction"] == 1.0]  # fully backfilled: every curve is new/new
+    main = read_table(tables / "main.csv").set_index("case")
+    assert (ends["top1"].round(2) == main.at["new/new", "top1"]).all()
+    claims = read_table(tables / "backfilling_claims.csv")
+    assert set(claims["verdict"]) <= {"holds", "fails", "unresolved"} and len(claims) == 20
+    paper = read_table(tables / "backfilling_paper_comparison.csv")
+    assert list(paper["source"]) == ["published"] * 3 + ["ours"] * 2
+
+
 def test_report_is_self_contained_with_code_hidden(smoke_results):
     html = (smoke_results / "report.html").read_text()
     assert "data:image/png;base64" in html
     assert "report.write_table" not in html  # code cells are hidden
     assert "Main comparison" in html
-    for figure in ("main.png", "gap_closed.png", "side_info_size.png"):
+    for figure in ("main.png", "gap_closed.png", "side_info_size.png", "ablations.png",
+                   "backfilling.png"):
         assert (smoke_results / "figures" / figure).stat().st_size > 1000
 
 

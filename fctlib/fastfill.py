@@ -1,0 +1,142 @@
+"""FastFill (Jaeckle et al., ICLR 2023): the FCT transformation with an uncertainty head.
+
+A scalar sigma is predicted from the transformed feature and weighs each sample's loss
+l = ||h(old, side) - new||^2 + cross-entropy of the frozen new classifier on h(old, side), as
+mean(0.5 * exp(-sigma) * l + mu * sigma). At its optimum sigma = log(l / (2 mu)): the samples
+with the highest sigma are those whose transformed feature is expected to be worst (far from the
+new embedding or misclassified by the new classifier), which partial backfilling re-embeds first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+
+from .runtime import default_device
+from .train import TrainConfig, train
+from .transformation import Transformation, freeze_batchnorm_from, upgrade_embeddings
+
+
+class FastFill(nn.Module):
+    """An FCT transformation h and an uncertainty head (a small MLP) from h's output to sigma;
+    forward returns (h(old, side), sigma)."""
+
+    def __init__(self, transformation: Transformation, head_width: int = 128):
+        super().__init__()
+        if head_width < 1:
+            raise ValueError(f"head_width must be >= 1, got {head_width}")
+        self.transformation = transformation
+        self.uncertainty = nn.Sequential(
+            nn.Linear(transformation.new_dim, head_width), nn.ReLU(), nn.Linear(head_width, 1)
+        )
+
+    def forward(self, old: torch.Tensor, side: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        feature = self.transformation(old, side)
+        return feature, self.uncertainty(feature).squeeze(1)
+
+
+def per_sample_loss(feature: torch.Tensor, new: torch.Tensor, logits: torch.Tensor,
+                    labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """l per sample, in float32: ||feature - new||^2 (summed over dimensions) plus the
+    cross-entropy of `logits` (the frozen new classifier applied to `feature`)."""
+    squared = (feature.float() - new.float()).square().sum(1)
+    return squared + F.cross_entropy(logits.float(), labels, reduction="none",
+                                     label_smoothing=label_smoothing)
+
+
+def fastfill_loss(feature: torch.Tensor, sigma: torch.Tensor, new: torch.Tensor,
+                  logits: torch.Tensor, labels: torch.Tensor, *, mu: float,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """mean(0.5 * exp(-sigma) * l + mu * sigma) with l = per_sample_loss(...), in float32."""
+    loss = per_sample_loss(feature, new, logits, labels, label_smoothing)
+    sigma = sigma.float()
+    return (0.5 * torch.exp(-sigma) * loss + mu * sigma).mean()
+
+
+def _loss_step(classifier_weight: torch.Tensor, mu: float, label_smoothing: float):
+    on_device: dict[torch.device, torch.Tensor] = {}  # the frozen weight, copied once per device
+
+    def step(model: nn.Module, batch) -> torch.Tensor:
+        old, side, new, labels = batch
+        feature, sigma = model(old, side)
+        if feature.device not in on_device:
+            on_device[feature.device] = classifier_weight.to(feature.device)
+        logits = F.linear(feature.float(), on_device[feature.device])
+        return fastfill_loss(feature, sigma, new, logits, labels, mu=mu,
+                             label_smoothing=label_smoothing)
+
+    return step
+
+
+def train_fastfill(
+    model: FastFill,
+    old: np.ndarray,
+    side: np.ndarray | None,
+    new: np.ndarray,
+    labels: np.ndarray,
+    classifier_weight: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    mu: float = 0.5,
+    seed: int,
+    checkpoint=None,
+    device=None,
+) -> list[dict]:
+    """Fit h and its uncertainty head by the FastFill loss against the frozen new classifier
+    (`classifier_weight`, classes x new_dim, bias-free); BatchNorm is frozen for the second half."""
+    if mu <= 0:
+        raise ValueError(f"mu must be > 0, got {mu}")
+    h = model.transformation
+    old_t = torch.as_tensor(old, dtype=torch.float32)
+    side_t = old_t if side is None or h.side_info_dim == 0 else torch.as_tensor(
+        side, dtype=torch.float32)
+    new_t = torch.as_tensor(new, dtype=torch.float32)
+    labels_t = torch.as_tensor(labels, dtype=torch.int64)
+    if not len(old_t) == len(side_t) == len(new_t) == len(labels_t):
+        raise ValueError(f"lengths differ: old {len(old_t)}, side {len(side_t)}, new {len(new_t)}, "
+                         f"labels {len(labels_t)}")
+    weight = classifier_weight.detach().float().cpu()
+    if weight.ndim != 2 or weight.shape[1] != h.new_dim:
+        raise ValueError(f"classifier weight must be (classes, {h.new_dim}), "
+                         f"got {tuple(weight.shape)}")
+    if len(labels_t) and not 0 <= int(labels_t.min()) <= int(labels_t.max()) < weight.shape[0]:
+        raise ValueError(f"labels must be class indices in [0, {weight.shape[0]})")
+    return train(
+        model, TensorDataset(old_t, side_t, new_t, labels_t),
+        _loss_step(weight, mu, cfg.label_smoothing), cfg, seed=seed, checkpoint=checkpoint,
+        device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2), desc="fastfill",
+    )
+
+
+@torch.no_grad()
+def upgrade_with_uncertainty(
+    model: FastFill,
+    old: np.ndarray,
+    side: np.ndarray | None = None,
+    *,
+    batch_size: int = 8192,
+    device: torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The transformed embeddings h(old, side) (N, new_dim) and their sigmas (N,), float32."""
+    device = device or default_device()
+    features = upgrade_embeddings(model.transformation, old, side, batch_size=batch_size,
+                                  device=device)
+    head = model.uncertainty.to(device).eval()
+    sigma = np.empty(len(features), dtype=np.float32)
+    for start in range(0, len(features), batch_size):
+        chunk = torch.as_tensor(features[start:start + batch_size], device=device)
+        sigma[start:start + batch_size] = head(chunk).squeeze(1).float().cpu().numpy()
+    return features, sigma
+
+
+def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.ndarray) -> float:
+    """Spearman rank correlation between sigma and the real error ||new - h(old)|| of each item
+    (1: sigma orders a gallery as the oracle does)."""
+    error = np.linalg.norm(np.asarray(new, np.float64) - np.asarray(transformed, np.float64),
+                           axis=1)
+    return float(pd.Series(sigma).rank().corr(pd.Series(error).rank()))

@@ -1,0 +1,90 @@
+"""The methods comparison: every model-update method's cases on the test split, under each distance,
+beside that method's own new model on its own (what compatibility cost it).
+
+A method is a function of a run returning its cases (query and gallery embeddings) and the encoder
+of its new model; METHODS lists them in table order, so a new method is one function and one entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import DISTANCES
+from .pipeline import Run
+
+
+@dataclass
+class MethodCases:
+    """A method's cases on the test split ({case: (query, gallery)}) and its new model's encoder
+    (`new`, `bct:<w>`): the model whose own retrieval (query = gallery) gives `new_top1`."""
+
+    cases: dict[str, tuple[np.ndarray, np.ndarray]]
+    own_encoder: str
+
+
+def independent(run: Run) -> MethodCases:
+    """No compatibility: the old model searches its gallery, the new one a fully backfilled one."""
+    old, new = run.embeddings("old", "test"), run.embeddings("new", "test")
+    return MethodCases({"old/old": (old, old), "new/new": (new, new)}, "new")
+
+
+def bct(run: Run) -> MethodCases:
+    """BCT at the influence-loss weight chosen on the tune split (Run.choose_bct_weight)."""
+    weight, _ = run.choose_bct_weight()
+    own = f"bct:{weight}"
+    query, old = run.embeddings(own, "test"), run.embeddings("old", "test")
+    return MethodCases({"bct/old": (query, old), "bct/bct": (query, query)}, own)
+
+
+def fct(run: Run) -> MethodCases:
+    """FCT: new queries against the transformed old gallery, without and with side-info."""
+    new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim
+    return MethodCases({"fct/no-side": (new, run.transformed_gallery(0)),
+                        "fct/side": (new, run.transformed_gallery(dim))}, "new")
+
+
+def fastfill(run: Run) -> MethodCases:
+    """FastFill at 0% backfill: new queries against its transformed gallery, without and with
+    side-info."""
+    new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim
+    return MethodCases({"fastfill/no-side": (new, run.fastfill_gallery(0)[0]),
+                        "fastfill/side": (new, run.fastfill_gallery(dim)[0])}, "new")
+
+
+def projection(run: Run) -> MethodCases:
+    """Backward projection: g(new query) against the old gallery, unchanged."""
+    return MethodCases({"proj/old": (run.projected_queries(), run.embeddings("old", "test"))},
+                       "new")
+
+
+METHODS: dict[str, Callable[[Run], MethodCases]] = {
+    "independent": independent,
+    "bct": bct,
+    "fct": fct,
+    "fastfill": fastfill,
+    "projection": projection,
+}
+
+
+def method_rows(run: Run, methods: dict[str, Callable[[Run], MethodCases]] | None = None,
+                distances: tuple[str, ...] = DISTANCES) -> list[dict]:
+    """Rows of the methods table for one run (metrics as fractions, all test queries), ordered by
+    method, then case, then distance."""
+    rows, own_top1 = [], {}
+    for name, method in (methods or METHODS).items():
+        result = method(run)
+        for distance in distances:
+            key = (result.own_encoder, distance)
+            if key not in own_top1:
+                own = run.embeddings(result.own_encoder, "test")
+                own_top1[key] = run.evaluate(own, own, distance=distance)["all"]["top1"]
+        for case, (query, gallery) in result.cases.items():
+            for distance in distances:
+                m = run.evaluate(query, gallery, distance=distance)["all"]
+                rows.append({"method": name, "case": case, "distance": distance,
+                             "top1": m["top1"], "top5": m["top5"], "mAP": m["mAP"],
+                             "new_top1": own_top1[(result.own_encoder, distance)]})
+    return rows

@@ -1,0 +1,169 @@
+import numpy as np
+import pytest
+import torch
+
+from fctlib import report
+from fctlib.config import PresetError, load_preset
+from fctlib.models import build_model
+from fctlib.pipeline import Run, side_encoder
+from fctlib.runtime import seed_everything
+from fctlib.splits import nested_share
+
+LABELS = np.repeat([0, 1, 2, 3], [40, 10, 7, 1])
+
+
+def test_nested_share_sizes_stratified_nested_and_deterministic():
+    shares = (0.1, 0.25, 0.5, 1.0)
+    subsets = {s: nested_share(LABELS, s, seed=3) for s in shares}
+    for share, rows in subsets.items():
+        assert np.all(np.diff(rows) > 0)  # sorted, no repeats
+        counts = np.bincount(LABELS[rows], minlength=4)
+        expected = [max(round(share * n), 1) for n in (40, 10, 7, 1)]
+        assert counts.tolist() == expected, (share, counts)
+    for small, large in zip(shares[:-1], shares[1:], strict=True):
+        assert set(subsets[small]) <= set(subsets[large])
+    assert subsets[1.0].tolist() == list(range(len(LABELS)))
+    np.testing.assert_array_equal(nested_share(LABELS, 0.25, seed=3), subsets[0.25])
+    assert not np.array_equal(nested_share(LABELS, 0.25, seed=4), subsets[0.25])
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="share must be in"):
+            nested_share(LABELS, bad, seed=0)
+
+
+@pytest.mark.parametrize("ablation, message", [
+    ({"side_info_sources": ["simclr", "imagenet"]}, "side_info_sources must be"),
+    ({"side_info_sources": []}, "side_info_sources must be"),
+    ({"data_shares": [0.0, 0.5]}, "data_shares must be"),
+    ({"data_shares": [0.5, 1.2]}, "data_shares must be"),
+    ({"width_factors": [0.0, 1.0]}, "width_factors must be"),
+    ({"width_factors": [1.0, 1.0]}, "width_factors lists a value more than once"),
+])
+def test_ablation_keys_are_validated(ablation, message):
+    with pytest.raises(PresetError, match=f"'ablation'.*{message}"):
+        load_preset("smoke", {"ablation": ablation})
+    with pytest.raises(PresetError, match="unknown key 'projection.hidden'"):
+        load_preset("smoke", {"projection": {"hidden": [3]}})
+
+
+def test_side_info_sources_have_their_own_names_and_cache_keys(smoke_run):
+    names = [side_encoder(8, s) for s in ("simclr", "supervised", "random")]
+    assert names == ["side:8", "side:8:supervised", "side:8:random"]
+    assert len({smoke_run._encoder_key(n) for n in names}) == 3
+    with pytest.raises(ValueError, match="unknown side-info source"):
+        side_encoder(8, "imagenet")
+    with pytest.raises(ValueError, match="unknown side-info source"):
+        smoke_run.transformation(0, source="imagenet")
+
+
+def _bn_untouched(model):
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    return norms and all(int(m.num_batches_tracked) == 0 and not m.running_mean.any()
+                         for m in norms)
+
+
+def test_random_side_info_is_untrained_shaped_and_seeded(smoke_run):
+    dim, images = 8, torch.randn(5, 1, 28, 28)
+    net, history = smoke_run.side_info_model(dim, "random")
+    assert history == [] and _bn_untouched(net)
+    assert net(images).shape == (5, dim)
+    again, _ = smoke_run.side_info_model(dim, "random")
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    other_seed, _ = Run(smoke_run.preset, 1, runs_dir=smoke_run.root.parent.parent,
+                        device=smoke_run.device).side_info_model(dim, "random")
+    first = next(iter(net.state_dict().values()))
+    assert not torch.equal(first, next(iter(other_seed.state_dict().values())))
+    seed_everything(smoke_run.seed)  # the old model's initialisation: not reused as side-info
+    old_init = build_model(smoke_run.preset.old.model, 1, 5).backbone
+    assert not torch.equal(first, next(iter(old_init.state_dict().values())))
+
+
+def test_supervised_side_info_is_trained_on_old_labels_with_its_own_seed(smoke_run):
+    dim = smoke_run.preset.side_info.model.embedding_dim
+    net, history = smoke_run.side_info_model(dim, "supervised")
+    assert len(history) == smoke_run.preset.old.training.epochs
+    assert not _bn_untouched(net)
+    assert net(torch.randn(3, 1, 28, 28)).shape == (3, dim)
+    emb = smoke_run.embeddings(side_encoder(dim, "supervised"), "test")
+    assert emb.shape == (len(smoke_run.splits.test), dim)
+    assert not np.array_equal(emb, smoke_run.embeddings(side_encoder(dim), "test"))
+
+
+def test_transformation_ablations_fit_the_right_data_and_width(smoke_run, monkeypatch):
+    import fctlib.pipeline as pipeline
+
+    dim, fitted = smoke_run.preset.side_info.model.embedding_dim, {}
+    real = pipeline.train_transformation
+
+    def spy(model, old, side, new, *args, **kwargs):
+        fitted["rows"], fitted["side"] = len(old), side
+        return real(model, old, side, new, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_transformation", spy)
+    folders = [{p.name for p in smoke_run.root.glob("transformation-*")}]
+    smoke_run.transformation(dim, data_share=0.25)
+    folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
+    counts = np.bincount(smoke_run.splits.train.labels[smoke_run.share_rows(0.25)])
+    assert fitted["rows"] == counts.sum() == len(smoke_run.share_rows(0.25))
+    assert len(set(counts.tolist())) == 1  # the smoke train split is balanced: so is its share
+    h, _ = smoke_run.transformation(dim, width_factor=0.5)
+    folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
+    widths = [m.out_features for m in h.modules() if isinstance(m, torch.nn.Linear)]
+    cfg = smoke_run.preset.transformation
+    assert widths[:-1] == [w // 2 for w in (*cfg.branch_widths, *cfg.branch_widths,
+                                            *cfg.mixer_widths)]
+    smoke_run.transformation(dim, source="random")
+    side = smoke_run.embeddings(side_encoder(dim, "random"), "train")
+    np.testing.assert_array_equal(fitted["side"], side)
+    folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
+    # each ablated h gets a folder of its own, never the default h's
+    assert [len(after - before) for before, after in zip(folders, folders[1:], strict=False)] == [
+        1, 1, 1]
+    assert _default_folder(smoke_run, dim) not in folders[-1] - folders[0]
+    smoke_run.transformation(dim)  # the default h: the folder of the formula it always had
+    assert (smoke_run.root / _default_folder(smoke_run, dim) / "model.pt").is_file()
+
+
+def _default_folder(run, dim):
+    keys = [run._encoder_key(name) for name in ("old", "new", side_encoder(dim))]
+    return run.step_dir("transformation", run.preset.transformation, dim, *keys).name
+
+
+def test_default_cache_folders_are_unchanged_by_the_ablations():
+    """The fashion-mnist preset's default steps keep the folders (and cached artifacts) they had
+    before the ablations existed; a change here re-trains every cached transformation."""
+    import types
+
+    run = Run("fashion-mnist", 0)
+    run.__dict__["splits"] = types.SimpleNamespace(old_classes=[0, 1, 2, 3, 4])  # no data read
+    keys = [run._encoder_key(name) for name in ("old", "new", "side:16", "bct:1.0")]
+    assert keys == ["223f021302", "96819b9575", "36311f87f2", "78b6cc5102"]
+    assert _default_folder(run, 16) == "transformation-bbc24adc99"
+
+
+def _rows(values, key):
+    return [{key: k, "metrics": {"all": {"top1": v, "top5": v, "mAP": v / 2}}} for k, v in values]
+
+
+def test_ablation_tables_and_readings_say_when_expectations_fail():
+    metrics = {0: {"ablations": {
+        "side_info_source": [{**r, "side_info_dim": 8} for r in _rows(
+            [("simclr", 0.5), ("supervised", 0.4), ("random", 0.55), ("none", 0.3)], "source")],
+        "data_share": [{**r, "train_images": int(r["data_share"] * 100)} for r in _rows(
+            [(1.0, 0.6), (0.1, 0.4), (0.5, 0.62)], "data_share")],
+        "width": [{**r, "parameters": 10} for r in _rows([(0.25, 0.5), (1.0, 0.6)],
+                                                         "width_factor")]}}}
+    sources = report.side_info_source_table(metrics)
+    assert list(sources["source"]) == ["simclr", "supervised", "random", "none"]
+    assert list(sources.columns[:5]) == ["source", "side_info_dim", "top1", "top5", "mAP"]
+    sentence = report.side_info_source_sentence(sources)
+    assert "50.00%" in sentence and "random 55.00%" in sentence and "fails (random" in sentence
+    shares = report.data_share_table(metrics)
+    assert list(shares["data_share"]) == [0.1, 0.5, 1.0]
+    reading = report.trend_sentence(shares, "data_share", "the share")
+    assert "fails (0.5 -> 1: 62.00% -> 60.00%)" in reading
+    widths = report.width_table(metrics)
+    assert "never falls" in report.trend_sentence(widths, "width_factor", "the width")
+    assert "fails" not in report.trend_sentence(widths, "width_factor", "the width")
+    ok = sources[sources["source"] != "random"]
+    assert report.side_info_source_sentence(ok).endswith("the best source holds.")

@@ -1,0 +1,171 @@
+import numpy as np
+import pytest
+
+from fctlib.backfill import (
+    FRACTIONS,
+    area_under_curve,
+    backfill_curve,
+    backfilled_count,
+    backfilled_gallery,
+    fastfill_curves,
+    oracle_order,
+    random_order,
+    uncertainty_order,
+)
+from fctlib.metrics import evaluate_case
+
+OLD_CLASSES = [0, 1]
+
+
+def _brute_force(query, gallery, labels):
+    """top-1, top-5 and mAP by sorting every gallery row (own sample left out, ties by index)."""
+    top1, top5, aps = [], [], []
+    for i in range(len(query)):
+        d = ((gallery.astype(np.float64) - query[i]) ** 2).sum(1)
+        ranked = [j for j in np.lexsort((np.arange(len(d)), d)) if j != i]
+        hits = np.array([labels[j] == labels[i] for j in ranked])
+        if not hits.any():
+            continue
+        top1.append(hits[:1].any())
+        top5.append(hits[:5].any())
+        positions = np.flatnonzero(hits) + 1
+        aps.append(np.mean(np.arange(1, len(positions) + 1) / positions))
+    return {"top1": np.mean(top1), "top5": np.mean(top5), "mAP": np.mean(aps)}
+
+
+def _gallery(n=60, dim=6, seed=0):
+    """new = class centre + small noise; transformed = new + noise whose size varies by item."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n)
+    centres = rng.normal(size=(4, dim)) * 3
+    new = (centres[labels] + rng.normal(size=(n, dim)) * 0.5).astype(np.float32)
+    scale = rng.uniform(0.1, 4.0, n)
+    transformed = (new + rng.normal(size=(n, dim)) * scale[:, None]).astype(np.float32)
+    return new, transformed, labels, scale
+
+
+def test_auc_rules_by_hand():
+    x, y = [0.0, 0.5, 1.0], [0.2, 0.4, 1.0]
+    assert area_under_curve(x, y, "mean") == pytest.approx((0.2 + 0.4 + 1.0) / 3)
+    assert area_under_curve(x, y, "trapezoid") == pytest.approx(0.5 * 0.3 + 0.5 * 0.7)
+    # On the published grid a straight line has area 1/2 by both rules; x^2 has area
+    # sum(k^2) / 21^2 / 22 = (21 * 22 * 43 / 6) / 21^2 / 22 = 43/126 by the mean rule and
+    # 1/3 + 1/(6 * 21^2) by the trapezoid rule (its error on x^2 is h^2/6 with h = 1/21).
+    assert area_under_curve(FRACTIONS, FRACTIONS, "mean") == pytest.approx(0.5)
+    assert area_under_curve(FRACTIONS, FRACTIONS, "trapezoid") == pytest.approx(0.5)
+    assert area_under_curve(FRACTIONS, FRACTIONS**2, "mean") == pytest.approx(43 / 126)
+    assert area_under_curve(FRACTIONS, FRACTIONS**2, "trapezoid") == pytest.approx(
+        1 / 3 + 1 / (6 * 21**2))
+    with pytest.raises(ValueError, match="unknown rule"):
+        area_under_curve(x, y, "simpson")
+    with pytest.raises(ValueError, match="matching"):
+        area_under_curve(x, y[:2])
+
+
+def test_published_grid():
+    assert len(FRACTIONS) == 22 and FRACTIONS[0] == 0 and FRACTIONS[-1] == 1
+    assert np.allclose(np.diff(FRACTIONS), 1 / 21)
+
+
+def test_orders():
+    sigma = np.array([0.5, 2.0, -1.0, 2.0, 0.7])
+    assert uncertainty_order(sigma).tolist() == [1, 3, 4, 0, 2]  # highest first, ties by index
+    new = np.zeros((4, 2), np.float32)
+    transformed = np.array([[1, 0], [0, 3], [0, 0], [2, 0]], np.float32)
+    assert oracle_order(transformed, new).tolist() == [1, 3, 0, 2]  # largest error first
+    perm = random_order(50, seed=3)
+    assert sorted(perm.tolist()) == list(range(50))
+    assert np.array_equal(perm, random_order(50, seed=3))
+    assert not np.array_equal(perm, random_order(50, seed=4))
+
+
+def test_backfilled_gallery_replaces_the_first_items_of_the_order():
+    new, transformed, _, _ = _gallery(n=10)
+    order = np.array([7, 2, 9, 0, 1, 3, 4, 5, 6, 8])
+    gallery = backfilled_gallery(transformed, new, order, 0.3)
+    assert backfilled_count(10, 0.3) == 3
+    replaced = [7, 2, 9]
+    assert np.array_equal(gallery[replaced], new[replaced])
+    kept = [i for i in range(10) if i not in replaced]
+    assert np.array_equal(gallery[kept], transformed[kept])
+    assert np.array_equal(backfilled_gallery(transformed, new, order, 0.0), transformed)
+    assert np.array_equal(backfilled_gallery(transformed, new, order, 1.0), new)
+    with pytest.raises(ValueError, match="permutation"):
+        backfilled_gallery(transformed, new, np.zeros(10, int), 0.5)
+    with pytest.raises(ValueError, match="fraction"):
+        backfilled_gallery(transformed, new, order, 1.5)
+
+
+def test_curve_endpoints_and_a_middle_point_against_brute_force():
+    new, transformed, labels, _ = _gallery()
+    order = random_order(len(new), seed=0)
+    points = backfill_curve(new, transformed, new, order, labels, OLD_CLASSES,
+                            fractions=[0.0, 0.5, 1.0])
+    assert [p["backfilled"] for p in points] == [0, 30, 60]
+    middle = transformed.copy()
+    middle[order[:30]] = new[order[:30]]
+    for point, gallery in zip(points, (transformed, middle, new), strict=True):
+        expected = _brute_force(new, gallery, labels)
+        for metric, value in expected.items():
+            assert point["metrics"]["all"][metric] == pytest.approx(value), metric
+    assert points[0]["metrics"] == evaluate_case(new, transformed, labels, OLD_CLASSES)
+    assert points[-1]["metrics"] == evaluate_case(new, new, labels, OLD_CLASSES)
+
+
+def test_fastfill_curves_and_the_oracle_beating_random():
+    new, transformed, labels, scale = _gallery(n=120)
+    fct = transformed[::-1].copy()  # any other gallery of the same shape
+    curves = fastfill_curves(new, transformed, scale, fct, labels, OLD_CLASSES, seed=1)
+    assert [(c["transformation"], c["order"]) for c in curves] == [
+        ("fastfill", "random"), ("fastfill", "uncertainty"), ("fastfill", "oracle"),
+        ("fct", "random")]
+    new_new = evaluate_case(new, new, labels, OLD_CLASSES)
+    for curve in curves:
+        assert [p["fraction"] for p in curve["points"]] == pytest.approx(FRACTIONS.tolist())
+        assert curve["points"][-1]["metrics"] == new_new
+    auc = {c["order"]: area_under_curve(FRACTIONS, [p["metrics"]["all"]["mAP"]
+                                                    for p in c["points"]])
+           for c in curves if c["transformation"] == "fastfill"}
+    # sigma = the noise scale: uncertainty order is close to the oracle, both beat random
+    assert auc["oracle"] > auc["random"] and auc["uncertainty"] > auc["random"], auc
+
+
+def _curve_metrics(areas: dict[int, dict[tuple[str, str], float]], dim=8):
+    """Step metrics of seeds whose curves are flat lines at the given heights (fractions)."""
+    def point(f, height):
+        values = {"top1": height, "top5": min(1.0, height + 0.1), "mAP": height / 2}
+        return {"fraction": float(f), "backfilled": 0, "metrics": {"all": values}}
+
+    return {seed: {"fastfill": {"curves": [
+        {"side_info_dim": dim, "transformation": name, "order": order,
+         "points": [point(f, height) for f in FRACTIONS]}
+        for (name, order), height in curves.items()]}} for seed, curves in areas.items()}
+
+
+def test_backfilling_tables_and_claims():
+    from fctlib import report
+
+    base = {("fastfill", "random"): 0.4, ("fastfill", "oracle"): 0.8, ("fct", "random"): 0.35}
+    metrics = _curve_metrics({0: {**base, ("fastfill", "uncertainty"): 0.6},
+                              1: {**base, ("fastfill", "uncertainty"): 0.3}})
+    long = report.backfilling_rows(metrics)
+    assert len(long) == 2 * 4 * 22
+    table = report.backfilling_table(long, 8)
+    assert list(table.columns) == ["transformation", "order", "auc_rule", "auc_top1", "auc_top5",
+                                   "auc_mAP", "seeds"]
+    row = table.set_index(["transformation", "order", "auc_rule"]).loc[
+        ("fastfill", "uncertainty", "trapezoid")]
+    assert (row["auc_top1"], row["auc_mAP"], row["seeds"]) == (45.0, 22.5, 2)
+    assert report.backfilling_table(long, 0).empty
+    claims = report.backfilling_claims(long).set_index(["claim", "metric"])["verdict"]
+    assert claims[("fastfill uncertainty > fastfill random", "top1")] == "unresolved"
+    assert claims[("fastfill uncertainty > fct random", "mAP")] == "unresolved"
+    assert claims[("fastfill oracle >= fastfill uncertainty", "top1")] == "holds"
+    assert "does not hold" in report.backfilling_sentence(report.backfilling_claims(long))
+    good = report.backfilling_rows(_curve_metrics({0: {**base, ("fastfill", "uncertainty"): 0.6}}))
+    assert "**holds** on every seed" in report.backfilling_sentence(
+        report.backfilling_claims(good))
+    paper = report.backfilling_paper_comparison(long, "toy").set_index("source")
+    assert paper.loc["ours", "gain_auc_top1"] == pytest.approx(45.0 - 35.0)
+    assert paper.loc["ours", "side_info"] == "8-d"
+    assert len(paper.loc["published"]) == 3

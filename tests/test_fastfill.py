@@ -1,0 +1,143 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fctlib.config import PARAMS_DIR, PresetError, load_preset
+from fctlib.fastfill import (
+    FastFill,
+    fastfill_loss,
+    per_sample_loss,
+    sigma_error_correlation,
+    train_fastfill,
+    upgrade_with_uncertainty,
+)
+from fctlib.pipeline import Run
+from fctlib.train import TrainConfig
+from fctlib.transformation import Transformation, upgrade_embeddings
+
+CPU = torch.device("cpu")
+
+
+def _model(side_dim=3, seed=0):
+    torch.manual_seed(seed)
+    return FastFill(Transformation(5, side_dim, 4, branch_widths=(8,), mixer_widths=(8,)),
+                    head_width=6)
+
+
+def test_loss_by_hand():
+    feature = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    new = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    sigma = torch.tensor([0.3, -0.2])
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.5, 0.5, -1.0]])
+    labels = torch.tensor([0, 2])
+    squared = [0 + 4, 1 + 4]  # ||feature - new||^2 per sample
+    log_z = [math.log(math.exp(2) + 1 + math.exp(1)), math.log(2 * math.exp(0.5) + math.exp(-1))]
+    ce = [log_z[0] - 2.0, log_z[1] + 1.0]
+    per_sample = [0.5 * math.exp(-s) * (m + c) + 0.25 * s
+                  for s, m, c in zip(sigma.tolist(), squared, ce, strict=True)]
+    got = fastfill_loss(feature, sigma, new, logits, labels, mu=0.25)
+    assert got.item() == pytest.approx(sum(per_sample) / 2, rel=1e-6)
+
+
+def test_sigma_optimum_is_the_log_of_the_loss():
+    """d/dsigma of 0.5 exp(-sigma) l + mu sigma vanishes at sigma = log(l / (2 mu))."""
+    feature, new = torch.tensor([[3.0, 0.0]]), torch.zeros(1, 2)
+    logits, labels = torch.zeros(1, 2), torch.tensor([1])
+    loss_value = 9 + math.log(2)  # squared distance plus cross-entropy of uniform logits
+    for mu, expected_zero in ((0.5, True), (0.1, True), (0.5, False)):
+        optimum = math.log(loss_value / (2 * mu))
+        sigma = torch.tensor([optimum if expected_zero else optimum + 1.0], requires_grad=True)
+        fastfill_loss(feature, sigma, new, logits, labels, mu=mu).backward()
+        assert (abs(sigma.grad.item()) < 1e-6) == expected_zero
+
+
+def test_forward_is_the_transformation_plus_a_sigma_per_sample():
+    model = _model().eval()
+    old, side = torch.randn(7, 5), torch.randn(7, 3)
+    feature, sigma = model(old, side)
+    assert torch.equal(feature, model.transformation(old, side))
+    assert sigma.shape == (7,)
+    assert torch.allclose(sigma, model.uncertainty(feature).squeeze(1))
+
+
+def test_upgrade_with_uncertainty_in_batches():
+    model = _model().eval()
+    rng = np.random.default_rng(0)
+    old = rng.normal(size=(50, 5)).astype(np.float32)
+    side = rng.normal(size=(50, 3)).astype(np.float32)
+    features, sigma = upgrade_with_uncertainty(model, old, side, batch_size=16, device=CPU)
+    whole_feature, whole_sigma = model(torch.from_numpy(old), torch.from_numpy(side))
+    np.testing.assert_allclose(features, whole_feature.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sigma, whole_sigma.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(features, upgrade_embeddings(model.transformation, old, side,
+                                                               device=CPU))
+
+
+def test_sigma_error_correlation():
+    new = np.zeros((5, 2))
+    transformed = np.array([[1, 0], [0, 2], [3, 0], [0, 4], [5, 0]], float)
+    assert sigma_error_correlation(np.arange(5.0), transformed, new) == pytest.approx(1.0)
+    assert sigma_error_correlation(-np.arange(5.0), transformed, new) == pytest.approx(-1.0)
+
+
+def test_training_checks_its_inputs():
+    model = _model()
+    old, side, new = np.zeros((10, 5)), np.zeros((10, 3)), np.zeros((10, 4))
+    cfg = TrainConfig(epochs=1, optimizer="adam", lr=1e-3)
+    with pytest.raises(ValueError, match="lengths differ"):
+        train_fastfill(model, old, side, new, np.zeros(9, int), torch.zeros(3, 4), cfg, seed=0)
+    with pytest.raises(ValueError, match="classifier weight"):
+        train_fastfill(model, old, side, new, np.zeros(10, int), torch.zeros(3, 5), cfg, seed=0)
+    with pytest.raises(ValueError, match="class indices"):
+        train_fastfill(model, old, side, new, np.full(10, 3), torch.zeros(3, 4), cfg, seed=0)
+    with pytest.raises(ValueError, match="mu"):
+        train_fastfill(model, old, side, new, np.zeros(10, int), torch.zeros(3, 4), cfg, seed=0,
+                       mu=0.0)
+
+
+def test_every_preset_trains_fastfill_with_the_transformation_recipe():
+    """Published FastFill trains h with FCT's recipe, so both steps cost about the same."""
+    for path in sorted(PARAMS_DIR.glob("*.yaml")):
+        if path.name == "defaults.yaml":
+            continue
+        preset = load_preset(path)
+        assert preset.fastfill.training == preset.transformation.training, path.name
+        assert preset.fastfill.mu == 0.5, path.name
+
+
+def test_fastfill_settings_are_validated():
+    with pytest.raises(PresetError, match="mu > 0"):
+        load_preset("smoke", {"fastfill": {"mu": 0}})
+    with pytest.raises(PresetError, match="unknown key 'fastfill.muu'"):
+        load_preset("smoke", {"fastfill": {"muu": 1.0}})
+
+
+def test_loss_goes_down_and_sigma_tracks_the_loss_on_fashion_mnist(fashion_mnist, tmp_path):
+    """Smoke-sized real data (old and new models trained a few epochs, so that the new classifier
+    means something): the loss falls, sigma ranks samples like their loss l, the step is cached
+    by its settings."""
+    overrides = {"old": {"training": {"epochs": 5}}, "new": {"training": {"epochs": 5}},
+                 "fastfill": {"training": {"epochs": 60, "lr": 0.002}}}
+    run = Run("smoke", 0, overrides=overrides, runs_dir=tmp_path, device=CPU)
+    model, history = run.fastfill_transformation(8)
+    losses = [h["loss"] for h in history]
+    assert losses[-1] < 0.5 * losses[0], losses
+    old, side, new = (run.embeddings(name, "train") for name in ("old", "side:8", "new"))
+    feature, sigma = upgrade_with_uncertainty(model, old, side, device=CPU)
+    feature_t = torch.from_numpy(feature)
+    logits = feature_t @ run.new_model[0].classifier.weight.detach().T
+    loss = per_sample_loss(feature_t, torch.from_numpy(new), logits,
+                           torch.from_numpy(run.splits.train.labels).long()).numpy()
+    ranks = pd.Series(sigma).rank(), pd.Series(loss).rank()
+    assert ranks[0].corr(ranks[1]) > 0.3
+    gallery, test_sigma = run.fastfill_gallery(8)
+    assert gallery.shape == run.embeddings("new", "test").shape
+    assert test_sigma.shape == (len(gallery),)
+    assert len(list(run.root.glob("fastfill-*"))) == 1
+    other_mu = {**overrides, "fastfill": {**overrides["fastfill"], "mu": 0.2}}
+    Run("smoke", 0, overrides=other_mu, runs_dir=tmp_path, device=CPU).fastfill_transformation(8)
+    assert len(list(run.root.glob("fastfill-*"))) == 2
+    assert run.fastfill_transformation(8)[1] == history  # loaded, not trained again

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from fctlib import report
+from fctlib.methods import METHODS, MethodCases, method_rows
+from fctlib.metrics import evaluate_case
+
+LABELS = np.repeat([0, 1, 2, 3], 25)
+
+
+def _embeddings(seed, unit=False):
+    """Class directions plus noise; rows scaled by very different norms unless `unit`."""
+    rng = np.random.default_rng(seed)
+    x = np.eye(8)[LABELS] * 2.0 + rng.normal(size=(len(LABELS), 8))
+    if unit:
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return (x * rng.uniform(0.05, 20.0, size=(len(LABELS), 1))).astype(np.float32)
+
+
+class FakeRun:
+    """The two things method_rows asks of a run: cached test embeddings and evaluate."""
+
+    def __init__(self, unit=False):
+        self.store = {"old": _embeddings(0, unit), "new": _embeddings(1, unit),
+                      "bct:3.0": _embeddings(2, unit)}
+
+    def embeddings(self, name, split):
+        assert split == "test"
+        return self.store[name]
+
+    def evaluate(self, query, gallery, split="test", distance=None):
+        return evaluate_case(query, gallery, LABELS, [0, 1], distance=distance)
+
+
+def _two_methods(run):
+    old, new, bct = (run.store[k] for k in ("old", "new", "bct:3.0"))
+    return {"first": lambda r: MethodCases({"new/old": (new, old), "new/new": (new, new)}, "new"),
+            "second": lambda r: MethodCases({"bct/old": (bct, old)}, "bct:3.0")}
+
+
+def test_rows_in_method_case_distance_order_with_the_own_model_beside():
+    run = FakeRun()
+    rows = method_rows(run, _two_methods(run))
+    assert [(r["method"], r["case"], r["distance"]) for r in rows] == [
+        ("first", "new/old", "l2"), ("first", "new/old", "cosine"),
+        ("first", "new/new", "l2"), ("first", "new/new", "cosine"),
+        ("second", "bct/old", "l2"), ("second", "bct/old", "cosine")]
+    by_key = {(r["case"], r["distance"]): r for r in rows}
+    for distance in ("l2", "cosine"):
+        new_new = by_key[("new/new", distance)]
+        assert new_new["new_top1"] == new_new["top1"]
+        bct = run.store["bct:3.0"]
+        own = evaluate_case(bct, bct, LABELS, [0, 1], distance=distance)["all"]["top1"]
+        assert by_key[("bct/old", distance)]["new_top1"] == own
+    assert all(set(r) == {"method", "case", "distance", "top1", "top5", "mAP", "new_top1"}
+               for r in rows)
+
+
+def test_cosine_and_l2_differ_only_where_norms_differ():
+    scaled = {(r["case"], r["distance"]): r for r in method_rows(FakeRun(), _two_methods(
+        FakeRun()))}
+    assert scaled[("new/new", "cosine")]["top1"] > scaled[("new/new", "l2")]["top1"] + 0.1
+    unit_run = FakeRun(unit=True)
+    unit = {(r["case"], r["distance"]): r for r in method_rows(unit_run, _two_methods(unit_run))}
+    for case in ("new/old", "new/new", "bct/old"):
+        for m in ("top1", "top5", "mAP"):
+            assert unit[(case, "l2")][m] == pytest.approx(unit[(case, "cosine")][m], abs=1e-9)
+
+
+def test_method_order_of_the_table():
+    assert list(METHODS) == ["independent", "bct", "fct", "fastfill", "projection"]
+
+
+def _saved(rows):
+    return {"methods": {"rows": [
+        {"method": m, "case": c, "distance": d, "top1": t, "top5": t, "mAP": t / 2,
+         "new_top1": 0.6} for m, c, d, t in rows]}}
+
+
+def test_methods_table_means_over_seeds_in_percent_and_reads_failures():
+    cases = [("independent", "old/old", "l2"), ("independent", "new/new", "l2"),
+             ("projection", "proj/old", "l2"), ("bct", "bct/old", "l2"),
+             ("independent", "old/old", "cosine"), ("projection", "proj/old", "cosine")]
+    seed0 = [(*k, v) for k, v in zip(cases, (0.4, 0.6, 0.3, 0.5, 0.4, 0.45), strict=True)]
+    seed1 = [(*k, v) for k, v in zip(cases, (0.5, 0.7, 0.4, 0.6, 0.5, 0.55), strict=True)]
+    table = report.methods_table({0: _saved(seed0), 1: _saved(seed1)})
+    assert list(table.columns) == ["method", "case", "distance", "top1", "top5", "mAP",
+                                   "new_top1"]
+    assert [tuple(r) for r in table[["method", "case", "distance"]].values] == cases
+    row = table.iloc[2]
+    assert (row["top1"], row["mAP"], row["new_top1"]) == (35.0, 17.5, 60.0)
+    sentence = report.methods_sentence(table, seeds=2)
+    assert sentence.startswith("Mean over 2 seed(s)")
+    assert "under l2 old/old top-1 is 45.00% and bct/old 55.00% beat it" in sentence
+    assert "expected gain fails for proj/old 35.00%" in sentence
+    assert "under cosine old/old top-1 is 45.00% and proj/old 50.00% beat it" in sentence
+    assert list(report.methods_table({0: {}}).columns) == list(report.METHODS_COLUMNS)
