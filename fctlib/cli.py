@@ -113,10 +113,13 @@ def add_gallery_commands(commands) -> None:
     export.add_argument("--shard-size", type=int, default=10_000)
     export.add_argument("--out", required=True, help="folder for gallery/ and transformation.pt")
     export.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
+    export.add_argument("--fastfill", action="store_true",
+                        help="export FastFill's h: the upgrade then also writes a backfill order")
     upgrade = commands.add_parser(
         "upgrade", help="upgrade a gallery store with a transformation, shard by shard")
     upgrade.add_argument("store", help="gallery store folder (manifest.json + shard-*/)")
-    upgrade.add_argument("--transformation", required=True, help="a saved transformation (.pt)")
+    upgrade.add_argument("--transformation", required=True,
+                         help="a saved transformation (.pt): FCT's h or FastFill's")
     upgrade.add_argument("--out", help="output folder (default: <store>-upgraded)")
     upgrade.add_argument("--index", default="auto", choices=INDEX_KINDS,
                          help=f"faiss index: auto = IVF from {IVF_FROM:,} items, else flat")
@@ -141,7 +144,7 @@ def run_gallery_command(args) -> int:
         if args.command == "export-gallery":
             run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
             store, path = export_gallery(run, args.out, split=args.split, side_dim=args.side_dim,
-                                         shard_size=args.shard_size)
+                                         shard_size=args.shard_size, fastfill=args.fastfill)
             print(f"gallery store: {store.folder} ({store.count} items, {len(store.shards)} "
                   f"shards)\ntransformation: {path}")
         elif args.command == "upgrade":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .fastfill import save_fastfill
 from .gallery_store import GalleryStore, write_gallery_store
 from .pipeline import Run
 from .transformation import save_transformation
@@ -15,10 +16,11 @@ from .upgrade import open_upgraded
 
 
 def export_gallery(run: Run, folder: str | Path, *, split: str = "test",
-                   side_dim: int | None = None, shard_size: int = 10_000
-                   ) -> tuple[GalleryStore, Path]:
+                   side_dim: int | None = None, shard_size: int = 10_000,
+                   fastfill: bool = False) -> tuple[GalleryStore, Path]:
     """Write `folder/gallery` (ids = positions in the split, old embeddings, side-info) and
-    `folder/transformation.pt`, from a run's cached (or freshly trained) models."""
+    `folder/transformation.pt` (FCT's h, or FastFill's with its uncertainty head), from a run's
+    cached (or freshly trained) models."""
     folder = Path(folder)
     side_dim = run.preset.side_info.model.embedding_dim if side_dim is None else side_dim
     old = run.embeddings("old", split)
@@ -26,8 +28,10 @@ def export_gallery(run: Run, folder: str | Path, *, split: str = "test",
     source = {"preset": run.preset.name, "seed": run.seed, "split": split, "side_dim": side_dim}
     store = write_gallery_store(folder / "gallery", np.arange(len(old)), old, side,
                                 shard_size=shard_size, source=source)
-    path = save_transformation(run.transformation(side_dim)[0], folder / "transformation.pt")
-    return store, path
+    path = folder / "transformation.pt"
+    if fastfill:
+        return store, save_fastfill(run.fastfill_transformation(side_dim)[0], path)
+    return store, save_transformation(run.transformation(side_dim)[0], path)
 
 
 @dataclass(frozen=True)

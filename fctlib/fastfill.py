@@ -9,6 +9,8 @@ new embedding or misclassified by the new classifier), which partial backfilling
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -16,9 +18,19 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from .checkpoint import save_torch
 from .runtime import default_device
 from .train import TrainConfig, train
-from .transformation import Transformation, freeze_batchnorm_from, upgrade_embeddings
+from .transformation import (
+    Transformation,
+    build_transformation,
+    freeze_batchnorm_from,
+    read_saved_model,
+    transformation_sizes,
+    upgrade_embeddings,
+)
+
+FASTFILL_FORMAT = "fct-fastfill/1"
 
 
 class FastFill(nn.Module):
@@ -29,7 +41,7 @@ class FastFill(nn.Module):
         super().__init__()
         if head_width < 1:
             raise ValueError(f"head_width must be >= 1, got {head_width}")
-        self.transformation = transformation
+        self.transformation, self.head_width = transformation, head_width
         self.uncertainty = nn.Sequential(
             nn.Linear(transformation.new_dim, head_width), nn.ReLU(), nn.Linear(head_width, 1)
         )
@@ -140,3 +152,19 @@ def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.
     error = np.linalg.norm(np.asarray(new, np.float64) - np.asarray(transformed, np.float64),
                            axis=1)
     return float(pd.Series(sigma).rank().corr(pd.Series(error).rank()))
+
+
+def save_fastfill(model: FastFill, path: str | Path) -> Path:
+    """Save FastFill (h and its head) with its sizes, for `fct upgrade` and `load_fastfill`."""
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    return save_torch({"format": FASTFILL_FORMAT, "head_width": model.head_width,
+                       "sizes": transformation_sizes(model.transformation), "state_dict": state},
+                      path)
+
+
+def load_fastfill(path: str | Path) -> FastFill:
+    """A FastFill model saved by `save_fastfill`, in eval mode on the CPU."""
+    saved = read_saved_model(path, (FASTFILL_FORMAT,))
+    model = FastFill(build_transformation(saved["sizes"]), saved["head_width"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()

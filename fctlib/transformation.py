@@ -128,26 +128,42 @@ def upgrade_embeddings(
     return out
 
 
-def save_transformation(model: Transformation, path: str | Path) -> Path:
-    """Save h with its sizes, so `load_transformation` rebuilds it without the preset."""
-    sizes = {"old_dim": model.old_dim, "side_info_dim": model.side_info_dim,
-             "new_dim": model.new_dim, "branch_widths": list(model.branch_widths),
-             "mixer_widths": list(model.mixer_widths)}
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    return save_torch({"format": TRANSFORMATION_FORMAT, "sizes": sizes, "state_dict": state}, path)
+def transformation_sizes(model: Transformation) -> dict:
+    """The constructor arguments of h, as plain data."""
+    return {"old_dim": model.old_dim, "side_info_dim": model.side_info_dim,
+            "new_dim": model.new_dim, "branch_widths": list(model.branch_widths),
+            "mixer_widths": list(model.mixer_widths)}
 
 
-def load_transformation(path: str | Path) -> Transformation:
-    """A transformation saved by `save_transformation`, in eval mode on the CPU."""
+def build_transformation(sizes: dict) -> Transformation:
+    """h from `transformation_sizes` output."""
+    return Transformation(sizes["old_dim"], sizes["side_info_dim"], sizes["new_dim"],
+                          tuple(sizes["branch_widths"]), tuple(sizes["mixer_widths"]))
+
+
+def read_saved_model(path: str | Path, formats: tuple[str, ...]) -> dict:
+    """The dict saved at `path` by save_transformation or save_fastfill, checked for its format."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"transformation file {path} not found (export one with "
                                 "`fct export-gallery`, or save_transformation in Python)")
     saved = load_torch(path)
-    if not isinstance(saved, dict) or saved.get("format") != TRANSFORMATION_FORMAT:
-        raise ValueError(f"{path} is not a transformation saved by fctlib.save_transformation")
-    sizes = saved["sizes"]
-    model = Transformation(sizes["old_dim"], sizes["side_info_dim"], sizes["new_dim"],
-                           tuple(sizes["branch_widths"]), tuple(sizes["mixer_widths"]))
+    if not isinstance(saved, dict) or saved.get("format") not in formats:
+        raise ValueError(f"{path} is not a transformation saved by fctlib (save_transformation "
+                         "or save_fastfill)")
+    return saved
+
+
+def save_transformation(model: Transformation, path: str | Path) -> Path:
+    """Save h with its sizes, so `load_transformation` rebuilds it without the preset."""
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    return save_torch({"format": TRANSFORMATION_FORMAT, "sizes": transformation_sizes(model),
+                       "state_dict": state}, path)
+
+
+def load_transformation(path: str | Path) -> Transformation:
+    """A transformation saved by `save_transformation`, in eval mode on the CPU."""
+    saved = read_saved_model(path, (TRANSFORMATION_FORMAT,))
+    model = build_transformation(saved["sizes"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()

@@ -5,7 +5,9 @@ Output folder (default: `<store>-upgraded`, next to the input)::
 
     job.json                 which store and transformation (sha256) this output belongs to
     shard-00000/new.npy      float32 (n, new_dim); shard-00000/ids.npy, written last
+    shard-00000/sigma.npy    FastFill's uncertainty per item (with a FastFill model only)
     index.faiss              flat or IVF index over every shard, ids as faiss ids
+    backfill_order.npy       ids by decreasing sigma: re-embed these first (FastFill only)
     manifest.json            counts, index settings, "verified": true; written last of all
 
 The input store is only read (memory-mapped). A shard is finished when its ids.npy exists, so an
@@ -26,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import atomic_write, load_json_if_exists, save_json
+from .fastfill import FASTFILL_FORMAT, FastFill, load_fastfill, upgrade_with_uncertainty
 from .gallery_store import (
     MANIFEST,
     GalleryStoreError,
@@ -35,10 +38,17 @@ from .gallery_store import (
     read_manifest,
 )
 from .images import save_npy_atomic
-from .transformation import Transformation, load_transformation, upgrade_embeddings
+from .transformation import (
+    TRANSFORMATION_FORMAT,
+    Transformation,
+    load_transformation,
+    read_saved_model,
+    upgrade_embeddings,
+)
 
 UPGRADE_FORMAT = "fct-upgraded-gallery/1"
 INDEX_FILE = "index.faiss"
+ORDER_FILE = "backfill_order.npy"
 JOB_FILE = "job.json"
 INDEX_KINDS = ("auto", "flat", "ivf")
 METRICS = ("l2", "cosine")
@@ -61,6 +71,12 @@ def default_output(store: str | Path) -> Path:
     return store.with_name(store.name + "-upgraded")
 
 
+def load_upgrade_model(path: str | Path) -> Transformation | FastFill:
+    """The model saved at `path`: an FCT transformation, or FastFill (h with its uncertainty)."""
+    saved = read_saved_model(path, (TRANSFORMATION_FORMAT, FASTFILL_FORMAT))
+    return load_fastfill(path) if saved["format"] == FASTFILL_FORMAT else load_transformation(path)
+
+
 def check_compatible(model: Transformation, store, transformation_path: Path) -> None:
     """Stop, naming both files, when h was trained for other embedding or side-info sizes."""
     if (model.old_dim, model.side_info_dim) != (store.old_dim, store.side_info_dim):
@@ -72,15 +88,21 @@ def check_compatible(model: Transformation, store, transformation_path: Path) ->
 
 
 @lru_cache(maxsize=4)
-def _cached_transformation(path: str, sha256: str) -> Transformation:
-    return load_transformation(path)
+def _cached_model(path: str, sha256: str) -> Transformation | FastFill:
+    return load_upgrade_model(path)
 
 
-def shard_finished(out_shard: Path, count: int, new_dim: int) -> bool:
+def _h(model: Transformation | FastFill) -> Transformation:
+    return model.transformation if isinstance(model, FastFill) else model
+
+
+def shard_finished(out_shard: Path, count: int, new_dim: int, with_sigma: bool = False) -> bool:
     """Whether an output shard is complete (its ids.npy, written last, exists and fits)."""
     try:
         check_npy(out_shard / "ids.npy", (count,), "i")
         check_npy(out_shard / "new.npy", (count, new_dim), "f")
+        if with_sigma:
+            check_npy(out_shard / "sigma.npy", (count,), "f")
     except GalleryStoreError:
         return False
     return True
@@ -92,15 +114,18 @@ def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_
 
     Runs in a worker process when mapped on a Dask cluster, so it takes only plain arguments.
     """
-    model = _cached_transformation(str(transformation), transformation_sha256)
-    target = out / shard.name
-    if shard_finished(target, shard.count, model.new_dim):
+    model = _cached_model(str(transformation), transformation_sha256)
+    fastfill, target = isinstance(model, FastFill), out / shard.name
+    if shard_finished(target, shard.count, _h(model).new_dim, fastfill):
         return shard.name
     if threads:
         torch.set_num_threads(threads)
-    new = upgrade_embeddings(model, shard.old(), shard.side(), batch_size=batch_size,
-                             device=torch.device("cpu"))
-    save_npy_atomic(new, target / "new.npy")
+    upgrade = upgrade_with_uncertainty if fastfill else upgrade_embeddings
+    result = upgrade(model, shard.old(), shard.side(), batch_size=batch_size,
+                     device=torch.device("cpu"))
+    if fastfill:
+        save_npy_atomic(result[1], target / "sigma.npy")
+    save_npy_atomic(result[0] if fastfill else result, target / "new.npy")
     save_npy_atomic(np.array(shard.ids(), dtype=np.int64), target / "ids.npy")
     return shard.name
 
@@ -168,6 +193,14 @@ def build_index(parts: list[Path], counts: list[int], dim: int, *, kind: str = "
     return index, info
 
 
+def backfill_order(parts: list[Path]) -> np.ndarray:
+    """Ids of every output shard by decreasing FastFill sigma (ties in storage order): the items
+    to re-embed with the new model first."""
+    ids = np.concatenate([np.load(p / "ids.npy") for p in parts])
+    sigma = np.concatenate([np.load(p / "sigma.npy") for p in parts])
+    return ids[np.argsort(-sigma.astype(np.float64), kind="stable")]
+
+
 def verify_upgrade(store, out: Path, new_dim: int) -> int:
     """Check every output shard against its input shard (count, ids, finite values)."""
     for shard in store.shards:
@@ -193,14 +226,16 @@ def upgrade_gallery(store: str | Path, transformation: str | Path, out: str | Pa
         raise ValueError(f"index must be one of {INDEX_KINDS} and metric one of {METRICS}")
     store = open_gallery_store(store)
     transformation = Path(transformation)
-    model = load_transformation(transformation)
+    model = load_upgrade_model(transformation)
+    fastfill, model = isinstance(model, FastFill), _h(model)
     check_compatible(model, store, transformation)
     sha = file_sha256(transformation)
     out = Path(out) if out else default_output(store.folder)
     if out.resolve() == store.folder.resolve():
         raise GalleryStoreError("the output folder must differ from the store (never modified)")
     _start_job(out, store, transformation, sha)
-    todo = [s for s in store.shards if not shard_finished(out / s.name, s.count, model.new_dim)]
+    todo = [s for s in store.shards
+            if not shard_finished(out / s.name, s.count, model.new_dim, fastfill)]
     log(f"{store.count} items in {len(store.shards)} shards; {len(todo)} to upgrade")
     task = partial(upgrade_shard, out=out, transformation=transformation,
                    transformation_sha256=sha, batch_size=batch_size, threads=threads)
@@ -218,9 +253,12 @@ def upgrade_gallery(store: str | Path, transformation: str | Path, out: str | Pa
     import faiss
 
     atomic_write(out / INDEX_FILE, lambda tmp: faiss.write_index(faiss_index, str(tmp)))
+    if fastfill:
+        save_npy_atomic(backfill_order(parts), out / ORDER_FILE)
     manifest = {"format": UPGRADE_FORMAT, "new_dim": model.new_dim, "count": count,
                 "shards": [{"name": s.name, "count": s.count} for s in store.shards],
                 "index": {"file": INDEX_FILE, **info}, "source": store.source,
+                "backfill_order": ORDER_FILE if fastfill else None,
                 "verified": True}
     save_json(manifest, out / MANIFEST)
     log(f"upgraded {count} items into {out} ({info['kind']} index, {metric})")

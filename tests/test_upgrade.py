@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from fctlib.cli import main as fct
+from fctlib.fastfill import FastFill, load_fastfill, save_fastfill, upgrade_with_uncertainty
 from fctlib.gallery_store import GalleryStoreError, open_gallery_store, write_gallery_store
 from fctlib.transformation import (
     Transformation,
@@ -97,6 +98,25 @@ def test_upgrade_equals_transformation_applied_directly(store, transformation, d
     _, found = index.search(expected[:20], 1)  # each upgraded vector finds its own id
     assert np.array_equal(found[:, 0], ids[:20])
     assert tree_digest(store.folder) == before
+
+
+def test_fastfill_upgrade_writes_sigma_and_the_backfill_order(tmp_path, store, data):
+    ids, old, side = data
+    torch.manual_seed(3)
+    model = FastFill(Transformation(OLD, SIDE, NEW, (32,), (64,)), head_width=16).eval()
+    path = save_fastfill(model, tmp_path / "fastfill.pt")
+    out = upgrade_gallery(store.folder, path, log=quiet)
+    expected_new, expected_sigma = upgrade_with_uncertainty(load_fastfill(path), old, side)
+    got_ids, got_new = read_output(out)
+    np.testing.assert_allclose(got_new, expected_new, rtol=1e-5, atol=1e-5)
+    sigma = np.concatenate([np.load(out / s.name / "sigma.npy") for s in store.shards])
+    np.testing.assert_allclose(sigma, expected_sigma, rtol=1e-5, atol=1e-5)
+    order = np.load(out / "backfill_order.npy")
+    assert sorted(order.tolist()) == sorted(ids.tolist())
+    by_id = dict(zip(ids.tolist(), sigma.tolist(), strict=True))
+    ranked = [by_id[i] for i in order.tolist()]
+    assert all(a >= b for a, b in zip(ranked, ranked[1:], strict=False))  # highest sigma first
+    assert open_upgraded(out)[1]["backfill_order"] == "backfill_order.npy"
 
 
 def test_ivf_index_holds_every_id_with_cosine(store, transformation, data):
@@ -187,7 +207,7 @@ def break_transformation_sizes(store, transformation):
 
 def break_transformation_file(store, transformation):
     torch.save({"weights": 1}, transformation)
-    return "is not a transformation saved by", str(transformation)
+    return "is not a transformation saved by fctlib", str(transformation)
 
 
 @pytest.mark.parametrize("damage", [break_missing_shard, break_dimension, break_ids,
