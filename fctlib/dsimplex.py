@@ -63,3 +63,18 @@ def dsimplex_loss(logits: torch.Tensor, new: torch.Tensor, old: torch.Tensor,
     model's features (the published weights)."""
     ce = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
     return CROSS_ENTROPY_WEIGHT * ce + HOC_WEIGHT * hoc_loss(new, old, labels)
+
+
+def dsimplex_training_step(old_model: nn.Module, label_smoothing: float = 0.0):
+    """Loss step of the new d-Simplex model: dsimplex_loss against the frozen old d-Simplex
+    model's features of the same (augmented) images."""
+    old_model = old_model.eval().requires_grad_(False)
+
+    def step(model: nn.Module, batch) -> torch.Tensor:
+        images, labels = batch[0], batch[1]
+        feature, logits = model(images)
+        with torch.no_grad():
+            old_feature, _ = old_model.to(images.device)(images)
+        return dsimplex_loss(logits, feature, old_feature, labels, label_smoothing)
+
+    return step

@@ -60,12 +60,22 @@ def projection(run: Run) -> MethodCases:
                        "new")
 
 
+def dsimplex(run: Run) -> MethodCases:
+    """d-Simplex: both generations trained with the same fixed simplex classifier (the new one
+    with HOC), compared across models with no transformation; its old model's own retrieval
+    (`dsimplex-old/dsimplex-old`) is what `dsimplex/old` must beat to be compatible."""
+    old, new = run.embeddings("dsimplex:old", "test"), run.embeddings("dsimplex:new", "test")
+    return MethodCases({"dsimplex-old/dsimplex-old": (old, old), "dsimplex/old": (new, old),
+                        "dsimplex/dsimplex": (new, new)}, "dsimplex:new")
+
+
 METHODS: dict[str, Callable[[Run], MethodCases]] = {
     "independent": independent,
     "bct": bct,
     "fct": fct,
     "fastfill": fastfill,
     "projection": projection,
+    "dsimplex": dsimplex,
 }
 
 

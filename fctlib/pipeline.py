@@ -23,6 +23,7 @@ from .bct import bct_loss, old_classifier_for_all_classes
 from .checkpoint import save_json
 from .config import Preset, load_preset
 from .datasets import DataBundle, load_dataset, project_root
+from .dsimplex import SimplexClassifier, dsimplex_training_step
 from .embed import embed
 from .fastfill import FastFill, train_fastfill, upgrade_with_uncertainty
 from .images import ImageSet, LabeledDataset, save_npy_atomic
@@ -224,6 +225,31 @@ class Run:
         return self._classifier("bct", cfg.model, cfg.training, s.train, classes, loss,
                                 self.preset.old, self.preset.bct.new_class_rows, weight)
 
+    def dsimplex_model(self, generation: str) -> tuple[EmbeddingClassifier, list[dict]]:
+        """d-Simplex models, both with the classifier frozen to the simplex of every class:
+        `old` on the old classes (cross-entropy), `new` on all classes (0.1 cross-entropy + 0.9
+        HOC against the old d-Simplex model's features)."""
+        if generation not in ("old", "new"):
+            raise ValueError(f"generation must be 'old' or 'new', got {generation!r}")
+        s, total = self.splits, self.splits.bundle.num_classes
+        cfg = self.preset.old if generation == "old" else self.preset.new
+        classes = s.old_classes if generation == "old" else list(range(total))
+        images = select_classes(s.train, classes) if generation == "old" else s.train
+        smoothing = cfg.training.label_smoothing
+        loss = (classification_loss(smoothing) if generation == "old"
+                else dsimplex_training_step(self.dsimplex_model("old")[0], smoothing))
+        key = [] if generation == "old" else [self.preset.old]
+        folder = self.step_dir(f"dsimplex-{generation}", cfg.model, cfg.training, *key)
+        seed_everything(self.seed)
+        model = build_model(cfg.model, s.bundle.channels, len(classes))
+        model.classifier = SimplexClassifier(cfg.model.embedding_dim, total, classes)
+        data = LabeledDataset(remap_labels(images, classes), self._train_tf())
+        history = train(model, data, loss, cfg.training, seed=self.seed,
+                        checkpoint=folder / "model.pt", device=self.device,
+                        desc=f"dsimplex {generation}")
+        save_json(history, folder / "history.json")
+        return model.eval(), history
+
     def side_info_model(self, dim: int, source: str = "simclr"
                         ) -> tuple[torch.nn.Module, list[dict]]:
         """psi with `dim` outputs: SimCLR on the old classes' training images, without labels; with
@@ -265,20 +291,25 @@ class Run:
         if kind == "side":
             dim, _, source = arg.partition(":")
             return self.side_info_model(int(dim), source or "simclr")[0]
+        if kind == "dsimplex":
+            return self.dsimplex_model(arg)[0]
         raise ValueError(f"unknown encoder {name!r}")
 
     def _encoder_key(self, name: str) -> str:
         kind, _, arg = name.partition(":")
         cfg = {"old": self.preset.old, "new": self.preset.new, "bct": self.preset.new,
-               "side": self.preset.side_info}[kind]
+               "side": self.preset.side_info,
+               "dsimplex": self.preset.new if arg == "new" else self.preset.old}[kind]
         extra = [self.preset.old, self.preset.bct.new_class_rows] if kind == "bct" else []
+        if kind == "dsimplex" and arg == "new":
+            extra = [self.preset.old]  # trained against the old d-Simplex model
         if kind == "side" and arg.endswith(":supervised"):
             extra = [self.preset.old.training]  # trained with the old model's recipe
         return fingerprint(name, cfg, *extra, self._data_key(), self.seed)
 
     def embeddings(self, name: str, split: str) -> np.ndarray:
-        """Embeddings of a split by an encoder (`old`, `new`, `bct:<w>`, `side:<dim>[:<source>]`),
-        cached."""
+        """Embeddings of a split by an encoder (`old`, `new`, `bct:<w>`, `side:<dim>[:<source>]`,
+        `dsimplex:old|new`), cached."""
         path = self.root / "embeddings" / f"{name.replace(':', '_')}-{self._encoder_key(name)}"
         path = path / f"{split}.npy"
         if path.exists():

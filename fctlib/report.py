@@ -276,7 +276,7 @@ def methods_sentence(table: pd.DataFrame, seeds: int) -> str:
         top1 = rows.set_index("case")["top1"]
         if "old/old" not in top1:
             continue
-        cross = top1.drop([c for c in ("old/old", "new/new", "bct/bct") if c in top1])
+        cross = top1[[c for c in top1.index if len(set(c.split("/"))) == 2]]  # two models
         above = [f"{c} {v:.2f}%" for c, v in cross.items() if v > top1["old/old"]]
         below = [f"{c} {v:.2f}%" for c, v in cross.items() if v <= top1["old/old"]]
         text = (f"under {distance} old/old top-1 is {top1['old/old']:.2f}% and "

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fctlib.dsimplex import SimplexClassifier, dsimplex_loss, hoc_loss, simplex_vertices
+from fctlib.pipeline import Run
 
 
 @pytest.mark.parametrize(("classes", "dim"), [(2, 1), (10, 9), (10, 16), (100, 128)])
@@ -54,3 +55,19 @@ def test_dsimplex_loss_weights_cross_entropy_and_hoc():
     expected = 0.1 * torch.nn.functional.cross_entropy(logits, labels) + 0.9 * hoc_loss(
         new, old, labels)
     assert dsimplex_loss(logits, new, old, labels).item() == pytest.approx(expected.item())
+
+
+@pytest.mark.slow
+def test_dsimplex_models_train_on_real_data(tmp_path):
+    """Smoke-sized Fashion-MNIST: both generations' losses fall, the classifier stays the
+    simplex, and the new model's old-class rows are the old model's."""
+    run = Run("smoke", 0, runs_dir=tmp_path,
+              overrides={"old": {"training": {"epochs": 4}}, "new": {"training": {"epochs": 4}}})
+    for generation in ("old", "new"):
+        model, history = run.dsimplex_model(generation)
+        assert history[-1]["loss"] < 0.9 * history[0]["loss"], (generation, history)
+    old, new = run.dsimplex_model("old")[0], run.dsimplex_model("new")[0]
+    vertices = simplex_vertices(10, 16)
+    assert torch.equal(new.classifier.weight, vertices)
+    assert torch.equal(old.classifier.weight, vertices[run.splits.old_classes])
+    assert run.embeddings("dsimplex:new", "test").shape == (len(run.splits.test), 16)

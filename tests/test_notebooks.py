@@ -107,7 +107,9 @@ def test_suite_ablation_and_methods_tables(smoke_results):
     cases = [("independent", "old/old"), ("independent", "new/new"), ("bct", "bct/old"),
              ("bct", "bct/bct"), ("fct", "fct/no-side"), ("fct", "fct/side"),
              ("fastfill", "fastfill/no-side"), ("fastfill", "fastfill/side"),
-             ("projection", "proj/old")]
+             ("projection", "proj/old"), ("dsimplex", "dsimplex-old/dsimplex-old"),
+             ("dsimplex", "dsimplex/old"),
+             ("dsimplex", "dsimplex/dsimplex")]
     assert [tuple(r) for r in methods[["method", "case", "distance"]].values] == [
         (*c, d) for c in cases for d in ("l2", "cosine")]
     values = methods[["top1", "top5", "mAP", "new_top1"]]
@@ -115,6 +117,8 @@ def test_suite_ablation_and_methods_tables(smoke_results):
     by_key = methods.set_index(["case", "distance"])
     assert by_key.at[("bct/bct", "l2"), "new_top1"] == by_key.at[("bct/bct", "l2"), "top1"]
     assert by_key.at[("fct/side", "l2"), "new_top1"] == by_key.at[("new/new", "l2"), "top1"]
+    own = by_key.at[("dsimplex/dsimplex", "l2"), "top1"]
+    assert by_key.at[("dsimplex/old", "l2"), "new_top1"] == own
     l2, cosine = (methods[methods["distance"] == d][["top1", "mAP"]].values for d in DISTANCES)
     assert (l2 != cosine).any()  # unnormalised embeddings: the two distances rank differently
     main = read_table(tables / "main.csv").set_index("case")
