@@ -39,9 +39,15 @@ def _show(ax, image: torch.Tensor):
 
 
 def plot_class_grid(images: ImageSet, class_names: list[str], old_classes: list[int],
-                    per_class: int = 6) -> plt.Figure:
-    """A few images of every class; old classes marked."""
-    classes = sorted(set(images.labels.tolist()))
+                    per_class: int = 6, max_classes: int = 20) -> plt.Figure:
+    """A few images of each class (of at most `max_classes`, old and new classes in equal
+    numbers, so a 100-class data set stays a readable, small figure); old classes marked."""
+    present = sorted(set(images.labels.tolist()))
+    old = [c for c in present if c in old_classes]
+    new = [c for c in present if c not in old_classes]
+    half = max_classes // 2
+    classes = (sorted(old[:half] + new[:max_classes - min(half, len(old))])
+               if len(present) > max_classes else present)
     fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.9),
                              squeeze=False)
     for row, c in zip(axes, classes, strict=True):

@@ -1,0 +1,24 @@
+"""Figures stay readable: the class grid of a 100-class data set shows a capped, balanced set."""
+
+import numpy as np
+import torch
+
+from fctlib.figures import plot_class_grid
+from fctlib.images import ArrayImages
+
+
+def _rows(fig, per_class=6):
+    return [ax.get_ylabel() for ax in fig.axes[::per_class]]
+
+
+def test_class_grid_caps_many_classes_with_old_and_new_in_equal_numbers():
+    images = ArrayImages(torch.zeros(300, 3, 8, 8, dtype=torch.uint8), np.arange(300) % 100)
+    rows = _rows(plot_class_grid(images, [f"c{i}" for i in range(100)], list(range(50))))
+    assert len(rows) == 20
+    assert sum("(old)" in r for r in rows) == 10 and sum("(new)" in r for r in rows) == 10
+
+
+def test_class_grid_shows_every_class_of_a_small_data_set():
+    images = ArrayImages(torch.zeros(30, 1, 8, 8, dtype=torch.uint8), np.arange(30) % 10)
+    rows = _rows(plot_class_grid(images, [f"c{i}" for i in range(10)], list(range(5))))
+    assert [r.split("\n")[0] for r in rows] == [f"c{i}" for i in range(10)]
