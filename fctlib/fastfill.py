@@ -26,6 +26,7 @@ from .transformation import (
     build_transformation,
     freeze_batchnorm_from,
     read_saved_model,
+    training_tensors,
     transformation_sizes,
     upgrade_embeddings,
 )
@@ -104,14 +105,8 @@ def train_fastfill(
     if mu <= 0:
         raise ValueError(f"mu must be > 0, got {mu}")
     h = model.transformation
-    old_t = torch.as_tensor(old, dtype=torch.float32)
-    side_t = old_t if side is None or h.side_info_dim == 0 else torch.as_tensor(
-        side, dtype=torch.float32)
-    new_t = torch.as_tensor(new, dtype=torch.float32)
-    labels_t = torch.as_tensor(labels, dtype=torch.int64)
-    if not len(old_t) == len(side_t) == len(new_t) == len(labels_t):
-        raise ValueError(f"lengths differ: old {len(old_t)}, side {len(side_t)}, new {len(new_t)}, "
-                         f"labels {len(labels_t)}")
+    tensors = training_tensors(h, old, side, new, np.asarray(labels, dtype=np.int64))
+    labels_t = tensors[-1]
     weight = classifier_weight.detach().float().cpu()
     if weight.ndim != 2 or weight.shape[1] != h.new_dim:
         raise ValueError(f"classifier weight must be (classes, {h.new_dim}), "
@@ -119,7 +114,7 @@ def train_fastfill(
     if len(labels_t) and not 0 <= int(labels_t.min()) <= int(labels_t.max()) < weight.shape[0]:
         raise ValueError(f"labels must be class indices in [0, {weight.shape[0]})")
     return train(
-        model, TensorDataset(old_t, side_t, new_t, labels_t),
+        model, TensorDataset(*tensors),
         _loss_step(weight, mu, cfg.label_smoothing), cfg, seed=seed, checkpoint=checkpoint,
         device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2), desc="fastfill",
     )

@@ -73,6 +73,22 @@ def freeze_batchnorm_from(epoch_to_freeze: int):
     return hook
 
 
+def training_tensors(model: Transformation, old: np.ndarray, side: np.ndarray | None,
+                     new: np.ndarray, *extra: np.ndarray) -> list[torch.Tensor]:
+    """(old, side, new, *extra) as tensors of equal length for fitting h; without side-info the
+    old embeddings stand in for it (as `Transformation.forward` does)."""
+    old_t = torch.as_tensor(old, dtype=torch.float32)
+    side_t = old_t if side is None or model.side_info_dim == 0 else torch.as_tensor(
+        side, dtype=torch.float32)
+    tensors = [old_t, side_t, torch.as_tensor(new, dtype=torch.float32),
+               *(torch.as_tensor(x) for x in extra)]
+    if len({len(t) for t in tensors}) != 1:
+        names = ["old", "side", "new", *(f"extra {i}" for i in range(len(extra)))]
+        sizes = ", ".join(f"{n} {len(t)}" for n, t in zip(names, tensors, strict=True))
+        raise ValueError(f"lengths differ: {sizes}")
+    return tensors
+
+
 def train_transformation(
     model: Transformation,
     old: np.ndarray,
@@ -85,15 +101,8 @@ def train_transformation(
     device=None,
 ) -> list[dict]:
     """Fit h by MSE to the new embeddings; BatchNorm statistics are frozen for the second half."""
-    old_t = torch.as_tensor(old, dtype=torch.float32)
-    new_t = torch.as_tensor(new, dtype=torch.float32)
-    side_t = old_t if side is None or model.side_info_dim == 0 else torch.as_tensor(
-        side, dtype=torch.float32
-    )
-    if not len(old_t) == len(side_t) == len(new_t):
-        raise ValueError(f"lengths differ: old {len(old_t)}, side {len(side_t)}, new {len(new_t)}")
     return train(
-        model, TensorDataset(old_t, side_t, new_t), _mse_step, cfg, seed=seed,
+        model, TensorDataset(*training_tensors(model, old, side, new)), _mse_step, cfg, seed=seed,
         checkpoint=checkpoint, device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2),
         desc="transformation",
     )

@@ -226,10 +226,10 @@ def upgrade_gallery(store: str | Path, transformation: str | Path, out: str | Pa
         raise ValueError(f"index must be one of {INDEX_KINDS} and metric one of {METRICS}")
     store = open_gallery_store(store)
     transformation = Path(transformation)
-    model = load_upgrade_model(transformation)
+    sha = file_sha256(transformation) if transformation.exists() else ""
+    model = _cached_model(str(transformation), sha)  # the same load the shards reuse
     fastfill, model = isinstance(model, FastFill), _h(model)
     check_compatible(model, store, transformation)
-    sha = file_sha256(transformation)
     out = Path(out) if out else default_output(store.folder)
     if out.resolve() == store.folder.resolve():
         raise GalleryStoreError("the output folder must differ from the store (never modified)")
