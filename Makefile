@@ -17,20 +17,20 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 data: install
-	$(PY) -m fctlib.cli fetch-data fashion-mnist
+	$(PY) -m fctlib.suite.cli fetch-data fashion-mnist
 
 test: install data
 	$(PY) -m pytest -q
 
 reproduce: install data
-	$(PY) -m fctlib.cli reproduce --preset $(PRESET) $(if $(SEEDS),--seeds $(SEEDS))
+	$(PY) -m fctlib.suite.cli reproduce --preset $(PRESET) $(if $(SEEDS),--seeds $(SEEDS))
 
 lab: install
 	$(PY) -m ipykernel install --user --name fct-suite --display-name "Python (fct-suite)"
 	$(VENV)/bin/jupyter lab notebooks/
 
 lint: install
-	$(PY) -m ruff check fctlib tests benchmarks
+	$(PY) -m ruff check fctlib tests benchmarks notebooks
 
 bench: install data
 	$(PY) benchmarks/run_all.py

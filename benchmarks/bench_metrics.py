@@ -1,4 +1,5 @@
-"""Time and peak memory of fctlib.metrics.retrieval_metrics on class-clustered random embeddings.
+"""Time and peak memory of fctlib.evaluation.retrieval.retrieval_metrics on class-clustered
+random embeddings.
 
 Each size runs in a fresh child process, so its peak resident set size (getrusage ru_maxrss) is its
 own. Protocol as in the suite: query set = gallery set (same samples embedded twice, as by two
@@ -39,7 +40,7 @@ def run_child(n: int, dim: int, classes: int, seed: int, repeats: int, threads: 
 
     if threads:
         torch.set_num_threads(threads)
-    from fctlib.metrics import retrieval_metrics
+    from fctlib.evaluation.retrieval import retrieval_metrics
 
     query, gallery, labels = make_embeddings(n, dim, classes, seed)
     rss_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from common import run_measured
 
-from fctlib.datasets import project_root
-from fctlib.gallery_store import GalleryStoreError, open_gallery_store, write_gallery_store
-from fctlib.transformation import Transformation, save_transformation
+from fctlib.deploy.gallery_store import GalleryStoreError, open_gallery_store, write_gallery_store
+from fctlib.methods.fct import Transformation, save_transformation
+from fctlib.paths import project_root
 
 
 def synthetic_store(folder: Path, items: int, shard_size: int, dim: int, seed: int = 0):
@@ -52,7 +52,7 @@ def main() -> None:
                                            (2048, 2048)).eval(), work / "reference-h.pt")
     out = work / f"gallery-{args.items}-upgraded"
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "fctlib.cli", "upgrade", str(store.folder),
+    cmd = [sys.executable, "-m", "fctlib.suite.cli", "upgrade", str(store.folder),
            "--transformation", str(h), "--out", str(out)]
     figures = run_measured(cmd)
     manifest = json.loads((out / "manifest.json").read_text())

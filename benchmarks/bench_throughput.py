@@ -22,9 +22,9 @@ from PIL import Image
 from torchvision.io import decode_jpeg, read_file
 from torchvision.transforms import v2
 
-from fctlib.augment import IMAGENET_MEAN, IMAGENET_STD
-from fctlib.models import ModelSpec, build_backbone
-from fctlib.transformation import Transformation
+from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from fctlib.methods.fct import Transformation
+from fctlib.models.backbones import ModelSpec, build_backbone
 
 REFERENCE_RESNET = ModelSpec(arch="resnet50", embedding_dim=128, small_input_stem=False)
 

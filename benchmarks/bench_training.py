@@ -22,11 +22,11 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from fctlib.augment import train_transform
-from fctlib.config import load_preset
-from fctlib.images import FileImages, LabeledDataset
-from fctlib.models import build_backbone, build_model
-from fctlib.transformation import Transformation
+from fctlib.data.images import FileImages, LabeledDataset
+from fctlib.data.transforms import train_transform
+from fctlib.methods.fct import Transformation
+from fctlib.models.backbones import build_backbone, build_model
+from fctlib.suite.config import load_preset
 
 
 def write_small_jpegs(folder: Path, count: int, classes: int, seed: int = 0) -> FileImages:

@@ -1,6 +1,6 @@
 import pytest
 
-from fctlib.datasets import DatasetSpec, load_dataset
+from fctlib.data.sources import DatasetSpec, load_dataset
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def smoke_run(fashion_mnist, tmp_path_factory):
     """A Run of the smoke preset (seed 0, CPU) whose cached steps live in a temporary folder."""
     import torch
 
-    from fctlib.pipeline import Run
+    from fctlib.suite.run import Run
 
     base = tmp_path_factory.mktemp("smoke-run")
     return Run("smoke", 0, runs_dir=base / "runs", results_dir=base / "results",

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from fctlib import report
-from fctlib.config import PresetError, load_preset
-from fctlib.models import build_model
-from fctlib.pipeline import Run, side_encoder
-from fctlib.runtime import seed_everything
-from fctlib.splits import nested_share
+from fctlib.data.splits import nested_share
+from fctlib.models.backbones import build_model
+from fctlib.report import tables as report
+from fctlib.suite.config import PresetError, load_preset
+from fctlib.suite.run import Run, side_encoder
+from fctlib.training.runtime import seed_everything
 
 LABELS = np.repeat([0, 1, 2, 3], [40, 10, 7, 1])
 
@@ -90,7 +90,7 @@ def test_supervised_side_info_is_trained_on_old_labels_with_its_own_seed(smoke_r
 
 
 def test_transformation_ablations_fit_the_right_data_and_width(smoke_run, monkeypatch):
-    import fctlib.pipeline as pipeline
+    import fctlib.suite.run as pipeline
 
     dim, fitted = smoke_run.preset.side_info.model.embedding_dim, {}
     real = pipeline.train_transformation

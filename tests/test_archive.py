@@ -4,17 +4,17 @@ import tarfile
 
 import pytest
 
-import fctlib.archive as archive
-from fctlib.archive import (
+import fctlib.data.archive as archive
+from fctlib.data.archive import (
     MARKER_NAME,
     ChecksumError,
     UnsafeArchiveError,
     extract_verified,
     extracted_checksums,
     read_checksums,
-    sha256_file,
     verify_checksums,
 )
+from fctlib.io import file_sha256
 
 
 def write_tar(path, files, links=()):
@@ -48,12 +48,12 @@ def source(tmp_path):
     return folder
 
 
-def test_sha256_file_streams_to_the_same_digest(tmp_path):
+def test_file_sha256_streams_to_the_same_digest(tmp_path):
     data = bytes(range(256)) * 1000
     (tmp_path / "blob").write_bytes(data)
     expected = hashlib.sha256(data).hexdigest()
-    assert sha256_file(tmp_path / "blob", chunk_size=1000) == expected
-    assert sha256_file(tmp_path / "blob") == expected
+    assert file_sha256(tmp_path / "blob", chunk_size=1000) == expected
+    assert file_sha256(tmp_path / "blob") == expected
 
 
 def test_read_checksums_parses_sha256sum_output(tmp_path):
@@ -85,7 +85,7 @@ def test_extract_verified_extracts_every_archive_once(source, tmp_path, monkeypa
         raise AssertionError("extracted again")
 
     monkeypatch.setattr(archive, "_extract_tar", no_second_extraction)
-    monkeypatch.setattr(archive, "sha256_file", no_second_extraction)
+    monkeypatch.setattr(archive, "file_sha256", no_second_extraction)
     extract_verified(source, dest)
     assert (dest / "data" / "a" / "one.txt").stat().st_mtime_ns == mtime
 

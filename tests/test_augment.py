@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fctlib.augment import (
+from fctlib.data.images import ArrayImages, FileImages
+from fctlib.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     TwoViews,
@@ -12,7 +13,6 @@ from fctlib.augment import (
     simclr_transform,
     train_transform,
 )
-from fctlib.images import ArrayImages, FileImages
 
 MEAN3, STD3 = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 

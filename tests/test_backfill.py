@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fctlib.backfill import (
+from fctlib.evaluation.backfill import (
     FRACTIONS,
     area_under_curve,
     backfill_curve,
@@ -12,7 +12,7 @@ from fctlib.backfill import (
     random_order,
     uncertainty_order,
 )
-from fctlib.metrics import evaluate_case
+from fctlib.evaluation.retrieval import evaluate_case
 
 OLD_CLASSES = [0, 1]
 
@@ -143,7 +143,7 @@ def _curve_metrics(areas: dict[int, dict[tuple[str, str], float]], dim=8):
 
 
 def test_backfilling_tables_and_claims():
-    from fctlib import report
+    from fctlib.report import tables as report
 
     base = {("fastfill", "random"): 0.4, ("fastfill", "oracle"): 0.8, ("fct", "random"): 0.35}
     metrics = _curve_metrics({0: {**base, ("fastfill", "uncertainty"): 0.6},

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fctlib.bct import bct_loss, influence_loss, old_classifier_for_all_classes
+from fctlib.methods.bct import bct_loss, influence_loss, old_classifier_for_all_classes
 
 
 def test_influence_loss_hand_built():

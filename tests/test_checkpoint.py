@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from fctlib.checkpoint import atomic_write, load_torch, save_json, save_torch
+from fctlib.io import atomic_write, save_json
+from fctlib.training.checkpoint import load_torch, save_torch
 
 
 def test_roundtrip(tmp_path):

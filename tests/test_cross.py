@@ -2,8 +2,8 @@
 
 import pytest
 
-from fctlib.models import CosineClassifier, SmallResNet
-from fctlib.pipeline import Run
+from fctlib.models.backbones import CosineClassifier, SmallResNet
+from fctlib.suite.run import Run
 
 
 @pytest.mark.slow

@@ -9,20 +9,20 @@ import pytest
 import torchvision.datasets
 from PIL import Image
 
-import fctlib.archive
-import fctlib.datasets as datasets
-from fctlib.archive import ChecksumError
-from fctlib.datasets import (
+import fctlib.data.archive
+import fctlib.data.sources as datasets
+from fctlib.data.archive import ChecksumError
+from fctlib.data.images import ArrayImages, FileImages
+from fctlib.data.sources import (
     TINY_IMAGENET_ENV,
     DataBundle,
     DatasetSpec,
     convert_channels,
     load_dataset,
-    project_root,
     read_idx,
     tiny_imagenet_archives,
 )
-from fctlib.images import ArrayImages, FileImages
+from fctlib.paths import project_root
 
 # ------------------------------------------------------------------ builders of small data sets
 
@@ -412,7 +412,7 @@ def test_tiny_imagenet_second_load_reuses_the_extraction(tiny_archives, tmp_path
     def must_not_run(*args):
         raise AssertionError("archives extracted a second time")
 
-    monkeypatch.setattr(fctlib.archive, "_extract_tar", must_not_run)
+    monkeypatch.setattr(fctlib.data.archive, "_extract_tar", must_not_run)
     second = load_dataset(spec)
     assert wnids.stat().st_mtime_ns == mtime
     assert np.array_equal(second.train.images.numpy(), first.train.images.numpy())

@@ -4,9 +4,9 @@ model; faiss's exact search agrees with the suite's own metrics (an independent 
 import numpy as np
 import pytest
 
-from fctlib.cli import main as fct
-from fctlib.deployment import SearchResult, hit_rates, search_index
-from fctlib.pipeline import Run
+from fctlib.deploy.export import SearchResult, hit_rates, search_index
+from fctlib.suite.cli import main as fct
+from fctlib.suite.run import Run
 
 
 def test_search_index_drops_the_query_itself():
@@ -41,7 +41,7 @@ def test_export_upgrade_search_on_the_smoke_run(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "hit_rates" in printed and "neighbours" in printed
 
-    from fctlib.deployment import search_run
+    from fctlib.deploy.export import search_run
 
     found = search_run(tmp_path / "fm" / "gallery-upgraded", [3], k=5, runs_dir=runs)
     run = Run("smoke", 0, runs_dir=runs)

@@ -10,12 +10,12 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from fctlib import distributed
-from fctlib.checkpoint import load_torch
-from fctlib.cli import main, train_step
-from fctlib.pipeline import Run
-from fctlib.sideinfo import SimCLRModel, simclr_loss
-from fctlib.train import TrainConfig, _RankShare, classification_loss, train
+from fctlib.methods.side_info import SimCLRModel, simclr_loss
+from fctlib.suite.cli import main, train_step
+from fctlib.suite.run import Run
+from fctlib.training import distributed
+from fctlib.training.checkpoint import load_torch
+from fctlib.training.loop import TrainConfig, _RankShare, classification_loss, train
 
 CPU = torch.device("cpu")
 WORLD = 2

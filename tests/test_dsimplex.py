@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from fctlib.dsimplex import SimplexClassifier, dsimplex_loss, hoc_loss, simplex_vertices
-from fctlib.pipeline import Run
+from fctlib.methods.dsimplex import SimplexClassifier, dsimplex_loss, hoc_loss, simplex_vertices
+from fctlib.suite.run import Run
 
 
 @pytest.mark.parametrize(("classes", "dim"), [(2, 1), (10, 9), (10, 16), (100, 128)])

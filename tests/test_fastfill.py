@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fctlib.config import PARAMS_DIR, PresetError, load_preset
-from fctlib.fastfill import (
+from fctlib.methods.fastfill import (
     FastFill,
     fastfill_loss,
     per_sample_loss,
@@ -14,9 +13,10 @@ from fctlib.fastfill import (
     train_fastfill,
     upgrade_with_uncertainty,
 )
-from fctlib.pipeline import Run
-from fctlib.train import TrainConfig
-from fctlib.transformation import Transformation, upgrade_embeddings
+from fctlib.methods.fct import Transformation, upgrade_embeddings
+from fctlib.suite.config import PARAMS_DIR, PresetError, load_preset
+from fctlib.suite.run import Run
+from fctlib.training.loop import TrainConfig
 
 CPU = torch.device("cpu")
 

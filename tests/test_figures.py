@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from fctlib.figures import plot_class_grid
-from fctlib.images import ArrayImages
+from fctlib.data.images import ArrayImages
+from fctlib.report.figures import plot_class_grid
 
 
 def _rows(fig, per_class=6):

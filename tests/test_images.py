@@ -3,15 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
-import fctlib.images as images_module
-from fctlib.images import (
-    ArrayImages,
-    FileImages,
-    ImageSet,
-    LabeledDataset,
-    UnlabeledDataset,
-    save_npy_atomic,
-)
+import fctlib.data.images as images_module
+from fctlib.data.images import ArrayImages, FileImages, ImageSet, LabeledDataset, UnlabeledDataset
+from fctlib.io import save_npy_atomic
 
 
 def _random_uint8(shape, seed=0):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from fctlib import report
-from fctlib.methods import METHODS, MethodCases, method_rows
-from fctlib.metrics import evaluate_case
+from fctlib.evaluation.retrieval import evaluate_case
+from fctlib.report import tables as report
+from fctlib.suite.comparison import METHODS, MethodCases, method_rows
 
 LABELS = np.repeat([0, 1, 2, 3], 25)
 

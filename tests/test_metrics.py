@@ -1,4 +1,5 @@
-"""Tests of fctlib.metrics against a brute-force implementation written from the definitions.
+"""Tests of fctlib.evaluation.retrieval against a brute-force implementation written from the
+definitions.
 
 Embeddings hold small integers, so float32 and float64 distances agree exactly and ties are real.
 """
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from fctlib.metrics import evaluate_case, metrics_by_split, retrieval_metrics
+from fctlib.evaluation.retrieval import evaluate_case, metrics_by_split, retrieval_metrics
 
 METRIC_KEYS = ("top1", "top5", "mAP")
 
@@ -370,6 +371,7 @@ def test_invalid_old_classes_raise():
 
 
 def test_does_not_import_faiss():
-    code = "import sys, fctlib.metrics; print(any(m.startswith('faiss') for m in sys.modules))"
+    code = ("import sys, fctlib.evaluation.retrieval; "
+            "print(any(m.startswith('faiss') for m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fctlib.models import CosineClassifier, ModelSpec, build_backbone, build_model
+from fctlib.models.backbones import CosineClassifier, ModelSpec, build_backbone, build_model
 
 
 @pytest.mark.parametrize("arch", ["small_cnn", "small_resnet", "resnet18", "resnet50"])

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fctlib import report_compatibility as rc
-from fctlib.config import MultiStepConfig
-from fctlib.multistep import compatibility_scores, generation_classes
+from fctlib.report import compatibility as rc
+from fctlib.suite.config import MultiStepConfig
+from fctlib.suite.multistep import compatibility_scores, generation_classes
 
 
 def _brute_force(m):

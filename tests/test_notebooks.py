@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from fctlib.config import load_preset
-from fctlib.metrics import DISTANCES
-from fctlib.report import CASE_ORDER, read_table
-from fctlib.runner import NOTEBOOKS_DIR, REPORT, STEPS, run_suite
+from fctlib.evaluation.retrieval import DISTANCES
+from fctlib.report.tables import CASE_ORDER, read_table
+from fctlib.suite.config import load_preset
+from fctlib.suite.runner import NOTEBOOKS_DIR, REPORT, STEPS, run_suite
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 MAX_CELL_LINES = 40
@@ -212,7 +212,7 @@ def test_rerun_resumes_from_cached_steps(smoke_results, tmp_path):
 
 
 def test_failing_notebook_names_the_error_and_the_executed_copy(tmp_path):
-    from fctlib.runner import StepFailed
+    from fctlib.suite.runner import StepFailed
 
     with pytest.raises(StepFailed) as err:
         run_suite("smoke", [0], only=["00_data"], overrides={"data": {"old_classes": [42]}},
@@ -224,7 +224,7 @@ def test_failing_notebook_names_the_error_and_the_executed_copy(tmp_path):
 
 
 def test_invalid_preset_stops_before_any_work(tmp_path):
-    from fctlib.config import PresetError
+    from fctlib.suite.config import PresetError
 
     with pytest.raises(PresetError, match="unknown key 'old.model.widht'"):
         run_suite("smoke", [0], overrides={"old": {"model": {"widht": 3}}},

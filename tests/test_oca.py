@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from fctlib.oca import OCAHead, class_prototypes, oca_loss, prototype_pull
-from fctlib.pipeline import Run
+from fctlib.methods.oca import OCAHead, class_prototypes, oca_loss, prototype_pull
+from fctlib.suite.run import Run
 
 
 def test_orthogonal_layer_keeps_norms_after_training_steps():

@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from fctlib.augment import IMAGENET_MEAN, IMAGENET_STD
-from fctlib.config import PresetError, load_preset
-from fctlib.images import LabeledDataset
-from fctlib.models import build_backbone, build_model
-from fctlib.pipeline import Run
+from fctlib.data.images import LabeledDataset
+from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from fctlib.models.backbones import build_backbone, build_model
+from fctlib.suite.config import PresetError, load_preset
+from fctlib.suite.run import Run
 
 WEIGHT_DECAY = 2.0**-15  # 3.0517578125e-5, the reference's weight decay
 

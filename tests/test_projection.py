@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fctlib.projection import Projection, project_embeddings, train_projection
-from fctlib.train import TrainConfig
+from fctlib.methods.projection import Projection, project_embeddings, train_projection
+from fctlib.training.loop import TrainConfig
 
 CPU = torch.device("cpu")
 CFG = TrainConfig(epochs=30, batch_size=128, optimizer="adam", lr=3e-3, weight_decay=0,

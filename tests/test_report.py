@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fctlib import report
+from fctlib.report import tables as report
 
 
 def _split(top1, top5, mAP):

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from fctlib.schedule import warmup_cosine, warmup_cosine_factor
+from fctlib.training.schedule import warmup_cosine, warmup_cosine_factor
 
 
 def test_warmup_is_linear_then_cosine_to_zero():

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from fctlib.augment import simclr_transform
-from fctlib.images import ImageSet
-from fctlib.models import ModelSpec
-from fctlib.sideinfo import nt_xent, side_info_training_images, train_side_info_model
-from fctlib.splits import subsample_per_class
-from fctlib.train import TrainConfig
+from fctlib.data.images import ImageSet
+from fctlib.data.splits import subsample_per_class
+from fctlib.data.transforms import simclr_transform
+from fctlib.methods.side_info import nt_xent, side_info_training_images, train_side_info_model
+from fctlib.models.backbones import ModelSpec
+from fctlib.training.loop import TrainConfig
 
 CPU = torch.device("cpu")
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fctlib.images import ArrayImages, FileImages
-from fctlib.splits import (
+from fctlib.data.images import ArrayImages, FileImages
+from fctlib.data.splits import (
     carve_tune,
     default_old_classes,
     label_map,

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from fctlib.augment import train_transform
-from fctlib.checkpoint import load_torch
-from fctlib.images import LabeledDataset
-from fctlib.models import ModelSpec, build_model
-from fctlib.splits import subsample_per_class
-from fctlib.train import TrainConfig, classification_loss, train
+from fctlib.data.images import LabeledDataset
+from fctlib.data.splits import subsample_per_class
+from fctlib.data.transforms import train_transform
+from fctlib.models.backbones import ModelSpec, build_model
+from fctlib.training.checkpoint import load_torch
+from fctlib.training.loop import TrainConfig, classification_loss, train
 
 CPU = torch.device("cpu")
 

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from fctlib.train import TrainConfig
-from fctlib.transformation import (
+from fctlib.methods.fct import (
     Transformation,
     freeze_batchnorm_from,
     train_transformation,
     upgrade_embeddings,
 )
+from fctlib.training.loop import TrainConfig
 
 CPU = torch.device("cpu")
 

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from fctlib.cli import main as fct
-from fctlib.fastfill import FastFill, load_fastfill, save_fastfill, upgrade_with_uncertainty
-from fctlib.gallery_store import GalleryStoreError, open_gallery_store, write_gallery_store
-from fctlib.transformation import (
+from fctlib.deploy.gallery_store import GalleryStoreError, open_gallery_store, write_gallery_store
+from fctlib.deploy.upgrade import build_index, default_output, open_upgraded, upgrade_gallery
+from fctlib.methods.fastfill import FastFill, load_fastfill, save_fastfill, upgrade_with_uncertainty
+from fctlib.methods.fct import (
     Transformation,
     load_transformation,
     save_transformation,
     upgrade_embeddings,
 )
-from fctlib.upgrade import build_index, default_output, open_upgraded, upgrade_gallery
+from fctlib.suite.cli import main as fct
 
 N, OLD, SIDE, NEW, SHARD = 1000, 16, 8, 12, 300
 
@@ -141,7 +141,7 @@ def test_resume_after_killed_upgrade_gives_identical_output(tmp_path, store, tra
     # the third shard's new.npy is written but before its ids.npy: a shard left half done.
     script = textwrap.dedent(f"""
         import os, signal
-        import fctlib.upgrade as up
+        import fctlib.deploy.upgrade as up
         real, calls = up.save_npy_atomic, []
         def save_then_die(array, path):
             real(array, path)
@@ -167,7 +167,7 @@ def test_resume_after_killed_upgrade_gives_identical_output(tmp_path, store, tra
 
 def test_dask_local_cluster_matches_single_process(tmp_path, store, transformation):
     pytest.importorskip("distributed")
-    from fctlib.cluster import dask_client
+    from fctlib.deploy.cluster import dask_client
 
     single = upgrade_gallery(store.folder, transformation, tmp_path / "single", log=quiet)
     with dask_client(workers=2) as client:

@@ -1,0 +1,99 @@
+"""Partial backfilling: re-embed a growing share of the gallery with the new model, in some order,
+and measure retrieval at each share; the area under that curve summarises an order."""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from fctlib.evaluation.retrieval import evaluate_case
+
+FRACTIONS = np.linspace(0.0, 1.0, 22)  # the published 22 equally spaced points
+ORDERS = ("random", "uncertainty", "oracle")
+AUC_RULES = ("mean", "trapezoid")
+
+
+def random_order(n: int, seed: int) -> np.ndarray:
+    """A random permutation of the gallery indices, reproducible from `seed`."""
+    return np.random.default_rng(seed).permutation(n)
+
+
+def uncertainty_order(sigma: np.ndarray) -> np.ndarray:
+    """Gallery indices by decreasing sigma (the least certain first); ties by index."""
+    return np.argsort(-np.asarray(sigma, dtype=np.float64), kind="stable")
+
+
+def oracle_order(transformed: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Gallery indices by decreasing ||new - h(old)|| (the worst transformed first); ties by
+    index. It needs the new embeddings of the whole gallery: an upper reference, not a method."""
+    if transformed.shape != new.shape:
+        raise ValueError(f"shapes differ: transformed {transformed.shape}, new {new.shape}")
+    error = np.linalg.norm(new.astype(np.float64) - transformed.astype(np.float64), axis=1)
+    return np.argsort(-error, kind="stable")
+
+
+def backfilled_gallery(transformed: np.ndarray, new: np.ndarray, order: np.ndarray,
+                       fraction: float) -> np.ndarray:
+    """The gallery with its first round(fraction * N) items of `order` re-embedded by the new
+    model, the others kept transformed."""
+    if transformed.shape != new.shape:
+        raise ValueError(f"shapes differ: transformed {transformed.shape}, new {new.shape}")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    if not np.array_equal(np.sort(order), np.arange(len(new))):
+        raise ValueError("order must be a permutation of the gallery indices")
+    gallery = transformed.copy()
+    chosen = np.asarray(order)[: backfilled_count(len(new), fraction)]
+    gallery[chosen] = new[chosen]
+    return gallery
+
+
+def backfilled_count(n: int, fraction: float) -> int:
+    """How many of `n` gallery items a backfilled `fraction` re-embeds (rounded to nearest)."""
+    return int(np.rint(fraction * n))
+
+
+def backfill_curve(query: np.ndarray, transformed: np.ndarray, new: np.ndarray,
+                   order: np.ndarray, labels, old_classes, *, distance: str = "l2",
+                   fractions=FRACTIONS, desc: str = "backfill") -> list[dict]:
+    """Retrieval of `query` (new-model embeddings of the gallery's samples) against the gallery
+    backfilled in `order` at each fraction: [{fraction, backfilled, metrics}], metrics as
+    evaluate_case returns them."""
+    points = []
+    for fraction in tqdm(fractions, desc=desc, leave=False):
+        gallery = backfilled_gallery(transformed, new, order, float(fraction))
+        points.append({"fraction": float(fraction),
+                       "backfilled": backfilled_count(len(new), float(fraction)),
+                       "metrics": evaluate_case(query, gallery, labels, old_classes,
+                                                distance=distance)})
+    return points
+
+
+def fastfill_curves(new: np.ndarray, fastfill: np.ndarray, sigma: np.ndarray, fct: np.ndarray,
+                    labels, old_classes, *, seed: int, distance: str = "l2") -> list[dict]:
+    """The FastFill comparison on one gallery (queries = its new embeddings): FastFill's
+    transformation in random, uncertainty and oracle order, FCT's in random order (the same
+    random permutation); [{transformation, order, points}]."""
+    shuffled = random_order(len(new), seed)
+    plan = [("fastfill", "random", fastfill, shuffled),
+            ("fastfill", "uncertainty", fastfill, uncertainty_order(sigma)),
+            ("fastfill", "oracle", fastfill, oracle_order(fastfill, new)),
+            ("fct", "random", fct, shuffled)]
+    return [{"transformation": name, "order": order,
+             "points": backfill_curve(new, gallery, new, indices, labels, old_classes,
+                                      distance=distance, desc=f"backfill {name} {order}")}
+            for name, order, gallery, indices in plan]
+
+
+def area_under_curve(fractions, values, rule: str = "mean") -> float:
+    """Area under a backfilling curve on [0, 1]: the mean of its points (the published rule) or
+    the trapezoid rule over the fractions."""
+    x, y = np.asarray(fractions, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"need matching 1-D fractions and values (>= 2 points), got {x.shape} "
+                         f"and {y.shape}")
+    if rule == "mean":
+        return float(y.mean())
+    if rule == "trapezoid":
+        return float(((y[1:] + y[:-1]) / 2 * np.diff(x)).sum())
+    raise ValueError(f"unknown rule {rule!r}; use one of {AUC_RULES}")

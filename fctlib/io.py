@@ -1,0 +1,58 @@
+"""Files written atomically (an interruption never leaves a torn file), JSON, and digests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write(path: str | Path, write) -> Path:
+    """Call `write(tmp_path)`, then rename the temporary file over `path` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; artifacts are not
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_json_if_exists(path: str | Path):
+    """The JSON at `path`, or None when there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def save_json(obj, path: str | Path) -> Path:
+    """Write JSON (indented, keys sorted), atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_npy_atomic(array: np.ndarray, path: str | Path) -> Path:
+    """Write `array` to `path` (.npy) via a temporary file and a rename: never half-written."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+    return atomic_write(path, write)
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 digest of a file, read in chunks (constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,165 @@
+"""FastFill (Jaeckle et al., ICLR 2023): the FCT transformation with an uncertainty head.
+
+A scalar sigma is predicted from the transformed feature and weighs each sample's loss
+l = ||h(old, side) - new||^2 + cross-entropy of the frozen new classifier on h(old, side), as
+mean(0.5 * exp(-sigma) * l + mu * sigma). At its optimum sigma = log(l / (2 mu)): the samples
+with the highest sigma are those whose transformed feature is expected to be worst (far from the
+new embedding or misclassified by the new classifier), which partial backfilling re-embeds first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+
+from fctlib.methods.fct import (
+    Transformation,
+    build_transformation,
+    freeze_batchnorm_from,
+    read_saved_model,
+    training_tensors,
+    transformation_sizes,
+    upgrade_embeddings,
+)
+from fctlib.training.checkpoint import save_torch
+from fctlib.training.loop import TrainConfig, train
+from fctlib.training.runtime import default_device
+
+FASTFILL_FORMAT = "fct-fastfill/1"
+
+
+class FastFill(nn.Module):
+    """An FCT transformation h and an uncertainty head (a small MLP) from h's output to sigma;
+    forward returns (h(old, side), sigma)."""
+
+    def __init__(self, transformation: Transformation, head_width: int = 128):
+        super().__init__()
+        if head_width < 1:
+            raise ValueError(f"head_width must be >= 1, got {head_width}")
+        self.transformation, self.head_width = transformation, head_width
+        self.uncertainty = nn.Sequential(
+            nn.Linear(transformation.new_dim, head_width), nn.ReLU(), nn.Linear(head_width, 1)
+        )
+
+    def forward(self, old: torch.Tensor, side: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        feature = self.transformation(old, side)
+        return feature, self.uncertainty(feature).squeeze(1)
+
+
+def per_sample_loss(feature: torch.Tensor, new: torch.Tensor, logits: torch.Tensor,
+                    labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """l per sample, in float32: ||feature - new||^2 (summed over dimensions) plus the
+    cross-entropy of `logits` (the frozen new classifier applied to `feature`)."""
+    squared = (feature.float() - new.float()).square().sum(1)
+    return squared + F.cross_entropy(logits.float(), labels, reduction="none",
+                                     label_smoothing=label_smoothing)
+
+
+def fastfill_loss(feature: torch.Tensor, sigma: torch.Tensor, new: torch.Tensor,
+                  logits: torch.Tensor, labels: torch.Tensor, *, mu: float,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """mean(0.5 * exp(-sigma) * l + mu * sigma) with l = per_sample_loss(...), in float32."""
+    loss = per_sample_loss(feature, new, logits, labels, label_smoothing)
+    sigma = sigma.float()
+    return (0.5 * torch.exp(-sigma) * loss + mu * sigma).mean()
+
+
+def _loss_step(classifier_weight: torch.Tensor, mu: float, label_smoothing: float):
+    on_device: dict[torch.device, torch.Tensor] = {}  # the frozen weight, copied once per device
+
+    def step(model: nn.Module, batch) -> torch.Tensor:
+        old, side, new, labels = batch
+        feature, sigma = model(old, side)
+        if feature.device not in on_device:
+            on_device[feature.device] = classifier_weight.to(feature.device)
+        logits = F.linear(feature.float(), on_device[feature.device])
+        return fastfill_loss(feature, sigma, new, logits, labels, mu=mu,
+                             label_smoothing=label_smoothing)
+
+    return step
+
+
+def train_fastfill(
+    model: FastFill,
+    old: np.ndarray,
+    side: np.ndarray | None,
+    new: np.ndarray,
+    labels: np.ndarray,
+    classifier_weight: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    mu: float = 0.5,
+    seed: int,
+    checkpoint=None,
+    device=None,
+) -> list[dict]:
+    """Fit h and its uncertainty head by the FastFill loss against the frozen new classifier
+    (`classifier_weight`, classes x new_dim, bias-free); BatchNorm is frozen for the second half."""
+    if mu <= 0:
+        raise ValueError(f"mu must be > 0, got {mu}")
+    h = model.transformation
+    tensors = training_tensors(h, old, side, new, np.asarray(labels, dtype=np.int64))
+    labels_t = tensors[-1]
+    weight = classifier_weight.detach().float().cpu()
+    if weight.ndim != 2 or weight.shape[1] != h.new_dim:
+        raise ValueError(f"classifier weight must be (classes, {h.new_dim}), "
+                         f"got {tuple(weight.shape)}")
+    if len(labels_t) and not 0 <= int(labels_t.min()) <= int(labels_t.max()) < weight.shape[0]:
+        raise ValueError(f"labels must be class indices in [0, {weight.shape[0]})")
+    return train(
+        model, TensorDataset(*tensors),
+        _loss_step(weight, mu, cfg.label_smoothing), cfg, seed=seed, checkpoint=checkpoint,
+        device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2), desc="fastfill",
+    )
+
+
+@torch.no_grad()
+def upgrade_with_uncertainty(
+    model: FastFill,
+    old: np.ndarray,
+    side: np.ndarray | None = None,
+    *,
+    batch_size: int = 8192,
+    device: torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The transformed embeddings h(old, side) (N, new_dim) and their sigmas (N,), float32."""
+    device = device or default_device()
+    features = upgrade_embeddings(model.transformation, old, side, batch_size=batch_size,
+                                  device=device)
+    head = model.uncertainty.to(device).eval()
+    sigma = np.empty(len(features), dtype=np.float32)
+    for start in range(0, len(features), batch_size):
+        chunk = torch.as_tensor(features[start:start + batch_size], device=device)
+        sigma[start:start + batch_size] = head(chunk).squeeze(1).float().cpu().numpy()
+    return features, sigma
+
+
+def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.ndarray) -> float:
+    """Spearman rank correlation between sigma and the real error ||new - h(old)|| of each item
+    (1: sigma orders a gallery as the oracle does)."""
+    error = np.linalg.norm(np.asarray(new, np.float64) - np.asarray(transformed, np.float64),
+                           axis=1)
+    return float(pd.Series(sigma).rank().corr(pd.Series(error).rank()))
+
+
+def save_fastfill(model: FastFill, path: str | Path) -> Path:
+    """Save FastFill (h and its head) with its sizes, for `fct upgrade` and `load_fastfill`."""
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    return save_torch({"format": FASTFILL_FORMAT, "head_width": model.head_width,
+                       "sizes": transformation_sizes(model.transformation), "state_dict": state},
+                      path)
+
+
+def load_fastfill(path: str | Path) -> FastFill:
+    """A FastFill model saved by `save_fastfill`, in eval mode on the CPU."""
+    saved = read_saved_model(path, (FASTFILL_FORMAT,))
+    model = FastFill(build_transformation(saved["sizes"]), saved["head_width"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()

@@ -1,0 +1,78 @@
+"""Backward projection g(new embedding) -> old embedding: new queries search the old gallery as is.
+
+The single-modality form of cross-modal BCT's projection (Jang and Lim, 2024): instead of making
+the new model compatible, an MLP maps its embeddings into the old model's space, fitted by MSE on
+the training set's embeddings by both models. Case `proj/old`: g(new query) vs the old gallery.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+
+from fctlib.training.loop import TrainConfig, train
+from fctlib.training.runtime import default_device
+
+
+class Projection(nn.Module):
+    """An MLP new_dim -> hidden widths (BatchNorm + ReLU after each) -> old_dim (plain last)."""
+
+    def __init__(self, new_dim: int, old_dim: int, hidden_widths: tuple[int, ...] = (256,)):
+        super().__init__()
+        if min(new_dim, old_dim) < 1 or any(w < 1 for w in hidden_widths):
+            raise ValueError("need new_dim, old_dim and every hidden width >= 1")
+        self.new_dim, self.old_dim = new_dim, old_dim
+        layers: list[nn.Module] = []
+        widths = [new_dim, *hidden_widths]
+        for cin, cout in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(cin, cout), nn.BatchNorm1d(cout), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], old_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, new: torch.Tensor) -> torch.Tensor:
+        return self.net(new)
+
+
+def _mse_step(model: nn.Module, batch) -> torch.Tensor:
+    new, old = batch
+    return F.mse_loss(model(new), old)
+
+
+def train_projection(
+    model: Projection,
+    new: np.ndarray,
+    old: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    checkpoint=None,
+    device=None,
+) -> list[dict]:
+    """Fit g by MSE from new embeddings to the old embeddings of the same images (resumable)."""
+    if new.ndim != 2 or old.ndim != 2 or len(new) != len(old):
+        raise ValueError(f"need (N, new_dim) and (N, old_dim) arrays, got {new.shape}, {old.shape}")
+    if (new.shape[1], old.shape[1]) != (model.new_dim, model.old_dim):
+        raise ValueError(f"the projection maps {model.new_dim} -> {model.old_dim} dimensions, got "
+                         f"arrays of {new.shape[1]} and {old.shape[1]}")
+    data = TensorDataset(torch.as_tensor(new, dtype=torch.float32),
+                         torch.as_tensor(old, dtype=torch.float32))
+    return train(model, data, _mse_step, cfg, seed=seed, checkpoint=checkpoint, device=device,
+                 desc="projection")
+
+
+@torch.no_grad()
+def project_embeddings(model: Projection, new: np.ndarray, *, batch_size: int = 8192,
+                       device: torch.device | None = None) -> np.ndarray:
+    """g applied to stored new embeddings in batches; returns float32 (N, old_dim)."""
+    device = device or default_device()
+    model = model.to(device).eval()
+    if new.ndim != 2 or new.shape[1] != model.new_dim:
+        raise ValueError(f"new embeddings must be (N, {model.new_dim}), got {new.shape}")
+    out = np.empty((len(new), model.old_dim), dtype=np.float32)
+    for start in range(0, len(new), batch_size):
+        chunk = torch.as_tensor(np.asarray(new[start:start + batch_size]), dtype=torch.float32)
+        out[start:start + batch_size] = model(chunk.to(device)).float().cpu().numpy()
+    return out

@@ -1,0 +1,228 @@
+"""The `fct` command line: fetch data sets, run the suite, upgrade and search a gallery."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from fctlib.data.sources import DatasetSpec, load_dataset
+from fctlib.deploy.cluster import dask_client, threads_per_worker
+from fctlib.deploy.gallery_store import GalleryStoreError
+from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, METRICS, upgrade_gallery
+from fctlib.io import save_json
+from fctlib.suite.config import PresetError, load_preset
+from fctlib.suite.run import Run
+from fctlib.suite.runner import REPORT, STEPS, StepFailed, run_suite
+from fctlib.training import distributed
+
+APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+TRAIN_STEPS = ("old", "new", "side", "bct", "transformation")
+
+
+def fetch_data(name: str) -> str:
+    """Make a data set available: already present, Debian's package (as root), or a download."""
+    try:
+        return load_dataset(DatasetSpec(name=name, download=False)).source
+    except FileNotFoundError as missing:
+        first_error = missing
+    package = APT_PACKAGES.get(name)
+    if package and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing Debian package {package} ...", flush=True)
+        apt = ["apt-get", "install", "-y", "-qq", package]
+        ok = subprocess.run(["apt-get", "update", "-qq"]).returncode == 0
+        if ok and subprocess.run(apt).returncode == 0:
+            return load_dataset(DatasetSpec(name=name, download=False)).source
+    try:
+        return load_dataset(DatasetSpec(name=name, download=True)).source
+    except Exception as download_error:
+        raise SystemExit(f"{first_error}\n(download failed too: {download_error})") from None
+
+
+def parse_overrides(assignments: list[str]) -> dict:
+    """`a.b.c=value` strings (values parsed as YAML) as a nested overrides dict."""
+    overrides: dict = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {assignment!r}")
+        *parents, leaf = key.split(".")
+        node = overrides
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return overrides
+
+
+def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0) -> Path:
+    """Run the steps under `overrides` and save every case's tune-split metrics with the setting."""
+    started = time.perf_counter()
+    run = Run(preset, seed, overrides=overrides)
+    cases = run.all_cases("tune")
+    record = {"label": label, "overrides": overrides, "seed": seed, "split": "tune",
+              "cases": cases, "wall_seconds": round(time.perf_counter() - started, 1)}
+    return save_json(record, run.results_dir / "exploration" / f"{label}.json")
+
+
+def train_step(run: Run, step: str, side_dim: int | None = None) -> dict[str, list[dict]]:
+    """Train (or load, if finished) the models of one step; returns each model's history. Under
+    torchrun every process calls it and training is data-parallel."""
+    if step not in TRAIN_STEPS:
+        raise ValueError(f"unknown step {step!r}; choose one of {TRAIN_STEPS}")
+    side_dim = run.preset.side_info.model.embedding_dim if side_dim is None else side_dim
+    if side_dim < 0 or (step == "side" and side_dim == 0):
+        raise ValueError(f"side_dim must be >= 1 (>= 0 for the transformation), got {side_dim}")
+    if step in ("old", "new"):
+        return {step: getattr(run, f"{step}_model")[1]}
+    if step == "side":
+        return {f"side:{side_dim}": run.side_info_model(side_dim)[1]}
+    # Every process trains (or loads) the upstream models together; rank 0 then caches their
+    # training-set embeddings, which the other processes read.
+    upstream = {"old": lambda: run.old_model}
+    if step == "transformation":
+        upstream["new"] = lambda: run.new_model
+        if side_dim:
+            upstream[f"side:{side_dim}"] = lambda: run.side_info_model(side_dim)
+    for train_or_load in upstream.values():
+        train_or_load()
+    with distributed.main_process_first():
+        for name in upstream:
+            run.embeddings(name, "train")
+    if step == "bct":
+        return {f"bct:{w}": run.bct_model(w)[1] for w in run.preset.bct.weights}
+    return {f"transformation side:{d}": run.transformation(d)[1] for d in sorted({0, side_dim})}
+
+
+GALLERY_COMMANDS = ("export-gallery", "upgrade", "search")
+
+
+def add_gallery_commands(commands) -> None:
+    """The subcommands that export, upgrade and search a gallery store."""
+    export = commands.add_parser(
+        "export-gallery", help="write a run's gallery store (old embeddings + side-info) and h")
+    export.add_argument("--preset", default="fashion-mnist")
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--split", default="test", choices=["train", "tune", "test"])
+    export.add_argument("--side-dim", type=int, help="side-info size (default: the preset's)")
+    export.add_argument("--shard-size", type=int, default=10_000)
+    export.add_argument("--out", required=True, help="folder for gallery/ and transformation.pt")
+    export.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
+    export.add_argument("--fastfill", action="store_true",
+                        help="export FastFill's h: the upgrade then also writes a backfill order")
+    upgrade = commands.add_parser(
+        "upgrade", help="upgrade a gallery store with a transformation, shard by shard")
+    upgrade.add_argument("store", help="gallery store folder (manifest.json + shard-*/)")
+    upgrade.add_argument("--transformation", required=True,
+                         help="a saved transformation (.pt): FCT's h or FastFill's")
+    upgrade.add_argument("--out", help="output folder (default: <store>-upgraded)")
+    upgrade.add_argument("--index", default="auto", choices=INDEX_KINDS,
+                         help=f"faiss index: auto = IVF from {IVF_FROM:,} items, else flat")
+    upgrade.add_argument("--metric", default="l2", choices=METRICS)
+    upgrade.add_argument("--batch-size", type=int, default=8192)
+    upgrade.add_argument("--workers", type=int, help="map shards on a local Dask cluster")
+    upgrade.add_argument("--scheduler", help="map shards on the Dask scheduler at this address")
+    search = commands.add_parser(
+        "search", help="query an upgraded gallery exported from a run with its new model")
+    search.add_argument("upgraded", help="an upgrade's output folder")
+    search.add_argument("--queries", nargs="*", type=int, default=[0],
+                        help="positions in the split whose neighbours to print")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
+
+
+def run_gallery_command(args) -> int:
+    """Run `export-gallery`, `upgrade` or `search`; bad input ends with a one-line message."""
+    from fctlib.deploy.export import export_gallery, search_run
+
+    try:
+        if args.command == "export-gallery":
+            run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
+            store, path = export_gallery(run, args.out, split=args.split, side_dim=args.side_dim,
+                                         shard_size=args.shard_size, fastfill=args.fastfill)
+            print(f"gallery store: {store.folder} ({store.count} items, {len(store.shards)} "
+                  f"shards)\ntransformation: {path}")
+        elif args.command == "upgrade":
+            with dask_client(args.workers, args.scheduler) as client:
+                upgrade_gallery(args.store, args.transformation, args.out, index=args.index,
+                                metric=args.metric, batch_size=args.batch_size, client=client,
+                                threads=threads_per_worker(args.workers))
+        else:
+            found = search_run(args.upgraded, args.queries, args.k, args.runs_dir)
+            print(yaml.safe_dump(found, sort_keys=False, default_flow_style=None), end="")
+    except (GalleryStoreError, PresetError, FileNotFoundError, ValueError) as err:
+        print(f"fct {args.command}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `fct` console script."""
+    parser = argparse.ArgumentParser(prog="fct", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser("fetch-data", help="make a data set available locally")
+    fetch.add_argument("name", choices=sorted(APT_PACKAGES) + ["tiny-imagenet-100"])
+    reproduce = commands.add_parser("reproduce", help="run the notebook suite of a preset")
+    reproduce.add_argument("--preset", default="fashion-mnist",
+                           help="a name in params/ or a path to a preset YAML")
+    reproduce.add_argument("--seeds", nargs="+", type=int,
+                           help="seeds to run (default: the preset's first seed)")
+    reproduce.add_argument("--all-seeds", action="store_true", help="run every seed of the preset")
+    reproduce.add_argument("--only", nargs="+", choices=[*STEPS, REPORT],
+                           help="run only these notebooks")
+    reproduce.add_argument("--no-report", action="store_true", help="skip the report")
+    explore = commands.add_parser(
+        "explore", help="evaluate every case on the tune split under changed settings")
+    explore.add_argument("--preset", default="fashion-mnist")
+    explore.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                         help="preset overrides, e.g. old.model.width=16 (values parsed as YAML)")
+    explore.add_argument("--label", required=True, help="name of this setting in the report")
+    explore.add_argument("--seed", type=int, default=0)
+    step = commands.add_parser(
+        "train-step", help="train one step's models; data-parallel under torchrun")
+    step.add_argument("--preset", default="fashion-mnist")
+    step.add_argument("--seed", type=int, default=0)
+    step.add_argument("--step", required=True, choices=TRAIN_STEPS)
+    step.add_argument("--side-dim", type=int,
+                      help="side-info size (default: the preset's; transformation: 0 = none only)")
+    step.add_argument("--runs-dir", help="folder of run artifacts (default: runs/ in the project)")
+    add_gallery_commands(commands)
+    args = parser.parse_args(argv)
+    if args.command in GALLERY_COMMANDS:
+        return run_gallery_command(args)
+    if args.command == "train-step":
+        distributed.init_from_env()
+        main_process = distributed.is_main_process()
+        try:
+            run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
+            histories = train_step(run, args.step, args.side_dim)
+        finally:
+            distributed.shutdown()
+        if main_process:
+            for name, history in histories.items():
+                print(f"{name}: {len(history)} epochs, last loss {history[-1]['loss']:.4f}")
+        return 0
+    if args.command == "explore":
+        path = explore_on_tune(args.preset, parse_overrides(args.set), args.label, args.seed)
+        print(f"tune-split metrics in {path}")
+        return 0
+    if args.command == "fetch-data":
+        print(f"{args.name}: {fetch_data(args.name)}")
+        return 0
+    seeds = load_preset(args.preset).seeds if args.all_seeds else args.seeds
+    try:
+        results = run_suite(args.preset, seeds, only=args.only, report=not args.no_report)
+    except (StepFailed, PresetError, FileNotFoundError) as err:
+        print(f"fct reproduce: {err}", file=sys.stderr)
+        return 1
+    print(f"results in {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

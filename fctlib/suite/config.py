@@ -1,0 +1,312 @@
+"""Presets: YAML files layered on shared defaults, validated into typed dataclasses up front."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from fctlib.data.sources import DatasetSpec
+from fctlib.methods.side_info import ABLATION_SOURCES
+from fctlib.models.backbones import ModelSpec
+from fctlib.paths import project_root
+from fctlib.training.loop import TrainConfig
+
+PROJECT_ROOT = project_root()
+PARAMS_DIR = PROJECT_ROOT / "params"
+DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
+DISTANCES = ("l2", "cosine")
+NORMALIZATIONS = ("dataset", "imagenet")
+
+
+class PresetError(ValueError):
+    """A preset file names an unknown key, a wrong type or an impossible value."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, how it is split (old classes, tune share) and subsampled."""
+
+    dataset: DatasetSpec
+    old_classes: list[int] | None = None  # None: the first half of the classes by label index
+    tune_fraction: float = 0.1
+    train_per_class: int | None = None  # None: every training image
+    test_per_class: int | None = None
+    crop_padding: int = 2
+    flip: bool = True
+    normalization: str = "dataset"  # mean/std: the train split's, or ImageNet's (RGB only)
+
+    def __post_init__(self):
+        if not 0 < self.tune_fraction < 1:
+            raise ValueError(f"tune_fraction must be in (0, 1), got {self.tune_fraction}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
+            )
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """A trained network: its architecture and its optimisation."""
+
+    model: ModelSpec
+    training: TrainConfig
+
+
+@dataclass(frozen=True)
+class BCTConfig:
+    """BCT baseline: influence-loss weights swept on the tune split, rows for unseen classes."""
+
+    weights: list[float] = field(default_factory=lambda: [1.0, 3.0, 10.0])
+    new_class_rows: str = "mean"
+
+    def __post_init__(self):
+        if not self.weights or min(self.weights) < 0:
+            raise ValueError(f"weights must be a non-empty list of values >= 0, got {self.weights}")
+        if self.new_class_rows not in ("mean", "drop"):
+            raise ValueError(
+                f"new_class_rows must be 'mean' or 'drop', got {self.new_class_rows!r}"
+            )
+
+
+@dataclass(frozen=True)
+class SideInfoConfig:
+    """Self-supervised side-information: its size, the ablation sizes, the SimCLR training."""
+
+    model: ModelSpec
+    training: TrainConfig
+    temperature: float = 0.5
+    ablation_dims: list[int] = field(default_factory=lambda: [8, 32, 128])
+
+    def __post_init__(self):
+        if self.temperature <= 0 or any(d < 1 for d in self.ablation_dims):
+            raise ValueError("temperature must be > 0 and every ablation_dims entry >= 1")
+
+
+@dataclass(frozen=True)
+class TransformationConfig:
+    """The FCT transformation MLP and its training."""
+
+    training: TrainConfig
+    branch_widths: list[int] = field(default_factory=lambda: [256, 256])
+    mixer_widths: list[int] = field(default_factory=lambda: [2048, 2048])
+    feature_views: int = 1  # augmented passes of the new training set cached as features
+
+    def __post_init__(self):
+        if not self.branch_widths or min(self.branch_widths + self.mixer_widths) < 1:
+            raise ValueError(
+                "branch_widths and mixer_widths must be positive, branch_widths non-empty"
+            )
+        if self.feature_views < 1:
+            raise ValueError(f"feature_views must be >= 1, got {self.feature_views}")
+
+
+@dataclass(frozen=True)
+class FastFillConfig:
+    """FastFill: the transformation (the preset's widths) with an uncertainty head, its loss weight
+    mu and its training."""
+
+    training: TrainConfig
+    mu: float = 0.5  # weight of sigma in mean(0.5 * exp(-sigma) * l + mu * sigma), as published
+    head_width: int = 128  # hidden units of the uncertainty head (h's output -> sigma)
+
+    def __post_init__(self):
+        if self.mu <= 0 or self.head_width < 1:
+            raise ValueError(f"need mu > 0 and head_width >= 1, got {self.mu}, {self.head_width}")
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """FCT ablations: side-info sources, shares of the training set fitting h, h's width factors."""
+
+    side_info_sources: list[str] = field(default_factory=lambda: list(ABLATION_SOURCES))
+    data_shares: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
+    width_factors: list[float] = field(default_factory=lambda: [0.25, 1.0, 4.0])
+
+    def __post_init__(self):
+        unknown = [s for s in self.side_info_sources if s not in ABLATION_SOURCES]
+        if not self.side_info_sources or unknown:
+            raise ValueError(f"side_info_sources must be a non-empty list of {ABLATION_SOURCES}, "
+                             f"got {self.side_info_sources}")
+        if not self.data_shares or not all(0 < s <= 1 for s in self.data_shares):
+            raise ValueError(
+                f"data_shares must be a non-empty list in (0, 1], got {self.data_shares}")
+        if not self.width_factors or min(self.width_factors) <= 0:
+            raise ValueError(f"width_factors must be a non-empty list of values > 0, got "
+                             f"{self.width_factors}")
+        for key in ("side_info_sources", "data_shares", "width_factors"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} lists a value more than once: {values}")
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """Backward projection g(new embedding) -> old embedding: MLP hidden widths and training."""
+
+    training: TrainConfig
+    hidden_widths: list[int] = field(default_factory=lambda: [256])
+
+    def __post_init__(self):
+        if self.hidden_widths and min(self.hidden_widths) < 1:
+            raise ValueError(f"hidden_widths must be positive, got {self.hidden_widths}")
+
+
+@dataclass(frozen=True)
+class OCAConfig:
+    """OCA: extra dimensions of the new embedding beyond the old size (trained with the new
+    model's recipe)."""
+
+    extra_dims: int = 32
+
+    def __post_init__(self):
+        if self.extra_dims < 0:
+            raise ValueError(f"extra_dims must be >= 0, got {self.extra_dims}")
+
+
+@dataclass(frozen=True)
+class MultiStepConfig:
+    """Multi-step updates: how many classes (the first ones by label index) each generation sees,
+    and BCT's influence-loss weight along the chain."""
+
+    class_counts: list[int] | None = None  # None: half, three quarters and all of the classes
+    bct_weight: float = 1.0
+
+    def __post_init__(self):
+        counts = self.class_counts
+        rising = counts is None or all(b > a for a, b in zip(counts, counts[1:], strict=False))
+        if counts is not None and (len(counts) < 2 or min(counts) < 2 or not rising):
+            raise ValueError(f"class_counts must rise strictly over >= 2 generations, each >= 2, "
+                             f"got {counts}")
+        if self.bct_weight < 0:
+            raise ValueError(f"bct_weight must be >= 0, got {self.bct_weight}")
+
+
+@dataclass(frozen=True)
+class CrossConfig:
+    """FCT across architectures and losses: the new model of another family (`model`, trained with
+    the new recipe) and the normalized-softmax scale of the new model trained with another loss."""
+
+    model: ModelSpec
+    cosine_scale: float = 16.0
+
+    def __post_init__(self):
+        if self.cosine_scale <= 0:
+            raise ValueError(f"cosine_scale must be > 0, got {self.cosine_scale}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a run of the suite depends on."""
+
+    name: str
+    description: str
+    data: DataConfig
+    old: StageConfig
+    new: StageConfig
+    bct: BCTConfig
+    side_info: SideInfoConfig
+    transformation: TransformationConfig
+    ablation: AblationConfig
+    projection: ProjectionConfig
+    fastfill: FastFillConfig
+    oca: OCAConfig
+    multistep: MultiStepConfig
+    cross: CrossConfig
+    distance: str = "l2"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+
+    def __post_init__(self):
+        if self.distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
+
+
+def resolve_preset_path(preset: str | Path) -> Path:
+    """A preset path, or a name in params/ (`fashion-mnist` -> params/fashion-mnist.yaml)."""
+    path = Path(preset)
+    candidates = [path, PROJECT_ROOT / path, PARAMS_DIR / f"{preset}.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"preset {preset!r} not found (looked at {tried})")
+
+
+def load_preset(preset: str | Path, overrides: dict | None = None) -> Preset:
+    """Read defaults.yaml, layer the preset file and `overrides` on it, and validate the result."""
+    path = resolve_preset_path(preset)
+    merged = _read_yaml(DEFAULTS_FILE)
+    layer = _read_yaml(path)
+    merged = _merge(merged, layer, str(path), "")
+    source = str(path)
+    if overrides:
+        merged = _merge(merged, overrides, f"overrides of {path}", "")
+        source = f"{path} with overrides {overrides}"
+    return _build(Preset, merged, source, "")
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise PresetError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _merge(base: dict, layer: dict, source: str, prefix: str) -> dict:
+    out = dict(base)
+    for key, value in layer.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            known = ", ".join(sorted(base))
+            raise PresetError(f"{source}: unknown key '{name}' (known keys here: {known})")
+        if isinstance(base[key], dict) and isinstance(value, dict):
+            out[key] = _merge(base[key], value, source, f"{name}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _build(cls, data, source: str, prefix: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    if not isinstance(data, dict):
+        raise PresetError(f"{source}: '{prefix.rstrip('.')}' must be a mapping")
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise PresetError(f"{source}: unknown key '{prefix}{unknown[0]}' (known: {sorted(names)})")
+    kwargs = {k: _coerce(hints[k], v, source, f"{prefix}{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        where = prefix.rstrip(".") or "top level"
+        raise PresetError(f"{source}: impossible value in '{where}': {err}") from None
+
+
+def _coerce(hint, value, source: str, key: str):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _coerce(options[0], value, source, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, f"{key}.")
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise PresetError(f"{source}: '{key}' must be a list, got {value!r}")
+        item = args[0]
+        return [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and type(value) is not hint:
+        raise PresetError(
+            f"{source}: '{key}' must be {hint.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value

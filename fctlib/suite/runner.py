@@ -1,0 +1,98 @@
+"""Run the notebook suite with papermill: every step per seed, then the report, rendered to HTML."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fctlib.io import atomic_write, load_json_if_exists, save_json
+from fctlib.paths import project_root
+from fctlib.suite.config import load_preset, resolve_preset_path
+from fctlib.suite.provenance import provenance
+
+NOTEBOOKS_DIR = project_root() / "notebooks"
+STEPS = ("00_data", "01_train_old", "02_side_info", "03_train_new", "04_bct",
+         "05_transformation", "06_side_info_size", "07_fastfill", "08_ablations", "09_methods",
+         "10_multistep")
+REPORT = "99_report"
+
+
+class StepFailed(RuntimeError):
+    """A notebook of the suite raised; the message names the cell's error and the notebook."""
+
+
+def results_dir_for(preset_name: str) -> Path:
+    """results/<preset name>/ in the project."""
+    return project_root() / "results" / preset_name
+
+
+def execute(notebook: str, output: Path, parameters: dict) -> float:
+    """Execute notebooks/<notebook>.ipynb into `output` with papermill; return wall seconds."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(NOTEBOOKS_DIR / f"{notebook}.ipynb"), str(output), parameters=parameters,
+            cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False,
+        )
+    except PapermillExecutionError as err:
+        raise StepFailed(
+            f"{notebook} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+            f"executed notebook (with the traceback): {output}"
+        ) from None
+    return time.perf_counter() - started
+
+
+def render_html(executed: Path, html: Path) -> Path:
+    """Render an executed notebook to self-contained HTML with the code hidden."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    return atomic_write(html, lambda tmp: tmp.write_text(body))
+
+
+def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | None = None,
+              overrides: dict | None = None, results_dir: str | Path | None = None,
+              runs_dir: str | Path | None = None, report: bool = True, log=print) -> Path:
+    """Run the steps for each seed, then the report; returns the results folder.
+
+    The preset is validated before any work. Steps cache their artifacts under runs/, so a rerun
+    after an interruption resumes where it stopped.
+    """
+    path = resolve_preset_path(preset)
+    config = load_preset(path, overrides)
+    seeds = list(seeds) if seeds else config.seeds[:1]
+    unknown = sorted(set(only or []) - set(STEPS) - {REPORT})
+    if unknown:
+        raise ValueError(f"unknown step(s) {unknown}; steps are {STEPS + (REPORT,)}")
+    steps = [s for s in STEPS if not only or s in only]
+    results = Path(results_dir) if results_dir else results_dir_for(config.name)
+    common = {"preset": str(path), "overrides": overrides or {},
+              "results_dir": str(results.resolve()),
+              "runs_dir": str(Path(runs_dir).resolve()) if runs_dir else None}
+    started = time.perf_counter()
+    for seed in seeds:
+        timings = load_json_if_exists(results / "notebooks" / f"seed{seed}" / "timings.json") or {}
+        for i, step in enumerate(steps, 1):
+            log(f"[{config.name} seed {seed}] {i}/{len(steps)} {step} ...")
+            out = results / "notebooks" / f"seed{seed}" / f"{step}.ipynb"
+            timings[step] = round(execute(step, out, {**common, "seed": seed}), 1)
+            log(f"[{config.name} seed {seed}] {step} done in {timings[step]:.0f} s")
+            save_json(timings, results / "notebooks" / f"seed{seed}" / "timings.json")
+    if report and (not only or REPORT in only):
+        log(f"[{config.name}] report ...")
+        if steps:  # provenance of the run that made these metrics; a report-only run keeps it
+            save_json(provenance(config.name, seeds, wall_seconds=time.perf_counter() - started),
+                      results / "last_run.json")
+        executed = results / "notebooks" / f"{REPORT}.ipynb"
+        execute(REPORT, executed, {k: common[k] for k in ("preset", "overrides", "results_dir")})
+        render_html(executed, results / "report.html")
+        log(f"[{config.name}] report: {results / 'report.html'}")
+    return results
+

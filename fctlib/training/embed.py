@@ -1,0 +1,52 @@
+"""Embedding extraction: run one or several models over an image set in one pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from fctlib.data.images import ImageSet, LabeledDataset
+from fctlib.training.runtime import autocast, default_device, prepare_model, to_device
+
+
+@torch.no_grad()
+def embed(
+    models: nn.Module | Sequence[nn.Module],
+    images: ImageSet,
+    transform: Callable,
+    *,
+    batch_size: int = 512,
+    device: torch.device | None = None,
+    seed: int = 0,
+    desc: str = "embed",
+) -> np.ndarray | list[np.ndarray]:
+    """Embeddings (N, d) float32 of every image, in order; a list of arrays for a list of models.
+
+    All models see the same transformed batch, so a random `transform` (augmented views) gives
+    matching features; `seed` makes those views reproducible.
+    """
+    single = isinstance(models, nn.Module)
+    models = [models] if single else list(models)
+    device = device or default_device()
+    models = [prepare_model(m, device).eval() for m in models]
+    torch.manual_seed(seed)
+    loader = DataLoader(LabeledDataset(images, transform), batch_size=batch_size, shuffle=False)
+    outputs: list[list[np.ndarray]] = [[] for _ in models]
+    for batch in tqdm(loader, desc=desc, leave=False):
+        x = to_device(batch[0], device)
+        with autocast(device):
+            for out, model in zip(outputs, models, strict=True):
+                y = model(x)
+                y = y[0] if isinstance(y, tuple) else y
+                out.append(y.float().cpu().numpy())
+    dims = [m_out[0].shape[1] if m_out else 0 for m_out in outputs]
+    arrays = [
+        np.concatenate(o) if o else np.zeros((0, d), np.float32)
+        for o, d in zip(outputs, dims, strict=True)
+    ]
+    return arrays[0] if single else arrays

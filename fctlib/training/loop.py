@@ -1,0 +1,245 @@
+"""A resumable training loop: SGD or Adam, warm-up + cosine, atomic per-epoch checkpoints;
+data-parallel (DDP) when launched by torchrun."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
+from tqdm import tqdm
+
+from fctlib.training import distributed
+from fctlib.training.checkpoint import load_torch, save_torch
+from fctlib.training.runtime import autocast, default_device, derived_seed, prepare_model, to_device
+from fctlib.training.schedule import warmup_cosine
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one training run."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.1
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("need lr > 0, weight_decay >= 0 and 0 <= label_smoothing < 1")
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer that `cfg` names."""
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def classification_loss(label_smoothing: float) -> Callable:
+    """Loss step of supervised training: label-smoothed cross-entropy of the model's logits."""
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def step(model: nn.Module, batch) -> torch.Tensor:
+        images, labels = batch[0], batch[1]
+        _, logits = model(images)
+        return criterion(logits, labels)
+
+    return step
+
+
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    loss_step: Callable[[nn.Module, object], torch.Tensor],
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    checkpoint: str | Path | None = None,
+    device: torch.device | None = None,
+    on_epoch_start: Callable[[nn.Module, int], None] | None = None,
+    on_batch_end: Callable[[int, int], None] | None = None,
+    desc: str = "train",
+) -> list[dict]:
+    """Train `model` in place and return per-epoch history; resumes from `checkpoint` if present.
+
+    Each epoch draws its shuffling and augmentation from a seed derived from (seed, epoch), so a run
+    resumed from the last finished epoch reproduces the uninterrupted one. Under torchrun each
+    process takes its share of every batch and DDP averages the gradients (see `_RankShare`).
+    """
+    distributed.init_from_env()
+    device = _process_device(device or default_device())
+    model = prepare_model(model, device)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    if distributed.is_distributed():
+        _check_data_parallel(len(dataset), cfg.batch_size)
+    loader_steps = len(_loader(dataset, cfg, seed, 0))
+    scheduler = warmup_cosine(
+        optimizer, cfg.epochs * loader_steps, cfg.warmup_epochs * loader_steps
+    )
+    history: list[dict] = []
+    start_epoch = 0
+    path = Path(checkpoint) if checkpoint else None
+    if path and path.exists():
+        state = load_torch(path)
+        if state["config"] != asdict(cfg) or state["seed"] != seed:
+            raise ValueError(
+                f"checkpoint {path} was written with other settings ({state['config']}, seed "
+                f"{state['seed']}); delete it or use another run folder to train with {asdict(cfg)}"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, start_epoch = state["history"], state["epoch"]
+    # DDP shares the parameters of `model`, so the caller's model ends up trained. A finished run
+    # is loaded without DDP, so one process alone may load it (e.g. to fill a cache).
+    parallel = distributed.is_distributed() and start_epoch < cfg.epochs
+    net = _data_parallel(model, device) if parallel else model
+
+    for epoch in range(start_epoch, cfg.epochs):
+        net.train()
+        if on_epoch_start:
+            on_epoch_start(model, epoch)
+        torch.manual_seed(_process_seed(derived_seed(seed, epoch, 1)))
+        loader = _loader(dataset, cfg, seed, epoch)
+        total, count, started = 0.0, 0, time.perf_counter()
+        bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not distributed.is_main_process())
+        for step, batch in enumerate(bar):
+            batch = to_device(batch, device)
+            with autocast(device):
+                loss = loss_step(net, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            n = len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
+            total += loss.item() * n
+            count += n
+            bar.set_postfix(
+                loss=f"{total / count:.4f}", items_s=f"{count / _elapsed(started):.0f}",
+                refresh=False,
+            )
+            if on_batch_end:
+                on_batch_end(epoch, step)
+        total, count = distributed.sum_over_processes([total, count])
+        seconds = _elapsed(started)
+        history.append({
+            "epoch": epoch + 1, "loss": total / count, "lr": optimizer.param_groups[0]["lr"],
+            "seconds": seconds, "items_per_s": count / seconds,
+        })
+        if path and distributed.is_main_process():
+            save_torch({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+                "config": asdict(cfg), "seed": seed,
+            }, path)
+    if parallel:  # DDP keeps parameters in step; BatchNorm statistics drift apart per process
+        distributed.broadcast_from_main(model.buffers())
+    model.eval()
+    return history
+
+
+class _RankShare(Sampler[list[int]]):
+    """This process's contiguous 1/world_size part of each batch of `batches`.
+
+    The batches are those a single process trains on, so a run sees the same global batches
+    whatever the number of processes (DistributedSampler would deal the samples out differently).
+    """
+
+    def __init__(self, batches: Iterable[list[int]], rank: int, world_size: int):
+        self.batches, self.rank, self.world_size = batches, rank, world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            share = len(batch) // self.world_size
+            yield batch[self.rank * share:(self.rank + 1) * share]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _loader(dataset: Dataset, cfg: TrainConfig, seed: int, epoch: int) -> DataLoader:
+    # The same sampler chain (and generator draws) as DataLoader(shuffle=True) builds itself.
+    generator = torch.Generator().manual_seed(derived_seed(seed, epoch, 0))
+    batches = BatchSampler(RandomSampler(dataset, generator=generator), cfg.batch_size,
+                           drop_last=len(dataset) > cfg.batch_size)
+    worker_init = None
+    if distributed.is_distributed():
+        batches = _RankShare(batches, distributed.rank(), distributed.world_size())
+        worker_init = functools.partial(_reseed_worker, rank=distributed.rank())
+    return DataLoader(
+        dataset, batch_sampler=batches, num_workers=cfg.num_workers, generator=generator,
+        worker_init_fn=worker_init, persistent_workers=False, pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _process_seed(seed: int) -> int:
+    """`seed` itself in a single process; one seed per rank under torchrun, so that processes
+    draw independent augmentations."""
+    return derived_seed(seed, distributed.rank()) if distributed.is_distributed() else seed
+
+
+def _reseed_worker(worker_id: int, rank: int) -> None:
+    # DataLoader seeds worker k of every rank alike (base seed + k); give each rank its own.
+    torch.manual_seed(derived_seed(torch.initial_seed(), rank))
+
+
+def _check_data_parallel(samples: int, batch_size: int) -> None:
+    world = distributed.world_size()
+    if batch_size % world:
+        raise ValueError(
+            f"batch_size {batch_size} does not split evenly over {world} processes; choose a "
+            "batch size divisible by the number of processes (torchrun --nproc_per_node)"
+        )
+    if samples < batch_size:
+        raise ValueError(
+            f"data-parallel training needs at least batch_size ({batch_size}) samples, got "
+            f"{samples}; lower the batch size or train in a single process"
+        )
+
+
+def _process_device(device: torch.device) -> torch.device:
+    """The device of this process: under torchrun on CUDA, the GPU of its LOCAL_RANK."""
+    if not (distributed.is_distributed() and device.type == "cuda"):
+        return device
+    own = torch.device("cuda", torch.cuda.current_device())
+    if device.index not in (None, own.index):
+        raise ValueError(
+            f"device {device} given to rank {distributed.rank()}, whose GPU is {own}; pass "
+            "torch.device('cuda') and let LOCAL_RANK choose the GPU"
+        )
+    return own
+
+
+def _data_parallel(model: nn.Module, device: torch.device) -> DistributedDataParallel:
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=False)
+
+
+def _elapsed(started: float) -> float:
+    return max(time.perf_counter() - started, 1e-9)
