@@ -24,7 +24,8 @@ from torchvision.transforms import v2
 
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fctlib.methods.fct import Transformation
-from fctlib.models.backbones import ModelSpec, build_backbone
+from fctlib.models.backbones import build_backbone
+from fctlib.models.spec import ModelSpec
 
 REFERENCE_RESNET = ModelSpec(arch="resnet50", embedding_dim=128, small_input_stem=False)
 

@@ -1,6 +1,7 @@
 import pytest
 
-from fctlib.data.sources import DatasetSpec, load_dataset
+from fctlib.data.sources import load_dataset
+from fctlib.data.spec import DatasetSpec
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,12 @@ from fctlib.data.images import ArrayImages, FileImages
 from fctlib.data.sources import (
     TINY_IMAGENET_ENV,
     DataBundle,
-    DatasetSpec,
     convert_channels,
     load_dataset,
     read_idx,
     tiny_imagenet_archives,
 )
+from fctlib.data.spec import DatasetSpec
 from fctlib.paths import project_root
 
 # ------------------------------------------------------------------ builders of small data sets

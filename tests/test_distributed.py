@@ -15,7 +15,8 @@ from fctlib.suite.cli import main, train_step
 from fctlib.suite.run import Run
 from fctlib.training import distributed
 from fctlib.training.checkpoint import load_torch
-from fctlib.training.loop import TrainConfig, _RankShare, classification_loss, train
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import _RankShare, classification_loss, train
 
 CPU = torch.device("cpu")
 WORLD = 2

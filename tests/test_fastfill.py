@@ -16,7 +16,7 @@ from fctlib.methods.fastfill import (
 from fctlib.methods.fct import Transformation, upgrade_embeddings
 from fctlib.suite.config import PARAMS_DIR, PresetError, load_preset
 from fctlib.suite.run import Run
-from fctlib.training.loop import TrainConfig
+from fctlib.training.config import TrainConfig
 
 CPU = torch.device("cpu")
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from fctlib.models.backbones import CosineClassifier, ModelSpec, build_backbone, build_model
+from fctlib.models.backbones import CosineClassifier, build_backbone, build_model
+from fctlib.models.spec import ModelSpec
 
 
 @pytest.mark.parametrize("arch", ["small_cnn", "small_resnet", "resnet18", "resnet50"])

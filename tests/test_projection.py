@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fctlib.methods.projection import Projection, project_embeddings, train_projection
-from fctlib.training.loop import TrainConfig
+from fctlib.training.config import TrainConfig
 
 CPU = torch.device("cpu")
 CFG = TrainConfig(epochs=30, batch_size=128, optimizer="adam", lr=3e-3, weight_decay=0,

@@ -6,8 +6,8 @@ from fctlib.data.images import ImageSet
 from fctlib.data.splits import subsample_per_class
 from fctlib.data.transforms import simclr_transform
 from fctlib.methods.side_info import nt_xent, side_info_training_images, train_side_info_model
-from fctlib.models.backbones import ModelSpec
-from fctlib.training.loop import TrainConfig
+from fctlib.models.spec import ModelSpec
+from fctlib.training.config import TrainConfig
 
 CPU = torch.device("cpu")
 

@@ -4,9 +4,11 @@ import torch
 from fctlib.data.images import LabeledDataset
 from fctlib.data.splits import subsample_per_class
 from fctlib.data.transforms import train_transform
-from fctlib.models.backbones import ModelSpec, build_model
+from fctlib.models.backbones import build_model
+from fctlib.models.spec import ModelSpec
 from fctlib.training.checkpoint import load_torch
-from fctlib.training.loop import TrainConfig, classification_loss, train
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import classification_loss, train
 
 CPU = torch.device("cpu")
 

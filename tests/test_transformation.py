@@ -8,7 +8,7 @@ from fctlib.methods.fct import (
     train_transformation,
     upgrade_embeddings,
 )
-from fctlib.training.loop import TrainConfig
+from fctlib.training.config import TrainConfig
 
 CPU = torch.device("cpu")
 

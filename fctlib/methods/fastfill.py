@@ -28,7 +28,8 @@ from fctlib.methods.fct import (
     upgrade_embeddings,
 )
 from fctlib.training.checkpoint import save_torch
-from fctlib.training.loop import TrainConfig, train
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import train
 from fctlib.training.runtime import default_device
 
 FASTFILL_FORMAT = "fct-fastfill/1"

@@ -11,7 +11,8 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from fctlib.training.checkpoint import load_torch, save_torch
-from fctlib.training.loop import TrainConfig, train
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import train
 from fctlib.training.runtime import default_device
 
 TRANSFORMATION_FORMAT = "fct-transformation/1"

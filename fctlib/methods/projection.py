@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
-from fctlib.training.loop import TrainConfig, train
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import train
 from fctlib.training.runtime import default_device
 
 

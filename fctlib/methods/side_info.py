@@ -11,11 +11,10 @@ from torch.nn import functional as F
 
 from fctlib.data.images import ImageSet, UnlabeledDataset
 from fctlib.data.splits import select_classes
-from fctlib.models.backbones import ModelSpec, build_backbone
-from fctlib.training.loop import TrainConfig, train
-
-SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is the default
-ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
+from fctlib.models.backbones import build_backbone
+from fctlib.models.spec import ModelSpec
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import train
 
 
 class SimCLRModel(nn.Module):

@@ -3,11 +3,11 @@ bias-free linear classifier, or a cosine one (normalized softmax)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torchvision.models import resnet
+
+from fctlib.models.spec import ModelSpec
 
 RESNETS = {
     "resnet18": resnet.resnet18,
@@ -15,26 +15,6 @@ RESNETS = {
     "resnet50": resnet.resnet50,
     "resnet101": resnet.resnet101,
 }
-ARCHITECTURES = (*RESNETS, "small_cnn", "small_resnet")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to build: architecture, embedding size and the reference recipe's options."""
-
-    arch: str = "small_cnn"
-    embedding_dim: int = 128
-    width: int = 32  # small_cnn, small_resnet: channels of the first stage (doubled per stage)
-    small_input_stem: bool = True  # resnet: 3x3 stride-1 stem without max-pool (CIFAR-style)
-    embedding_relu: bool = True  # keep the ReLU of the last block on the embedding (reference)
-
-    def __post_init__(self):
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown arch {self.arch!r}; choose one of {ARCHITECTURES}")
-        if self.embedding_dim < 1 or self.width < 1:
-            raise ValueError("embedding_dim and width must be positive")
-
-
 def _resnet_backbone(spec: ModelSpec, in_channels: int) -> nn.Module:
     """A torchvision ResNet whose last block outputs `embedding_dim` channels, average-pooled."""
     net = RESNETS[spec.arch](weights=None)

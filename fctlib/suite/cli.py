@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from fctlib.data.sources import DatasetSpec, load_dataset
+from fctlib.data.sources import load_dataset
+from fctlib.data.spec import DatasetSpec
 from fctlib.deploy.cluster import dask_client, threads_per_worker
 from fctlib.deploy.gallery_store import GalleryStoreError
 from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, METRICS, upgrade_gallery

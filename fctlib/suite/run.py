@@ -45,16 +45,17 @@ from fctlib.methods.fct import Transformation, train_transformation, upgrade_emb
 from fctlib.methods.oca import OCAHead, OCAModel, class_prototypes, oca_training_step
 from fctlib.methods.projection import Projection, project_embeddings, train_projection
 from fctlib.methods.side_info import (
-    SIDE_INFO_SOURCES,
     random_side_info_model,
     side_info_training_images,
     train_side_info_model,
 )
-from fctlib.models.backbones import EmbeddingClassifier, ModelSpec, build_backbone, build_model
+from fctlib.models.backbones import EmbeddingClassifier, build_backbone, build_model
+from fctlib.models.spec import ModelSpec
 from fctlib.paths import project_root
-from fctlib.suite.config import Preset, load_preset
+from fctlib.suite.config import SIDE_INFO_SOURCES, Preset, load_preset
+from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
-from fctlib.training.loop import TrainConfig, classification_loss, train
+from fctlib.training.loop import classification_loss, train
 from fctlib.training.runtime import default_device, derived_seed, seed_everything
 
 CROSS_CHANGES = ("arch", "loss")  # how a cross model differs from the new one
