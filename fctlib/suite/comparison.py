@@ -112,6 +112,22 @@ METHODS: dict[str, Callable[[Run], MethodCases]] = {
     "fct-loss": fct_cross_loss,
 }
 
+# (method, cross-model case, the retrieval it must beat): the compatibility criterion of each
+# method in the methods table. d-Simplex is held to its own old model and to the suite's.
+CRITERIA = (
+    ("independent", "new/old", "old/old"),
+    ("bct", "bct/old", "old/old"),
+    ("oca", "oca/old", "old/old"),
+    ("dsimplex", "dsimplex/old", "dsimplex-old/dsimplex-old"),
+    ("dsimplex", "dsimplex/old", "old/old"),
+)
+
+
+def unpriced_methods(method_names) -> list[str]:
+    """The methods whose new model differs from the independent one on purpose (FCT to another
+    architecture or loss): the price table leaves them out."""
+    return [name for name in method_names if name.startswith("fct-")]
+
 
 def method_rows(run: Run, methods: dict[str, Callable[[Run], MethodCases]] | None = None,
                 distances: tuple[str, ...] = DISTANCES) -> list[dict]:
