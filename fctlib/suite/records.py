@@ -1,0 +1,373 @@
+"""Typed records of what the suite measured: one dataclass per JSON file a notebook writes under
+results/<preset>/metrics/seed<k>/<step>.json, and one per explored setting
+(results/<preset>/exploration/<label>.json), read and written in the same JSON shape.
+
+Every record has `artifacts`: artifact name -> git commit of the code that trained it (empty in
+files written before it existed, and then left out of the JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from fctlib.io import save_json
+
+Metrics = dict[str, dict[str, float]]  # {class split: {metric: value}}, values as fractions
+Cases = dict[str, Metrics]  # {case, e.g. "old/old": its metrics}
+History = list[dict]  # one dict per training epoch
+
+
+class JsonData:
+    """A dataclass read from and written to a JSON object: its field names are the keys (or a
+    field's `json` metadata); fields typed as records, or lists or dicts of them, convert too."""
+
+    def to_json(self) -> dict:
+        """The record as plain JSON values."""
+        return {_key(f): _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict):
+        """The record of a JSON object; unknown keys are an error (a format that drifted)."""
+        fields = {_key(f): f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(fields)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+        types = _field_types(cls)
+        return cls(**{f.name: _load(types[f.name], data[key]) for key, f in fields.items()
+                      if key in data})
+
+
+def _key(f: dataclasses.Field) -> str:
+    return f.metadata.get("json", f.name)
+
+
+@functools.cache
+def _field_types(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _load(kind, value):
+    """Parsed JSON `value` as the type `kind`: records built, lists and dicts converted inside."""
+    origin = typing.get_origin(kind)
+    if origin is list:
+        return [_load(typing.get_args(kind)[0], v) for v in value]
+    if origin is dict:
+        return {k: _load(typing.get_args(kind)[1], v) for k, v in value.items()}
+    if origin is None and isinstance(kind, type) and issubclass(kind, JsonData):
+        return kind.from_json(value)
+    return value
+
+
+def _dump(value):
+    if isinstance(value, JsonData):
+        return value.to_json()
+    if isinstance(value, list | tuple):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(kw_only=True)
+class Record(JsonData):
+    """What one step measured, with the commits of the code that trained its artifacts."""
+
+    STEP: ClassVar[str]
+    artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
+
+    def to_json(self) -> dict:
+        """The record as plain JSON values (`artifacts` left out while empty)."""
+        data = super().to_json()
+        if not self.artifacts:
+            del data["artifacts"]
+        return data
+
+    def path(self, results_dir: str | Path, seed: int) -> Path:
+        """results_dir/metrics/seed<k>/<STEP>.json."""
+        return Path(results_dir, "metrics", f"seed{seed}", f"{self.STEP}.json")
+
+    def save(self, results_dir: str | Path, seed: int) -> Path:
+        """Write the record's JSON to its path, atomically."""
+        return save_json(self.to_json(), self.path(results_dir, seed))
+
+
+@dataclass(kw_only=True)
+class DataRecord(Record):
+    """Notebook 00: the data set's source, class names, old classes and split sizes."""
+
+    STEP: ClassVar[str] = "data"
+    source: str
+    old_classes: list[int]
+    class_names: list[str]
+    splits: list[dict]  # one summary row per split
+
+
+@dataclass(kw_only=True)
+class OldRecord(Record):
+    """Notebook 01: the old model's retrieval (old/old) and training history."""
+
+    STEP: ClassVar[str] = "old"
+    cases: Cases
+    history: History
+
+
+@dataclass(kw_only=True)
+class SideInfoRecord(Record):
+    """Notebook 02: the side-info model's size, own retrieval (a diagnostic) and history."""
+
+    STEP: ClassVar[str] = "side_info"
+    side_info_dim: int
+    diagnostic: Cases
+    history: History
+
+
+@dataclass(kw_only=True)
+class NewRecord(Record):
+    """Notebook 03: the new model's retrieval (new/new), new/old where sizes match, history."""
+
+    STEP: ClassVar[str] = "new"
+    cases: Cases
+    diagnostic: Cases
+    history: History
+
+
+@dataclass
+class SweepPoint(JsonData):
+    """One BCT influence-loss weight on the tune split: both cases and the choice's score."""
+
+    weight: float
+    bct_old: dict[str, float] = field(metadata={"json": "bct/old"})  # metrics of all queries
+    bct_bct: dict[str, float] = field(metadata={"json": "bct/bct"})
+    score: float
+
+
+@dataclass(kw_only=True)
+class BCTRecord(Record):
+    """Notebook 04: BCT's cases at the chosen weight, the tune-split sweep, and history."""
+
+    STEP: ClassVar[str] = "bct"
+    cases: Cases
+    weight: float
+    sweep: list[SweepPoint]
+    history: History
+
+
+@dataclass(kw_only=True)
+class TransformationRecord(Record):
+    """Notebook 05: FCT's cases without and with side-info, and h's histories."""
+
+    STEP: ClassVar[str] = "transformation"
+    cases: Cases
+    side_info_dim: int
+    history: dict[str, History]  # "no-side", "side"
+
+
+@dataclass
+class SideInfoSizeRow(JsonData):
+    """FCT with side-info of one size (0: none)."""
+
+    side_info_dim: int
+    metrics: Metrics
+
+
+@dataclass(kw_only=True)
+class SideInfoSizeRecord(Record):
+    """Notebook 06: FCT by side-info size."""
+
+    STEP: ClassVar[str] = "side_info_size"
+    rows: list[SideInfoSizeRow]
+
+
+@dataclass
+class BackfillPoint(JsonData):
+    """Retrieval with a share of the gallery backfilled (re-embedded by the new model)."""
+
+    fraction: float
+    backfilled: int
+    metrics: Metrics
+
+
+@dataclass
+class BackfillCurve(JsonData):
+    """A backfilling curve: one transformation's gallery backfilled in one order."""
+
+    side_info_dim: int
+    transformation: str
+    order: str
+    points: list[BackfillPoint]
+
+
+@dataclass(kw_only=True)
+class FastFillRecord(Record):
+    """Notebook 07: the backfilling curves, how sigma ranks the real error, and histories."""
+
+    STEP: ClassVar[str] = "fastfill"
+    side_info_dim: int
+    curves: list[BackfillCurve]
+    sigma_error_spearman: dict[str, float]
+    history: dict[str, History]
+
+
+@dataclass
+class SideInfoSourceRow(JsonData):
+    """FCT with side-info from one source (`none`: without side-info)."""
+
+    source: str
+    side_info_dim: int
+    metrics: Metrics
+
+
+@dataclass
+class DataShareRow(JsonData):
+    """FCT with h fitted on a share of the training set."""
+
+    data_share: float
+    train_images: int
+    metrics: Metrics
+
+
+@dataclass
+class WidthRow(JsonData):
+    """FCT with every hidden layer of h scaled by a factor."""
+
+    width_factor: float
+    parameters: int
+    metrics: Metrics
+
+
+@dataclass(kw_only=True)
+class AblationsRecord(Record):
+    """Notebook 08: the ablations of h (side-info source, data share, width)."""
+
+    STEP: ClassVar[str] = "ablations"
+    side_info_dim: int
+    side_info_source: list[SideInfoSourceRow]
+    data_share: list[DataShareRow]
+    width: list[WidthRow]
+
+
+@dataclass
+class MethodRow(JsonData):
+    """One method's case under one distance (all test queries), and its new model's own top-1."""
+
+    method: str
+    case: str
+    distance: str
+    top1: float
+    top5: float
+    mAP: float
+    new_top1: float
+
+
+@dataclass(frozen=True)
+class Criterion(JsonData):
+    """A method is compatible when its cross-model `case` beats the `reference` retrieval."""
+
+    method: str
+    case: str
+    reference: str
+
+
+@dataclass(kw_only=True)
+class MethodsRecord(Record):
+    """Notebook 09: the methods table's rows, backward projection, each method's compatibility
+    criterion, and the methods left out of the price table (their new model differs on
+    purpose)."""
+
+    STEP: ClassVar[str] = "methods"
+    rows: list[MethodRow]
+    bct_weight: float
+    projection: dict  # {"cases": Cases, "history": History}
+    criteria: list[Criterion]
+    unpriced: list[str]
+
+
+@dataclass
+class MatrixScores(JsonData):
+    """A method's compatibility matrices (query generation x gallery generation, None above the
+    diagonal) with their AC and AM, on top-1 and on mAP."""
+
+    top1: list[list[float | None]]
+    mAP: list[list[float | None]]
+    AC_top1: float
+    AM_top1: float
+    AC_mAP: float
+    AM_mAP: float
+
+
+@dataclass(kw_only=True)
+class MultistepRecord(Record):
+    """Notebook 10: each generation's classes, and per distance each method's matrices; `methods`
+    keeps the order they were measured in (JSON sorts the keys of `distances`)."""
+
+    STEP: ClassVar[str] = "multistep"
+    generations: list[list[int]]
+    methods: list[str]
+    distances: dict[str, dict[str, MatrixScores]]
+
+    @classmethod
+    def from_matrices(cls, generations: list[list[int]],
+                      matrices: dict[str, dict[str, dict]]) -> MultistepRecord:
+        """The record of MultiStep.matrices' output per distance, methods in its order."""
+        methods = list(next(iter(matrices.values())))
+        return cls.from_json({"generations": generations, "methods": methods,
+                              "distances": matrices})
+
+
+@dataclass(kw_only=True)
+class ExplorationRecord(Record):
+    """`fct explore`: every case's tune-split metrics under one setting of the preset."""
+
+    STEP: ClassVar[str] = "exploration"
+    label: str
+    overrides: dict
+    seed: int
+    split: str
+    cases: Cases
+    wall_seconds: float
+
+    def path(self, results_dir: str | Path, seed: int) -> Path:
+        """results_dir/exploration/<label>.json (the record holds its seed)."""
+        return Path(results_dir, "exploration", f"{self.label}.json")
+
+
+STEP_RECORDS: dict[str, type[Record]] = {
+    cls.STEP: cls for cls in (DataRecord, OldRecord, SideInfoRecord, NewRecord, BCTRecord,
+                              TransformationRecord, SideInfoSizeRecord, FastFillRecord,
+                              AblationsRecord, MethodsRecord, MultistepRecord)}
+
+
+def load_record(path: str | Path) -> Record:
+    """The step record in `path` (a step's JSON, named after its step)."""
+    path = Path(path)
+    if path.stem not in STEP_RECORDS:
+        raise ValueError(f"{path}: no step {path.stem!r}; steps are {sorted(STEP_RECORDS)}")
+    return STEP_RECORDS[path.stem].from_json(json.loads(path.read_text()))
+
+
+def load_records(results_dir: str | Path) -> dict[int, dict[str, Record]]:
+    """{seed: {step: record}} from results_dir/metrics/seed<k>/<step>.json, seeds ascending."""
+    paths = sorted(Path(results_dir, "metrics").glob("seed*/*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no step metrics under {Path(results_dir, 'metrics')}; "
+                                "run the suite first (make reproduce)")
+    out: dict[int, dict[str, Record]] = {}
+    for path in sorted(paths, key=_seed):
+        out.setdefault(_seed(path), {})[path.stem] = load_record(path)
+    return out
+
+
+def _seed(path: Path) -> int:
+    return int(path.parent.name.removeprefix("seed"))
+
+
+def load_exploration(results_dir: str | Path) -> list[ExplorationRecord]:
+    """Every explored setting under results_dir/exploration/, by file name."""
+    return [ExplorationRecord.from_json(json.loads(path.read_text()))
+            for path in sorted(Path(results_dir, "exploration").glob("*.json"))]
