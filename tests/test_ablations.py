@@ -4,7 +4,6 @@ import torch
 
 from fctlib.data.splits import nested_share
 from fctlib.models.backbones import build_model
-from fctlib.report import tables as report
 from fctlib.suite.config import PresetError, load_preset
 from fctlib.suite.run import Run, side_encoder
 from fctlib.training.runtime import seed_everything
@@ -139,31 +138,3 @@ def test_default_cache_folders_are_unchanged_by_the_ablations():
     keys = [run._encoder_key(name) for name in ("old", "new", "side:16", "bct:1.0")]
     assert keys == ["223f021302", "96819b9575", "36311f87f2", "78b6cc5102"]
     assert _default_folder(run, 16) == "transformation-bbc24adc99"
-
-
-def _rows(values, key):
-    return [{key: k, "metrics": {"all": {"top1": v, "top5": v, "mAP": v / 2}}} for k, v in values]
-
-
-def test_ablation_tables_and_readings_say_when_expectations_fail():
-    metrics = {0: {"ablations": {
-        "side_info_source": [{**r, "side_info_dim": 8} for r in _rows(
-            [("simclr", 0.5), ("supervised", 0.4), ("random", 0.55), ("none", 0.3)], "source")],
-        "data_share": [{**r, "train_images": int(r["data_share"] * 100)} for r in _rows(
-            [(1.0, 0.6), (0.1, 0.4), (0.5, 0.62)], "data_share")],
-        "width": [{**r, "parameters": 10} for r in _rows([(0.25, 0.5), (1.0, 0.6)],
-                                                         "width_factor")]}}}
-    sources = report.side_info_source_table(metrics)
-    assert list(sources["source"]) == ["simclr", "supervised", "random", "none"]
-    assert list(sources.columns[:5]) == ["source", "side_info_dim", "top1", "top5", "mAP"]
-    sentence = report.side_info_source_sentence(sources)
-    assert "50.00%" in sentence and "random 55.00%" in sentence and "fails (random" in sentence
-    shares = report.data_share_table(metrics)
-    assert list(shares["data_share"]) == [0.1, 0.5, 1.0]
-    reading = report.trend_sentence(shares, "data_share", "the share")
-    assert "fails (0.5 -> 1: 62.00% -> 60.00%)" in reading
-    widths = report.width_table(metrics)
-    assert "never falls" in report.trend_sentence(widths, "width_factor", "the width")
-    assert "fails" not in report.trend_sentence(widths, "width_factor", "the width")
-    ok = sources[sources["source"] != "random"]
-    assert report.side_info_source_sentence(ok).endswith("the best source holds.")

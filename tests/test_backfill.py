@@ -3,7 +3,6 @@ import pytest
 
 from fctlib.evaluation.backfill import (
     FRACTIONS,
-    area_under_curve,
     backfill_curve,
     backfilled_count,
     backfilled_gallery,
@@ -13,6 +12,7 @@ from fctlib.evaluation.backfill import (
     uncertainty_order,
 )
 from fctlib.evaluation.retrieval import evaluate_case
+from fctlib.report.backfilling import area_under_curve
 
 OLD_CLASSES = [0, 1]
 
@@ -42,24 +42,6 @@ def _gallery(n=60, dim=6, seed=0):
     scale = rng.uniform(0.1, 4.0, n)
     transformed = (new + rng.normal(size=(n, dim)) * scale[:, None]).astype(np.float32)
     return new, transformed, labels, scale
-
-
-def test_auc_rules_by_hand():
-    x, y = [0.0, 0.5, 1.0], [0.2, 0.4, 1.0]
-    assert area_under_curve(x, y, "mean") == pytest.approx((0.2 + 0.4 + 1.0) / 3)
-    assert area_under_curve(x, y, "trapezoid") == pytest.approx(0.5 * 0.3 + 0.5 * 0.7)
-    # On the published grid a straight line has area 1/2 by both rules; x^2 has area
-    # sum(k^2) / 21^2 / 22 = (21 * 22 * 43 / 6) / 21^2 / 22 = 43/126 by the mean rule and
-    # 1/3 + 1/(6 * 21^2) by the trapezoid rule (its error on x^2 is h^2/6 with h = 1/21).
-    assert area_under_curve(FRACTIONS, FRACTIONS, "mean") == pytest.approx(0.5)
-    assert area_under_curve(FRACTIONS, FRACTIONS, "trapezoid") == pytest.approx(0.5)
-    assert area_under_curve(FRACTIONS, FRACTIONS**2, "mean") == pytest.approx(43 / 126)
-    assert area_under_curve(FRACTIONS, FRACTIONS**2, "trapezoid") == pytest.approx(
-        1 / 3 + 1 / (6 * 21**2))
-    with pytest.raises(ValueError, match="unknown rule"):
-        area_under_curve(x, y, "simpson")
-    with pytest.raises(ValueError, match="matching"):
-        area_under_curve(x, y[:2])
 
 
 def test_published_grid():
@@ -128,44 +110,3 @@ def test_fastfill_curves_and_the_oracle_beating_random():
            for c in curves if c["transformation"] == "fastfill"}
     # sigma = the noise scale: uncertainty order is close to the oracle, both beat random
     assert auc["oracle"] > auc["random"] and auc["uncertainty"] > auc["random"], auc
-
-
-def _curve_metrics(areas: dict[int, dict[tuple[str, str], float]], dim=8):
-    """Step metrics of seeds whose curves are flat lines at the given heights (fractions)."""
-    def point(f, height):
-        values = {"top1": height, "top5": min(1.0, height + 0.1), "mAP": height / 2}
-        return {"fraction": float(f), "backfilled": 0, "metrics": {"all": values}}
-
-    return {seed: {"fastfill": {"curves": [
-        {"side_info_dim": dim, "transformation": name, "order": order,
-         "points": [point(f, height) for f in FRACTIONS]}
-        for (name, order), height in curves.items()]}} for seed, curves in areas.items()}
-
-
-def test_backfilling_tables_and_claims():
-    from fctlib.report import tables as report
-
-    base = {("fastfill", "random"): 0.4, ("fastfill", "oracle"): 0.8, ("fct", "random"): 0.35}
-    metrics = _curve_metrics({0: {**base, ("fastfill", "uncertainty"): 0.6},
-                              1: {**base, ("fastfill", "uncertainty"): 0.3}})
-    long = report.backfilling_rows(metrics)
-    assert len(long) == 2 * 4 * 22
-    table = report.backfilling_table(long, 8)
-    assert list(table.columns) == ["transformation", "order", "auc_rule", "auc_top1", "auc_top5",
-                                   "auc_mAP", "seeds"]
-    row = table.set_index(["transformation", "order", "auc_rule"]).loc[
-        ("fastfill", "uncertainty", "trapezoid")]
-    assert (row["auc_top1"], row["auc_mAP"], row["seeds"]) == (45.0, 22.5, 2)
-    assert report.backfilling_table(long, 0).empty
-    claims = report.backfilling_claims(long).set_index(["claim", "metric"])["verdict"]
-    assert claims[("fastfill uncertainty > fastfill random", "top1")] == "unresolved"
-    assert claims[("fastfill uncertainty > fct random", "mAP")] == "unresolved"
-    assert claims[("fastfill oracle >= fastfill uncertainty", "top1")] == "holds"
-    assert "does not hold" in report.backfilling_sentence(report.backfilling_claims(long))
-    good = report.backfilling_rows(_curve_metrics({0: {**base, ("fastfill", "uncertainty"): 0.6}}))
-    assert "**holds** on every seed" in report.backfilling_sentence(
-        report.backfilling_claims(good))
-    paper = report.backfilling_paper_comparison(long, "toy").set_index("source")
-    assert paper.loc["ours", "gain_auc_top1"] == pytest.approx(45.0 - 35.0)
-    assert paper.loc["ours", "side_info"] == "8-d"
-    assert len(paper.loc["published"]) == 3

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from fctlib.data.images import ArrayImages
-from fctlib.report.figures import plot_class_grid
+from fctlib.data.preview import plot_class_grid
 
 
 def _rows(fig, per_class=6):

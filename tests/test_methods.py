@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from fctlib.evaluation.retrieval import evaluate_case
-from fctlib.report import tables as report
 from fctlib.suite.comparison import METHODS, MethodCases, method_rows
 
 LABELS = np.repeat([0, 1, 2, 3], 25)
@@ -70,29 +69,3 @@ def test_cosine_and_l2_differ_only_where_norms_differ():
 def test_method_order_of_the_table():
     assert list(METHODS) == ["independent", "bct", "fct", "fastfill", "projection", "dsimplex",
                              "oca", "fct-arch", "fct-loss"]
-
-
-def _saved(rows):
-    return {"methods": {"rows": [
-        {"method": m, "case": c, "distance": d, "top1": t, "top5": t, "mAP": t / 2,
-         "new_top1": 0.6} for m, c, d, t in rows]}}
-
-
-def test_methods_table_means_over_seeds_in_percent_and_reads_failures():
-    cases = [("independent", "old/old", "l2"), ("independent", "new/new", "l2"),
-             ("projection", "proj/old", "l2"), ("bct", "bct/old", "l2"),
-             ("independent", "old/old", "cosine"), ("projection", "proj/old", "cosine")]
-    seed0 = [(*k, v) for k, v in zip(cases, (0.4, 0.6, 0.3, 0.5, 0.4, 0.45), strict=True)]
-    seed1 = [(*k, v) for k, v in zip(cases, (0.5, 0.7, 0.4, 0.6, 0.5, 0.55), strict=True)]
-    table = report.methods_table({0: _saved(seed0), 1: _saved(seed1)})
-    assert list(table.columns) == ["method", "case", "distance", "top1", "top5", "mAP",
-                                   "new_top1"]
-    assert [tuple(r) for r in table[["method", "case", "distance"]].values] == cases
-    row = table.iloc[2]
-    assert (row["top1"], row["mAP"], row["new_top1"]) == (35.0, 17.5, 60.0)
-    sentence = report.methods_sentence(table, seeds=2)
-    assert sentence.startswith("Mean over 2 seed(s)")
-    assert "under l2 old/old top-1 is 45.00% and bct/old 55.00% beat it" in sentence
-    assert "expected gain fails for proj/old 35.00%" in sentence
-    assert "under cosine old/old top-1 is 45.00% and proj/old 50.00% beat it" in sentence
-    assert list(report.methods_table({0: {}}).columns) == list(report.METHODS_COLUMNS)

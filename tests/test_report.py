@@ -1,8 +1,11 @@
+"""The report's main comparison, claims, published numbers, written tables and provenance."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from fctlib.report import tables as report
+from fctlib import report
+from fctlib.suite.records import NewRecord, OldRecord, SideInfoSizeRecord, TransformationRecord
 
 
 def _split(top1, top5, mAP):
@@ -12,20 +15,24 @@ def _split(top1, top5, mAP):
 
 def _seed(old, new, fct_side):
     return {
-        "old": {"cases": {"old/old": _split(old, 0.5, old / 2)}},
-        "new": {"cases": {"new/new": _split(new, 0.9, new / 2)}},
-        "transformation": {"cases": {"fct/side": _split(fct_side, 0.8, fct_side / 2),
-                                     "fct/no-side": _split(old + 0.01, 0.7, old / 2 + 0.005)}},
-        "side_info_size": {"rows": [{"side_info_dim": 0, "metrics": _split(0.4, 0.6, 0.2)},
-                                    {"side_info_dim": 8, "metrics": _split(0.5, 0.7, 0.3)}]},
+        "old": OldRecord(cases={"old/old": _split(old, 0.5, old / 2)}, history=[]),
+        "new": NewRecord(cases={"new/new": _split(new, 0.9, new / 2)}, diagnostic={},
+                         history=[]),
+        "transformation": TransformationRecord(
+            cases={"fct/side": _split(fct_side, 0.8, fct_side / 2),
+                   "fct/no-side": _split(old + 0.01, 0.7, old / 2 + 0.005)},
+            side_info_dim=8, history={}),
+        "side_info_size": SideInfoSizeRecord.from_json({"rows": [
+            {"side_info_dim": 0, "metrics": _split(0.4, 0.6, 0.2)},
+            {"side_info_dim": 8, "metrics": _split(0.5, 0.7, 0.3)}]}),
     }
 
 
-METRICS = {0: _seed(0.30, 0.60, 0.50), 1: _seed(0.40, 0.70, 0.45)}
+RECORDS = {0: _seed(0.30, 0.60, 0.50), 1: _seed(0.40, 0.70, 0.45)}
 
 
 def test_main_table_mean_and_std_over_seeds():
-    main = report.main_table(report.case_rows(METRICS)).set_index("case")
+    main = report.main_table(report.case_rows(RECORDS)).set_index("case")
     assert list(main.index) == ["old/old", "new/new", "fct/no-side", "fct/side"]
     assert main.at["old/old", "top1"] == pytest.approx(35.0)
     assert main.at["old/old", "top1_std"] == pytest.approx(np.std([30, 40], ddof=1), abs=0.01)
@@ -33,14 +40,22 @@ def test_main_table_mean_and_std_over_seeds():
     assert (main["seeds"] == 2).all()
 
 
+def test_one_seeds_cases_make_the_same_long_rows():
+    cases = {**RECORDS[1]["old"].cases, **RECORDS[1]["transformation"].cases}
+    frame = report.case_frame(cases, seed=1)
+    assert set(frame["seed"]) == {1} and len(frame) == 3 * 3
+    steps = {step: RECORDS[1][step] for step in ("old", "transformation")}
+    pd.testing.assert_frame_equal(frame, report.case_rows({1: steps}))
+
+
 def test_by_split_table_has_three_splits_per_case():
-    table = report.main_by_split_table(report.case_rows(METRICS))
+    table = report.main_by_split_table(report.case_rows(RECORDS))
     assert set(table["split"]) == {"old", "new", "all"}
     assert len(table) == 4 * 3
 
 
 def test_claim_verdicts_follow_every_seed():
-    claims = report.claims_table(report.case_rows(METRICS)).set_index(["claim", "metric"])
+    claims = report.claims_table(report.case_rows(RECORDS)).set_index(["claim", "metric"])
     # fct/side - old/old: +20 and +5 points -> holds in both seeds
     assert claims.at[("old/old < fct/no-side", "top1"), "verdict"] == "holds"
     # fct/side <= new/new: 50 <= 60 and 45 <= 70 -> holds
@@ -68,7 +83,7 @@ def test_gap_closed_of_published_cifar_run():
 
 
 def test_paper_comparison_keeps_published_numbers_in_their_own_columns():
-    main = report.main_table(report.case_rows(METRICS))
+    main = report.main_table(report.case_rows(RECORDS))
     table = report.paper_comparison(main, "toy").set_index("case")
     assert table.at["fct/side", "ours_top1"] == pytest.approx(47.5)
     assert table.at["fct/side", "cifar100_top1"] == 50.2
@@ -78,7 +93,7 @@ def test_paper_comparison_keeps_published_numbers_in_their_own_columns():
 
 
 def test_side_info_size_table_and_written_tables(tmp_path):
-    sizes = report.side_info_size_table(METRICS)
+    sizes = report.side_info_size_table(report.side_info_size_rows(RECORDS))
     assert list(sizes["side_info_dim"]) == [0, 8]
     assert sizes["top1"].tolist() == [40.0, 50.0]
     info = {"git_commit": "abc", "preset": "toy", "packages": {"torch": "x"}}
@@ -96,6 +111,17 @@ def test_metrics_frame_in_percent():
     assert frame.loc["old/old", ("all", "top1")] == 25.0
 
 
-def test_missing_metrics_folder_says_how_to_make_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="make reproduce"):
-        report.load_metrics(tmp_path)
+def test_provenance_names_the_commits_that_trained_the_artifacts(tmp_path):
+    (tmp_path / "last_run.json").write_text('{"git_commit": "run", "preset": "toy"}')
+    info = report.run_provenance(tmp_path, "toy", RECORDS)
+    assert info["seeds"] == [0, 1] and info["git_commit"] == "run"
+    assert info["artifact_commits"] == "unrecorded"
+    trained = {0: {**RECORDS[0], "old": OldRecord(cases={}, history=[],
+                                                  artifacts={"old": "c0ffee"})},
+               1: {**RECORDS[1], "new": NewRecord(cases={}, diagnostic={}, history=[],
+                                                  artifacts={"new": "abc123"}),
+                   "old": OldRecord(cases={}, history=[], artifacts={"old": "c0ffee"})}}
+    info = report.run_provenance(tmp_path, "toy", trained)
+    assert info["artifact_commits"] == "abc123, c0ffee"
+    report.write_table(pd.DataFrame({"a": [1]}), tmp_path, "t", info)
+    assert "# artifact_commits: abc123, c0ffee\n" in (tmp_path / "t.csv").read_text()

@@ -10,7 +10,6 @@ from fctlib.evaluation.retrieval import evaluate_case
 
 FRACTIONS = np.linspace(0.0, 1.0, 22)  # the published 22 equally spaced points
 ORDERS = ("random", "uncertainty", "oracle")
-AUC_RULES = ("mean", "trapezoid")
 
 
 def random_order(n: int, seed: int) -> np.ndarray:
@@ -83,17 +82,3 @@ def fastfill_curves(new: np.ndarray, fastfill: np.ndarray, sigma: np.ndarray, fc
              "points": backfill_curve(new, gallery, new, indices, labels, old_classes,
                                       distance=distance, desc=f"backfill {name} {order}")}
             for name, order, gallery, indices in plan]
-
-
-def area_under_curve(fractions, values, rule: str = "mean") -> float:
-    """Area under a backfilling curve on [0, 1]: the mean of its points (the published rule) or
-    the trapezoid rule over the fractions."""
-    x, y = np.asarray(fractions, dtype=np.float64), np.asarray(values, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
-        raise ValueError(f"need matching 1-D fractions and values (>= 2 points), got {x.shape} "
-                         f"and {y.shape}")
-    if rule == "mean":
-        return float(y.mean())
-    if rule == "trapezoid":
-        return float(((y[1:] + y[:-1]) / 2 * np.diff(x)).sum())
-    raise ValueError(f"unknown rule {rule!r}; use one of {AUC_RULES}")

@@ -1,0 +1,94 @@
+"""What every report table shares: the metrics, long frames over seeds, mean and spread over
+seeds, verdicts, and tables written with the provenance of what made them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from fctlib.io import atomic_write, load_json_if_exists
+from fctlib.suite.provenance import git_commit, provenance, provenance_comment
+from fctlib.suite.records import Cases, Record
+
+METRICS = ("top1", "top5", "mAP")
+HEADLINE_METRICS = ("top1", "mAP")
+
+Records = dict[int, dict[str, Record]]  # {seed: {step: record}}, as load_records returns
+
+
+def metrics_frame(cases: Cases) -> pd.DataFrame:
+    """{case: {split: metrics}} as a table in percent, one row per case, columns split x metric."""
+    rows = {case: {(split, m): round(100 * v[m], 2) for split, v in by_split.items()
+                   for m in METRICS} for case, by_split in cases.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def stack(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The frames one under the other (the empty ones left out), or an empty frame of
+    `columns`."""
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def over_seeds(records: Records, step: str, frame_of: Callable[[Record, int], pd.DataFrame],
+               columns: list[str]) -> pd.DataFrame:
+    """`frame_of(record, seed)` of every seed that has `step`, stacked (empty: `columns`)."""
+    return stack([frame_of(steps[step], seed) for seed, steps in records.items()
+                  if step in steps], columns)
+
+
+def seeds_with(records: Records, step: str) -> int:
+    """How many seeds have a record of `step`."""
+    return sum(step in steps for steps in records.values())
+
+
+def mean_std(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of `keys`: each metric's mean, its standard deviation over seeds (`_std`) and the
+    number of seeds, rounded to 2 decimals."""
+    grouped = df.groupby(keys, sort=False)
+    table = grouped[list(METRICS)].mean()
+    std = grouped[list(METRICS)].std(ddof=1).fillna(0.0).add_suffix("_std")
+    table = table.join(std)
+    table["seeds"] = grouped["seed"].nunique()
+    return table.reset_index().round(2)
+
+
+def verdict(holds: pd.Series) -> str:
+    """`holds` if every seed agrees, `fails` if no seed does, else `unresolved`."""
+    return "holds" if holds.all() else "fails" if not holds.any() else "unresolved"
+
+
+def artifact_commits(records: Records) -> str:
+    """The distinct commits that trained the records' artifacts, or `unrecorded` if none says."""
+    commits = {commit for steps in records.values() for record in steps.values()
+               for commit in record.artifacts.values()}
+    return ", ".join(sorted(commits)) or "unrecorded"
+
+
+def run_provenance(results_dir: str | Path, preset: str, records: Records) -> dict:
+    """The provenance of the run that made the records (results/<preset>/last_run.json, written
+    by the runner), the commits that trained their artifacts, and the commit rendering this."""
+    seeds = sorted(records)
+    info = load_json_if_exists(Path(results_dir) / "last_run.json") or provenance(preset, seeds)
+    return {**info, "seeds": seeds, "report_commit": git_commit(),
+            "artifact_commits": artifact_commits(records)}
+
+
+def write_table(table: pd.DataFrame, folder: str | Path, name: str, info: dict) -> Path:
+    """Write `name.csv` and `name.md` (both headed by the provenance `info` as comment lines),
+    atomically."""
+    folder = Path(folder)
+    comment = provenance_comment(info)
+    atomic_write(folder / f"{name}.csv",
+                 lambda tmp: tmp.write_text(comment + table.to_csv(index=False)))
+    markdown = table.to_markdown(index=False) if len(table) else "(empty)"
+    md_comment = "".join(f"<!-- {line[2:]} -->\n" for line in comment.splitlines())
+    atomic_write(folder / f"{name}.md", lambda tmp: tmp.write_text(md_comment + markdown + "\n"))
+    return folder / f"{name}.csv"
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a table written by `write_table` (skipping its provenance lines)."""
+    return pd.read_csv(path, comment="#")

@@ -1,0 +1,162 @@
+"""The main comparison: every case of the old, new, BCT and FCT steps over seeds, by class split,
+the paper's claims, the share of the old-to-new gap each case closes, and the published runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fctlib.report.common import (
+    HEADLINE_METRICS,
+    METRICS,
+    Records,
+    mean_std,
+    stack,
+    verdict,
+)
+from fctlib.suite.records import Cases
+
+CASE_ORDER = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
+CASE_STEPS = ("old", "new", "bct", "transformation")  # the steps whose `cases` are compared
+CASE_COLUMNS = ["seed", "case", "split", *METRICS]
+
+# Published single-run numbers of the FCT reference code (CMC top-1 / top-5 / mAP, %).
+PUBLISHED = pd.DataFrame(
+    [
+        ("CIFAR-100", "old/old", 34.2, 60.6, 16.5),
+        ("CIFAR-100", "new/new", 56.5, 77.0, 36.3),
+        ("CIFAR-100", "fct/no-side", 47.2, 72.6, 25.8),
+        ("CIFAR-100", "fct/side", 50.2, 73.7, 32.2),
+        ("ImageNet-1k", "old/old", 46.4, 65.1, 28.3),
+        ("ImageNet-1k", "new/new", 68.4, 84.7, 45.6),
+        ("ImageNet-1k", "fct/no-side", 61.8, 80.5, 39.9),
+        ("ImageNet-1k", "fct/side", 65.1, 82.7, 44.0),
+    ],
+    columns=["dataset", "case", "top1", "top5", "mAP"],
+)
+PUBLISHED_SOURCE = "FCT reference code (Ramanujan et al., CVPR 2022), single runs"
+
+# (claim, lower case, higher case, strict): holds when higher - lower > 0 (>= 0 if not strict)
+CLAIMS = (
+    ("old/old < fct/no-side", "old/old", "fct/no-side", True),
+    ("fct/no-side < fct/side", "fct/no-side", "fct/side", True),
+    ("fct/side <= new/new", "fct/side", "new/new", False),
+    ("bct/old > old/old", "old/old", "bct/old", True),
+    ("fct/side > bct/old", "bct/old", "fct/side", True),
+    ("bct/bct <= new/new", "bct/bct", "new/new", False),
+)
+
+
+def case_frame(cases: Cases, seed: int) -> pd.DataFrame:
+    """One seed's cases, long: one row per case and class split, metrics in percent."""
+    rows = [{"seed": seed, "case": case, "split": split, **{m: 100 * values[m] for m in METRICS}}
+            for case, by_split in cases.items() for split, values in by_split.items()]
+    return pd.DataFrame(rows, columns=CASE_COLUMNS)
+
+
+def case_rows(records: Records) -> pd.DataFrame:
+    """Every seed's cases of the compared steps, long (as case_frame)."""
+    return stack([case_frame(steps[step].cases, seed) for seed, steps in records.items()
+                  for step in CASE_STEPS if step in steps], CASE_COLUMNS)
+
+
+def _order_cases(table: pd.DataFrame) -> pd.DataFrame:
+    rank = {c: i for i, c in enumerate(CASE_ORDER)}
+    return table.sort_values("case", key=lambda s: s.map(rank), kind="stable").reset_index(
+        drop=True)
+
+
+def main_table(long: pd.DataFrame) -> pd.DataFrame:
+    """case, top1, top5, mAP, their standard deviations over seeds, and the number of seeds."""
+    return _order_cases(mean_std(long[long["split"] == "all"], ["case"]))
+
+
+def main_by_split_table(long: pd.DataFrame) -> pd.DataFrame:
+    """The main table for queries of old classes, of new classes and of all."""
+    table = mean_std(long, ["split", "case"])
+    cols = ["case", "split", *METRICS, *(f"{m}_std" for m in METRICS), "seeds"]
+    split_rank = {"old": 0, "new": 1, "all": 2}
+    table = table.sort_values("split", key=lambda s: s.map(split_rank), kind="stable")
+    return _order_cases(table)[cols]
+
+
+def claims_table(long: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
+                 ) -> pd.DataFrame:
+    """Each paper claim per metric: `holds` if every seed agrees it holds, `fails` if every seed
+    agrees it fails, else `unresolved`; margin = mean (higher - lower) in points."""
+    per_seed = long[long["split"] == "all"].pivot_table(index="seed", columns="case",
+                                                        values=list(metrics))
+    rows = []
+    for claim, lower, higher, strict in CLAIMS:
+        for metric in metrics:
+            if (metric, lower) not in per_seed or (metric, higher) not in per_seed:
+                continue
+            margins = per_seed[(metric, higher)] - per_seed[(metric, lower)]
+            holds = margins > 0 if strict else margins >= 0
+            rows.append({"claim": claim, "metric": metric, "verdict": verdict(holds),
+                         "margin": round(float(margins.mean()), 2),
+                         "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
+    return pd.DataFrame(rows, columns=["claim", "metric", "verdict", "margin", "seeds_agreeing"])
+
+
+def claims_sentence(claims: pd.DataFrame) -> str:
+    """One plain sentence per verdict: which claims hold, which fail, which are unresolved."""
+    parts = []
+    for verdict_name in ("holds", "fails", "unresolved"):
+        chosen = claims[claims["verdict"] == verdict_name]
+        if len(chosen):
+            items = "; ".join(f"{r.claim} ({r.metric}, margin {r.margin:+.2f}, {r.seeds_agreeing})"
+                              for r in chosen.itertuples())
+            parts.append(f"**{verdict_name}**: {items}.")
+    return "\n\n".join(parts) or "No claim could be evaluated (missing cases)."
+
+
+def gap_closed(table: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
+               ) -> pd.DataFrame:
+    """Share of the old/old -> new/new gap that each case closes: (case - old) / (new - old)."""
+    by_case = table.set_index("case")
+    rows = []
+    for case in by_case.index:
+        if case in ("old/old", "new/new"):
+            continue
+        row = {"case": case}
+        for m in metrics:
+            gap = by_case.at["new/new", m] - by_case.at["old/old", m]
+            row[f"{m}_gap_closed"] = round(
+                float((by_case.at[case, m] - by_case.at["old/old", m]) / gap), 3
+            ) if gap else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_comparison(table: pd.DataFrame, ours_label: str) -> pd.DataFrame:
+    """Our mean numbers beside the published ones (never mixed into one column), per case, with
+    the share of the old-to-new gap closed: the quantity comparable across data sets."""
+    ours_gap = gap_closed(table).set_index("case")
+    rows = []
+    for case in CASE_ORDER:
+        if case not in set(table["case"]):
+            continue
+        ours = table.set_index("case").loc[case]
+        row = {"case": case, "ours_data": ours_label}
+        row.update({f"ours_{m}": ours[m] for m in METRICS})
+        for m in HEADLINE_METRICS:
+            col = f"{m}_gap_closed"
+            row[f"ours_{col}"] = ours_gap.at[case, col] if case in ours_gap.index else np.nan
+        for dataset, published in PUBLISHED.groupby("dataset", sort=False):
+            tag = dataset.lower().replace("-", "").replace("1k", "")
+            pub = published.set_index("case")
+            row.update({f"{tag}_{m}": pub.at[case, m] if case in pub.index else np.nan
+                        for m in METRICS})
+            pub_gap = gap_closed(published.reset_index(drop=True)).set_index("case")
+            for m in HEADLINE_METRICS:
+                col = f"{m}_gap_closed"
+                row[f"{tag}_{col}"] = pub_gap.at[case, col] if case in pub_gap.index else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def published_gaps() -> dict[str, pd.DataFrame]:
+    """Gap closed by each method in the published runs, per data set."""
+    return {f"published {name}": gap_closed(frame.reset_index(drop=True))
+            for name, frame in PUBLISHED.groupby("dataset", sort=False)}

@@ -1,0 +1,126 @@
+"""The methods table (notebook 09): every method's cases under each distance beside its new model
+on its own, each method's compatibility criterion, and the price its new model paid."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+import pandas as pd
+
+from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds
+from fctlib.suite.records import Criterion, MethodRow
+
+METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1")
+METHOD_VALUES = [*METRICS, "new_top1"]
+
+
+def methods_frame(rows: list[MethodRow], seed: int) -> pd.DataFrame:
+    """One seed's methods rows, values in percent, in the order measured."""
+    data = [{"seed": seed, "method": r.method, "case": r.case, "distance": r.distance,
+             **{v: 100 * getattr(r, v) for v in METHOD_VALUES}} for r in rows]
+    return pd.DataFrame(data, columns=["seed", *METHODS_COLUMNS])
+
+
+def methods_rows(records: Records) -> pd.DataFrame:
+    """Every seed's methods rows (as methods_frame)."""
+    return over_seeds(records, "methods", lambda r, seed: methods_frame(r.rows, seed),
+                      ["seed", *METHODS_COLUMNS])
+
+
+def methods_table(long: pd.DataFrame) -> pd.DataFrame:
+    """The methods table: mean over seeds, in percent, one row per method, case and distance, in
+    the order the rows were measured."""
+    if long.empty:
+        return pd.DataFrame(columns=list(METHODS_COLUMNS))
+    table = long.groupby(["method", "case", "distance"], sort=False)[METHOD_VALUES].mean()
+    return table.reset_index().round(2)[list(METHODS_COLUMNS)]
+
+
+def methods_sentence(table: pd.DataFrame, seeds: int) -> str:
+    """One sentence: which cross-model cases beat old/old top-1 (a compatible update's gain), per
+    distance, with the numbers."""
+    parts = []
+    for distance, rows in table.groupby("distance", sort=False):
+        top1 = rows.set_index("case")["top1"]
+        if "old/old" not in top1:
+            continue
+        cross = top1[[c for c in top1.index if len(set(c.split("/"))) == 2]]  # two models
+        above = [f"{c} {v:.2f}%" for c, v in cross.items() if v > top1["old/old"]]
+        below = [f"{c} {v:.2f}%" for c, v in cross.items() if v <= top1["old/old"]]
+        text = (f"under {distance} old/old top-1 is {top1['old/old']:.2f}% and "
+                f"{', '.join(above) or 'no cross-model case'} beat it")
+        if below:
+            text += f", while the expected gain fails for {', '.join(below)}"
+        parts.append(text)
+    if not parts:
+        return "No methods rows to read."
+    return f"Mean over {seeds} seed(s): " + "; ".join(parts) + "."
+
+
+def _distinct(records: Records, attribute: str) -> list:
+    return list(dict.fromkeys(item for steps in records.values() if "methods" in steps
+                              for item in getattr(steps["methods"], attribute)))
+
+
+def seeds_criteria(records: Records) -> list[Criterion]:
+    """The compatibility criteria of every seed's methods record, each once, in order."""
+    return _distinct(records, "criteria")
+
+
+def seeds_unpriced(records: Records) -> list[str]:
+    """The methods any seed's methods record leaves out of the price table, in order."""
+    return _distinct(records, "unpriced")
+
+
+def criteria_table(methods: pd.DataFrame, criteria: Iterable[Criterion]) -> pd.DataFrame:
+    """Each method's compatibility criterion per distance and metric (top-1, mAP): does its
+    cross-model case beat the reference case (`holds`), and by how much (`margin`, points)."""
+    rows = []
+    criteria = list(criteria)
+    for distance, by_distance in methods.groupby("distance", sort=False):
+        values = by_distance.set_index("case")
+        for criterion in criteria:
+            cross, reference = criterion.case, criterion.reference
+            if cross not in values.index or reference not in values.index:
+                continue
+            for metric in HEADLINE_METRICS:
+                a, b = values.at[cross, metric], values.at[reference, metric]
+                rows.append({"method": criterion.method, "case": cross, "reference": reference,
+                             "distance": distance, "metric": metric, "case_value": a,
+                             "reference_value": b, "margin": round(a - b, 2),
+                             "holds": bool(a > b)})
+    return pd.DataFrame(rows, columns=["method", "case", "reference", "distance", "metric",
+                                       "case_value", "reference_value", "margin", "holds"])
+
+
+def price_table(methods: pd.DataFrame, unpriced: Collection[str]) -> pd.DataFrame:
+    """Per method and distance: its new model's own top-1 and the price, in points, against the
+    independently trained new model (new/new); the `unpriced` methods (whose new models differ on
+    purpose) are left out."""
+    rows = []
+    for distance, by_distance in methods.groupby("distance", sort=False):
+        if "new/new" not in set(by_distance["case"]):
+            continue
+        independent = by_distance.set_index("case").at["new/new", "top1"]
+        for method, own in by_distance.groupby("method", sort=False)["new_top1"].first().items():
+            if method in unpriced:
+                continue
+            rows.append({"method": method, "distance": distance, "new_top1": own,
+                         "price": round(independent - own, 2)})
+    return pd.DataFrame(rows, columns=["method", "distance", "new_top1", "price"])
+
+
+def criteria_sentence(criteria: pd.DataFrame, prices: pd.DataFrame, distance: str) -> str:
+    """The criteria on top-1 under `distance`, and the price of each backward-compatible method."""
+    rows = criteria[(criteria["distance"] == distance) & (criteria["metric"] == "top1")]
+    if rows.empty:
+        return "No compatibility criteria to read."
+    parts = [f"{r.case} {'beats' if r.holds else 'does not beat'} {r.reference} "
+             f"({r.case_value:.2f}% vs {r.reference_value:.2f}%)" for r in rows.itertuples()]
+    cost = prices[prices["distance"] == distance]
+    paid = [f"{r.method} {r.price:+.2f}" for r in cost.itertuples() if r.price != 0]
+    text = f"Under {distance}, top-1: " + "; ".join(parts) + "."
+    if paid:
+        text += (" Price of each new model against the independent one (points of top-1; FCT's "
+                 f"is 0 by construction): {', '.join(paid)}.")
+    return text

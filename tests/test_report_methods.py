@@ -1,0 +1,80 @@
+"""The report's methods table, compatibility criteria and price."""
+
+import pandas as pd
+import pytest
+
+from fctlib import report
+from fctlib.suite.comparison import CRITERIA, unpriced_methods
+from fctlib.suite.records import Criterion, MethodRow, MethodsRecord
+
+
+def _record(rows, criteria=(), unpriced=()):
+    return MethodsRecord(rows=[MethodRow(m, c, d, t, t, t / 2, 0.6) for m, c, d, t in rows],
+                         bct_weight=1.0, projection={}, criteria=list(criteria),
+                         unpriced=list(unpriced))
+
+
+def test_methods_table_means_over_seeds_in_percent_and_reads_failures():
+    cases = [("independent", "old/old", "l2"), ("independent", "new/new", "l2"),
+             ("projection", "proj/old", "l2"), ("bct", "bct/old", "l2"),
+             ("independent", "old/old", "cosine"), ("projection", "proj/old", "cosine")]
+    seed0 = [(*k, v) for k, v in zip(cases, (0.4, 0.6, 0.3, 0.5, 0.4, 0.45), strict=True)]
+    seed1 = [(*k, v) for k, v in zip(cases, (0.5, 0.7, 0.4, 0.6, 0.5, 0.55), strict=True)]
+    records = {0: {"methods": _record(seed0)}, 1: {"methods": _record(seed1)}}
+    table = report.methods_table(report.methods_rows(records))
+    assert list(table.columns) == ["method", "case", "distance", "top1", "top5", "mAP",
+                                   "new_top1"]
+    assert [tuple(r) for r in table[["method", "case", "distance"]].values] == cases
+    row = table.iloc[2]
+    assert (row["top1"], row["mAP"], row["new_top1"]) == (35.0, 17.5, 60.0)
+    sentence = report.methods_sentence(table, seeds=2)
+    assert sentence.startswith("Mean over 2 seed(s)")
+    assert "under l2 old/old top-1 is 45.00% and bct/old 55.00% beat it" in sentence
+    assert "expected gain fails for proj/old 35.00%" in sentence
+    assert "under cosine old/old top-1 is 45.00% and proj/old 50.00% beat it" in sentence
+    empty = report.methods_table(report.methods_rows({0: {}}))
+    assert list(empty.columns) == list(report.METHODS_COLUMNS)
+    one_seed = report.methods_frame(records[1]["methods"].rows, seed=1)
+    assert list(one_seed["top1"]) == pytest.approx([50.0, 70.0, 40.0, 60.0, 50.0, 55.0])
+
+
+def _methods():
+    rows = [("independent", "old/old", 50.0, 70.0), ("independent", "new/new", 70.0, 70.0),
+            ("independent", "new/old", 5.0, 70.0), ("bct", "bct/old", 52.0, 66.0),
+            ("bct", "bct/bct", 66.0, 66.0), ("oca", "oca/old", 48.0, 69.0),
+            ("fct", "fct/side", 65.0, 70.0), ("fct-arch", "fct-arch/side", 60.0, 75.0)]
+    return pd.DataFrame([{"method": m, "case": c, "distance": "l2", "top1": t, "top5": t,
+                          "mAP": t / 2, "new_top1": own} for m, c, t, own in rows])
+
+
+CRITERIA_RECORDS = [Criterion(*c) for c in CRITERIA]
+UNPRICED = unpriced_methods(_methods()["method"].unique())
+
+
+def test_criteria_and_price():
+    criteria = report.criteria_table(_methods(), CRITERIA_RECORDS).set_index(["case", "metric"])
+    assert criteria.at[("bct/old", "top1"), "holds"]
+    assert criteria.at[("bct/old", "top1"), "margin"] == pytest.approx(2.0)
+    assert not criteria.at[("oca/old", "top1"), "holds"]
+    assert not criteria.at[("new/old", "mAP"), "holds"]
+    assert "dsimplex/old" not in criteria.index.get_level_values(0)  # no rows: no criterion
+    assert UNPRICED == ["fct-arch"]
+    prices = report.price_table(_methods(), UNPRICED).set_index("method")["price"]
+    assert prices.to_dict() == {"independent": 0.0, "bct": 4.0, "oca": 1.0, "fct": 0.0}
+    sentence = report.criteria_sentence(report.criteria_table(_methods(), CRITERIA_RECORDS),
+                                        report.price_table(_methods(), UNPRICED), "l2")
+    assert "bct/old beats old/old (52.00% vs 50.00%)" in sentence
+    assert "oca/old does not beat old/old" in sentence
+    assert "bct +4.00" in sentence and "oca +1.00" in sentence
+
+
+def test_criteria_and_unpriced_methods_come_from_the_records():
+    bct, oca = Criterion("bct", "bct/old", "old/old"), Criterion("oca", "oca/old", "old/old")
+    records = {0: {"methods": _record([], [bct], ["fct-arch"])},
+               1: {"methods": _record([], [bct, oca], ["fct-arch", "fct-loss"])}, 2: {}}
+    assert report.seeds_criteria(records) == [bct, oca]
+    assert report.seeds_unpriced(records) == ["fct-arch", "fct-loss"]
+    only_bct = report.criteria_table(_methods(), [bct])
+    assert set(only_bct["method"]) == {"bct"}
+    priced = report.price_table(_methods(), []).set_index("method")["price"]
+    assert priced["fct-arch"] == pytest.approx(-5.0)  # priced when no record leaves it out
