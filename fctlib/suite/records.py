@@ -59,7 +59,7 @@ def _load(kind, value):
         return [_load(typing.get_args(kind)[0], v) for v in value]
     if origin is dict:
         return {k: _load(typing.get_args(kind)[1], v) for k, v in value.items()}
-    if origin is None and isinstance(kind, type) and issubclass(kind, JsonData):
+    if isinstance(kind, type) and issubclass(kind, JsonData):
         return kind.from_json(value)
     return value
 
