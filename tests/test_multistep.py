@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fctlib.evaluation.compatibility import compatibility_scores
 from fctlib.report import compatibility as rc
 from fctlib.suite.config import MultiStepConfig
-from fctlib.suite.multistep import compatibility_scores, generation_classes
+from fctlib.suite.multistep import generation_classes
 
 
 def _brute_force(m):
