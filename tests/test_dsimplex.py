@@ -64,9 +64,9 @@ def test_dsimplex_models_train_on_real_data(tmp_path):
     run = Run("smoke", 0, runs_dir=tmp_path,
               overrides={"old": {"training": {"epochs": 4}}, "new": {"training": {"epochs": 4}}})
     for generation in ("old", "new"):
-        model, history = run.dsimplex_model(generation)
+        model, history = run.trained(f"dsimplex:{generation}")
         assert history[-1]["loss"] < 0.9 * history[0]["loss"], (generation, history)
-    old, new = run.dsimplex_model("old")[0], run.dsimplex_model("new")[0]
+    old, new = run.trained("dsimplex:old")[0], run.trained("dsimplex:new")[0]
     vertices = simplex_vertices(10, 16)
     assert torch.equal(new.classifier.weight, vertices)
     assert torch.equal(old.classifier.weight, vertices[run.splits.old_classes])

@@ -7,6 +7,8 @@ import torch
 
 from fctlib.methods.fastfill import (
     FastFill,
+    fastfill_artifact,
+    fastfill_gallery,
     fastfill_loss,
     per_sample_loss,
     sigma_error_correlation,
@@ -122,22 +124,24 @@ def test_loss_goes_down_and_sigma_tracks_the_loss_on_fashion_mnist(fashion_mnist
     overrides = {"old": {"training": {"epochs": 5}}, "new": {"training": {"epochs": 5}},
                  "fastfill": {"training": {"epochs": 60, "lr": 0.002}}}
     run = Run("smoke", 0, overrides=overrides, runs_dir=tmp_path, device=CPU)
-    model, history = run.fastfill_transformation(8)
+    model, history = run.trained(fastfill_artifact(run, 8))
     losses = [h["loss"] for h in history]
     assert losses[-1] < 0.5 * losses[0], losses
     old, side, new = (run.embeddings(name, "train") for name in ("old", "side:8", "new"))
     feature, sigma = upgrade_with_uncertainty(model, old, side, device=CPU)
     feature_t = torch.from_numpy(feature)
-    logits = feature_t @ run.new_model[0].classifier.weight.detach().T
+    logits = feature_t @ run.trained("new")[0].classifier.weight.detach().T
     loss = per_sample_loss(feature_t, torch.from_numpy(new), logits,
                            torch.from_numpy(run.splits.train.labels).long()).numpy()
     ranks = pd.Series(sigma).rank(), pd.Series(loss).rank()
     assert ranks[0].corr(ranks[1]) > 0.3
-    gallery, test_sigma = run.fastfill_gallery(8)
+    gallery, test_sigma = fastfill_gallery(run, 8)
     assert gallery.shape == run.embeddings("new", "test").shape
     assert test_sigma.shape == (len(gallery),)
     assert len(list(run.root.glob("fastfill-*"))) == 1
     other_mu = {**overrides, "fastfill": {**overrides["fastfill"], "mu": 0.2}}
-    Run("smoke", 0, overrides=other_mu, runs_dir=tmp_path, device=CPU).fastfill_transformation(8)
+    other = Run("smoke", 0, overrides=other_mu, runs_dir=tmp_path, device=CPU)
+    other.trained(fastfill_artifact(other, 8))
     assert len(list(run.root.glob("fastfill-*"))) == 2
-    assert run.fastfill_transformation(8)[1] == history  # loaded, not trained again
+    fresh = Run("smoke", 0, overrides=overrides, runs_dir=tmp_path, device=CPU)
+    assert fresh.trained(fastfill_artifact(fresh, 8))[1] == history  # loaded, not trained

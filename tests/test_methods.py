@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from fctlib.evaluation.retrieval import evaluate_case
-from fctlib.suite.comparison import METHODS, MethodCases, method_rows
+from fctlib.methods.registry import METHODS, Method, MethodCases, criteria, unpriced_methods
+from fctlib.suite.comparison import method_rows
 
 LABELS = np.repeat([0, 1, 2, 3], 25)
 
@@ -33,8 +34,9 @@ class FakeRun:
 
 def _two_methods(run):
     old, new, bct = (run.store[k] for k in ("old", "new", "bct:3.0"))
-    return {"first": lambda r: MethodCases({"new/old": (new, old), "new/new": (new, new)}, "new"),
-            "second": lambda r: MethodCases({"bct/old": (bct, old)}, "bct:3.0")}
+    return [Method("first", lambda r: MethodCases({"new/old": (new, old),
+                                                    "new/new": (new, new)}, "new")),
+            Method("second", lambda r: MethodCases({"bct/old": (bct, old)}, "bct:3.0"))]
 
 
 def test_rows_in_method_case_distance_order_with_the_own_model_beside():
@@ -66,6 +68,12 @@ def test_cosine_and_l2_differ_only_where_norms_differ():
             assert unit[(case, "l2")][m] == pytest.approx(unit[(case, "cosine")][m], abs=1e-9)
 
 
-def test_method_order_of_the_table():
+def test_method_order_criteria_and_price_rule_come_from_the_registry():
     assert list(METHODS) == ["independent", "bct", "fct", "fastfill", "projection", "dsimplex",
                              "oca", "fct-arch", "fct-loss"]
+    assert [(c["method"], c["case"], c["reference"]) for c in criteria()] == [
+        ("independent", "new/old", "old/old"), ("bct", "bct/old", "old/old"),
+        ("dsimplex", "dsimplex/old", "dsimplex-old/dsimplex-old"),
+        ("dsimplex", "dsimplex/old", "old/old"), ("oca", "oca/old", "old/old")]
+    assert unpriced_methods() == ["fct-arch", "fct-loss"]
+

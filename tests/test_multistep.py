@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from fctlib.evaluation.compatibility import compatibility_scores
 from fctlib.suite.config import MultiStepConfig
-from fctlib.suite.multistep import compatibility_scores, generation_classes
+from fctlib.suite.multistep import generation_classes
 
 
 def _brute_force(m):

@@ -68,7 +68,7 @@ def test_oca_model_trains_on_real_data(tmp_path):
     run = Run("smoke", 0, runs_dir=tmp_path, overrides={
         "old": {"training": {"epochs": 3}}, "new": {"training": {"epochs": 4}},
         "oca": {"extra_dims": 8}})
-    model, history = run.oca_model()
+    model, history = run.trained("oca")
     assert history[-1]["loss"] < 0.9 * history[0]["loss"], history
     w = model.head.orthogonal.weight
     assert torch.allclose(w @ w.T, torch.eye(24), atol=1e-4)

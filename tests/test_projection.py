@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from fctlib.methods.projection import Projection, project_embeddings, train_projection
+from fctlib.methods.projection import (
+    Projection,
+    project_embeddings,
+    projected_queries,
+    projection_artifact,
+    train_projection,
+)
+from fctlib.suite.run import Run
 from fctlib.training.config import TrainConfig
 
 CPU = torch.device("cpu")
@@ -41,15 +48,16 @@ def test_architecture_and_shape_checks():
 
 
 def test_run_step_learns_on_real_data_and_is_cached(smoke_run):
-    g, history = smoke_run.projection()
+    g, history = smoke_run.trained(projection_artifact(smoke_run))
     losses = [h["loss"] for h in history]
     assert len(losses) == smoke_run.preset.projection.training.epochs
     assert losses[-1] < 0.8 * losses[0], losses
-    queries = smoke_run.projected_queries("test")
+    queries = projected_queries(smoke_run, "test")
     old_dim = smoke_run.preset.old.model.embedding_dim
     assert queries.shape == (len(smoke_run.splits.test), old_dim)
     checkpoint = next(smoke_run.root.glob("projection-*/model.pt"))
     written = checkpoint.stat().st_mtime_ns
-    _, again = smoke_run.projection()  # loaded from the finished checkpoint, not trained again
+    fresh = Run(smoke_run.preset, 0, runs_dir=smoke_run.root.parent.parent, device=CPU)
+    _, again = fresh.trained(projection_artifact(fresh))  # loaded from the finished checkpoint
     assert again == history and checkpoint.stat().st_mtime_ns == written
-    np.testing.assert_array_equal(smoke_run.projected_queries("test"), queries)
+    np.testing.assert_array_equal(projected_queries(fresh, "test"), queries)

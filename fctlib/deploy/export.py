@@ -10,8 +10,8 @@ import numpy as np
 
 from fctlib.deploy.gallery_store import GalleryStore, write_gallery_store
 from fctlib.deploy.upgrade import open_upgraded
-from fctlib.methods.fastfill import save_fastfill
-from fctlib.methods.fct import save_transformation
+from fctlib.methods.fastfill import fastfill_artifact, save_fastfill
+from fctlib.methods.fct import save_transformation, transformation_artifact
 from fctlib.suite.run import Run
 
 
@@ -30,8 +30,9 @@ def export_gallery(run: Run, folder: str | Path, *, split: str = "test",
                                 shard_size=shard_size, source=source)
     path = folder / "transformation.pt"
     if fastfill:
-        return store, save_fastfill(run.fastfill_transformation(side_dim)[0], path)
-    return store, save_transformation(run.transformation(side_dim)[0], path)
+        return store, save_fastfill(run.trained(fastfill_artifact(run, side_dim))[0], path)
+    return store, save_transformation(run.trained(transformation_artifact(run, side_dim))[0],
+                                          path)
 
 
 @dataclass(frozen=True)

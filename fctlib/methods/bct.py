@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from fctlib.methods.independent import fit_classifier
+from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.models.backbones import build_model
+from fctlib.suite.store import Artifact
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
 
 NEW_CLASS_ROWS = ("mean", "drop")
 
@@ -80,3 +90,52 @@ def bct_loss(
         )
 
     return step
+
+
+@artifact_kind("bct")
+def bct_encoder(run: Run, arg: str) -> Artifact:
+    """phi_new trained with BCT's influence loss of weight `arg` (`bct:<w>`) through the frozen
+    old classifier, extended to the new classes as `bct.new_class_rows` says."""
+    weight, new, s = float(arg), run.preset.new, run.splits
+    if new.model.embedding_dim != run.preset.old.model.embedding_dim:
+        raise ValueError(
+            "BCT needs the old and new embedding sizes to match "
+            f"({run.preset.old.model.embedding_dim} vs {new.model.embedding_dim})"
+        )
+    rows = run.preset.bct.new_class_rows
+    old = run.artifact("old")
+
+    def fit(folder: Path):
+        old_weight, covered = old_classifier_for_all_classes(
+            run.trained(old)[0].classifier.weight, s.old_classes, s.bundle.num_classes,
+            run.embeddings(old, "train"), s.train.labels, rows)
+        loss = bct_loss(new.training.label_smoothing, old_weight, covered, weight)
+        return fit_classifier(
+            run, folder, lambda: build_model(new.model, s.bundle.channels, len(s.all_classes)),
+            s.train, s.all_classes, loss, new.training, desc="bct")
+
+    return Artifact(f"bct:{weight}", "bct", (new, rows, weight), fit, upstream=(old,))
+
+
+def choose_weight(run: Run) -> tuple[float, list[dict]]:
+    """The BCT weight with the best cross-model retrieval (bct/old, mean of top-1 and mAP) on
+    the tune split; returns it and the whole sweep (tune metrics of bct/old and bct/bct)."""
+    old_tune = run.embeddings("old", "tune")
+    sweep = []
+    for w in run.preset.bct.weights:
+        bct_tune = run.embeddings(f"bct:{w}", "tune")
+        cross = run.evaluate(bct_tune, old_tune, "tune")["all"]
+        own = run.evaluate(bct_tune, bct_tune, "tune")["all"]
+        sweep.append({"weight": w, "bct/old": cross, "bct/bct": own,
+                      "score": (cross["top1"] + cross["mAP"]) / 2})
+    best = max(sweep, key=lambda row: row["score"])
+    return best["weight"], sweep
+
+
+@register_method("bct", criteria=(("bct/old", "old/old"),))
+def bct_cases(run: Run) -> MethodCases:
+    """BCT at the influence-loss weight chosen on the tune split (choose_weight)."""
+    weight, _ = choose_weight(run)
+    own = f"bct:{weight}"
+    query, old = run.embeddings(own, "test"), run.embeddings("old", "test")
+    return MethodCases({"bct/old": (query, old), "bct/bct": (query, query)}, own)

@@ -10,10 +10,23 @@ same image, with negatives from other classes only.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from fctlib.data.splits import select_classes
+from fctlib.methods.independent import fit_classifier
+from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.models.backbones import build_model
+from fctlib.models.spec import ModelSpec
+from fctlib.suite.store import Artifact
+from fctlib.training.loop import classification_loss
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
 
 CROSS_ENTROPY_WEIGHT, HOC_WEIGHT, HOC_SCALE = 0.1, 0.9, 10.0  # the published setting
 
@@ -86,3 +99,51 @@ def dsimplex_training_step(old_model: nn.Module, label_smoothing: float = 0.0):
         return dsimplex_loss(logits, feature, old_feature, labels, label_smoothing)
 
     return step
+
+
+# -- in a run -------------------------------------------------------------------------------------
+def simplex_model(spec: ModelSpec, in_channels: int, num_vertices: int,
+                  classes: list[int]) -> nn.Module:
+    """The network of `spec` without its embedding ReLU, its classifier frozen to the rows of
+    `classes` of a simplex of `num_vertices` vertices."""
+    spec = simplex_spec(spec)
+    model = build_model(spec, in_channels, len(classes))
+    model.classifier = SimplexClassifier(spec.embedding_dim, num_vertices, classes)
+    return model
+
+
+@artifact_kind("dsimplex")
+def dsimplex_encoder(run: Run, generation: str) -> Artifact:
+    """d-Simplex models (`dsimplex:old|new`), both with the classifier frozen to the simplex of
+    every class: `old` on the old classes (cross-entropy), `new` on all classes (0.1 cross-entropy
+    + 0.9 HOC against the old d-Simplex model's features)."""
+    if generation not in ("old", "new"):
+        raise ValueError(f"generation must be 'old' or 'new', got {generation!r}")
+    s = run.splits
+    stage = run.preset.old if generation == "old" else run.preset.new
+    classes = s.old_classes if generation == "old" else s.all_classes
+    upstream = () if generation == "old" else (run.artifact("dsimplex:old"),)
+    smoothing = stage.training.label_smoothing
+
+    def fit(folder: Path):
+        loss = (dsimplex_training_step(run.trained(upstream[0])[0], smoothing) if upstream
+                else classification_loss(smoothing))
+        return fit_classifier(
+            run, folder,
+            lambda: simplex_model(stage.model, s.bundle.channels, s.bundle.num_classes, classes),
+            select_classes(s.train, classes), classes, loss, stage.training,
+            desc=f"dsimplex {generation}")
+
+    return Artifact(f"dsimplex:{generation}", f"dsimplex-{generation}",
+                    (simplex_spec(stage.model), stage.training), fit, upstream)
+
+
+@register_method("dsimplex", criteria=(("dsimplex/old", "dsimplex-old/dsimplex-old"),
+                                       ("dsimplex/old", "old/old")))
+def dsimplex_cases(run: Run) -> MethodCases:
+    """d-Simplex: both generations trained with the same fixed simplex classifier (the new one
+    with HOC), compared across models with no transformation; its old model's own retrieval
+    (`dsimplex-old/dsimplex-old`) is what `dsimplex/old` must beat to be compatible."""
+    old, new = run.embeddings("dsimplex:old", "test"), run.embeddings("dsimplex:new", "test")
+    return MethodCases({"dsimplex-old/dsimplex-old": (old, old), "dsimplex/old": (new, old),
+                        "dsimplex/dsimplex": (new, new)}, "dsimplex:new")

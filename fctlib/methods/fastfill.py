@@ -10,6 +10,7 @@ new embedding or misclassified by the new classifier), which partial backfilling
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,19 +19,28 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from fctlib.data.splits import remap_labels
 from fctlib.methods.fct import (
     Transformation,
     build_transformation,
     freeze_batchnorm_from,
     read_saved_model,
+    training_features,
     training_tensors,
     transformation_sizes,
     upgrade_embeddings,
 )
+from fctlib.methods.registry import MethodCases, register_method
+from fctlib.methods.side_info import side_encoder
+from fctlib.models.mlp import mlp_layers
+from fctlib.suite.store import Artifact
 from fctlib.training.checkpoint import save_torch
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import train
-from fctlib.training.runtime import default_device
+from fctlib.training.runtime import default_device, seed_everything
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
 
 FASTFILL_FORMAT = "fct-fastfill/1"
 
@@ -45,8 +55,7 @@ class FastFill(nn.Module):
             raise ValueError(f"head_width must be >= 1, got {head_width}")
         self.transformation, self.head_width = transformation, head_width
         self.uncertainty = nn.Sequential(
-            nn.Linear(transformation.new_dim, head_width), nn.ReLU(), nn.Linear(head_width, 1)
-        )
+            *mlp_layers([transformation.new_dim, head_width, 1], batchnorm=False))
 
     def forward(self, old: torch.Tensor, side: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,3 +173,45 @@ def load_fastfill(path: str | Path) -> FastFill:
     model = FastFill(build_transformation(saved["sizes"]), saved["head_width"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()
+
+
+# -- in a run -------------------------------------------------------------------------------------
+def fastfill_artifact(run: Run, side_dim: int) -> Artifact:
+    """FastFill's h (the transformation's widths) and uncertainty head, fitted on the training
+    set against the frozen new classifier; `side_dim=0`: without side-info."""
+    cfg, h = run.preset.fastfill, run.preset.transformation
+    upstream = (run.artifact("old"), run.artifact("new"))
+    upstream += (run.artifact(side_encoder(side_dim)),) if side_dim else ()
+
+    def fit(folder: Path):
+        old, side, new = training_features(run, side_dim)
+        labels = remap_labels(run.splits.train, run.splits.all_classes).labels
+        seed_everything(run.seed)
+        model = FastFill(Transformation(old.shape[1], side_dim, new.shape[1],
+                                        tuple(h.branch_widths), tuple(h.mixer_widths)),
+                         cfg.head_width)
+        return model, train_fastfill(
+            model, old, side, new, np.tile(labels, len(old) // len(labels)),
+            run.trained("new")[0].classifier.weight, cfg.training, mu=cfg.mu, seed=run.seed,
+            checkpoint=folder / "model.pt", device=run.device)
+
+    return Artifact(f"fastfill:{side_dim}", "fastfill",
+                    (cfg, h.branch_widths, h.mixer_widths, h.feature_views, side_dim), fit,
+                    upstream)
+
+
+def fastfill_gallery(run: Run, side_dim: int, split: str = "test"
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """FastFill's transformed gallery of a split (from stored vectors) and each item's sigma."""
+    model, _ = run.trained(fastfill_artifact(run, side_dim))
+    side = run.embeddings(side_encoder(side_dim), split) if side_dim else None
+    return upgrade_with_uncertainty(model, run.embeddings("old", split), side, device=run.device)
+
+
+@register_method("fastfill")
+def fastfill_cases(run: Run) -> MethodCases:
+    """FastFill at 0% backfill: new queries against its transformed gallery, without and with
+    side-info."""
+    new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim
+    return MethodCases({"fastfill/no-side": (new, fastfill_gallery(run, 0)[0]),
+                        "fastfill/side": (new, fastfill_gallery(run, dim)[0])}, "new")

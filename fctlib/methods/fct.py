@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -10,21 +11,24 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from fctlib.data.splits import nested_share
+from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.methods.side_info import side_encoder
+from fctlib.models.mlp import mlp_layers
+from fctlib.suite.store import Artifact
 from fctlib.training.checkpoint import load_torch, save_torch
 from fctlib.training.config import TrainConfig
+from fctlib.training.embed import embed
 from fctlib.training.loop import train
-from fctlib.training.runtime import default_device
+from fctlib.training.runtime import default_device, seed_everything
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
 
 TRANSFORMATION_FORMAT = "fct-transformation/1"
+# h's ablation options as they appear in its artifact name (`h:<dim>,share=0.5`), with defaults
+H_OPTIONS = {"source": "simclr", "share": 1.0, "width": 1.0, "to": "new"}
 
-
-def _mlp(widths: list[int], last_plain: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(nn.Linear(cin, cout))
-        if not (last_plain and i == len(widths) - 2):
-            layers += [nn.BatchNorm1d(cout), nn.ReLU()]
-    return layers
 
 
 class Transformation(nn.Module):
@@ -43,10 +47,10 @@ class Transformation(nn.Module):
         self.old_dim, self.side_info_dim, self.new_dim = old_dim, side_info_dim, new_dim
         self.branch_widths, self.mixer_widths = tuple(branch_widths), tuple(mixer_widths)
         side_in = side_info_dim or old_dim
-        self.old_branch = nn.Sequential(*_mlp([old_dim, *branch_widths], last_plain=False))
-        self.side_branch = nn.Sequential(*_mlp([side_in, *branch_widths], last_plain=False))
+        self.old_branch = nn.Sequential(*mlp_layers([old_dim, *branch_widths], last_plain=False))
+        self.side_branch = nn.Sequential(*mlp_layers([side_in, *branch_widths], last_plain=False))
         mixer = [2 * branch_widths[-1], *mixer_widths, new_dim]
-        self.mixer = nn.Sequential(*_mlp(mixer, last_plain=True))
+        self.mixer = nn.Sequential(*mlp_layers(mixer))
 
     def forward(self, old: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         if self.side_info_dim == 0:
@@ -177,3 +181,97 @@ def load_transformation(path: str | Path) -> Transformation:
     model = build_transformation(saved["sizes"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()
+
+
+# -- in a run -------------------------------------------------------------------------------------
+def training_features(run: Run, side_dim: int, source: str = "simclr", target: str = "new"
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(old, side, new) features of the training set, over `transformation.feature_views`
+    augmented passes; `new` by the encoder `target`."""
+    views = run.preset.transformation.feature_views
+    side_name = side_encoder(side_dim, source) if side_dim else None
+    if views == 1:
+        side = run.embeddings(side_name, "train") if side_dim else None
+        return run.embeddings("old", "train"), side, run.embeddings(target, "train")
+    encoders = [run.trained(name)[0] for name in ("old", target, side_name) if name]
+    chunks = [embed(encoders, run.splits.train, run.train_transform(), device=run.device,
+                    seed=run.seed * 1000 + v, desc=f"features view {v + 1}/{views}")
+              for v in range(views)]
+    old, new = (np.concatenate([c[i] for c in chunks]) for i in (0, 1))
+    side = np.concatenate([c[2] for c in chunks]) if side_dim else None
+    return old, side, new
+
+
+def share_rows(run: Run, share: float) -> np.ndarray:
+    """Rows of the training set that fit h at a data share: `nested_share` of its labels with the
+    run's seed (stratified by class, nested across shares)."""
+    return nested_share(run.splits.train.labels, share, run.seed)
+
+
+def _scaled(widths: list[int], factor: float) -> tuple[int, ...]:
+    return tuple(max(1, round(w * factor)) for w in widths)
+
+
+def transformation_artifact(run: Run, side_dim: int, *, source: str = "simclr",
+                            data_share: float = 1.0, width_factor: float = 1.0,
+                            target: str = "new") -> Artifact:
+    """h fitted on the training set; `side_dim=0` is the no-side-info transformation. Ablations:
+    side-info from `source`, fitted on a `data_share` of the training set (share_rows), hidden
+    widths times `width_factor`; `target`: the encoder h maps into (`new` or `cross:arch|loss`)."""
+    cfg = run.preset.transformation
+    side_name = side_encoder(side_dim, source)  # validates the source, used or not
+    options = {"source": source if side_dim else "simclr", "share": data_share,
+               "width": width_factor, "to": target}
+    name = ",".join([f"h:{side_dim}", *(f"{k}={v}" for k, v in options.items()
+                                        if v != H_OPTIONS[k])])
+    upstream = (run.artifact("old"), run.artifact(target))
+    upstream += (run.artifact(side_name),) if side_dim else ()
+
+    def fit(folder: Path):
+        old, side, new = training_features(run, side_dim, source, target)
+        if data_share != 1.0:
+            rows = share_rows(run, data_share)
+            rows = np.concatenate([rows + v * len(run.splits.train)
+                                   for v in range(cfg.feature_views)])
+            old, new = old[rows], new[rows]
+            side = side[rows] if side is not None else None
+        seed_everything(run.seed)
+        model = Transformation(old.shape[1], side_dim, new.shape[1],
+                               _scaled(cfg.branch_widths, width_factor),
+                               _scaled(cfg.mixer_widths, width_factor))
+        return model, train_transformation(model, old, side, new, cfg.training, seed=run.seed,
+                                           checkpoint=folder / "model.pt", device=run.device)
+
+    return Artifact(name, "transformation", (cfg, side_dim, data_share, width_factor), fit,
+                    upstream)
+
+
+@artifact_kind("h")
+def transformation_from_name(run: Run, arg: str) -> Artifact:
+    """The transformation named `h:<side dim>[,source=..][,share=..][,width=..][,to=..]`."""
+    dim, *options = arg.split(",")
+    given = dict(option.split("=", 1) for option in options)
+    unknown = sorted(set(given) - set(H_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} in h:{arg}; options are {list(H_OPTIONS)}")
+    return transformation_artifact(
+        run, int(dim), source=given.get("source", "simclr"),
+        data_share=float(given.get("share", 1.0)), width_factor=float(given.get("width", 1.0)),
+        target=given.get("to", "new"))
+
+
+def transformed_gallery(run: Run, side_dim: int, split: str = "test", **ablation) -> np.ndarray:
+    """h(old embedding, side-info) of a split: the upgraded gallery, computed without images;
+    `ablation`: transformation_artifact's keywords (source, data_share, width_factor, target)."""
+    model, _ = run.trained(transformation_artifact(run, side_dim, **ablation))
+    source = ablation.get("source", "simclr")
+    side = run.embeddings(side_encoder(side_dim, source), split) if side_dim else None
+    return upgrade_embeddings(model, run.embeddings("old", split), side, device=run.device)
+
+
+@register_method("fct")
+def fct_cases(run: Run) -> MethodCases:
+    """FCT: new queries against the transformed old gallery, without and with side-info."""
+    new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim
+    return MethodCases({"fct/no-side": (new, transformed_gallery(run, 0)),
+                        "fct/side": (new, transformed_gallery(run, dim))}, "new")

@@ -9,12 +9,24 @@ searched against the old gallery directly while the extra dimensions stay free.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import orthogonal
 
+from fctlib.data.splits import remap_labels
 from fctlib.methods.bct import influence_loss
+from fctlib.methods.independent import fit_classifier
+from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.models.backbones import build_backbone
+from fctlib.suite.store import Artifact
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
 
 EXTRA_DIMS = 32  # published: the new embedding is 32 dimensions wider than the old one
 CROSS_ENTROPY_WEIGHT, INFLUENCE_WEIGHT, PULL_WEIGHT = 5.0, 10.0, 5.0  # published weights
@@ -96,3 +108,37 @@ def oca_training_step(prototypes: torch.Tensor, old_dim: int, label_smoothing: f
                         covered.to(labels.device), label_smoothing)
 
     return step
+
+
+# -- in a run -------------------------------------------------------------------------------------
+@artifact_kind("oca")
+def oca_encoder(run: Run, arg: str) -> Artifact:
+    """OCA's new model (new recipe, every class): an embedding `oca.extra_dims` wider than the
+    old one under the orthogonal head, trained with oca_loss against the old model's class
+    prototypes (mean old embeddings of the training set, new classes included)."""
+    new, s = run.preset.new, run.splits
+    old_dim, extra = run.preset.old.model.embedding_dim, run.preset.oca.extra_dims
+    spec = dataclasses.replace(new.model, embedding_dim=old_dim + extra)
+    old = run.artifact("old")
+
+    def fit(folder: Path):
+        prototypes = class_prototypes(run.embeddings(old, "train"),
+                                      remap_labels(s.train, s.all_classes).labels,
+                                      len(s.all_classes))
+        loss = oca_training_step(prototypes, old_dim, new.training.label_smoothing)
+        return fit_classifier(
+            run, folder, lambda: OCAModel(build_backbone(spec, s.bundle.channels),
+                                          OCAHead(old_dim, len(s.all_classes), extra)),
+            s.train, s.all_classes, loss, new.training, desc="oca")
+
+    return Artifact("oca", "oca", (spec, new.training, run.preset.oca), fit, (old,))
+
+
+@register_method("oca", criteria=(("oca/old", "old/old"),))
+def oca_cases(run: Run) -> MethodCases:
+    """OCA: the old-size slice of the new aligned embedding searches the old gallery directly
+    (`oca/old`); the whole embedding searches its own gallery (`oca/oca`)."""
+    aligned = run.embeddings("oca", "test")
+    old = run.embeddings("old", "test")
+    return MethodCases({"oca/old": (aligned[:, : old.shape[1]], old),
+                        "oca/oca": (aligned, aligned)}, "oca")

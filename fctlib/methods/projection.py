@@ -7,15 +7,24 @@ the training set's embeddings by both models. Case `proj/old`: g(new query) vs t
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from fctlib.methods.registry import MethodCases, register_method
+from fctlib.models.mlp import mlp_layers
+from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import train
-from fctlib.training.runtime import default_device
+from fctlib.training.runtime import default_device, seed_everything
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
 
 
 class Projection(nn.Module):
@@ -26,12 +35,7 @@ class Projection(nn.Module):
         if min(new_dim, old_dim) < 1 or any(w < 1 for w in hidden_widths):
             raise ValueError("need new_dim, old_dim and every hidden width >= 1")
         self.new_dim, self.old_dim = new_dim, old_dim
-        layers: list[nn.Module] = []
-        widths = [new_dim, *hidden_widths]
-        for cin, cout in zip(widths[:-1], widths[1:], strict=True):
-            layers += [nn.Linear(cin, cout), nn.BatchNorm1d(cout), nn.ReLU()]
-        layers.append(nn.Linear(widths[-1], old_dim))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*mlp_layers([new_dim, *hidden_widths, old_dim]))
 
     def forward(self, new: torch.Tensor) -> torch.Tensor:
         return self.net(new)
@@ -77,3 +81,33 @@ def project_embeddings(model: Projection, new: np.ndarray, *, batch_size: int = 
         chunk = torch.as_tensor(np.asarray(new[start:start + batch_size]), dtype=torch.float32)
         out[start:start + batch_size] = model(chunk.to(device)).float().cpu().numpy()
     return out
+
+
+# -- in a run -------------------------------------------------------------------------------------
+def projection_artifact(run: Run) -> Artifact:
+    """g: new embedding -> old embedding, fitted by MSE on the training set's cached embeddings
+    by the new and the old model (the same images)."""
+    cfg = run.preset.projection
+    old, new = run.artifact("old"), run.artifact("new")
+
+    def fit(folder: Path):
+        old_train, new_train = run.embeddings(old, "train"), run.embeddings(new, "train")
+        seed_everything(run.seed)
+        model = Projection(new_train.shape[1], old_train.shape[1], tuple(cfg.hidden_widths))
+        return model, train_projection(model, new_train, old_train, cfg.training, seed=run.seed,
+                                       checkpoint=folder / "model.pt", device=run.device)
+
+    return Artifact("projection", "projection", (cfg,), fit, (old, new))
+
+
+def projected_queries(run: Run, split: str = "test") -> np.ndarray:
+    """g(new embedding) of a split: new-model queries mapped into the old model's space."""
+    model, _ = run.trained(projection_artifact(run))
+    return project_embeddings(model, run.embeddings("new", split), device=run.device)
+
+
+@register_method("projection")
+def projection_cases(run: Run) -> MethodCases:
+    """Backward projection: g(new query) against the old gallery, unchanged."""
+    return MethodCases({"proj/old": (projected_queries(run), run.embeddings("old", "test"))},
+                       "new")

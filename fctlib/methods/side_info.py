@@ -3,7 +3,10 @@ the ablation's other sources (a supervised model on the old classes, an untraine
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -11,10 +14,24 @@ from torch.nn import functional as F
 
 from fctlib.data.images import ImageSet, UnlabeledDataset
 from fctlib.data.splits import select_classes
-from fctlib.models.backbones import build_backbone
+from fctlib.data.transforms import simclr_transform
+from fctlib.methods.independent import fit_classifier
+from fctlib.methods.registry import artifact_kind
+from fctlib.models.backbones import build_backbone, build_model
+from fctlib.models.mlp import mlp_layers
 from fctlib.models.spec import ModelSpec
+from fctlib.suite.config import SIDE_INFO_SOURCES
+from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
-from fctlib.training.loop import train
+from fctlib.training.loop import classification_loss, train
+from fctlib.training.runtime import derived_seed, seed_everything
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
+
+# Seed streams of the side-info ablation's networks: never the old model's initialisation, even
+# where the side-info network has the old model's shape.
+SIDE_SOURCE_STREAM = {"supervised": 1, "random": 2}
 
 
 class SimCLRModel(nn.Module):
@@ -23,10 +40,7 @@ class SimCLRModel(nn.Module):
     def __init__(self, backbone: nn.Module, side_info_dim: int, projection_dim: int = 128):
         super().__init__()
         self.backbone = backbone
-        self.projection = nn.Sequential(
-            nn.Linear(side_info_dim, 512), nn.BatchNorm1d(512), nn.ReLU(),
-            nn.Linear(512, projection_dim),
-        )
+        self.projection = nn.Sequential(*mlp_layers([side_info_dim, 512, projection_dim]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projection(self.backbone(x))
@@ -54,9 +68,10 @@ def simclr_loss(temperature: float) -> Callable:
     return step
 
 
-def side_info_training_images(train_images: ImageSet, old_classes: list[int]) -> ImageSet:
-    """The images side-info may learn from: the old model's training images, nothing else."""
-    return select_classes(train_images, old_classes)
+def side_info_training_images(train_images: ImageSet, classes: list[int]) -> ImageSet:
+    """The images side-info may learn from: the training images of the old model's classes (of
+    the first generation's, in multi-step updates), nothing else."""
+    return select_classes(train_images, classes)
 
 
 def train_side_info_model(
@@ -88,3 +103,57 @@ def random_side_info_model(spec: ModelSpec, in_channels: int, *, seed: int) -> n
     """The side-info network of `spec` at its random initialisation (from `seed`), untrained."""
     torch.manual_seed(seed)
     return build_backbone(spec, in_channels).eval()
+
+
+def side_encoder(dim: int, source: str = "simclr") -> str:
+    """The encoder name of side-info of size `dim` from `source`: `side:<dim>` for the default
+    SimCLR model, else `side:<dim>:<source>`."""
+    if source not in SIDE_INFO_SOURCES:
+        raise ValueError(f"unknown side-info source {source!r}; choose one of {SIDE_INFO_SOURCES}")
+    return f"side:{dim}" if source == "simclr" else f"side:{dim}:{source}"
+
+
+def simclr_artifact(run: Run, name: str, classes: list[int], spec: ModelSpec) -> Artifact:
+    """psi of `spec` trained by SimCLR on the training images of `classes` (without their
+    labels), with the preset's side-info recipe."""
+    cfg = run.preset.side_info
+    size, channels, mean, std = run.image_stats
+
+    def fit(folder: Path):
+        images = side_info_training_images(run.splits.train, classes)
+        seed_everything(run.seed)
+        return train_side_info_model(
+            images, spec, simclr_transform(size, channels, mean, std), cfg.training,
+            seed=run.seed, temperature=cfg.temperature, checkpoint=folder / "model.pt",
+            device=run.device)
+
+    return Artifact(name, "side", (spec, cfg.training, cfg.temperature, classes), fit)
+
+
+@artifact_kind("side")
+def side_info_encoder(run: Run, arg: str) -> Artifact:
+    """psi with `dim` outputs (`side:<dim>[:<source>]`): SimCLR on the old classes' training
+    images, without labels; source `supervised`: the same network trained with the old classes'
+    labels (the old model's recipe); `random`: that network untrained."""
+    dim, _, source = arg.partition(":")
+    source = source or "simclr"
+    name = side_encoder(int(dim), source)  # validates the source
+    spec = dataclasses.replace(run.preset.side_info.model, embedding_dim=int(dim))
+    s = run.splits
+    if source == "simclr":
+        return simclr_artifact(run, name, s.old_classes, spec)
+    seed = derived_seed(run.seed, SIDE_SOURCE_STREAM[source])
+    if source == "random":
+        return Artifact(name, "side-random", (spec, seed), lambda folder: (
+            random_side_info_model(spec, s.bundle.channels, seed=seed), []))
+    recipe = run.preset.old.training
+
+    def fit(folder: Path):
+        model, history = fit_classifier(
+            run, folder, lambda: build_model(spec, s.bundle.channels, len(s.old_classes)),
+            select_classes(s.train, s.old_classes), s.old_classes,
+            classification_loss(recipe.label_smoothing), recipe, seed=seed,
+            desc="side-info (supervised)")
+        return model.backbone, history
+
+    return Artifact(name, "side-supervised", (spec, recipe), fit)

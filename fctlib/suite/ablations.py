@@ -1,10 +1,19 @@
-"""The FCT paper's ablations on one run: where side-info comes from, how much of the training set
-fits h, and how wide h is. Each trains h again with one thing changed (side-info of the preset's
-size otherwise) and evaluates new queries against its transformed test gallery."""
+"""The FCT paper's ablations on one run: how large side-info is, where it comes from, how much of
+the training set fits h, and how wide h is. Each trains h again with one thing changed (side-info
+of the preset's size otherwise) and evaluates new queries against its transformed test gallery."""
 
 from __future__ import annotations
 
+from fctlib.methods.fct import share_rows, transformation_artifact, transformed_gallery
 from fctlib.suite.run import Run
+
+
+def side_info_size_rows(run: Run) -> list[dict]:
+    """One row per side-info size of the preset's sweep, and size 0 (no side-info), with
+    metrics."""
+    new = run.embeddings("new", "test")
+    return [{"side_info_dim": dim, "metrics": run.evaluate(new, transformed_gallery(run, dim))}
+            for dim in (0, *run.preset.side_info.ablation_dims)]
 
 
 def side_info_source_rows(run: Run) -> list[dict]:
@@ -13,8 +22,8 @@ def side_info_source_rows(run: Run) -> list[dict]:
     new = run.embeddings("new", "test")
     rows = []
     for source in run.preset.ablation.side_info_sources:
-        gallery = (run.transformed_gallery(0) if source == "none"
-                   else run.transformed_gallery(dim, source=source))
+        gallery = (transformed_gallery(run, 0) if source == "none"
+                   else transformed_gallery(run, dim, source=source))
         rows.append({"source": source, "side_info_dim": 0 if source == "none" else dim,
                      "metrics": run.evaluate(new, gallery)})
     return rows
@@ -24,8 +33,8 @@ def data_share_rows(run: Run) -> list[dict]:
     """One row per share of the training set fitting h (nested per-class subsets), with metrics."""
     dim = run.preset.side_info.model.embedding_dim
     new = run.embeddings("new", "test")
-    return [{"data_share": share, "train_images": len(run.share_rows(share)),
-             "metrics": run.evaluate(new, run.transformed_gallery(dim, data_share=share))}
+    return [{"data_share": share, "train_images": len(share_rows(run, share)),
+             "metrics": run.evaluate(new, transformed_gallery(run, dim, data_share=share))}
             for share in run.preset.ablation.data_shares]
 
 
@@ -36,8 +45,8 @@ def width_rows(run: Run) -> list[dict]:
     new = run.embeddings("new", "test")
     rows = []
     for factor in run.preset.ablation.width_factors:
-        h, _ = run.transformation(dim, width_factor=factor)
-        gallery = run.transformed_gallery(dim, width_factor=factor)
+        h, _ = run.trained(transformation_artifact(run, dim, width_factor=factor))
+        gallery = transformed_gallery(run, dim, width_factor=factor)
         rows.append({"width_factor": factor, "parameters": sum(p.numel() for p in h.parameters()),
                      "metrics": run.evaluate(new, gallery)})
     return rows

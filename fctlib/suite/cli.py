@@ -17,14 +17,14 @@ from fctlib.data.spec import DatasetSpec
 from fctlib.deploy.cluster import dask_client, threads_per_worker
 from fctlib.deploy.gallery_store import GalleryStoreError
 from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, METRICS, upgrade_gallery
-from fctlib.io import save_json
+from fctlib.suite.comparison import main_cases
 from fctlib.suite.config import PresetError, load_preset
+from fctlib.suite.records import ExplorationRecord
 from fctlib.suite.run import Run
 from fctlib.suite.runner import REPORT, STEPS, StepFailed, run_suite
 from fctlib.training import distributed
 
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
-TRAIN_STEPS = ("old", "new", "side", "bct", "transformation")
 
 
 def fetch_data(name: str) -> str:
@@ -65,39 +65,26 @@ def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0) -> 
     """Run the steps under `overrides` and save every case's tune-split metrics with the setting."""
     started = time.perf_counter()
     run = Run(preset, seed, overrides=overrides)
-    cases = run.all_cases("tune")
-    record = {"label": label, "overrides": overrides, "seed": seed, "split": "tune",
-              "cases": cases, "wall_seconds": round(time.perf_counter() - started, 1)}
-    return save_json(record, run.results_dir / "exploration" / f"{label}.json")
+    cases = main_cases(run, "tune")
+    return run.save_record(ExplorationRecord(
+        label=label, overrides=overrides, seed=seed, split="tune", cases=cases,
+        wall_seconds=round(time.perf_counter() - started, 1)))
 
 
-def train_step(run: Run, step: str, side_dim: int | None = None) -> dict[str, list[dict]]:
-    """Train (or load, if finished) the models of one step; returns each model's history. Under
-    torchrun every process calls it and training is data-parallel."""
-    if step not in TRAIN_STEPS:
-        raise ValueError(f"unknown step {step!r}; choose one of {TRAIN_STEPS}")
-    side_dim = run.preset.side_info.model.embedding_dim if side_dim is None else side_dim
-    if side_dim < 0 or (step == "side" and side_dim == 0):
-        raise ValueError(f"side_dim must be >= 1 (>= 0 for the transformation), got {side_dim}")
-    if step in ("old", "new"):
-        return {step: getattr(run, f"{step}_model")[1]}
-    if step == "side":
-        return {f"side:{side_dim}": run.side_info_model(side_dim)[1]}
-    # Every process trains (or loads) the upstream models together; rank 0 then caches their
+def train_step(run: Run, names: list[str]) -> dict[str, list[dict]]:
+    """Train (or load, if finished) the named artifacts (`old`, `bct:1.0`, `side:128`, `h:0`, ...);
+    returns each one's history. Under torchrun every process calls it and training is
+    data-parallel."""
+    artifacts = [run.artifact(name) for name in names]
+    # Every process trains (or loads) the upstream encoders together; rank 0 then caches their
     # training-set embeddings, which the other processes read.
-    upstream = {"old": lambda: run.old_model}
-    if step == "transformation":
-        upstream["new"] = lambda: run.new_model
-        if side_dim:
-            upstream[f"side:{side_dim}"] = lambda: run.side_info_model(side_dim)
-    for train_or_load in upstream.values():
-        train_or_load()
+    upstream = {u.name: u for a in artifacts for u in a.upstream}
+    for artifact in upstream.values():
+        run.trained(artifact)
     with distributed.main_process_first():
-        for name in upstream:
-            run.embeddings(name, "train")
-    if step == "bct":
-        return {f"bct:{w}": run.bct_model(w)[1] for w in run.preset.bct.weights}
-    return {f"transformation side:{d}": run.transformation(d)[1] for d in sorted({0, side_dim})}
+        for artifact in upstream.values():
+            run.embeddings(artifact, "train")
+    return {a.name: run.trained(a)[1] for a in artifacts}
 
 
 GALLERY_COMMANDS = ("export-gallery", "upgrade", "search")
@@ -188,9 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         "train-step", help="train one step's models; data-parallel under torchrun")
     step.add_argument("--preset", default="fashion-mnist")
     step.add_argument("--seed", type=int, default=0)
-    step.add_argument("--step", required=True, choices=TRAIN_STEPS)
-    step.add_argument("--side-dim", type=int,
-                      help="side-info size (default: the preset's; transformation: 0 = none only)")
+    step.add_argument("--step", required=True, nargs="+", metavar="ARTIFACT",
+                      help="artifact names, e.g. old new side:128 bct:1.0 h:0 h:128")
     step.add_argument("--runs-dir", help="folder of run artifacts (default: runs/ in the project)")
     add_gallery_commands(commands)
     args = parser.parse_args(argv)
@@ -201,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         main_process = distributed.is_main_process()
         try:
             run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
-            histories = train_step(run, args.step, args.side_dim)
+            histories = train_step(run, args.step)
         finally:
             distributed.shutdown()
         if main_process:

@@ -1,0 +1,60 @@
+"""FCT across architectures and losses: the new model differs from the old one beyond its classes
+(another network family, or a normalized softmax), and h maps the old gallery into it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fctlib.methods.fct import transformed_gallery
+from fctlib.methods.independent import fit_classifier
+from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.models.backbones import build_model
+from fctlib.suite.store import Artifact
+from fctlib.training.loop import classification_loss
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
+
+CROSS_CHANGES = ("arch", "loss")  # how a cross model differs from the new one
+
+
+@artifact_kind("cross")
+def cross_encoder(run: Run, change: str) -> Artifact:
+    """A new model trained with the new recipe on every class: `cross:arch`, the network of
+    `cross.model` (another family); `cross:loss`, the new network trained with a normalized
+    softmax (cosine classifier of scale `cross.cosine_scale`)."""
+    if change not in CROSS_CHANGES:
+        raise ValueError(f"change must be one of {CROSS_CHANGES}, got {change!r}")
+    new, s = run.preset.new, run.splits
+    spec = run.preset.cross.model if change == "arch" else new.model
+    scale = run.preset.cross.cosine_scale if change == "loss" else None
+
+    def fit(folder: Path):
+        return fit_classifier(
+            run, folder, lambda: build_model(spec, s.bundle.channels, len(s.all_classes),
+                                             cosine_scale=scale),
+            s.train, s.all_classes, classification_loss(new.training.label_smoothing),
+            new.training, desc=f"new ({change})")
+
+    return Artifact(f"cross:{change}", f"new-{change}", (spec, new.training, scale), fit)
+
+
+def _fct_to(run: Run, change: str) -> MethodCases:
+    encoder, dim = f"cross:{change}", run.preset.side_info.model.embedding_dim
+    query = run.embeddings(encoder, "test")
+    return MethodCases(
+        {f"fct-{change}/no-side": (query, transformed_gallery(run, 0, target=encoder)),
+         f"fct-{change}/side": (query, transformed_gallery(run, dim, target=encoder))}, encoder)
+
+
+@register_method("fct-arch", priced=False)
+def fct_cross_architecture(run: Run) -> MethodCases:
+    """FCT to a new model of another family (`cross.model`): h maps the old gallery into it."""
+    return _fct_to(run, "arch")
+
+
+@register_method("fct-loss", priced=False)
+def fct_cross_loss(run: Run) -> MethodCases:
+    """FCT to a new model trained with another loss (normalized softmax)."""
+    return _fct_to(run, "loss")

@@ -1,0 +1,73 @@
+"""No compatibility: the old model (old classes) and the new model (every class), each trained on
+its own with label-smoothed cross-entropy. Also the supervised fit every method builds on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from fctlib.data.images import ImageSet, LabeledDataset
+from fctlib.data.splits import remap_labels, select_classes
+from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.models.backbones import build_model
+from fctlib.suite.store import Artifact
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import classification_loss, train
+from fctlib.training.runtime import seed_everything
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
+
+
+def fit_classifier(run: Run, folder: Path, build: Callable[[], nn.Module], images: ImageSet,
+                   classes: list[int], loss: Callable, cfg: TrainConfig, *,
+                   seed: int | None = None, desc: str) -> tuple[nn.Module, list[dict]]:
+    """Seed, build the network, and train it on `images` with labels renumbered over `classes`
+    (resuming from `folder/model.pt`); returns (model, history)."""
+    seed = run.seed if seed is None else seed
+    seed_everything(seed)  # the initialisation, whatever was trained or loaded before
+    model = build()
+    data = LabeledDataset(remap_labels(images, classes), run.train_transform())
+    history = train(model, data, loss, cfg, seed=seed, checkpoint=folder / "model.pt",
+                    device=run.device, desc=desc)
+    return model, history
+
+
+def _classifier(run: Run, generation: str) -> Artifact:
+    stage = run.preset.old if generation == "old" else run.preset.new
+    s = run.splits
+    classes = s.old_classes if generation == "old" else s.all_classes
+
+    def fit(folder: Path):
+        return fit_classifier(
+            run, folder, lambda: build_model(stage.model, s.bundle.channels, len(classes)),
+            select_classes(s.train, classes), classes,
+            classification_loss(stage.training.label_smoothing), stage.training, desc=generation)
+
+    return Artifact(generation, generation, (stage,), fit)
+
+
+@artifact_kind("old")
+def old_encoder(run: Run, arg: str) -> Artifact:
+    """phi_old: trained on the old classes' training images."""
+    return _classifier(run, "old")
+
+
+@artifact_kind("new")
+def new_encoder(run: Run, arg: str) -> Artifact:
+    """phi_new: trained on every class, unmodified (independent of the old model)."""
+    return _classifier(run, "new")
+
+
+@register_method("independent", criteria=(("new/old", "old/old"),))
+def independent_cases(run: Run) -> MethodCases:
+    """The old model searches its gallery, the new one a fully backfilled one; `new/old` (where
+    the sizes match) shows that independently trained models are incompatible."""
+    old, new = run.embeddings("old", "test"), run.embeddings("new", "test")
+    cases = {"old/old": (old, old), "new/new": (new, new)}
+    if old.shape[1] == new.shape[1]:
+        cases["new/old"] = (new, old)
+    return MethodCases(cases, "new")

@@ -1,0 +1,87 @@
+"""Where methods register themselves: the artifacts they declare (by kind, resolved from names
+like `bct:3.0` or `h:8`) and their rows in the methods comparison (cases, compatibility criteria,
+price).
+
+A method module calls `artifact_kind` for each kind of artifact it trains and `register_method`
+for its comparison; `fctlib.methods` imports every method module, so the registry is complete
+once that package is imported. Adding a method is one module and one import line there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
+    from fctlib.suite.store import Artifact
+
+ARTIFACT_KINDS: dict[str, Callable[[Run, str], Artifact]] = {}
+METHODS: dict[str, Method] = {}
+
+
+def artifact_kind(kind: str):
+    """Register `declare(run, arg) -> Artifact` for artifact names `<kind>` or `<kind>:<arg>`."""
+    def register(declaration: Callable[[Run, str], Artifact]):
+        if kind in ARTIFACT_KINDS:
+            raise ValueError(f"artifact kind {kind!r} is registered twice")
+        ARTIFACT_KINDS[kind] = declaration
+        return declaration
+
+    return register
+
+
+def declare(run: Run, name: str) -> Artifact:
+    """The artifact behind a name: encoders (`old`, `new`, `bct:<w>`, `side:<dim>[:<source>]`,
+    `dsimplex:old|new`, `oca`, `cross:arch|loss`) and transformations (`h:<side dim>`, ...)."""
+    kind, _, arg = name.partition(":")
+    if kind not in ARTIFACT_KINDS:
+        raise ValueError(f"unknown artifact {name!r}; kinds are {sorted(ARTIFACT_KINDS)}")
+    return ARTIFACT_KINDS[kind](run, arg)
+
+
+@dataclass
+class MethodCases:
+    """A method's cases on the test split ({case: (query, gallery)}) and its new model's encoder
+    (`new`, `bct:<w>`): the model whose own retrieval (query = gallery) gives `new_top1`."""
+
+    cases: dict[str, tuple[np.ndarray, np.ndarray]]
+    own_encoder: str
+
+
+@dataclass(frozen=True)
+class Method:
+    """A model-update method in the comparison: its cases, the compatibility criteria it must
+    meet ((cross-model case, the retrieval it must beat), ...), and whether the price of its new
+    model against the independent one is meaningful (False: another model on purpose)."""
+
+    name: str
+    cases: Callable[[Run], MethodCases]
+    criteria: tuple[tuple[str, str], ...] = ()
+    priced: bool = True
+
+
+def register_method(name: str, *, criteria: tuple[tuple[str, str], ...] = (),
+                    priced: bool = True):
+    """Register a function `run -> MethodCases` as method `name`, in table order of import."""
+    def register(cases: Callable[[Run], MethodCases]):
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
+        METHODS[name] = Method(name, cases, tuple(criteria), priced)
+        return cases
+
+    return register
+
+
+def criteria() -> list[dict]:
+    """Every registered criterion as {method, case, reference}, in table order."""
+    return [{"method": m.name, "case": case, "reference": reference}
+            for m in METHODS.values() for case, reference in m.criteria]
+
+
+def unpriced_methods() -> list[str]:
+    """The methods whose new model differs from the independent one on purpose."""
+    return [m.name for m in METHODS.values() if not m.priced]

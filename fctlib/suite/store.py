@@ -1,0 +1,106 @@
+"""The artifact store: every trained thing of a run is declared once, and its checkpoint folder,
+its embedding cache and its provenance are all derived from that one declaration.
+
+An `Artifact` names what it depends on (preset slices and parameters, as plain data), the
+artifacts it is trained against, a `recipe` version that a change of its training code bumps,
+and how to fit it. Its key hashes all of that with the run's data and seed, so changing any
+slice it declares moves both its folder and its cached embeddings. The store memoises trained
+artifacts in process and records in each folder the commit that trained it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fctlib.io import load_json_if_exists, save_json, save_npy_atomic
+from fctlib.suite.provenance import git_commit
+
+ARTIFACT_FILE = "artifact.json"
+HISTORY_FILE = "history.json"
+UNRECORDED = "unrecorded"  # an artifact made before the store recorded commits
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of plain data (dataclasses, dicts, lists, numbers, strings)."""
+    def plain(x):
+        return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x
+
+    text = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A trained model of a run: `fit(folder)` trains it (resuming from `folder/model.pt`) or
+    loads it, and returns (model, history)."""
+
+    name: str  # unique within a run, e.g. `old`, `bct:3.0`, `h:8`
+    folder: str  # prefix of its checkpoint folder, e.g. `bct`
+    depends: tuple  # preset slices and parameters it depends on (plain data)
+    fit: Callable[[Path], tuple] = field(compare=False, repr=False)
+    upstream: tuple[Artifact, ...] = ()  # the artifacts it is trained against
+    recipe: int = 1  # bump when the code that fits it changes: its key moves, it retrains
+
+
+class ArtifactStore:
+    """A run's artifacts under `root`: `root/<folder>-<key>/` (model.pt, history.json,
+    artifact.json) and `root/embeddings/<name>-<key>/<split>.npy`."""
+
+    def __init__(self, root: Path, context: tuple, embed: Callable):
+        self.root = Path(root)
+        self.context = context  # what every key depends on: the data and the seed
+        self._embed = embed  # (model, split, name) -> array
+        self._keys: dict[str, str] = {}
+        self._trained: dict[str, tuple] = {}
+        self.used: dict[str, str] = {}  # artifact name -> commit that trained it
+
+    def key(self, artifact: Artifact) -> str:
+        """The fingerprint of an artifact, its upstream artifacts' keys and the run's context."""
+        if artifact.name not in self._keys:
+            upstream = [self.key(a) for a in artifact.upstream]
+            self._keys[artifact.name] = fingerprint(
+                artifact.name, artifact.recipe, artifact.depends, upstream, self.context)
+        return self._keys[artifact.name]
+
+    def folder(self, artifact: Artifact) -> Path:
+        """The artifact's checkpoint folder."""
+        return self.root / f"{artifact.folder}-{self.key(artifact)}"
+
+    def trained(self, artifact: Artifact) -> tuple:
+        """(model, history) of an artifact: loaded, resumed or trained, once per process."""
+        if artifact.name not in self._trained:
+            folder = self.folder(artifact)
+            finished = (folder / HISTORY_FILE).exists()
+            model, history = artifact.fit(folder)
+            if not finished:
+                save_json(history, folder / HISTORY_FILE)
+                save_json({"name": artifact.name, "recipe": artifact.recipe,
+                           "commit": git_commit(), "key": self.key(artifact)},
+                          folder / ARTIFACT_FILE)
+            self._trained[artifact.name] = (model.eval(), history)
+        self._note_use(artifact)
+        return self._trained[artifact.name]
+
+    def embeddings(self, artifact: Artifact, split: str) -> np.ndarray:
+        """The artifact's embeddings of a split, cached on disk under its key."""
+        path = (self.root / "embeddings" / f"{artifact.name.replace(':', '_')}-"
+                f"{self.key(artifact)}" / f"{split}.npy")
+        if path.exists():
+            self._note_use(artifact)
+            return np.load(path)
+        array = self._embed(self.trained(artifact)[0], split, artifact.name)
+        save_npy_atomic(array, path)
+        return array
+
+    def _note_use(self, artifact: Artifact) -> None:
+        if artifact.name in self.used:
+            return
+        saved = load_json_if_exists(self.folder(artifact) / ARTIFACT_FILE) or {}
+        self.used[artifact.name] = saved.get("commit", UNRECORDED)

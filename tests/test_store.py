@@ -1,0 +1,96 @@
+"""The artifact store: one declaration gives the folder, the embedding cache and the provenance."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fctlib.suite.provenance import git_commit
+from fctlib.suite.run import Run
+from fctlib.suite.store import UNRECORDED, Artifact, ArtifactStore
+
+
+def _store(tmp_path, calls):
+    def embed(model, split, name):
+        calls.append(("embed", name, split))
+        return np.full((3, 2), float(model.weight.detach().sum()), np.float32)
+
+    return ArtifactStore(tmp_path, ("data", 0), embed)
+
+
+def _artifact(calls, name="a", depends=(1,), upstream=(), recipe=1):
+    def fit(folder):
+        calls.append(("fit", name))
+        return torch.nn.Linear(2, 2), [{"epoch": 1, "loss": 0.5}]
+
+    return Artifact(name, "step", depends, fit, upstream, recipe)
+
+
+def _where(store, artifact):
+    return store.folder(artifact), store.key(artifact)
+
+
+def test_folder_and_embedding_key_move_together_with_every_declared_part(tmp_path):
+    calls = []
+    base = _artifact(calls, upstream=(_artifact(calls, "up"),))
+    variants = [dataclasses.replace(base, depends=(2,)), dataclasses.replace(base, recipe=2),
+                dataclasses.replace(base, upstream=(_artifact(calls, "up", depends=(9,)),))]
+    reference = _where(_store(tmp_path, calls), base)
+    for variant in variants:
+        folder, key = _where(_store(tmp_path, calls), variant)  # a fresh store: no memoised key
+        assert folder != reference[0] and key != reference[1]
+        assert folder.name.endswith(key)
+    other_seed = ArtifactStore(tmp_path, ("data", 1), None)
+    assert _where(other_seed, base) != reference
+
+
+def test_trained_once_per_process_and_recorded_with_its_commit(tmp_path):
+    calls = []
+    store, artifact = _store(tmp_path, calls), _artifact(calls)
+    model, history = store.trained(artifact)
+    assert store.trained(artifact)[0] is model and calls == [("fit", "a")]
+    record = json.loads((store.folder(artifact) / "artifact.json").read_text())
+    assert record["commit"] == git_commit() == store.used["a"]
+    assert json.loads((store.folder(artifact) / "history.json").read_text()) == history
+    first = store.embeddings(artifact, "test")
+    again = _store(tmp_path, calls)  # another process: embeddings read from disk, no training
+    np.testing.assert_array_equal(again.embeddings(artifact, "test"), first)
+    assert calls == [("fit", "a"), ("embed", "a", "test")]
+    assert again.used == {"a": git_commit()}
+
+
+def test_an_artifact_made_before_commits_were_recorded_says_so(tmp_path):
+    calls = []
+    store, artifact = _store(tmp_path, calls), _artifact(calls)
+    folder = store.folder(artifact)
+    folder.mkdir(parents=True)
+    (folder / "history.json").write_text("[]")  # finished by older code: loaded, not re-recorded
+    store.trained(artifact)
+    assert store.used == {"a": UNRECORDED} and not (folder / "artifact.json").exists()
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("cross:loss", {"cross": {"cosine_scale": 8.0}}),
+    ("cross:arch", {"cross": {"model": {"width": 6}}}),
+    ("side:8", {"side_info": {"temperature": 0.2}}),
+    ("bct:1", {"bct": {"new_class_rows": "drop"}}),
+    ("bct:1", {"old": {"model": {"width": 6}}}),  # through its upstream old model
+    ("oca", {"oca": {"extra_dims": 4}}),
+    ("dsimplex:new", {"old": {"training": {"epochs": 2}}}),
+    ("h:8", {"transformation": {"mixer_widths": [32]}}),
+    ("h:0", {"new": {"training": {"lr": 0.05}}}),
+])
+def test_a_run_artifact_moves_when_a_preset_slice_it_declares_changes(fashion_mnist, tmp_path,
+                                                                       name, overrides):
+    runs = [Run("smoke", 0, overrides=o, runs_dir=tmp_path) for o in (None, overrides)]
+    before, after = (_where(r.store, r.artifact(name)) for r in runs)
+    assert before[0] != after[0] and before[1] != after[1]
+
+
+def test_a_run_artifact_ignores_slices_it_does_not_declare(fashion_mnist, tmp_path):
+    runs = [Run("smoke", 0, overrides=o, runs_dir=tmp_path)
+            for o in (None, {"cross": {"cosine_scale": 8.0}, "fastfill": {"mu": 0.2}})]
+    for name in ("old", "new", "cross:arch", "side:8", "h:8"):
+        assert len({_where(r.store, r.artifact(name)) for r in runs}) == 1, name
