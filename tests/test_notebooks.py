@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from fctlib.evaluation.retrieval import DISTANCES
+from fctlib.evaluation.distances import DISTANCES
 from fctlib.report import CASE_ORDER, read_table
 from fctlib.suite.config import load_preset
 from fctlib.suite.runner import NOTEBOOKS_DIR, REPORT, STEPS, run_suite

@@ -10,6 +10,7 @@ import numpy as np
 
 from fctlib.deploy.gallery_store import GalleryStore, write_gallery_store
 from fctlib.deploy.upgrade import open_upgraded
+from fctlib.evaluation.distances import for_distance
 from fctlib.methods.fastfill import fastfill_artifact, save_fastfill
 from fctlib.methods.fct import save_transformation, transformation_artifact
 from fctlib.suite.run import Run
@@ -47,9 +48,7 @@ def search_index(index, queries: np.ndarray, k: int, metric: str,
                  exclude_ids: np.ndarray | None = None) -> SearchResult:
     """The k nearest gallery ids of each query; `exclude_ids[i]` (the query's own item, when
     queries and gallery are the same images) is dropped from query i's list."""
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    if metric == "cosine":
-        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    queries = for_distance(queries, metric)
     extra = 0 if exclude_ids is None else 1
     scores, ids = index.search(queries, k + extra)
     if exclude_ids is None:

@@ -34,6 +34,7 @@ from fctlib.deploy.gallery_store import (
     open_gallery_store,
     read_manifest,
 )
+from fctlib.evaluation.distances import DISTANCES, for_distance
 from fctlib.io import atomic_write, file_sha256, load_json_if_exists, save_json, save_npy_atomic
 from fctlib.methods.fastfill import (
     FASTFILL_FORMAT,
@@ -54,7 +55,6 @@ INDEX_FILE = "index.faiss"
 ORDER_FILE = "backfill_order.npy"
 JOB_FILE = "job.json"
 INDEX_KINDS = ("auto", "flat", "ivf")
-METRICS = ("l2", "cosine")
 IVF_FROM = 250_000  # "auto" builds an IVF index from this many items on, a flat one below
 IVF_TRAIN_PER_LIST = 64
 
@@ -139,13 +139,6 @@ def _start_job(out: Path, store, transformation: Path, sha256: str) -> None:
         save_json(job, out / JOB_FILE)
 
 
-def _normalized(x: np.ndarray, metric: str) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return x
-
-
 def _training_sample(parts: list[Path], counts: list[int], size: int, seed: int) -> np.ndarray:
     """`size` vectors drawn uniformly without replacement across the shards (read by mmap)."""
     total = sum(counts)
@@ -166,8 +159,8 @@ def build_index(parts: list[Path], counts: list[int], dim: int, *, kind: str = "
     their ids: exact (flat) or IVF (nlist = sqrt(N), trained on a sample); returns (index, info)."""
     import faiss
 
-    if kind not in INDEX_KINDS or metric not in METRICS:
-        raise ValueError(f"index kind must be one of {INDEX_KINDS} and metric one of {METRICS}")
+    if kind not in INDEX_KINDS or metric not in DISTANCES:
+        raise ValueError(f"index kind must be one of {INDEX_KINDS} and metric one of {DISTANCES}")
     total = sum(counts)
     kind = ("ivf" if total >= IVF_FROM else "flat") if kind == "auto" else kind
     faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
@@ -179,12 +172,12 @@ def build_index(parts: list[Path], counts: list[int], dim: int, *, kind: str = "
         nlist = max(1, int(math.sqrt(total)))
         index = faiss.IndexIVFFlat(flat, dim, nlist, faiss_metric)
         sample = _training_sample(parts, counts, IVF_TRAIN_PER_LIST * nlist, seed)
-        index.train(_normalized(sample, metric))
+        index.train(for_distance(sample, metric))
         index.nprobe = min(nlist, 16)
         info.update(nlist=nlist, nprobe=index.nprobe, trained_on=len(sample))
     for part in tqdm(parts, desc="index", leave=False):
         ids = np.load(part / "ids.npy")
-        index.add_with_ids(_normalized(np.load(part / "new.npy", mmap_mode="r"), metric), ids)
+        index.add_with_ids(for_distance(np.load(part / "new.npy", mmap_mode="r"), metric), ids)
     return index, info
 
 
@@ -217,8 +210,8 @@ def upgrade_gallery(store: str | Path, transformation: str | Path, out: str | Pa
 
     `client`: a dask.distributed Client to map shards across its workers (None: this process).
     """
-    if index not in INDEX_KINDS or metric not in METRICS:
-        raise ValueError(f"index must be one of {INDEX_KINDS} and metric one of {METRICS}")
+    if index not in INDEX_KINDS or metric not in DISTANCES:
+        raise ValueError(f"index must be one of {INDEX_KINDS} and metric one of {DISTANCES}")
     store = open_gallery_store(store)
     transformation = Path(transformation)
     sha = file_sha256(transformation) if transformation.exists() else ""

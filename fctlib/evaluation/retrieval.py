@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-DISTANCES = ("l2", "cosine")
+from fctlib.evaluation.distances import DISTANCES
 
 # Distances held per block when block_size is None (about 20 bytes of work memory each).
 _BLOCK_DISTANCES = 2**22

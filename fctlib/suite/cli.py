@@ -16,7 +16,8 @@ from fctlib.data.sources import load_dataset
 from fctlib.data.spec import DatasetSpec
 from fctlib.deploy.cluster import dask_client, threads_per_worker
 from fctlib.deploy.gallery_store import GalleryStoreError
-from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, METRICS, upgrade_gallery
+from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, upgrade_gallery
+from fctlib.evaluation.distances import DISTANCES
 from fctlib.suite.comparison import main_cases
 from fctlib.suite.config import PresetError, load_preset
 from fctlib.suite.records import ExplorationRecord
@@ -111,7 +112,7 @@ def add_gallery_commands(commands) -> None:
     upgrade.add_argument("--out", help="output folder (default: <store>-upgraded)")
     upgrade.add_argument("--index", default="auto", choices=INDEX_KINDS,
                          help=f"faiss index: auto = IVF from {IVF_FROM:,} items, else flat")
-    upgrade.add_argument("--metric", default="l2", choices=METRICS)
+    upgrade.add_argument("--metric", default="l2", choices=DISTANCES)
     upgrade.add_argument("--batch-size", type=int, default=8192)
     upgrade.add_argument("--workers", type=int, help="map shards on a local Dask cluster")
     upgrade.add_argument("--scheduler", help="map shards on the Dask scheduler at this address")

@@ -4,7 +4,7 @@ on any split, to explore a protocol on `tune` before anything is run on `test`."
 
 from __future__ import annotations
 
-from fctlib.evaluation.retrieval import DISTANCES
+from fctlib.evaluation.distances import DISTANCES
 from fctlib.methods.fct import transformed_gallery
 from fctlib.methods.registry import METHODS, Method
 from fctlib.suite.run import Run

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from fctlib.data.spec import DatasetSpec
+from fctlib.evaluation.distances import DISTANCES
 from fctlib.models.spec import ModelSpec
 from fctlib.paths import project_root
 from fctlib.training.config import TrainConfig
@@ -18,7 +19,6 @@ from fctlib.training.config import TrainConfig
 PROJECT_ROOT = project_root()
 PARAMS_DIR = PROJECT_ROOT / "params"
 DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
-DISTANCES = ("l2", "cosine")
 SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is the default
 ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
 NORMALIZATIONS = ("dataset", "imagenet")
