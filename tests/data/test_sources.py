@@ -123,7 +123,7 @@ def test_dataset_spec_validates_its_fields():
 
 
 def test_project_root_holds_pyproject():
-    assert project_root() == Path(__file__).resolve().parent.parent
+    assert project_root() == Path(__file__).resolve().parents[2]
     assert (project_root() / "pyproject.toml").is_file()
 
 
