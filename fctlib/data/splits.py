@@ -78,9 +78,10 @@ def nested_share(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
 
 
 def select_classes(images: ImageSet, classes: Iterable[int]) -> ImageSet:
-    """The rows whose label is in `classes`, in their original order, labels unchanged."""
-    wanted = _as_class_list(classes, "classes")
-    return images.subset(np.flatnonzero(np.isin(images.labels, wanted)))
+    """The rows whose label is in `classes`, in their original order, labels unchanged (the set
+    itself when that is every row: no copy)."""
+    wanted = np.isin(images.labels, _as_class_list(classes, "classes"))
+    return images if wanted.all() else images.subset(np.flatnonzero(wanted))
 
 
 def default_old_classes(num_classes: int) -> list[int]:

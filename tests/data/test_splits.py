@@ -93,6 +93,7 @@ def test_select_classes_keeps_labels_and_order():
     assert sorted(set(sub.labels.tolist())) == [1, 3] and len(sub) == 12
     with pytest.raises(ValueError, match="empty"):
         select_classes(images, [])
+    assert select_classes(images, [0, 1, 2, 3, 9]) is images  # every row: the set itself
 
 
 def test_default_old_classes_is_first_half():
