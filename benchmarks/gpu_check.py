@@ -221,8 +221,6 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
     dim = run.preset.side_info.model.embedding_dim
     histories = check.figures.setdefault("histories", {})
     trained_rates = check.figures.setdefault("training_img_per_s", {})
-    state: dict = {}
-
     artifacts = step_artifacts(run.preset)
 
     def estimate(step: str) -> float:
@@ -259,7 +257,6 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
         weight, sweep = bct.choose_weight(run)
         for point in sweep:
             trained(f"bct:{point['weight']}")
-        state["weight"] = weight
         own, old_test = run.embeddings(f"bct:{weight}", "test"), run.embeddings("old", "test")
         cases = {"bct/old": run.evaluate(own, old_test), "bct/bct": run.evaluate(own, own)}
         run.save_record(BCTRecord(cases=cases, weight=weight, history=histories[f"bct:{weight}"],
