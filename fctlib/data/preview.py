@@ -3,11 +3,15 @@ beside its nearest gallery images under each case)."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from fctlib.data.images import ImageSet
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 
 def _show(ax, image: torch.Tensor):
@@ -21,6 +25,8 @@ def plot_class_grid(images: ImageSet, class_names: list[str], old_classes: list[
                     per_class: int = 6, max_classes: int = 20) -> plt.Figure:
     """A few images of each class (of at most `max_classes`, old and new classes in equal
     numbers, so a 100-class data set stays a readable, small figure); old classes marked."""
+    import matplotlib.pyplot as plt
+
     present = sorted(set(images.labels.tolist()))
     old = [c for c in present if c in old_classes]
     new = [c for c in present if c not in old_classes]
@@ -51,6 +57,8 @@ def nearest(query: np.ndarray, gallery: np.ndarray, index: int, k: int) -> np.nd
 def plot_retrievals(images: ImageSet, cases: dict[str, tuple[np.ndarray, np.ndarray]],
                     query_indices: list[int], class_names: list[str], k: int = 6) -> plt.Figure:
     """For each query, its k nearest gallery images under each case (green: same class)."""
+    import matplotlib.pyplot as plt
+
     rows = [(q, name) for q in query_indices for name in cases]
     fig, axes = plt.subplots(len(rows), k + 1, figsize=((k + 1) * 0.95, len(rows) * 1.0),
                              squeeze=False)

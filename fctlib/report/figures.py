@@ -1,16 +1,18 @@
 """Charts of the suite: training curves and the report's result charts (torch-free; the image
-figures are in fctlib.data.preview)."""
+figures are in fctlib.data.preview); matplotlib is imported when a chart is drawn."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from fctlib.io import atomic_write
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
@@ -21,6 +23,8 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
 
 def plot_histories(histories: dict[str, list[dict]], key: str = "loss") -> plt.Figure:
     """One training curve per named history (epoch on x)."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name, history in histories.items():
         ax.plot([h["epoch"] for h in history], [h[key] for h in history], marker="o", label=name)
@@ -33,6 +37,8 @@ def plot_histories(histories: dict[str, list[dict]], key: str = "loss") -> plt.F
 
 def plot_cases(table: pd.DataFrame, metrics: tuple[str, ...] = ("top1", "mAP")) -> plt.Figure:
     """Bars of each case's metrics (mean over seeds, error bars: standard deviation)."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):
         ax.bar(table["case"], table[m], yerr=table.get(f"{m}_std"), capsize=3,
@@ -47,6 +53,8 @@ def plot_cases(table: pd.DataFrame, metrics: tuple[str, ...] = ("top1", "mAP")) 
 def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | None = None
                     ) -> plt.Figure:
     """Share of the old-to-new gap each case closes: ours, and each published run where given."""
+    import matplotlib.pyplot as plt
+
     frames = {"ours": ours, **(published or {})}
     cases = list(ours["case"])
     bars = [(label, m) for label in frames for m in ("top1", "mAP")]
@@ -66,6 +74,8 @@ def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | Non
 
 def plot_side_info_size(table: pd.DataFrame) -> plt.Figure:
     """FCT accuracy against side-info size (0 = no side-info)."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 3.2))
     x = [str(d) for d in table["side_info_dim"]]
     for m in ("top1", "mAP"):
@@ -80,6 +90,8 @@ def plot_side_info_size(table: pd.DataFrame) -> plt.Figure:
 def plot_ablations(panels: dict[str, tuple[pd.DataFrame, str]]) -> plt.Figure:
     """One panel per ablation ({title: (table, setting column)}): FCT top-1 and mAP per setting
     (error bars: standard deviation over seeds, where the table has it)."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
     for ax, (title, (table, column)) in zip(axes[0], panels.items(), strict=True):
         x = [f"{v:g}" if isinstance(v, float) else str(v) for v in table[column]]
@@ -98,6 +110,8 @@ def plot_backfilling(points: pd.DataFrame, metrics: tuple[str, ...] = ("top1", "
                      ) -> plt.Figure:
     """Backfilling curves (mean over seeds, band: standard deviation): retrieval against the share
     of the gallery re-embedded by the new model, one row of panels per side-info size."""
+    import matplotlib.pyplot as plt
+
     dims = list(dict.fromkeys(points["side_info_dim"]))
     fig, axes = plt.subplots(len(dims), len(metrics), figsize=(5 * len(metrics), 3.2 * len(dims)),
                              squeeze=False)
@@ -124,6 +138,9 @@ def plot_compatibility(matrices: pd.DataFrame, metric: str = "top1",
                        distance: str = "l2") -> plt.Figure:
     """One heatmap per method of its compatibility matrix under `distance` (query generation x
     gallery generation, mean over seeds, %), on one colour scale; the upper triangle is empty."""
+    import matplotlib.pyplot as plt
+    import seaborn
+
     rows = matrices[(matrices["metric"] == metric) & (matrices["distance"] == distance)]
     methods = list(dict.fromkeys(rows["method"]))
     low, high = rows["mean"].min(), rows["mean"].max()
@@ -131,8 +148,8 @@ def plot_compatibility(matrices: pd.DataFrame, metric: str = "top1",
     for ax, method in zip(axes[0], methods, strict=True):
         grid = rows[rows["method"] == method].pivot(index="query", columns="gallery",
                                                     values="mean")
-        sns.heatmap(grid, ax=ax, annot=True, fmt=".1f", vmin=low, vmax=high, cmap="viridis",
-                    cbar=ax is axes[0][-1], square=True, annot_kws={"fontsize": 8})
+        seaborn.heatmap(grid, ax=ax, annot=True, fmt=".1f", vmin=low, vmax=high, cmap="viridis",
+                        cbar=ax is axes[0][-1], square=True, annot_kws={"fontsize": 8})
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("gallery generation")
         ax.set_ylabel("query generation")

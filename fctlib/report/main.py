@@ -126,7 +126,7 @@ def gap_closed(table: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
                 float((by_case.at[case, m] - by_case.at["old/old", m]) / gap), 3
             ) if gap else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["case", *(f"{m}_gap_closed" for m in metrics)])
 
 
 def paper_comparison(table: pd.DataFrame, ours_label: str) -> pd.DataFrame:

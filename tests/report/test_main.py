@@ -92,6 +92,14 @@ def test_paper_comparison_keeps_published_numbers_in_their_own_columns():
                                                                          abs=1e-3)
 
 
+def test_paper_comparison_of_old_and_new_alone():
+    """Only the independent models trained so far (a run stopped after notebook 03)."""
+    main = report.main_table(report.case_rows({0: {s: RECORDS[0][s] for s in ("old", "new")}}))
+    assert report.gap_closed(main).empty and "case" in report.gap_closed(main)
+    table = report.paper_comparison(main, "toy")
+    assert list(table["case"]) == ["old/old", "new/new"]
+
+
 def test_side_info_size_table_and_written_tables(tmp_path):
     sizes = report.side_info_size_table(report.side_info_size_rows(RECORDS))
     assert list(sizes["side_info_dim"]) == [0, 8]

@@ -1,0 +1,75 @@
+"""What one seed of the main comparison (notebooks 00-06, with the BCT sweep) costs a preset: the
+image passes of every training, embedding and h fit, and the seconds they take at given rates
+(torch-free, so a preset can be sized before any machine runs it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fctlib.suite.config import Preset
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """Images per split of a run: training images of the old classes and of all, tune, test."""
+
+    old_train: int
+    train: int
+    tune: int
+    test: int
+
+
+@dataclass(frozen=True)
+class ComparisonWork:
+    """The work of one seed of notebooks 00-06: per artifact, what it processes (in images)."""
+
+    training: dict[str, int]  # image passes through a network being trained (SimCLR: 2 views)
+    embedding: dict[str, int]  # images embedded by a trained network (forward only)
+    transformation: dict[str, int]  # (old, side, new) items fed to h while fitting it
+
+    def seconds(self, train_per_s: float, embed_per_s: float, h_items_per_s: float) -> dict:
+        """Seconds of each kind of work and their total, at the given rates."""
+        parts = {"training": sum(self.training.values()) / train_per_s,
+                 "embedding": sum(self.embedding.values()) / embed_per_s,
+                 "transformation": sum(self.transformation.values()) / h_items_per_s}
+        return {**parts, "total": sum(parts.values())}
+
+
+def side_info_dims(preset: Preset) -> list[int]:
+    """Every SimCLR side-info size notebooks 02 and 06 train: the preset's, then the ablation's."""
+    main = preset.side_info.model.embedding_dim
+    return list(dict.fromkeys([main, *preset.side_info.ablation_dims]))
+
+
+def main_comparison_work(preset: Preset, sizes: SplitSizes) -> ComparisonWork:
+    """The training, embedding and h-fitting work of old, SimCLR side-info, new, every BCT
+    weight, h without and with side-info and the side-info size ablation (notebooks 00-06)."""
+    new_epochs = preset.new.training.epochs
+    side_epochs = preset.side_info.training.epochs
+    training = {"old": sizes.old_train * preset.old.training.epochs,
+                "new": sizes.train * new_epochs}
+    training.update({f"bct:{w:g}": sizes.train * new_epochs for w in preset.bct.weights})
+    training.update({f"side:{d}": 2 * sizes.old_train * side_epochs
+                     for d in side_info_dims(preset)})
+    embedding = {"old": sizes.train + sizes.tune + sizes.test, "new": sizes.train + sizes.test}
+    embedding.update({f"bct:{w:g}": sizes.tune for w in preset.bct.weights})
+    embedding["bct chosen"] = sizes.test
+    embedding.update({f"side:{d}": sizes.train + sizes.test for d in side_info_dims(preset)})
+    h = preset.transformation
+    fitted = sorted({0, *side_info_dims(preset)})
+    transformation = {f"h:{d}": sizes.train * h.feature_views * h.training.epochs
+                      for d in fitted}
+    return ComparisonWork(training, embedding, transformation)
+
+
+def class_split_sizes(preset: Preset, train_per_class: int, test_per_class: int,
+                      num_classes: int) -> SplitSizes:
+    """The split sizes of a data set with equal classes, after the preset's subsampling and its
+    tune split (rounded as `carve_tune` rounds: at least one tune image per class)."""
+    data = preset.data
+    per_class = min(train_per_class, data.train_per_class or train_per_class)
+    tune = max(1, round(per_class * data.tune_fraction))
+    old = len(data.old_classes) if data.old_classes is not None else num_classes // 2
+    test = min(test_per_class, data.test_per_class or test_per_class)
+    return SplitSizes(old_train=old * (per_class - tune), train=num_classes * (per_class - tune),
+                      tune=num_classes * tune, test=num_classes * test)

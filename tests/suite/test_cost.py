@@ -1,0 +1,60 @@
+"""The cost of one seed of the main comparison, and the GPU preset sized by it."""
+
+import pytest
+
+from fctlib.suite.config import load_preset
+from fctlib.suite.cost import (
+    SplitSizes,
+    class_split_sizes,
+    main_comparison_work,
+    side_info_dims,
+)
+
+# Measured on one H200 (ResNet-18 128-d, 64 px, bf16, channels-last, batches on the GPU), and the
+# issue's goals: training at 0.7 of capacity, embed 20k img/s, h fitting 500k items/s.
+CAPACITY = 43_200
+RATES = {"train_per_s": 0.7 * CAPACITY, "embed_per_s": 20_000, "h_items_per_s": 500_000}
+
+
+def test_tiny_imagenet_splits_are_counted_as_the_loader_carves_them():
+    preset = load_preset("tiny-imagenet-100")
+    assert class_split_sizes(preset, 500, 50, 100) == SplitSizes(22_500, 45_000, 5_000, 5_000)
+    smoke = load_preset("smoke")  # 60 per class, tune 0.2, test 30 per class, 10 classes
+    assert class_split_sizes(smoke, 6_000, 1_000, 10) == SplitSizes(240, 480, 120, 300)
+
+
+def test_work_counts_every_artifact_of_notebooks_00_to_06():
+    preset = load_preset("tiny-imagenet-100-gpu")
+    work = main_comparison_work(preset, SplitSizes(old_train=10, train=20, tune=3, test=4))
+    assert side_info_dims(preset) == [128, 32]
+    assert work.training == {"old": 300, "new": 600, "bct:1": 600, "bct:3": 600, "bct:10": 600,
+                             "side:128": 800, "side:32": 800}  # SimCLR: two views per image
+    assert work.embedding["old"] == 27 and work.embedding["bct chosen"] == 4
+    assert sorted(work.transformation) == ["h:0", "h:128", "h:32"]
+    assert work.transformation["h:0"] == 20 * 80
+
+
+def test_seconds_add_up_at_the_given_rates():
+    work = main_comparison_work(load_preset("smoke"), SplitSizes(10, 20, 3, 4))
+    seconds = work.seconds(train_per_s=1, embed_per_s=1e9, h_items_per_s=1e9)
+    assert seconds["training"] == sum(work.training.values())
+    assert seconds["total"] == pytest.approx(seconds["training"], rel=1e-6)
+
+
+def test_gpu_preset_fits_eight_minutes_on_one_gpu():
+    preset = load_preset("tiny-imagenet-100-gpu")
+    sizes = class_split_sizes(preset, 500, 50, 100)
+    seconds = main_comparison_work(preset, sizes).seconds(**RATES)
+    assert seconds["total"] <= 8 * 60 - 60  # a minute left for loading data and evaluating
+    assert seconds["training"] == pytest.approx(9_675_000 / RATES["train_per_s"])
+
+
+def test_gpu_preset_is_the_issue_recipe():
+    preset = load_preset("tiny-imagenet-100-gpu")
+    assert preset.data.dataset.name == "tiny-imagenet-100" and preset.data.dataset.image_size == 64
+    assert preset.data.old_classes is None and preset.data.train_per_class is None
+    for stage in (preset.old, preset.new, preset.side_info):
+        assert (stage.model.arch, stage.model.embedding_dim) == ("resnet18", 128)
+    assert len(preset.bct.weights) > 1  # the sweep, chosen on tune
+    h = preset.transformation
+    assert (h.branch_widths, h.mixer_widths) == ([256, 256], [2048, 2048])
