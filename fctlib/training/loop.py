@@ -214,7 +214,7 @@ class _TensorBatches:
 
     def __iter__(self) -> Iterator[list[torch.Tensor]]:
         for index in self.indices:
-            yield [t[index] for t in self.tensors]
+            yield [t.index_select(0, index) for t in self.tensors]
 
     def __len__(self) -> int:
         return len(self.indices)
