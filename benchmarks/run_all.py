@@ -29,6 +29,9 @@ GOALS = {  # figure: (comparison, bound, what the issue asks)
     "migrate_1m_seconds": ("<=", 300, "1M items upgraded in 5 minutes or less"),
     "migrate_1m_peak_rss_mb": ("<=", 2048, "... with 2 GB peak memory or less"),
     "eval_50k_peak_rss_mb": ("<=", 4096, "exact evaluation at N = 50,000 within 4 GB"),
+    "h_fit_speedup_preset": (">=", 5, "h (preset's) fits 5x faster on tensor batches than via a "
+                             "DataLoader"),
+    "h_fit_speedup_reference": (">=", 5, "... and the reference h"),
 }
 
 
@@ -72,6 +75,7 @@ def measure(items: int) -> dict:
                       "--json", str(path)])
         evaluation = json.loads(path.read_text())["results"][0]
     training = child_json("bench_training.py")
+    vectors = child_json("bench_vector_batches.py")
     name = "migrate_1m" if items == 1_000_000 else f"migrate_{items}"
     return {
         "transform_items_per_s": transform["items_per_s"],
@@ -85,6 +89,9 @@ def measure(items: int) -> dict:
         "eval_50k_peak_rss_mb": evaluation["peak_rss_mb"],
         "default_preset_wall": default_preset_wall_time(),
         "training_throughput": training,
+        "h_fit_speedup_preset": vectors["preset"]["speedup"],
+        "h_fit_speedup_reference": vectors["reference"]["speedup"],
+        "h_fit_batches": vectors,
     }
 
 
@@ -103,7 +110,7 @@ def goals(figures: dict) -> list[dict]:
 def markdown(report: dict) -> str:
     """benchmarks.md: the machine, the command, the goals, then every figure."""
     f, m = report["figures"], report["machine"]
-    t = f["training_throughput"]
+    t, v = f["training_throughput"], f["h_fit_batches"]
     lines = [
         "# fct-suite benchmarks", "",
         f"Measured {report['date']} by `{report['command']}` at commit {report['git_commit']}.",
@@ -129,6 +136,10 @@ def markdown(report: dict) -> str:
         f"{t['transformation_features']['cached_features']:,.0f} |",
         f"| fitting h with features computed per batch, items/s | "
         f"{t['transformation_features']['on_the_fly']:,.0f} |",
+        *[f"| fitting the {name} h on {v['items']:,} vectors ({v[name]['dim']}-d, batch "
+          f"{v[name]['batch_size']}), items/s, {path.replace('_', ' ')} | {v[name][path]:,.0f} |"
+          for name in ("preset", "reference", "tiny")
+          for path in ("dataloader", "tensor_batches")],
         "",
     ]
     return "\n".join(lines)

@@ -12,7 +12,14 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    TensorDataset,
+)
 from tqdm import tqdm
 
 from fctlib.training import distributed
@@ -63,14 +70,17 @@ def train(
     Each epoch draws its shuffling and augmentation from a seed derived from (seed, epoch), so a run
     resumed from the last finished epoch reproduces the uninterrupted one. Under torchrun each
     process takes its share of every batch and DDP averages the gradients (see `_RankShare`).
+    A TensorDataset is moved to the device once and served in whole batches (`_TensorBatches`).
     """
     distributed.init_from_env()
     device = _process_device(device or default_device())
+    if isinstance(dataset, TensorDataset):
+        dataset = TensorDataset(*(t.to(device) for t in dataset.tensors))
     model = prepare_model(model, device)
     optimizer = make_optimizer(model.parameters(), cfg)
     if distributed.is_distributed():
         _check_data_parallel(len(dataset), cfg.batch_size)
-    loader_steps = len(_loader(dataset, cfg, seed, 0))
+    loader_steps = len(_epoch_batches(dataset, cfg, seed, 0))
     scheduler = warmup_cosine(
         optimizer, cfg.epochs * loader_steps, cfg.warmup_epochs * loader_steps
     )
@@ -98,7 +108,7 @@ def train(
         if on_epoch_start:
             on_epoch_start(model, epoch)
         torch.manual_seed(_process_seed(derived_seed(seed, epoch, 1)))
-        loader = _loader(dataset, cfg, seed, epoch)
+        loader = _epoch_batches(dataset, cfg, seed, epoch)
         total, count, started = 0.0, 0, time.perf_counter()
         bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not distributed.is_main_process())
@@ -169,6 +179,45 @@ def _loader(dataset: Dataset, cfg: TrainConfig, seed: int, epoch: int) -> DataLo
         dataset, batch_sampler=batches, num_workers=cfg.num_workers, generator=generator,
         worker_init_fn=worker_init, persistent_workers=False, pin_memory=torch.cuda.is_available(),
     )
+
+
+def _epoch_batches(dataset: Dataset, cfg: TrainConfig, seed: int, epoch: int) -> Iterable:
+    """An epoch's batches: a TensorDataset indexed in whole batches, other datasets by `_loader`."""
+    if isinstance(dataset, TensorDataset):
+        indices = _index_batches(len(dataset), cfg, seed, epoch, dataset.tensors[0].device)
+        return _TensorBatches(dataset.tensors, indices)
+    return _loader(dataset, cfg, seed, epoch)
+
+
+def _index_batches(
+    samples: int, cfg: TrainConfig, seed: int, epoch: int, device: torch.device,
+) -> list[torch.Tensor]:
+    """The index batches `_loader` yields for `samples` items, drawn as one permutation tensor
+    (put on `device`): the same generator draws, drop_last rule and share of this process."""
+    generator = torch.Generator().manual_seed(derived_seed(seed, epoch, 0))
+    # A DataLoader's iterator draws its workers' base seed before the sampler's permutation.
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(samples, generator=generator).to(device)
+    batches = list(order.split(cfg.batch_size))
+    if samples > cfg.batch_size and len(batches[-1]) < cfg.batch_size:
+        batches.pop()
+    if distributed.is_distributed():
+        return list(_RankShare(batches, distributed.rank(), distributed.world_size()))
+    return batches
+
+
+class _TensorBatches:
+    """Batches of `tensors` (all on one device) taken by index batches: no per-item collation."""
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...], indices: list[torch.Tensor]):
+        self.tensors, self.indices = tensors, indices
+
+    def __iter__(self) -> Iterator[list[torch.Tensor]]:
+        for index in self.indices:
+            yield [t.index_select(0, index) for t in self.tensors]
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 def _process_seed(seed: int) -> int:

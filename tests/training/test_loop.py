@@ -1,14 +1,18 @@
 import pytest
 import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Dataset, TensorDataset
 
 from fctlib.data.images import LabeledDataset
 from fctlib.data.splits import subsample_per_class
 from fctlib.data.transforms import train_transform
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
+from fctlib.training import distributed
 from fctlib.training.checkpoint import load_torch
 from fctlib.training.config import TrainConfig
-from fctlib.training.loop import classification_loss, train
+from fctlib.training.loop import _epoch_batches, _loader, classification_loss, train
 
 CPU = torch.device("cpu")
 
@@ -90,3 +94,58 @@ def test_adam_and_bad_config():
         TrainConfig(optimizer="lamb")
     with pytest.raises(ValueError, match="warmup"):
         TrainConfig(epochs=2, warmup_epochs=3)
+
+
+class _ItemByItem(Dataset):
+    """A TensorDataset's items under another type, so that `train` collates them one by one."""
+
+    def __init__(self, tensors):
+        self.tensors = tensors
+
+    def __len__(self):
+        return len(self.tensors[0])
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+
+@pytest.mark.parametrize(("samples", "batch_size", "epoch", "world", "rank"), [
+    (100, 32, 0, 1, 0), (100, 32, 4, 1, 0), (96, 32, 1, 1, 0), (20, 32, 0, 1, 0),
+    (32, 32, 2, 1, 0), (100, 32, 0, 2, 1), (101, 16, 3, 4, 2), (64, 16, 1, 2, 0),
+])
+def test_tensor_batches_are_the_loader_batches(monkeypatch, samples, batch_size, epoch, world,
+                                               rank):
+    monkeypatch.setattr(distributed, "is_distributed", lambda: world > 1)
+    monkeypatch.setattr(distributed, "world_size", lambda: world)
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
+    cfg = TrainConfig(epochs=5, batch_size=batch_size)
+    data = TensorDataset(torch.arange(samples), torch.randn(samples, 3))
+    loader_batches = list(_loader(data, cfg, seed=7, epoch=epoch))
+    tensor_batches = _epoch_batches(data, cfg, 7, epoch)
+    assert len(tensor_batches) == len(loader_batches) == len(list(tensor_batches))
+    for ours, theirs in zip(tensor_batches, loader_batches, strict=True):
+        assert len(ours) == len(theirs) == 2
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    indices = torch.cat([batch[0] for batch in tensor_batches])
+    assert not torch.equal(indices, indices.sort().values)  # shuffled, so the match means something
+
+
+def test_tensor_batches_train_the_weights_item_by_item_collation_trains():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 6, generator=g)
+    tensors = (x, x[:, :2] * 3 - x[:, 2:4])
+
+    def fit(data):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+        history = train(model, data, lambda m, batch: F.mse_loss(m(batch[0]), batch[1]),
+                        TrainConfig(epochs=3, batch_size=32, optimizer="adam", lr=1e-2),
+                        seed=5, device=CPU)
+        return model, [h["loss"] for h in history]
+
+    tensor_model, tensor_losses = fit(TensorDataset(*tensors))
+    item_model, item_losses = fit(_ItemByItem(tensors))
+    assert tensor_losses == item_losses and tensor_losses[-1] < tensor_losses[0]
+    for (name, a), b in zip(tensor_model.state_dict().items(), item_model.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
