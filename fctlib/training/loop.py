@@ -15,6 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
 from tqdm import tqdm
 
+from fctlib.data.batches import ImageBatches
 from fctlib.training import distributed
 from fctlib.training.checkpoint import load_torch, save_torch
 from fctlib.training.config import TrainConfig
@@ -99,6 +100,8 @@ def train(
             on_epoch_start(model, epoch)
         torch.manual_seed(_process_seed(derived_seed(seed, epoch, 1)))
         loader = _loader(dataset, cfg, seed, epoch)
+        if isinstance(dataset, ImageBatches):
+            loader = _augmented(dataset, loader, cfg, derived_seed(seed, epoch, 1), device)
         total, count, started = 0.0, 0, time.perf_counter()
         bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not distributed.is_main_process())
@@ -169,6 +172,14 @@ def _loader(dataset: Dataset, cfg: TrainConfig, seed: int, epoch: int) -> DataLo
         dataset, batch_sampler=batches, num_workers=cfg.num_workers, generator=generator,
         worker_init_fn=worker_init, persistent_workers=False, pin_memory=torch.cuda.is_available(),
     )
+
+
+def _augmented(images: ImageBatches, loader: DataLoader, cfg: TrainConfig, seed: int,
+               device: torch.device):
+    """The loader's index batches read from `images` and augmented on `device` (seeded per
+    process), in place of per-item transforms in workers."""
+    generator = torch.Generator(device).manual_seed(_process_seed(seed))
+    return images.batches(loader.batch_sampler, device, generator, cfg.num_workers)
 
 
 def _process_seed(seed: int) -> int:
