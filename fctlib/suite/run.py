@@ -25,7 +25,7 @@ from fctlib.suite.config import Preset, load_preset
 from fctlib.suite.records import Record
 from fctlib.suite.store import Artifact, ArtifactStore, fingerprint
 from fctlib.training.embed import embed
-from fctlib.training.runtime import default_device
+from fctlib.training.runtime import default_device, set_cpu_threads
 
 
 class Run:
@@ -39,6 +39,7 @@ class Run:
         self.root = Path(runs_dir or runs_root()) / self.preset.name / f"seed{seed}"
         self.results_dir = Path(results_dir or results_root(self.preset.name))
         self.device = device or default_device()
+        set_cpu_threads()  # every step of the suite starts its work here
 
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with
