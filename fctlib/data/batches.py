@@ -4,7 +4,7 @@ tensor (or, when too large for memory, decoded by DataLoader workers), transform
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from fctlib.data.images import ArrayImages, FileImages, ImageSet
 from fctlib.data.spec import DATA_PATHS
+from fctlib.data.transforms import BatchTransform
 
 MEMORY_SHARE = 0.25  # `auto` decodes into memory a set taking at most this share of the RAM
 
@@ -41,14 +42,15 @@ class ImageBatches:
     """An image set with a batch transform: `batches` yields (transformed images, labels, rows)
     on a device, or the transform's output alone when `labels` is False (labels never read)."""
 
-    def __init__(self, images: ImageSet, transform: Callable, *, labels: bool = True,
+    def __init__(self, images: ImageSet, transform: BatchTransform, *, labels: bool = True,
                  path: str = "auto"):
         """`transform` maps a uint8 (B, C, H, W) batch and a generator to the model's input;
-        `path`: memory (decode once), stream (workers decode each batch) or auto (by RAM)."""
+        `path`: memory (decode once), stream (workers decode each batch) or auto (by RAM); a
+        set already in memory (ArrayImages) is served from memory."""
         if path not in DATA_PATHS:
             raise ValueError(f"path must be one of {DATA_PATHS}, got {path!r}")
         self.images, self.transform, self.labels = images, transform, labels
-        size = getattr(transform, "image_size", None)
+        size = transform.image_size
         in_memory = isinstance(images, ArrayImages) or path == "memory" or (
             path == "auto" and fits_in_memory(images, size))
         self.path = "memory" if in_memory else "stream"
