@@ -141,7 +141,7 @@ def markdown(report: dict) -> str:
           for d in [f["data_path"]]
           for key in ("train_capacity_images_per_s", "train_images_per_s",
                       "simclr_capacity_images_per_s", "simclr_images_per_s",
-                      "embed_images_per_s")],
+                      "embed_capacity_images_per_s", "embed_images_per_s")],
         "",
     ]
     return "\n".join(lines)
