@@ -3,8 +3,10 @@ tensor (or, when too large for memory, decoded by DataLoader workers), transform
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -36,6 +38,20 @@ def decode_all(images: ImageSet, image_size: int) -> torch.Tensor:
         return images.to_arrays(image_size).images
     rows = tqdm(range(len(images)), desc="decoding images", unit="img", mininterval=2.0)
     return torch.stack([images.image(i) for i in rows])
+
+
+def held_in_memory(images: ImageSet, image_size: int, path: str, cache_dir: Path) -> ImageSet:
+    """`images` as ArrayImages when `path` is memory (auto: when they fit), files decoded once
+    through a .npy cache in `cache_dir` keyed by their paths; else `images` as they are."""
+    if path not in DATA_PATHS:
+        raise ValueError(f"path must be one of {DATA_PATHS}, got {path!r}")
+    if not isinstance(images, FileImages) or path == "stream" or (
+            path == "auto" and not fits_in_memory(images, image_size)):
+        return images
+    files = "\n".join(str(p.resolve()) for p in images.paths)
+    key = hashlib.sha256(files.encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / "decoded" / f"files-{key}-{image_size}px-{images.channels}ch.npy"
+    return images.to_arrays(image_size, cache)
 
 
 class ImageBatches:

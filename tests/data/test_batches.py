@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 from torch.utils.data import BatchSampler, SequentialSampler
 
-from fctlib.data.batches import ImageBatches, decoded_size, fits_in_memory
+from fctlib.data.batches import ImageBatches, decoded_size, fits_in_memory, held_in_memory
 from fctlib.data.images import ArrayImages, FileImages, ImageSet
 from fctlib.data.transforms import CropFlipTransform, EvalTransform, SimCLRTransform
 
@@ -100,3 +100,22 @@ def test_auto_path_decodes_what_fits_in_memory(tmp_path, monkeypatch):
     assert ImageBatches(arrays, augment, path="stream").path == "memory"  # already in memory
     with pytest.raises(ValueError, match="path must be one of"):
         ImageBatches(arrays, augment, path="disk")
+
+
+def test_held_in_memory_decodes_files_once_through_a_cache(tmp_path, monkeypatch):
+    (tmp_path / "files").mkdir()
+    files = _files(tmp_path / "files")
+    held = held_in_memory(files, 8, "auto", tmp_path / "cache")
+    assert isinstance(held, ArrayImages) and torch.equal(held.images, files.to_arrays(8).images)
+    assert held.labels.tolist() == files.labels.tolist()
+    assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 1
+    for p in files.paths:
+        p.unlink()  # the second load must come from the cache alone
+    again = held_in_memory(files, 8, "memory", tmp_path / "cache")
+    assert torch.equal(again.images, held.images)
+    assert held_in_memory(files, 8, "stream", tmp_path / "cache") is files
+    monkeypatch.setattr("fctlib.data.batches.MEMORY_SHARE", 0.0)
+    assert held_in_memory(files, 8, "auto", tmp_path / "cache") is files
+    assert held_in_memory(held, 8, "auto", tmp_path / "cache") is held
+    with pytest.raises(ValueError, match="path must be one of"):
+        held_in_memory(files, 8, "disk", tmp_path / "cache")

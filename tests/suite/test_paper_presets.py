@@ -91,7 +91,8 @@ def stand_in(name, tmp_path):
         dataset = {"root": str(tmp_path), "download": False}
         return {"data": {"dataset": dataset}}, 100, list(range(50)), len(labels)
     write_image_folder(tmp_path, WNIDS, per_class=10)
-    return {"data": {"dataset": {"root": str(tmp_path)}}}, len(WNIDS), [0, 1], 41
+    dataset = {"root": str(tmp_path), "cache_dir": str(tmp_path / "cache")}
+    return {"data": {"dataset": dataset}}, len(WNIDS), [0, 1], 41
 
 
 @pytest.mark.parametrize("name", ["cifar100", "imagenet"])
