@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, RandomSampler
 
-from fctlib.data.images import FileImages, LabeledDataset
-from fctlib.data.transforms import train_transform
+from fctlib.data.batches import ImageBatches
+from fctlib.data.images import FileImages
+from fctlib.data.transforms import CropFlipTransform
 from fctlib.methods.fct import Transformation
 from fctlib.models.backbones import build_backbone, build_model
 from fctlib.suite.config import load_preset
@@ -56,15 +57,14 @@ def bench_image_cache(batches: int) -> dict:
     size = preset.data.dataset.image_size
     model = build_model(spec, 3, 100)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    transform = train_transform(size, 3, (0.5,) * 3, (0.25,) * 3,
-                                crop_padding=preset.data.crop_padding)
-    rates = {}
+    transform = CropFlipTransform(size, 3, (0.5,) * 3, (0.25,) * 3,
+                                  crop_padding=preset.data.crop_padding)
+    rates, cpu = {}, torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         files = write_small_jpegs(Path(tmp), (batches + 1) * cfg.batch_size, 100)
-        for name, images in (("decode_every_step", files),
-                             ("decoded_once_cache", files.to_arrays(size))):
-            loader = iter(DataLoader(LabeledDataset(images, transform), cfg.batch_size,
-                                     shuffle=True, drop_last=True))
+        for name, path in (("decode_every_step", "stream"), ("decoded_once_cache", "memory")):
+            rows = BatchSampler(RandomSampler(files), cfg.batch_size, drop_last=True)
+            loader = iter(ImageBatches(files, transform, path=path).batches(rows, cpu))
 
             def step(loader=loader):
                 x, y, _ = next(loader)

@@ -32,6 +32,9 @@ GOALS = {  # figure: (comparison, bound, what the issue asks)
     "h_fit_speedup_preset": (">=", 5, "h (preset's) fits 5x faster on tensor batches than via a "
                              "DataLoader"),
     "h_fit_speedup_reference": (">=", 5, "... and the reference h"),
+    "train_vs_capacity": (">=", 0.8, "supervised training at 80% of the network's capacity"),
+    "simclr_vs_capacity": (">=", 0.6, "SimCLR training at 60% of its network's capacity"),
+    "embed_vs_train": (">=", 3, "embed at least 3x the training throughput"),
 }
 
 
@@ -76,6 +79,7 @@ def measure(items: int) -> dict:
         evaluation = json.loads(path.read_text())["results"][0]
     training = child_json("bench_training.py")
     vectors = child_json("bench_vector_batches.py")
+    data_path = child_json("bench_data_path.py")
     name = "migrate_1m" if items == 1_000_000 else f"migrate_{items}"
     return {
         "transform_items_per_s": transform["items_per_s"],
@@ -92,6 +96,9 @@ def measure(items: int) -> dict:
         "h_fit_speedup_preset": vectors["preset"]["speedup"],
         "h_fit_speedup_reference": vectors["reference"]["speedup"],
         "h_fit_batches": vectors,
+        "data_path": data_path,
+        **{key: data_path[key] for key in ("train_vs_capacity", "simclr_vs_capacity",
+                                           "embed_vs_train")},
     }
 
 
@@ -140,6 +147,12 @@ def markdown(report: dict) -> str:
           f"{v[name]['batch_size']}), items/s, {path.replace('_', ' ')} | {v[name][path]:,.0f} |"
           for name in ("preset", "reference", "tiny")
           for path in ("dataloader", "tensor_batches")],
+        *[f"| data path on {d['device']} ({d['preset']} new CNN, batch {d['batch_size']}; "
+          f"SimCLR batch {d['simclr_batch_size']}): {key}, images/s | {d[key]:,.0f} |"
+          for d in [f["data_path"]]
+          for key in ("train_capacity_images_per_s", "train_images_per_s",
+                      "simclr_capacity_images_per_s", "simclr_images_per_s",
+                      "embed_capacity_images_per_s", "embed_images_per_s")],
         "",
     ]
     return "\n".join(lines)

@@ -1,9 +1,9 @@
-"""Image sets (in memory or as files on disk) and the torch Datasets that serve them."""
+"""Image sets: in memory as one uint8 tensor, or as files on disk decoded on demand."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -180,13 +180,17 @@ class FileImages(ImageSet):
         out = np.empty(shape, dtype=np.uint8)
         for i in tqdm(range(len(self)), desc=f"decoding images to {size}px", unit="img",
                       mininterval=2.0):
-            img = self._open(i)
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
-            out[i] = _pil_to_tensor(img).numpy()
+            out[i] = self.resized_image(i, size).numpy()
         if cache_path is not None:
             save_npy_atomic(out, Path(cache_path))
         return ArrayImages(torch.from_numpy(out), self.labels, layout="NCHW")
+
+    def resized_image(self, i: int, size: int) -> torch.Tensor:
+        """Decode the i-th file resized (bilinear) to size x size, as a uint8 (C, H, W) tensor."""
+        img = self._open(self._check_index(i))
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        return _pil_to_tensor(img)
 
     def _open(self, i: int) -> Image.Image:
         path = self.paths[i]
@@ -205,38 +209,3 @@ def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
     arr = np.asarray(img, dtype=np.uint8)
     chw = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.array(chw, order="C"))  # a writable copy
-
-
-
-class LabeledDataset(torch.utils.data.Dataset):
-    """Serves (transform(image), label, index) triples for supervised training and evaluation."""
-
-    def __init__(self, images: ImageSet, transform: Callable):
-        """Wrap `images`; `transform` maps a uint8 (C, H, W) tensor to a float tensor."""
-        self.images = images
-        self.transform = transform
-
-    def __len__(self) -> int:
-        """Number of samples."""
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        """(transform(image i), label i as int, i)."""
-        return self.transform(self.images.image(i)), int(self.images.labels[i]), i
-
-
-class UnlabeledDataset(torch.utils.data.Dataset):
-    """Serves transform(image) only, never reading labels: the input of self-supervised training."""
-
-    def __init__(self, images: ImageSet, transform: Callable):
-        """Wrap `images`; `transform` maps a uint8 (C, H, W) tensor to a tensor or views."""
-        self._images = images
-        self.transform = transform
-
-    def __len__(self) -> int:
-        """Number of samples."""
-        return len(self._images)
-
-    def __getitem__(self, i: int):
-        """transform(image i)."""
-        return self.transform(self._images.image(i))

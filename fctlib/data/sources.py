@@ -50,7 +50,8 @@ class DataBundle:
     source: str  # human-readable description of where the data came from
 
 
-def _cache_dir(spec: DatasetSpec) -> Path:
+def dataset_cache_dir(spec: DatasetSpec) -> Path:
+    """The folder of a data set's extracted and decoded files (relative: under the project)."""
     path = Path(spec.cache_dir).expanduser()
     return path if path.is_absolute() else project_root() / path
 
@@ -81,7 +82,7 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 
 def _load_fashion_mnist(spec: DatasetSpec):
-    cache = _cache_dir(spec)
+    cache = dataset_cache_dir(spec)
     folders = []
     if spec.root is not None:
         folders += [Path(spec.root), Path(spec.root) / "FashionMNIST" / "raw"]
@@ -145,7 +146,7 @@ def _cifar_split(path: Path) -> ArrayImages:
 
 
 def _load_cifar100(spec: DatasetSpec):
-    base = Path(spec.root) if spec.root is not None else _cache_dir(spec)
+    base = Path(spec.root) if spec.root is not None else dataset_cache_dir(spec)
     candidates = [base / "cifar-100-python", base]
     names = ("train", "test", "meta")
 
@@ -206,7 +207,7 @@ def _read_lines(path: Path) -> list[str]:
 
 def _load_tiny_imagenet(spec: DatasetSpec):
     source = tiny_imagenet_archives(spec)
-    extracted = extract_verified(source, _cache_dir(spec) / "tiny-imagenet-100")
+    extracted = extract_verified(source, dataset_cache_dir(spec) / "tiny-imagenet-100")
     data = extracted / "tiny-imagenet-100"
     wnids = _read_lines(data / "wnids.txt")
     words = dict(line.split("\t", 1) for line in _read_lines(data / "words.txt") if "\t" in line)

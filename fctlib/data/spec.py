@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 DATASET_NAMES = ("fashion-mnist", "tiny-imagenet-100", "cifar100", "imagefolder", "folder-split",
                  "npz")
+# How training serves images: decoded once into memory, streamed by DataLoader workers, or
+# chosen by the decoded size against the machine's RAM
+DATA_PATHS = ("auto", "memory", "stream")
 
 @dataclass(frozen=True)
 class DatasetSpec:

@@ -167,8 +167,10 @@ class Splits:
 
 def load_splits(cfg: DataConfig) -> Splits:
     """Load the data set and carve train / tune / test and the old classes, deterministically
-    (the same for every seed: seeds vary initialisation and training only)."""
-    from fctlib.data.sources import load_dataset
+    (the same for every seed: seeds vary initialisation and training only); image files are
+    decoded into memory as `cfg.path` says."""
+    from fctlib.data.batches import held_in_memory
+    from fctlib.data.sources import dataset_cache_dir, load_dataset
 
     bundle = load_dataset(cfg.dataset)
     old = validate_class_split(
@@ -177,6 +179,9 @@ def load_splits(cfg: DataConfig) -> Splits:
     )
     train_pool = subsample_per_class(bundle.train, cfg.train_per_class, SPLIT_SEED)
     train, tune = carve_tune(train_pool, cfg.tune_fraction, SPLIT_SEED)
-    return Splits(train=train, tune=tune,
-                  test=subsample_per_class(bundle.test, cfg.test_per_class, SPLIT_SEED),
-                  bundle=bundle, old_classes=old)
+    test = subsample_per_class(bundle.test, cfg.test_per_class, SPLIT_SEED)
+    # files are decoded once here unless cfg.path streams them (see `held_in_memory`)
+    train, tune, test = (
+        held_in_memory(s, bundle.image_size, cfg.path, dataset_cache_dir(cfg.dataset))
+        for s in (train, tune, test))
+    return Splits(train=train, tune=tune, test=test, bundle=bundle, old_classes=old)

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from fctlib.data.images import ImageSet, LabeledDataset
+from fctlib.data.batches import ImageBatches
+from fctlib.data.images import ImageSet
 from fctlib.data.splits import remap_labels, select_classes
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.models.backbones import build_model
@@ -30,7 +31,8 @@ def fit_classifier(run: Run, folder: Path, build: Callable[[], nn.Module], image
     seed = run.seed if seed is None else seed
     seed_everything(seed)  # the initialisation, whatever was trained or loaded before
     model = build()
-    data = LabeledDataset(remap_labels(images, classes), run.train_transform())
+    data = ImageBatches(remap_labels(images, classes), run.train_transform(),
+                        path=run.preset.data.path)
     history = train(model, data, loss, cfg, seed=seed, checkpoint=folder / "model.pt",
                     device=run.device, desc=desc)
     return model, history

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fctlib.data.images import ImageSet, UnlabeledDataset
+from fctlib.data.batches import ImageBatches
+from fctlib.data.images import ImageSet
 from fctlib.data.splits import select_classes
-from fctlib.data.transforms import simclr_transform
+from fctlib.data.transforms import SimCLRTransform
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import artifact_kind
 from fctlib.models.backbones import build_backbone, build_model
@@ -77,23 +78,25 @@ def side_info_training_images(train_images: ImageSet, classes: list[int]) -> Ima
 def train_side_info_model(
     images: ImageSet,
     spec: ModelSpec,
-    pair_transform: Callable,
+    pair_transform: SimCLRTransform,
     cfg: TrainConfig,
     *,
     seed: int,
     temperature: float = 0.5,
     checkpoint=None,
     device=None,
+    data_path: str = "auto",
 ) -> tuple[nn.Module, list[dict]]:
     """Train a SimCLR model on `images` without their labels; return its backbone and history.
 
-    `pair_transform` maps one image to two augmented views; the side-info size is
-    `spec.embedding_dim`.
+    `pair_transform` maps a batch to two augmented views; the side-info size is
+    `spec.embedding_dim`; `data_path`: how the images are served (see `ImageBatches`).
     """
     torch.manual_seed(seed)
     model = SimCLRModel(build_backbone(spec, images.channels), spec.embedding_dim)
     history = train(
-        model, UnlabeledDataset(images, pair_transform), simclr_loss(temperature), cfg,
+        model, ImageBatches(images, pair_transform, labels=False, path=data_path),
+        simclr_loss(temperature), cfg,
         seed=seed, checkpoint=checkpoint, device=device, desc="side-info",
     )
     return model.backbone, history
@@ -123,9 +126,9 @@ def simclr_artifact(run: Run, name: str, classes: list[int], spec: ModelSpec) ->
         images = side_info_training_images(run.splits.train, classes)
         seed_everything(run.seed)
         return train_side_info_model(
-            images, spec, simclr_transform(size, channels, mean, std), cfg.training,
+            images, spec, SimCLRTransform(size, channels, mean, std), cfg.training,
             seed=run.seed, temperature=cfg.temperature, checkpoint=folder / "model.pt",
-            device=run.device)
+            device=run.device, data_path=run.preset.data.path)
 
     return Artifact(name, "side", (spec, cfg.training, cfg.temperature, classes), fit)
 

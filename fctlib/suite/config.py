@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from fctlib.data.spec import DatasetSpec
+from fctlib.data.spec import DATA_PATHS, DatasetSpec
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.models.spec import ModelSpec
 from fctlib.paths import project_root
@@ -40,6 +40,7 @@ class DataConfig:
     crop_padding: int = 2
     flip: bool = True
     normalization: str = "dataset"  # mean/std: the train split's, or ImageNet's (RGB only)
+    path: str = "auto"  # images served from memory, streamed from disk, or auto (by RAM)
 
     def __post_init__(self):
         if not 0 < self.tune_fraction < 1:
@@ -48,6 +49,8 @@ class DataConfig:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
             )
+        if self.path not in DATA_PATHS:
+            raise ValueError(f"path must be one of {DATA_PATHS}, got {self.path!r}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 
 import fctlib.methods  # noqa: F401  (registers every method's encoders)
 from fctlib.data.splits import Splits, load_splits
-from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropFlipTransform, EvalTransform
 from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.methods.registry import declare
 from fctlib.paths import results_root, runs_root
@@ -25,7 +25,7 @@ from fctlib.suite.config import Preset, load_preset
 from fctlib.suite.records import Record
 from fctlib.suite.store import Artifact, ArtifactStore, fingerprint
 from fctlib.training.embed import embed
-from fctlib.training.runtime import default_device
+from fctlib.training.runtime import default_device, set_cpu_threads
 
 
 class Run:
@@ -39,6 +39,7 @@ class Run:
         self.root = Path(runs_dir or runs_root()) / self.preset.name / f"seed{seed}"
         self.results_dir = Path(results_dir or results_root(self.preset.name))
         self.device = device or default_device()
+        set_cpu_threads()  # every step of the suite starts its work here
 
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with
@@ -65,15 +66,15 @@ class Run:
             )
         return b.image_size, b.channels, IMAGENET_MEAN, IMAGENET_STD
 
-    def train_transform(self):
-        """The training augmentation of the preset's images."""
+    def train_transform(self) -> CropFlipTransform:
+        """The training augmentation of the preset's images (batch-wise)."""
         size, ch, mean, std = self.image_stats
         d = self.preset.data
-        return train_transform(size, ch, mean, std, crop_padding=d.crop_padding, flip=d.flip)
+        return CropFlipTransform(size, ch, mean, std, crop_padding=d.crop_padding, flip=d.flip)
 
-    def eval_transform(self):
-        """The preset's images, normalised, without augmentation."""
-        return eval_transform(*self.image_stats)
+    def eval_transform(self) -> EvalTransform:
+        """The preset's images, normalised, without augmentation (batch-wise)."""
+        return EvalTransform(*self.image_stats)
 
     # -- artifacts ----------------------------------------------------------------------------
     @cached_property

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, SequentialSampler
 from tqdm import tqdm
 
-from fctlib.data.images import ImageSet, LabeledDataset
+from fctlib.data.batches import ImageBatches
+from fctlib.data.images import ImageSet
+from fctlib.data.transforms import BatchTransform
 from fctlib.training.runtime import autocast, default_device, prepare_model, to_device
 
 
@@ -18,7 +20,7 @@ from fctlib.training.runtime import autocast, default_device, prepare_model, to_
 def embed(
     models: nn.Module | Sequence[nn.Module],
     images: ImageSet,
-    transform: Callable,
+    transform: BatchTransform,
     *,
     batch_size: int = 512,
     device: torch.device | None = None,
@@ -27,18 +29,19 @@ def embed(
 ) -> np.ndarray | list[np.ndarray]:
     """Embeddings (N, d) float32 of every image, in order; a list of arrays for a list of models.
 
-    All models see the same transformed batch, so a random `transform` (augmented views) gives
-    matching features; `seed` makes those views reproducible.
+    Batches of the decoded images are transformed on `device`; all models see the same batch,
+    so a random `transform` (augmented views) gives matching features, reproducible by `seed`.
     """
     single = isinstance(models, nn.Module)
     models = [models] if single else list(models)
     device = device or default_device()
     models = [prepare_model(m, device).eval() for m in models]
-    torch.manual_seed(seed)
-    loader = DataLoader(LabeledDataset(images, transform), batch_size=batch_size, shuffle=False)
+    rows = BatchSampler(SequentialSampler(range(len(images))), batch_size, drop_last=False)
+    generator = torch.Generator(device).manual_seed(seed)
+    batches = ImageBatches(images, transform, labels=False).batches(rows, device, generator)
     outputs: list[list[np.ndarray]] = [[] for _ in models]
-    for batch in tqdm(loader, desc=desc, leave=False):
-        x = to_device(batch[0], device)
+    for x in tqdm(batches, desc=desc, leave=False):
+        x = to_device(x, device)  # channels-last on CUDA
         with autocast(device):
             for out, model in zip(outputs, models, strict=True):
                 y = model(x)

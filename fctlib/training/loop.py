@@ -22,6 +22,7 @@ from torch.utils.data import (
 )
 from tqdm import tqdm
 
+from fctlib.data.batches import ImageBatches
 from fctlib.training import distributed
 from fctlib.training.checkpoint import load_torch, save_torch
 from fctlib.training.config import TrainConfig
@@ -109,6 +110,8 @@ def train(
             on_epoch_start(model, epoch)
         torch.manual_seed(_process_seed(derived_seed(seed, epoch, 1)))
         loader = _epoch_batches(dataset, cfg, seed, epoch)
+        if isinstance(dataset, ImageBatches):
+            loader = _augmented(dataset, loader, cfg, derived_seed(seed, epoch, 1), device)
         total, count, started = 0.0, 0, time.perf_counter()
         bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not distributed.is_main_process())
@@ -218,6 +221,14 @@ class _TensorBatches:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+def _augmented(images: ImageBatches, loader: DataLoader, cfg: TrainConfig, seed: int,
+               device: torch.device):
+    """The loader's index batches read from `images` and augmented on `device` (seeded per
+    process), in place of per-item transforms in workers."""
+    generator = torch.Generator(device).manual_seed(_process_seed(seed))
+    return images.batches(loader.batch_sampler, device, generator, cfg.num_workers)
 
 
 def _process_seed(seed: int) -> int:

@@ -1,8 +1,9 @@
-"""Where and how computations run: seeds, device choice, mixed precision."""
+"""Where and how computations run: seeds, device choice, CPU threads, mixed precision."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 
 import numpy as np
@@ -27,6 +28,22 @@ def derived_seed(seed: int, *parts: int) -> int:
 def default_device() -> torch.device:
     """CUDA when a GPU is present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_threads() -> int:
+    """torch's intra-op threads for this process: OMP_NUM_THREADS when set, else the CPUs this
+    process may run on shared by the processes torchrun started on the node (at least 1)."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, len(os.sched_getaffinity(0)) // max(1, processes))
+
+
+def set_cpu_threads() -> int:
+    """Set torch's intra-op threads to `cpu_threads()` and return the number."""
+    threads = cpu_threads()
+    torch.set_num_threads(threads)
+    return threads
 
 
 def autocast(device: torch.device):

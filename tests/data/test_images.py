@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 import fctlib.data.images as images_module
-from fctlib.data.images import ArrayImages, FileImages, ImageSet, LabeledDataset, UnlabeledDataset
+from fctlib.data.images import ArrayImages, FileImages
 from fctlib.io import save_npy_atomic
 
 
@@ -198,53 +198,3 @@ def test_save_npy_atomic_leaves_old_file_on_failure(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert np.load(target).tolist() == [0, 1, 2, 3]
     assert [p.name for p in tmp_path.iterdir()] == ["a.npy"]
-
-
-# ---------------------------------------------------------------- Datasets
-
-
-def test_labeled_dataset_returns_transformed_image_label_and_index():
-    data = _random_uint8((3, 1, 4, 4))
-    dataset = LabeledDataset(ArrayImages(data, [7, 8, 9]), lambda x: x.float() / 255)
-    assert len(dataset) == 3
-    image, label, index = dataset[1]
-    assert torch.allclose(image, torch.from_numpy(data[1]).float() / 255)
-    assert (label, index) == (8, 1) and isinstance(label, int)
-    batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))
-    assert batch[0].shape == (3, 1, 4, 4)
-    assert batch[1].tolist() == [7, 8, 9] and batch[2].tolist() == [0, 1, 2]
-
-
-class _LabelsForbidden(ImageSet):
-    """An image set whose labels must not be read."""
-
-    channels = 1
-
-    def __init__(self, data):
-        self.data = data
-
-    @property
-    def labels(self):
-        raise AssertionError("UnlabeledDataset read the labels")
-
-    def __len__(self):
-        return len(self.data)
-
-    def image(self, i):
-        return self.data[i]
-
-    def subset(self, indices):
-        return _LabelsForbidden(self.data[list(indices)])
-
-    def with_labels(self, labels):
-        raise AssertionError("not used")
-
-
-def test_unlabeled_dataset_never_reads_labels():
-    data = torch.from_numpy(_random_uint8((4, 1, 3, 3)))
-    dataset = UnlabeledDataset(_LabelsForbidden(data), lambda x: (x.float(), x.float() + 1))
-    assert len(dataset) == 4
-    first, second = dataset[2]
-    assert torch.equal(first, data[2].float()) and torch.equal(second, data[2].float() + 1)
-    views = next(iter(torch.utils.data.DataLoader(dataset, batch_size=4)))
-    assert views[0].shape == (4, 1, 3, 3)

@@ -4,7 +4,7 @@ import torch
 
 from fctlib.data.images import ImageSet
 from fctlib.data.splits import subsample_per_class
-from fctlib.data.transforms import simclr_transform
+from fctlib.data.transforms import SimCLRTransform
 from fctlib.methods.side_info import nt_xent, side_info_training_images, train_side_info_model
 from fctlib.models.spec import ModelSpec
 from fctlib.training.config import TrainConfig
@@ -61,7 +61,7 @@ def test_side_info_reads_only_old_class_images_and_no_labels(fashion_mnist):
     cfg = TrainConfig(epochs=3, batch_size=40, optimizer="adam", lr=2e-3, weight_decay=0)
     backbone, history = train_side_info_model(
         selected, ModelSpec(arch="small_cnn", width=8, embedding_dim=8),
-        simclr_transform(28, 1, fashion.mean, fashion.std), cfg, seed=0, device=CPU,
+        SimCLRTransform(28, 1, fashion.mean, fashion.std), cfg, seed=0, device=CPU,
     )
     read = np.array(sorted(spy.log["read"]))
     spy.log["labels_locked"] = False

@@ -35,6 +35,7 @@ def _write(tmp_path, text):
     ("name: x\nold: {training: {epochs: 0}}\n", "impossible value in 'old.training'"),
     ("name: x\ndistance: manhattan\n", "distance must be one of"),
     ("name: x\ndata: {tune_fraction: 1.5}\n", "tune_fraction"),
+    ("name: x\ndata: {path: disk}\n", "path must be one of"),
     ("name: x\nold: {model: {arch: vgg}}\n", "unknown arch"),
     ("name: x\ndata: {dataset: {name: mnist}}\n", "unknown data set name"),
 ])

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fctlib.data.images import LabeledDataset
+from fctlib.data.batches import decode_all
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fctlib.models.backbones import build_backbone, build_model
 from fctlib.suite.config import PresetError, load_preset
@@ -91,7 +91,8 @@ def stand_in(name, tmp_path):
         dataset = {"root": str(tmp_path), "download": False}
         return {"data": {"dataset": dataset}}, 100, list(range(50)), len(labels)
     write_image_folder(tmp_path, WNIDS, per_class=10)
-    return {"data": {"dataset": {"root": str(tmp_path)}}}, len(WNIDS), [0, 1], 41
+    dataset = {"root": str(tmp_path), "cache_dir": str(tmp_path / "cache")}
+    return {"data": {"dataset": dataset}}, len(WNIDS), [0, 1], 41
 
 
 @pytest.mark.parametrize("name", ["cifar100", "imagenet"])
@@ -103,8 +104,9 @@ def test_pipeline_on_stand_in_data(name, tmp_path):
     assert splits.bundle.num_classes == num_classes and splits.old_classes == old_classes
     assert len(splits.train) + len(splits.tune) == images and splits.bundle.image_size == 224
 
-    data = LabeledDataset(splits.train, run.train_transform())
-    batch = torch.stack([data[i][0] for i in range(2)])
+    decoded = decode_all(splits.train, 224)
+    augmented = run.train_transform()(decoded, torch.Generator().manual_seed(0))
+    batch = augmented[:2]
     assert batch.shape == (2, 3, 224, 224)
     # a constant image stays constant through resize, crop and flip: its value is
     # (colour / 255 - ImageNet mean) / ImageNet std in each channel
@@ -113,9 +115,9 @@ def test_pipeline_on_stand_in_data(name, tmp_path):
     expected = (torch.tensor(CONSTANT) / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(
         IMAGENET_STD)
     if name == "imagenet":  # padding of the random crop brings zeros in at the border
-        image = data[constant[0]][0][:, 28:-28, 28:-28]
+        image = augmented[constant[0]][:, 28:-28, 28:-28]
     else:
-        image = data[constant[0]][0]
+        image = augmented[constant[0]]
     assert image.shape[0] == 3 and len(constant) == 1
     torch.testing.assert_close(image, expected[:, None, None].expand_as(image), rtol=0, atol=1e-5)
 

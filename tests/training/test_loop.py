@@ -4,9 +4,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from fctlib.data.images import LabeledDataset
+from fctlib.data.batches import ImageBatches
 from fctlib.data.splits import subsample_per_class
-from fctlib.data.transforms import train_transform
+from fctlib.data.transforms import CropFlipTransform
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
 from fctlib.training import distributed
@@ -20,8 +20,7 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def fashion_small(fashion_mnist):
     images = subsample_per_class(fashion_mnist.train, 64, seed=0)
-    transform = train_transform(28, 1, fashion_mnist.mean, fashion_mnist.std)
-    return LabeledDataset(images, transform)
+    return ImageBatches(images, CropFlipTransform(28, 1, fashion_mnist.mean, fashion_mnist.std))
 
 
 def _model(seed=0):
