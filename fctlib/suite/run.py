@@ -9,6 +9,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 from pathlib import Path
 
@@ -80,7 +81,9 @@ class Run:
     @cached_property
     def store(self) -> ArtifactStore:
         """The run's artifacts; every key depends on the data, the class split and the seed."""
-        context = (fingerprint(self.preset.data, self.splits.old_classes), self.seed)
+        # how images are served (data.path) trains on the same batches: not part of any key
+        data = dataclasses.replace(self.preset.data, path="auto")
+        context = (fingerprint(data, self.splits.old_classes), self.seed)
         return ArtifactStore(self.root, context, self._embed_split)
 
     def _embed_split(self, model: torch.nn.Module, split: str, name: str) -> np.ndarray:

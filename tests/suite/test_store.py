@@ -91,6 +91,7 @@ def test_a_run_artifact_moves_when_a_preset_slice_it_declares_changes(fashion_mn
 
 def test_a_run_artifact_ignores_slices_it_does_not_declare(fashion_mnist, tmp_path):
     runs = [Run("smoke", 0, overrides=o, runs_dir=tmp_path)
-            for o in (None, {"cross": {"cosine_scale": 8.0}, "fastfill": {"mu": 0.2}})]
+            for o in (None, {"cross": {"cosine_scale": 8.0}, "fastfill": {"mu": 0.2},
+                             "data": {"path": "stream"}})]
     for name in ("old", "new", "cross:arch", "side:8", "h:8"):
         assert len({_where(r.store, r.artifact(name)) for r in runs}) == 1, name
