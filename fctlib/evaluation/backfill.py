@@ -9,7 +9,6 @@ from tqdm import tqdm
 from fctlib.evaluation.retrieval import evaluate_case
 
 FRACTIONS = np.linspace(0.0, 1.0, 22)  # the published 22 equally spaced points
-ORDERS = ("random", "uncertainty", "oracle")
 
 
 def random_order(n: int, seed: int) -> np.ndarray:
