@@ -1,5 +1,8 @@
 """The report's tables, one module per table family, built from the step records (torch-free).
 
+A table counts a seed only when the seed has every step the table reads (`coverage`); the page
+layout is in `fctlib.report.page`, the opening summary in `fctlib.report.summary`.
+
 A family's `*_frame(…, seed)` takes one seed's data (what a step notebook has), its
 `*_rows(records)` every seed's (load_records' output), and its tables take either. `from fctlib
 import report` gives them all; the charts are in `fctlib.report.figures`.
@@ -32,10 +35,16 @@ from fctlib.report.common import (
     metrics_frame,
     read_table,
     run_provenance,
-    seeds_with,
     write_table,
 )
-from fctlib.report.exploration import exploration_table
+from fctlib.report.coverage import (
+    Coverage,
+    coverage,
+    coverage_warnings,
+    load_not_run,
+    not_run_line,
+)
+from fctlib.report.exploration import exploration_by_case, exploration_table
 from fctlib.report.main import (
     CASE_ORDER,
     PUBLISHED_SOURCE,
@@ -44,6 +53,7 @@ from fctlib.report.main import (
     claims_sentence,
     claims_table,
     gap_closed,
+    gap_closed_table,
     main_by_split_table,
     main_table,
     paper_comparison,
@@ -54,6 +64,7 @@ from fctlib.report.methods import (
     criteria_sentence,
     criteria_table,
     methods_frame,
+    methods_not_run,
     methods_rows,
     methods_sentence,
     methods_table,
@@ -73,17 +84,19 @@ from fctlib.report.multistep import (
 )
 
 __all__ = [
-    "CASE_ORDER", "METHODS_COLUMNS", "METRICS", "PUBLISHED_BACKFILLING_SOURCE", "PUBLISHED_SOURCE",
-    "ablation_rows", "backfilling_claims", "backfilling_paper_comparison",
+    "CASE_ORDER", "Coverage", "METHODS_COLUMNS", "METRICS", "PUBLISHED_BACKFILLING_SOURCE",
+    "PUBLISHED_SOURCE", "ablation_rows", "backfilling_claims", "backfilling_paper_comparison",
     "backfilling_points_table", "backfilling_rows", "backfilling_sentence", "backfilling_table",
     "bct_sweep_table", "case_frame", "case_rows", "claims_sentence", "claims_table",
-    "compatibility_sentence", "compatibility_table", "criteria_sentence", "criteria_table",
-    "curve_frame", "data_share_table", "exploration_table", "gap_closed", "main_by_split_table",
-    "main_table", "matrix_frame", "matrix_rows", "matrix_table", "methods_frame", "methods_rows",
-    "methods_sentence", "methods_table", "metrics_frame", "paper_comparison", "price_table",
-    "published_gaps", "read_table", "run_provenance", "scores_frame", "scores_rows",
-    "scores_table", "seeds_criteria", "seeds_unpriced", "seeds_with", "setting_frame",
-    "side_info_size_rows", "side_info_size_table", "side_info_source_sentence",
+    "compatibility_sentence", "compatibility_table", "coverage", "coverage_warnings",
+    "criteria_sentence", "criteria_table", "curve_frame", "data_share_table",
+    "exploration_by_case", "exploration_table",
+    "gap_closed", "gap_closed_table", "load_not_run", "main_by_split_table", "main_table",
+    "matrix_frame", "matrix_rows", "matrix_table", "methods_frame", "methods_not_run",
+    "methods_rows", "methods_sentence", "methods_table", "metrics_frame", "not_run_line",
+    "paper_comparison", "price_table", "published_gaps", "read_table", "run_provenance",
+    "scores_frame", "scores_rows", "scores_table", "seeds_criteria", "seeds_unpriced",
+    "setting_frame", "side_info_size_rows", "side_info_size_table", "side_info_source_sentence",
     "side_info_source_table", "sweep_frame", "sweep_rows", "trend_sentence", "width_table",
     "write_table",
 ]

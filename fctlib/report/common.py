@@ -39,19 +39,16 @@ def over_seeds(records: Records, step: str, frame_of: Callable[[Record, int], pd
                   if step in steps], columns)
 
 
-def seeds_with(records: Records, step: str) -> int:
-    """How many seeds have a record of `step`."""
-    return sum(step in steps for steps in records.values())
-
-
 def mean_std(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group of `keys`: each metric's mean, its standard deviation over seeds (`_std`) and the
-    number of seeds, rounded to 2 decimals."""
+    """Per group of `keys`: each metric's mean, its standard deviation over seeds (`_std`: only
+    when a group has two seeds or more, empty for a group of one) and the number of seeds,
+    rounded to 2 decimals."""
     grouped = df.groupby(keys, sort=False)
     table = grouped[list(METRICS)].mean()
-    std = grouped[list(METRICS)].std(ddof=1).fillna(0.0).add_suffix("_std")
-    table = table.join(std)
-    table["seeds"] = grouped["seed"].nunique()
+    seeds = grouped["seed"].nunique()
+    if seeds.max() > 1:
+        table = table.join(grouped[list(METRICS)].std(ddof=1).add_suffix("_std"))
+    table["seeds"] = seeds
     return table.reset_index().round(2)
 
 

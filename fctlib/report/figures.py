@@ -3,6 +3,7 @@ figures are in fctlib.data.preview); matplotlib is imported when a chart is draw
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,11 +15,21 @@ from fctlib.io import atomic_write
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
 
+GAP_LIMITS = (-0.5, 1.2)  # the gap-closed chart's axis: 0 = old/old, 1 = new/new
 
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Save a figure as PNG (atomically, 120 dpi)."""
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight",
-                                                      format="png"))
+
+def save_figure(fig: plt.Figure, path: str | Path, *, palette: bool = False) -> Path:
+    """Save a figure as PNG (atomically, 120 dpi); `palette`: 100 dpi and 256 colours, a third of
+    the bytes for line and bar charts."""
+    if not palette:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight",
+                                                          format="png"))
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, bbox_inches="tight", format="png")
+    image = Image.open(buffer).convert("RGB").quantize(colors=256)
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG", optimize=True))
 
 
 def plot_histories(histories: dict[str, list[dict]], key: str = "loss") -> plt.Figure:
@@ -50,24 +61,36 @@ def plot_cases(table: pd.DataFrame, metrics: tuple[str, ...] = ("top1", "mAP")) 
     return fig
 
 
-def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | None = None
-                    ) -> plt.Figure:
-    """Share of the old-to-new gap each case closes: ours, and each published run where given."""
+def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | None = None,
+                    limits: tuple[float, float] = GAP_LIMITS) -> plt.Figure:
+    """Share of the old-to-new gap each case closes: ours, and each published run where given.
+    The axis spans `limits`; a bar beyond them is cut at the edge, hatched, and labelled with its
+    value, so one far-off case does not flatten the others."""
     import matplotlib.pyplot as plt
 
     frames = {"ours": ours, **(published or {})}
     cases = list(ours["case"])
     bars = [(label, m) for label in frames for m in ("top1", "mAP")]
     width = 0.8 / len(bars)
+    low, high = limits
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for i, (label, m) in enumerate(bars):
-        values = frames[label].set_index("case")[f"{m}_gap_closed"].reindex(cases)
-        ax.bar(np.arange(len(cases)) + i * width, values, width, label=f"{label} {m}")
+        values = frames[label].set_index("case")[f"{m}_gap_closed"].reindex(cases).to_numpy()
+        x = np.arange(len(cases)) + i * width
+        clipped = np.clip(values, low, high)
+        drawn = ax.bar(x, clipped, width, label=f"{label} {m}")
+        for xi, value, shown in zip(x, values, clipped, strict=True):
+            if np.isfinite(value) and value != shown:
+                ax.bar(xi, shown, width, fill=False, hatch="///", edgecolor="black", lw=0)
+                ax.annotate(f"{value:.2f}", (xi, shown), ha="center", fontsize=7,
+                            va="bottom" if shown > 0 else "top", rotation=90,
+                            color=drawn.patches[0].get_facecolor())
+    ax.set_ylim(low - 0.35, high + 0.1)
     ax.set_xticks(np.arange(len(cases)) + 0.4 - width / 2, cases, rotation=20)
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_ylabel("share of old->new gap closed")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, ncol=3)
     ax.grid(axis="y", alpha=0.3)
     return fig
 

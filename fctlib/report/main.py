@@ -77,7 +77,7 @@ def main_by_split_table(long: pd.DataFrame) -> pd.DataFrame:
     cols = ["case", "split", *METRICS, *(f"{m}_std" for m in METRICS), "seeds"]
     split_rank = {"old": 0, "new": 1, "all": 2}
     table = table.sort_values("split", key=lambda s: s.map(split_rank), kind="stable")
-    return _order_cases(table)[cols]
+    return _order_cases(table)[[c for c in cols if c in table]]
 
 
 def claims_table(long: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
@@ -144,7 +144,7 @@ def paper_comparison(table: pd.DataFrame, ours_label: str) -> pd.DataFrame:
             col = f"{m}_gap_closed"
             row[f"ours_{col}"] = ours_gap.at[case, col] if case in ours_gap.index else np.nan
         for dataset, published in PUBLISHED.groupby("dataset", sort=False):
-            tag = dataset.lower().replace("-", "").replace("1k", "")
+            tag = _published_tags()[dataset]
             pub = published.set_index("case")
             row.update({f"{tag}_{m}": pub.at[case, m] if case in pub.index else np.nan
                         for m in METRICS})
@@ -160,3 +160,24 @@ def published_gaps() -> dict[str, pd.DataFrame]:
     """Gap closed by each method in the published runs, per data set."""
     return {f"published {name}": gap_closed(frame.reset_index(drop=True))
             for name, frame in PUBLISHED.groupby("dataset", sort=False)}
+
+
+def gap_closed_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """paper_comparison's output as one table to read: a row per case, and per metric our mean
+    (%), then the share of the gap closed by ours and by each published run (empty where the
+    published runs have no such case)."""
+    runs = {"ours": "ours"} | {tag: name for name, tag in _published_tags().items()}
+    columns = {}
+    for m in HEADLINE_METRICS:
+        columns[(f"{m} (%)", "ours")] = comparison[f"ours_{m}"]
+        for tag, name in runs.items():
+            columns[(f"{m} gap closed", name)] = comparison[f"{tag}_{m}_gap_closed"]
+    table = pd.DataFrame(columns)
+    table.index = pd.Index(comparison["case"], name="case")
+    return table
+
+
+def _published_tags() -> dict[str, str]:
+    """Each published data set and the tag of its columns in paper_comparison."""
+    return {name: name.lower().replace("-", "").replace("1k", "")
+            for name in PUBLISHED["dataset"].unique()}

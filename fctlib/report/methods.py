@@ -11,6 +11,9 @@ from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds
 from fctlib.suite.records import Criterion, MethodRow
 
 METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1")
+# every method notebook 09 measures (methods.registry.METHODS; kept torch-free here)
+METHOD_NAMES = ("independent", "bct", "fct", "fastfill", "projection", "dsimplex", "oca",
+                "fct-arch", "fct-loss")
 METHOD_VALUES = [*METRICS, "new_top1"]
 
 
@@ -124,3 +127,14 @@ def criteria_sentence(criteria: pd.DataFrame, prices: pd.DataFrame, distance: st
         text += (" Price of each new model against the independent one (points of top-1; FCT's "
                  f"is 0 by construction): {', '.join(paid)}.")
     return text
+
+
+def methods_not_run(table: pd.DataFrame, reasons: dict[str, str]) -> str:
+    """One line naming the methods the table has no rows of, with the stated reason of each
+    (results/<preset>/not_run.json) where there is one; empty when every method ran."""
+    missing = [m for m in METHOD_NAMES if m not in set(table["method"])]
+    if not missing:
+        return ""
+    why = sorted({reasons[m] for m in missing if m in reasons})
+    return (f"Not measured for this preset: {', '.join(missing)}"
+            f"{' (' + '; '.join(why) + ')' if why else ''}.")

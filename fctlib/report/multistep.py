@@ -35,9 +35,12 @@ def matrix_rows(records: Records) -> pd.DataFrame:
 
 
 def matrix_table(long: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each entry, in the order measured."""
+    """Mean and standard deviation over seeds of each entry (no `std` with one seed), in the
+    order measured."""
     keys = ["distance", "method", "metric", "query", "gallery"]
     table = long.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"])
+    if table["count"].max() < 2:
+        table = table.drop(columns="std")
     return table.rename(columns={"count": "seeds"}).reset_index().round(2)
 
 

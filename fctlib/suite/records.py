@@ -2,8 +2,9 @@
 results/<preset>/metrics/seed<k>/<step>.json, and one per explored setting
 (results/<preset>/exploration/<label>.json), read and written in the same JSON shape.
 
-Every record has `artifacts`: artifact name -> git commit of the code that trained it (empty in
-files written before it existed, and then left out of the JSON).
+Every record has `artifacts`: artifact name -> git commit of the code that trained it, and
+`commit`: the commit of the code that measured it (both empty in files written before they
+existed, and then left out of the JSON).
 """
 
 from __future__ import annotations
@@ -76,16 +77,20 @@ def _dump(value):
 
 @dataclass(kw_only=True)
 class Record(JsonData):
-    """What one step measured, with the commits of the code that trained its artifacts."""
+    """What one step measured, with the commits of the code that measured it and trained its
+    artifacts."""
 
     STEP: ClassVar[str]
+    NOTEBOOK: ClassVar[str] = ""  # the notebook that writes it
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
+    commit: str = ""  # the git commit of the code that measured it ("" : unrecorded)
 
     def to_json(self) -> dict:
-        """The record as plain JSON values (`artifacts` left out while empty)."""
+        """The record as plain JSON values (`artifacts` and `commit` left out while empty)."""
         data = super().to_json()
-        if not self.artifacts:
-            del data["artifacts"]
+        for key in ("artifacts", "commit"):
+            if not data[key]:
+                del data[key]
         return data
 
     def path(self, results_dir: str | Path, seed: int) -> Path:
@@ -102,6 +107,7 @@ class DataRecord(Record):
     """Notebook 00: the data set's source, class names, old classes and split sizes."""
 
     STEP: ClassVar[str] = "data"
+    NOTEBOOK: ClassVar[str] = "00_data"
     source: str
     old_classes: list[int]
     class_names: list[str]
@@ -113,6 +119,7 @@ class OldRecord(Record):
     """Notebook 01: the old model's retrieval (old/old) and training history."""
 
     STEP: ClassVar[str] = "old"
+    NOTEBOOK: ClassVar[str] = "01_train_old"
     cases: Cases
     history: History
 
@@ -122,6 +129,7 @@ class SideInfoRecord(Record):
     """Notebook 02: the side-info model's size, own retrieval (a diagnostic) and history."""
 
     STEP: ClassVar[str] = "side_info"
+    NOTEBOOK: ClassVar[str] = "02_side_info"
     side_info_dim: int
     diagnostic: Cases
     history: History
@@ -132,6 +140,7 @@ class NewRecord(Record):
     """Notebook 03: the new model's retrieval (new/new), new/old where sizes match, history."""
 
     STEP: ClassVar[str] = "new"
+    NOTEBOOK: ClassVar[str] = "03_train_new"
     cases: Cases
     diagnostic: Cases
     history: History
@@ -152,6 +161,7 @@ class BCTRecord(Record):
     """Notebook 04: BCT's cases at the chosen weight, the tune-split sweep, and history."""
 
     STEP: ClassVar[str] = "bct"
+    NOTEBOOK: ClassVar[str] = "04_bct"
     cases: Cases
     weight: float
     sweep: list[SweepPoint]
@@ -163,6 +173,7 @@ class TransformationRecord(Record):
     """Notebook 05: FCT's cases without and with side-info, and h's histories."""
 
     STEP: ClassVar[str] = "transformation"
+    NOTEBOOK: ClassVar[str] = "05_transformation"
     cases: Cases
     side_info_dim: int
     history: dict[str, History]  # "no-side", "side"
@@ -181,6 +192,7 @@ class SideInfoSizeRecord(Record):
     """Notebook 06: FCT by side-info size."""
 
     STEP: ClassVar[str] = "side_info_size"
+    NOTEBOOK: ClassVar[str] = "06_side_info_size"
     rows: list[SideInfoSizeRow]
 
 
@@ -208,6 +220,7 @@ class FastFillRecord(Record):
     """Notebook 07: the backfilling curves, how sigma ranks the real error, and histories."""
 
     STEP: ClassVar[str] = "fastfill"
+    NOTEBOOK: ClassVar[str] = "07_fastfill"
     side_info_dim: int
     curves: list[BackfillCurve]
     sigma_error_spearman: dict[str, float]
@@ -246,6 +259,7 @@ class AblationsRecord(Record):
     """Notebook 08: the ablations of h (side-info source, data share, width)."""
 
     STEP: ClassVar[str] = "ablations"
+    NOTEBOOK: ClassVar[str] = "08_ablations"
     side_info_dim: int
     side_info_source: list[SideInfoSourceRow]
     data_share: list[DataShareRow]
@@ -281,6 +295,7 @@ class MethodsRecord(Record):
     purpose)."""
 
     STEP: ClassVar[str] = "methods"
+    NOTEBOOK: ClassVar[str] = "09_methods"
     rows: list[MethodRow]
     bct_weight: float
     projection: dict  # {"cases": Cases, "history": History}
@@ -307,6 +322,7 @@ class MultistepRecord(Record):
     keeps the order they were measured in (JSON sorts the keys of `distances`)."""
 
     STEP: ClassVar[str] = "multistep"
+    NOTEBOOK: ClassVar[str] = "10_multistep"
     generations: list[list[int]]
     methods: list[str]
     distances: dict[str, dict[str, MatrixScores]]

@@ -46,14 +46,16 @@ def execute(notebook: str, output: Path, parameters: dict) -> float:
     return time.perf_counter() - started
 
 
-def render_html(executed: Path, html: Path) -> Path:
-    """Render an executed notebook to self-contained HTML with the code hidden."""
+def render_html(executed: Path, html: Path, title: str) -> Path:
+    """Render an executed notebook to self-contained HTML with the code hidden, under `title`."""
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    notebook = nbformat.read(executed, as_version=4)
+    notebook.metadata["title"] = title
+    body, _ = exporter.from_notebook_node(notebook)
     return atomic_write(html, lambda tmp: tmp.write_text(body))
 
 
@@ -92,7 +94,7 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
                       results / "last_run.json")
         executed = results / "notebooks" / f"{REPORT}.ipynb"
         execute(REPORT, executed, {k: common[k] for k in ("preset", "overrides", "results_dir")})
-        render_html(executed, results / "report.html")
+        render_html(executed, results / "report.html", f"fct-suite report: {config.name}")
         log(f"[{config.name}] report: {results / 'report.html'}")
     return results
 
