@@ -22,3 +22,18 @@ def test_class_grid_shows_every_class_of_a_small_data_set():
     images = ArrayImages(torch.zeros(30, 1, 8, 8, dtype=torch.uint8), np.arange(30) % 10)
     rows = _rows(plot_class_grid(images, [f"c{i}" for i in range(10)], list(range(5))))
     assert [r.split("\n")[0] for r in rows] == [f"c{i}" for i in range(10)]
+
+
+def test_gap_closed_chart_clips_a_far_bar_and_labels_its_value():
+    import pandas as pd
+
+    from fctlib.report.figures import GAP_LIMITS, plot_gap_closed
+
+    ours = pd.DataFrame({"case": ["bct/old", "fct/side"], "top1_gap_closed": [-2.62, 0.73],
+                         "mAP_gap_closed": [-0.32, 0.91]})
+    ax = plot_gap_closed(ours).axes[0]
+    low, high = ax.get_ylim()
+    assert low >= GAP_LIMITS[0] - 0.5 and high <= GAP_LIMITS[1] + 0.5
+    assert [t.get_text() for t in ax.texts] == ["-2.62"]  # only the clipped bar is labelled
+    heights = sorted(p.get_height() for p in ax.patches if p.get_fill())
+    assert heights[0] == GAP_LIMITS[0] and 0.91 in heights

@@ -133,3 +133,14 @@ def test_provenance_names_the_commits_that_trained_the_artifacts(tmp_path):
     assert info["artifact_commits"] == "abc123, c0ffee"
     report.write_table(pd.DataFrame({"a": [1]}), tmp_path, "t", info)
     assert "# artifact_commits: abc123, c0ffee\n" in (tmp_path / "t.csv").read_text()
+
+
+def test_one_seed_shows_the_mean_only_without_a_fake_std():
+    long = report.case_rows({0: RECORDS[0]})
+    main = report.main_table(long)
+    assert not [c for c in main.columns if c.endswith("_std")]
+    assert (main["seeds"] == 1).all()
+    assert not [c for c in report.main_by_split_table(long).columns if c.endswith("_std")]
+    mixed = report.side_info_size_table(report.side_info_size_rows(
+        {0: RECORDS[0], 1: {"side_info_size": RECORDS[1]["side_info_size"]}}))
+    assert mixed["top1_std"].notna().all()  # two seeds: a real std

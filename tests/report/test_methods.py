@@ -80,3 +80,16 @@ def test_criteria_and_unpriced_methods_come_from_the_records():
     assert set(only_bct["method"]) == {"bct"}
     priced = report.price_table(_methods(), []).set_index("method")["price"]
     assert priced["fct-arch"] == pytest.approx(-5.0)  # priced when no record leaves it out
+
+
+def test_methods_not_measured_are_named_with_the_stated_reason():
+    from fctlib.methods import registry
+    from fctlib.report.methods import METHOD_NAMES
+
+    assert set(METHOD_NAMES) == set(registry.METHODS)  # the torch-free copy has not drifted
+    table = pd.DataFrame({"method": ["independent", "bct", "fct", "fastfill", "projection"]})
+    line = report.methods_not_run(table, {"oca": "predates it", "fct-arch": "predates it"})
+    assert line == ("Not measured for this preset: dsimplex, oca, fct-arch, fct-loss "
+                    "(predates it).")
+    every = pd.DataFrame({"method": list(registry.METHODS)})
+    assert report.methods_not_run(every, {}) == ""

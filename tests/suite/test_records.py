@@ -67,6 +67,15 @@ def test_artifacts_are_written_only_when_recorded():
     assert OldRecord.from_json(data) == record
 
 
+def test_the_measuring_commit_is_written_only_when_recorded():
+    record = OldRecord(cases={}, history=[])
+    assert "commit" not in record.to_json() and record.commit == ""  # an old file: unrecorded
+    record.commit = "c0ffee"
+    assert record.to_json()["commit"] == "c0ffee"
+    assert OldRecord.from_json(record.to_json()).commit == "c0ffee"
+    assert {cls.NOTEBOOK for cls in STEP_RECORDS.values()} >= {"00_data", "10_multistep"}
+
+
 def test_unknown_keys_are_refused():
     with pytest.raises(ValueError, match=r"OldRecord: unknown keys \['casse'\]"):
         OldRecord.from_json({"casse": {}, "history": []})
