@@ -78,19 +78,18 @@ def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | Non
         values = frames[label].set_index("case")[f"{m}_gap_closed"].reindex(cases).to_numpy()
         x = np.arange(len(cases)) + i * width
         clipped = np.clip(values, low, high)
-        drawn = ax.bar(x, clipped, width, label=f"{label} {m}")
+        ax.bar(x, clipped, width, label=f"{label} {m}")
         for xi, value, shown in zip(x, values, clipped, strict=True):
             if np.isfinite(value) and value != shown:
                 ax.bar(xi, shown, width, fill=False, hatch="///", edgecolor="black", lw=0)
-                ax.annotate(f"{value:.2f}", (xi, shown), ha="center", fontsize=7,
-                            va="bottom" if shown > 0 else "top", rotation=90,
-                            color=drawn.patches[0].get_facecolor())
+                ax.annotate(f"{value:.2f}", (xi, shown), ha="center", fontsize=7.5,
+                            va="bottom" if shown > 0 else "top", rotation=90)
     ax.set_ylim(low - 0.35, high + 0.1)
     ax.set_xticks(np.arange(len(cases)) + 0.4 - width / 2, cases, rotation=20)
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_ylabel("share of old->new gap closed")
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     ax.grid(axis="y", alpha=0.3)
     return fig
 

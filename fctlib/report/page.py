@@ -32,7 +32,7 @@ SECTIONS = (
     Section("gap", "Share of the old-to-new gap closed", CASE_STEPS),
     Section("bct", "BCT influence-loss weight", ("bct",)),
     Section("side-info-size", "Side-info size", ("side_info_size",)),
-    Section("ablations", "Ablations of h: side-info source, data share, width", ("ablations",)),
+    Section("ablations", "Ablations of h (side-info source, data share, width)", ("ablations",)),
     Section("methods", "Methods, compatibility criteria and price", ("methods",)),
     Section("multistep", "Multi-step updates", ("multistep",)),
     Section("backfilling", "Partial backfilling (FastFill)", ("fastfill",)),
@@ -56,7 +56,7 @@ STYLE = """<style>
 .coverage .warn { color: #a40; font-weight: 600; }
 .not-run { color: #777; font-style: italic; }
 details > summary { cursor: pointer; color: #246; }
-.contents { columns: 3; font-size: 13px; }
+.contents { columns: 3; column-gap: 48px; font-size: 13px; }
 .jp-RenderedImage img { max-width: 100%; }
 </style>"""
 

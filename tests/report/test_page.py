@@ -14,7 +14,7 @@ def test_contents_link_every_section_and_mark_the_ones_not_run():
     html = page.contents({**covered, "exploration": False, "examples": True})
     assert html.count("<li>") == len(page.SECTIONS)
     assert '<a href="#main">Main comparison</a></li>' in html
-    assert ('<a href="#ablations">Ablations of h: side-info source, data share, width</a> '
+    assert ('<a href="#ablations">Ablations of h (side-info source, data share, width)</a> '
             '<span class="not-run">(not run)</span>') in html
     assert '<a href="#exploration">Protocol exploration</a> <span' in html
     assert page.heading("main") == '<h2 id="main">Main comparison</h2>'
