@@ -79,13 +79,18 @@ def coverage(records: Records, steps: tuple[str, ...]) -> Coverage:
 
 
 def coverage_warnings(coverages: dict[str, Coverage]) -> list[str]:
-    """One line per table ({title: coverage}) that left a seed out or mixed commits."""
+    """At most two lines over the sections ({title: coverage}): the partial seeds left out and
+    where, the sections averaging seeds of different commits."""
+    partial = [title for title, cov in coverages.items() if cov.left_out]
+    mixed = [title for title, cov in coverages.items() if cov.mixed_commits]
+    seeds = sorted({seed for cov in coverages.values() for seed in cov.left_out})
     out = []
-    for title, cov in coverages.items():
-        if cov.left_out:
-            out.append(f"{title}: seed(s) {_listing(cov.left_out)} left out (partial)")
-        if cov.mixed_commits:
-            out.append(f"{title}: seeds of different commits averaged")
+    if partial:
+        out.append(f"seed(s) {_listing(seeds)} left out as partial in {len(partial)} of "
+                   f"{len(coverages)} sections ({', '.join(partial)})")
+    if mixed:
+        out.append(f"seeds of different commits averaged in {len(mixed)} of {len(coverages)} "
+                   f"sections ({', '.join(mixed)})")
     return out
 
 

@@ -56,8 +56,12 @@ def test_seeds_of_different_commits_produce_a_note_naming_seed_and_commit():
     assert cov.seeds == (0, 1) and cov.mixed_commits
     assert ("⚠ Measured by different commits, averaged together: seed 0: abc123; "
             "seed 1: unrecorded.") in cov.note()
-    assert report.coverage_warnings({"Main comparison": cov}) == [
-        "Main comparison: seeds of different commits averaged"]
+    assert report.coverage_warnings({"Main comparison": cov, "BCT": cov}) == [
+        "seeds of different commits averaged in 2 of 2 sections (Main comparison, BCT)"]
+    partial = report.coverage(_partial(), CASE_STEPS)
+    assert report.coverage_warnings({"Main": partial, "BCT": report.coverage(
+        _partial(), ("side_info_size",))}) == [
+        "seed(s) 1 left out as partial in 2 of 2 sections (Main, BCT)"]
     same = {0: _committed(RECORDS[0], "abc123"), 1: _committed(RECORDS[1], "abc123")}
     assert not report.coverage(same, CASE_STEPS).mixed_commits
 

@@ -70,8 +70,8 @@ def test_suite_writes_executed_notebooks_and_metrics(smoke_results):
 def test_suite_tables(smoke_results):
     tables = smoke_results / "tables"
     main = read_table(tables / "main.csv")
-    assert list(main.columns) == ["case", "top1", "top5", "mAP", "top1_std", "top5_std",
-                                  "mAP_std", "seeds"]
+    # one seed: the mean only, no standard deviation columns
+    assert list(main.columns) == ["case", "top1", "top5", "mAP", "seeds"]
     assert list(main["case"]) == list(CASE_ORDER)
     assert main[["top1", "top5", "mAP"]].apply(lambda c: c.between(0, 100)).all().all()
     assert (main["top5"] >= main["top1"]).all()
@@ -194,7 +194,8 @@ def test_report_is_self_contained_with_code_hidden(smoke_results):
     html = (smoke_results / "report.html").read_text()
     assert "data:image/png;base64" in html
     assert "report.write_table" not in html  # code cells are hidden
-    assert "Main comparison" in html
+    assert "Main comparison" in html and '<h2 id="summary">Summary</h2>' in html
+    assert "<title>fct-suite report: smoke</title>" in html
     for figure in ("main.png", "gap_closed.png", "side_info_size.png", "ablations.png",
                    "backfilling.png"):
         assert (smoke_results / "figures" / figure).stat().st_size > 1000
