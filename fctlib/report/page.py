@@ -133,7 +133,7 @@ def image(path: str | Path, caption: str = "", photo: bool = False, width: int =
             (width, round(picture.height * width / picture.width)), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     if photo:
-        picture.convert("RGB").save(buffer, format="JPEG", quality=80, optimize=True)
+        picture.convert("RGB").save(buffer, format="JPEG", quality=75, optimize=True)
     else:
         if picture.mode != "P":
             picture = picture.convert("RGB").quantize(colors=256)
