@@ -166,6 +166,8 @@ def gap_closed_table(comparison: pd.DataFrame) -> pd.DataFrame:
     """paper_comparison's output as one table to read: a row per case, and per metric our mean
     (%), then the share of the gap closed by ours and by each published run (empty where the
     published runs have no such case)."""
+    if comparison.empty:
+        return pd.DataFrame()
     runs = {"ours": "ours"} | {tag: name for name, tag in _published_tags().items()}
     columns = {}
     for m in HEADLINE_METRICS:

@@ -65,3 +65,8 @@ def test_the_cost_comes_from_the_last_run_and_the_timings(tmp_path):
                     "step times as last recorded (`timings.json`): seed 0 600 s (10 min) over "
                     "2 notebooks, seed 1 20 s (0 min) over 1 notebooks.")
     assert summary.cost_line({}, {}) == "Cost: not recorded."
+
+
+def test_no_compared_cases_give_an_empty_headline_table():
+    main = report.main_table(report.case_rows({0: {}}))
+    assert report.gap_closed_table(report.paper_comparison(main, "toy")).empty
