@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+DEFAULT_PRESET = "fashion-mnist"  # what `make reproduce` and `fct` run unless told otherwise
+
 
 def project_root() -> Path:
     """The folder holding pyproject.toml above this package (editable install), else the cwd."""
@@ -19,3 +21,8 @@ def runs_root() -> Path:
 def results_root(preset_name: str) -> Path:
     """results/<preset name>/ in the project: what a run commits."""
     return project_root() / "results" / preset_name
+
+
+def benchmarks_file() -> Path:
+    """results/benchmarks/benchmarks.json: the figures of the last `make bench`."""
+    return project_root() / "results" / "benchmarks" / "benchmarks.json"

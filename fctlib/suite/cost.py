@@ -1,11 +1,14 @@
-"""What one seed of the main comparison (notebooks 00-06, with the BCT sweep) costs a preset: the
-image passes of every training, embedding and h fit, and the seconds they take at given rates
-(torch-free, so a preset can be sized before any machine runs it)."""
+"""What one seed costs a preset: for notebooks 00-06 (with the BCT sweep) the image passes of
+every training, embedding and h fit and the seconds they take at given rates (torch-free, so a
+preset can be sized before any machine runs it); for every notebook, what it took when measured."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+from fctlib.paths import DEFAULT_PRESET, benchmarks_file, results_root
 from fctlib.suite.config import Preset
 
 
@@ -73,3 +76,28 @@ def class_split_sizes(preset: Preset, train_per_class: int, test_per_class: int,
     test = min(test_per_class, data.test_per_class or test_per_class)
     return SplitSizes(old_train=old * (per_class - tune), train=num_classes * (per_class - tune),
                       tune=num_classes * tune, test=num_classes * test)
+
+
+def measured_step_cost(preset_name: str, step: str, benchmarks: Path | None = None,
+                       results: Path | None = None) -> str:
+    """One line: the seconds a notebook took on a preset when last measured, and where that
+    figure comes from (the default preset: `make bench` from an empty runs folder; another
+    preset: the timings of its last committed run)."""
+    benchmarks = benchmarks or benchmarks_file()
+    if preset_name == DEFAULT_PRESET and benchmarks.is_file():
+        bench = json.loads(benchmarks.read_text())
+        wall = bench["figures"]["default_preset_wall"]
+        if step in wall["notebooks"]:
+            machine = bench["machine"]
+            return (f"{step} takes {wall['notebooks'][step]:,.0f} s of the "
+                    f"{wall['seconds_per_seed']:,.0f} s of one {preset_name} seed from scratch, "
+                    f"earlier steps run first ({machine['cpu_count']} CPU cores, {machine['cpu']}; "
+                    f"`make bench` at commit {bench['git_commit'][:7]}, {bench['date']})")
+    results = results or results_root(preset_name)
+    for timings in sorted(results.glob("notebooks/seed*/timings.json")):
+        seconds = json.loads(timings.read_text()).get(step)
+        if seconds is not None:
+            return (f"{step} took {seconds:,.0f} s on {preset_name} in its last committed run "
+                    f"({timings.relative_to(results.parent.parent)}; less where models were "
+                    "already cached)")
+    return f"{step} has not been timed on {preset_name} yet"

@@ -26,6 +26,7 @@ from fctlib.suite.config import Preset, load_preset
 from fctlib.suite.provenance import git_commit
 from fctlib.suite.records import Record
 from fctlib.suite.store import Artifact, ArtifactStore, fingerprint
+from fctlib.training import distributed
 from fctlib.training.embed import embed
 from fctlib.training.runtime import default_device, set_cpu_threads
 
@@ -86,7 +87,8 @@ class Run:
         # how images are served (data.path) trains on the same batches: not part of any key
         data = dataclasses.replace(self.preset.data, path="auto")
         context = (fingerprint(data, self.splits.old_classes), self.seed)
-        return ArtifactStore(self.root, context, self._embed_split)
+        log = print if distributed.is_main_process() else (lambda line: None)
+        return ArtifactStore(self.root, context, self._embed_split, log)
 
     def _embed_split(self, model: torch.nn.Module, split: str, name: str) -> np.ndarray:
         return embed(model, self.splits.split(split), self.eval_transform(), device=self.device,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,10 +54,11 @@ class ArtifactStore:
     """A run's artifacts under `root`: `root/<folder>-<key>/` (model.pt, history.json,
     artifact.json) and `root/embeddings/<name>-<key>/<split>.npy`."""
 
-    def __init__(self, root: Path, context: tuple, embed: Callable):
+    def __init__(self, root: Path, context: tuple, embed: Callable, log: Callable = print):
         self.root = Path(root)
         self.context = context  # what every key depends on: the data and the seed
         self._embed = embed  # (model, split, name) -> array
+        self._log = log  # one line per artifact: loaded from its folder, or trained
         self._keys: dict[str, str] = {}
         self._trained: dict[str, tuple] = {}
         self.used: dict[str, str] = {}  # artifact name -> commit that trained it
@@ -78,12 +80,19 @@ class ArtifactStore:
         if artifact.name not in self._trained:
             folder = self.folder(artifact)
             finished = (folder / HISTORY_FILE).exists()
+            started = time.perf_counter()
             model, history = artifact.fit(folder)
-            if not finished:
+            if finished:
+                saved = load_json_if_exists(folder / ARTIFACT_FILE) or {}
+                self._log(f"{artifact.name}: loaded from {folder}, not trained (trained at "
+                          f"commit {saved.get('commit', UNRECORDED)[:12]})")
+            else:
                 save_json(history, folder / HISTORY_FILE)
                 save_json({"name": artifact.name, "recipe": artifact.recipe,
                            "commit": git_commit(), "key": self.key(artifact)},
                           folder / ARTIFACT_FILE)
+                self._log(f"{artifact.name}: trained in {time.perf_counter() - started:.0f} s "
+                          f"({len(history)} epochs), saved in {folder}")
             self._trained[artifact.name] = (model.eval(), history)
         self._note_use(artifact)
         return self._trained[artifact.name]

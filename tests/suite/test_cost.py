@@ -1,4 +1,7 @@
-"""The cost of one seed of the main comparison, and the GPU preset sized by it."""
+"""The cost of one seed of the main comparison, the GPU preset sized by it, and the measured cost
+of each notebook."""
+
+import json
 
 import pytest
 
@@ -7,6 +10,7 @@ from fctlib.suite.cost import (
     SplitSizes,
     class_split_sizes,
     main_comparison_work,
+    measured_step_cost,
     side_info_dims,
 )
 
@@ -58,3 +62,38 @@ def test_gpu_preset_is_the_issue_recipe():
     assert len(preset.bct.weights) > 1  # the sweep, chosen on tune
     h = preset.transformation
     assert (h.branch_widths, h.mixer_widths) == ([256, 256], [2048, 2048])
+
+
+def _bench(tmp_path, notebooks):
+    path = tmp_path / "benchmarks.json"
+    path.write_text(json.dumps({
+        "git_commit": "abcdef123456", "date": "2026-11-28 10:31 UTC",
+        "machine": {"cpu": "AMD EPYC", "cpu_count": 2},
+        "figures": {"default_preset_wall": {"notebooks": notebooks, "seconds_per_seed": 1104.1}}}))
+    return path
+
+
+def test_the_default_preset_cost_of_a_step_is_the_benchmark_figure(tmp_path):
+    bench = _bench(tmp_path, {"04_bct": 98.1})
+    line = measured_step_cost("fashion-mnist", "04_bct", bench, tmp_path / "none")
+    assert line.startswith("04_bct takes 98 s of the 1,104 s of one fashion-mnist seed")
+    assert "2 CPU cores" in line and "commit abcdef1" in line
+
+
+def test_another_preset_reads_its_last_committed_timings_or_says_it_was_never_timed(tmp_path):
+    results = tmp_path / "results" / "tiny"
+    (results / "notebooks" / "seed0").mkdir(parents=True)
+    (results / "notebooks" / "seed0" / "timings.json").write_text('{"01_train_old": 1234.5}')
+    bench = _bench(tmp_path, {"01_train_old": 11.0})  # the default preset's: not this one's
+    line = measured_step_cost("tiny", "01_train_old", bench, results)
+    assert line.startswith("01_train_old took 1,234 s on tiny in its last committed run")
+    assert "results/tiny/notebooks/seed0/timings.json" in line
+    assert measured_step_cost("tiny", "04_bct", bench, results) == (
+        "04_bct has not been timed on tiny yet")
+
+
+def test_every_notebook_of_the_committed_default_preset_has_a_measured_cost():
+    from fctlib.suite.runner import STEPS
+
+    for step in STEPS:
+        assert " takes " in measured_step_cost("fashion-mnist", step)

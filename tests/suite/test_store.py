@@ -12,12 +12,12 @@ from fctlib.suite.run import Run
 from fctlib.suite.store import UNRECORDED, Artifact, ArtifactStore
 
 
-def _store(tmp_path, calls):
+def _store(tmp_path, calls, log=None):
     def embed(model, split, name):
         calls.append(("embed", name, split))
         return np.full((3, 2), float(model.weight.detach().sum()), np.float32)
 
-    return ArtifactStore(tmp_path, ("data", 0), embed)
+    return ArtifactStore(tmp_path, ("data", 0), embed, log or (lambda line: None))
 
 
 def _artifact(calls, name="a", depends=(1,), upstream=(), recipe=1):
@@ -59,6 +59,18 @@ def test_trained_once_per_process_and_recorded_with_its_commit(tmp_path):
     np.testing.assert_array_equal(again.embeddings(artifact, "test"), first)
     assert calls == [("fit", "a"), ("embed", "a", "test")]
     assert again.used == {"a": git_commit()}
+
+
+def test_each_artifact_says_whether_it_was_trained_or_loaded_from_its_folder(tmp_path):
+    calls, lines = [], []
+    artifact = _artifact(calls)
+    _store(tmp_path, calls, lines.append).trained(artifact)
+    _store(tmp_path, calls, lines.append).trained(artifact)  # another process: loads it
+    folder = _store(tmp_path, calls).folder(artifact)
+    assert lines[0].startswith("a: trained in ") and lines[0].endswith(f"saved in {folder}")
+    commit = git_commit()[:12]
+    assert lines[1] == f"a: loaded from {folder}, not trained (trained at commit {commit})"
+    assert len(lines) == 2
 
 
 def test_an_artifact_made_before_commits_were_recorded_says_so(tmp_path):
