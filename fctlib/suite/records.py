@@ -202,10 +202,12 @@ class BCTRecord(Record):
     sweep: list[SweepPoint] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        """The record as plain JSON values (`sweep` left out while empty)."""
+        """The record as plain JSON values (the fields of only one of the two forms left out
+        while empty, so that either form saves back unchanged)."""
         data = super().to_json()
-        if not self.sweep:
-            del data["sweep"]
+        for key in ("variant", "distance", "points", "influence", "sweep"):
+            if not data[key]:
+                del data[key]
         return data
 
 
