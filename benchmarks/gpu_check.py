@@ -33,14 +33,15 @@ from fctlib.suite.cost import (
 )
 from fctlib.suite.provenance import provenance, provenance_comment
 from fctlib.suite.records import (
+    BCTPoint,
     BCTRecord,
     DataRecord,
+    InfluenceRow,
     NewRecord,
     OldRecord,
     SideInfoRecord,
     SideInfoSizeRecord,
     SideInfoSizeRow,
-    SweepPoint,
     TransformationRecord,
     load_records,
 )
@@ -173,7 +174,7 @@ def step_artifacts(preset) -> dict[str, list[str]]:
     dim = preset.side_info.model.embedding_dim
     others = [d for d in side_info_dims(preset) if d != dim]
     return {"01_train_old": ["old"], "02_side_info": [f"side:{dim}"], "03_train_new": ["new"],
-            "04_bct": [*(f"bct:{w:g}" for w in preset.bct.weights), "bct chosen"],
+            "04_bct": [*(f"bct:{v}:{w:g}" for v, w in preset.bct.models()), "bct chosen"],
             "05_transformation": ["h:0", f"h:{dim}"],
             "06_side_info_size": [*(f"side:{d}" for d in others), *(f"h:{d}" for d in others)]}
 
@@ -254,13 +255,18 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
                                   diagnostic=diagnostic, history=history))
 
     def bct_step():
-        weight, sweep = bct.choose_weight(run)
-        for point in sweep:
-            trained(f"bct:{point['weight']}")
-        own, old_test = run.embeddings(f"bct:{weight}", "test"), run.embeddings("old", "test")
+        for variant, weight in run.preset.bct.models():
+            trained(bct.artifact_name(variant, weight))
+        points = bct.variant_points(run)
+        variant, weight = bct.choose_from(points, run.preset.distance)
+        name = bct.artifact_name(variant, weight)
+        own, old_test = run.embeddings(name, "test"), run.embeddings("old", "test")
         cases = {"bct/old": run.evaluate(own, old_test), "bct/bct": run.evaluate(own, own)}
-        run.save_record(BCTRecord(cases=cases, weight=weight, history=histories[f"bct:{weight}"],
-                                  sweep=[SweepPoint.from_json(p) for p in sweep]))
+        influence = [InfluenceRow.from_json(r) for r in bct.run_diagnostic(run)]
+        run.save_record(BCTRecord(cases=cases, weight=weight, variant=variant,
+                                  distance=run.preset.distance, history=histories[name],
+                                  points=[BCTPoint.from_json(p) for p in points],
+                                  influence=influence))
 
     def transformation():
         _, none = trained("h:0")

@@ -1,8 +1,24 @@
-"""BCT (Shen et al., CVPR 2020): the influence loss through the frozen old classifier."""
+"""BCT (Shen et al., CVPR 2020) as its authors' code builds it: a family of named variants of the
+influence loss, each an artifact `bct:<variant>:<weight>`, the (variant, weight) chosen on the
+tune split, and a diagnostic that needs no training (how each construction's rows classify the
+old model's own features).
+
+The variants (sources in params/defaults.yaml, `bct:`):
+- `openbct` (A): the frozen old classifier's rows, influence CE on old-class samples only;
+- `openbct-g` (B): rows = class means of L2-normalised old features, every class;
+- `bt2` (C): L2-normalised new feature (own classifier and influence), rows as B, label
+  smoothing 0.1 on both terms, weight 10, BT-2's optimiser;
+- `openbct-normsm` (D): the new model's own classifier a normalised softmax (scale 30), influence
+  as A;
+- `hybrid`: old trained rows + raw new-class means in one softmax (this suite before issue 15),
+  for the record only: anti-compatible by construction, never chosen.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,74 +27,165 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fctlib.evaluation.distances import DISTANCES
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.models.backbones import build_model
+from fctlib.suite.config import BCT_RECORD_ONLY, BCT_VARIANTS
 from fctlib.suite.store import Artifact
 
 if TYPE_CHECKING:
+    from fctlib.models.spec import ModelSpec
     from fctlib.suite.run import Run
 
-NEW_CLASS_ROWS = ("mean", "drop")
+ROWS = ("old-classifier", "unit-means", "hybrid")  # how the influence rows are built
+FLAG_ACCURACY = 0.5  # a construction classifying fewer of the old model's own old-class
+# training features than this share into their class cannot classify them: flagged
 
 
-def old_classifier_for_all_classes(
-    old_weight: torch.Tensor,
-    old_classes: list[int],
-    num_classes: int,
-    old_embeddings: np.ndarray | torch.Tensor,
-    labels: np.ndarray,
-    new_class_rows: str = "mean",
+@dataclass(frozen=True)
+class Variant:
+    """One published construction of BCT: its influence rows, which samples and classes take part
+    (`classes`: "old", only old-class samples and old rows; "all"), whether the new feature is
+    L2-normalised (in the model's output, its own classifier and the influence term), the label
+    smoothing of the influence CE, whether the new model's own classifier is a normalised softmax,
+    and its published weight."""
+
+    name: str
+    rows: str
+    classes: str
+    normalize: bool
+    influence_smoothing: float
+    normsm: bool
+    published_weight: float
+    source: str
+
+    @property
+    def choosable(self) -> bool:
+        """Whether the variant may be chosen on tune (the hybrid is for the record only)."""
+        return self.name not in BCT_RECORD_ONLY
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("openbct", "old-classifier", "old", False, 0.0, False, 1.0,
+            "openBCT @69e798c main.py, --old-fc --n2o-map"),
+    Variant("openbct-g", "unit-means", "all", False, 0.0, False, 1.0,
+            "openBCT @69e798c -g, evaluate/evaluators.py ClassifierGenerator"),
+    Variant("bt2", "unit-means", "all", True, 0.1, False, 10.0,
+            "BT-2 @8282360 train_BCT.py, trainers/bct_trainer.py, configs/cifar100_BCT.yaml"),
+    Variant("openbct-normsm", "old-classifier", "old", False, 0.0, True, 1.0,
+            "openBCT @69e798c --use-norm-sm, models/resnet.py"),
+    Variant("hybrid", "hybrid", "all", False, 0.0, False, 1.0,
+            "this suite before issue 15 (published by no one)"),
+)}  # in the order of config.BCT_VARIANTS (tests/methods/test_bct.py)
+
+
+def parse_name(name: str) -> tuple[Variant, float]:
+    """The variant and weight of an artifact name `bct:<variant>:<weight>` (or its argument
+    `<variant>:<weight>`)."""
+    arg = name.removeprefix("bct:")
+    variant, sep, weight = arg.partition(":")
+    if not sep or variant not in VARIANTS:
+        raise ValueError(f"BCT artifacts are named bct:<variant>:<weight>, variant one of "
+                         f"{BCT_VARIANTS}; got {name!r}")
+    try:
+        value = float(weight)
+    except ValueError:
+        raise ValueError(f"{name!r}: the weight {weight!r} is not a number") from None
+    if not value >= 0:
+        raise ValueError(f"{name!r}: the weight must be >= 0")
+    return VARIANTS[variant], value
+
+
+def artifact_name(variant: str, weight: float) -> str:
+    """The artifact name of a variant at a weight: `bct:<variant>:<weight as float>`."""
+    return f"bct:{VARIANTS[variant].name}:{float(weight)}"
+
+
+# -- the influence rows and loss ---------------------------------------------------------------
+def class_means(embeddings: torch.Tensor, labels: torch.Tensor, classes: list[int],
+                dim: int, normalize: bool) -> torch.Tensor:
+    """Row c = the mean embedding of class c (of L2-normalised embeddings if `normalize`, the mean
+    itself not re-normalised, as openBCT's ClassifierGenerator and BT-2's train_BCT.py)."""
+    x = F.normalize(embeddings, dim=1) if normalize else embeddings
+    rows = torch.zeros(len(classes), dim)
+    for i, c in enumerate(classes):
+        members = x[labels == c]
+        if len(members) == 0:
+            raise ValueError(f"class {c} has no samples to build its influence row from")
+        rows[i] = members.mean(0)
+    return rows
+
+
+def influence_rows(
+    variant: Variant | str, old_weight: torch.Tensor, old_classes: list[int], num_classes: int,
+    old_embeddings: np.ndarray | torch.Tensor, labels: np.ndarray,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The old classifier extended to every class, and a mask of the classes it covers.
+    """The frozen rows of a variant's influence softmax (num_classes x d) and the mask of the
+    classes taking part (their samples count, their rows compete).
 
-    Row c is the old classifier's row for an old class; for a class the old model never saw it is
-    the mean old embedding of that class (`new_class_rows="mean"`), or left out (`"drop"`: samples
-    of that class then get no influence loss).
+    `old_weight` holds the old classifier's rows in `old_classes` order; `old_embeddings` and
+    `labels` are the old model's embeddings of the training images (every class) and their labels.
     """
-    if new_class_rows not in NEW_CLASS_ROWS:
-        raise ValueError(f"new_class_rows must be one of {NEW_CLASS_ROWS}, got {new_class_rows!r}")
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
     old_weight = torch.as_tensor(old_weight, dtype=torch.float32).detach().cpu()
     if old_weight.shape[0] != len(old_classes):
         raise ValueError(
-            f"old classifier has {old_weight.shape[0]} rows but {len(old_classes)} old classes"
-        )
+            f"old classifier has {old_weight.shape[0]} rows but {len(old_classes)} old classes")
     embeddings = torch.as_tensor(np.asarray(old_embeddings), dtype=torch.float32)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    weight = torch.zeros(num_classes, old_weight.shape[1])
+    dim = old_weight.shape[1]
+    weight = torch.zeros(num_classes, dim)
     covered = torch.zeros(num_classes, dtype=torch.bool)
-    weight[list(old_classes)] = old_weight
-    covered[list(old_classes)] = True
-    if new_class_rows == "mean":
-        for c in sorted(set(range(num_classes)) - set(old_classes)):
-            members = embeddings[labels == c]
-            if len(members) == 0:
-                raise ValueError(f"class {c} has no samples to build its old-classifier row from")
-            weight[c] = members.mean(0)
-            covered[c] = True
+    old = list(old_classes)
+    new = sorted(set(range(num_classes)) - set(old))
+    if v.rows in ("old-classifier", "hybrid"):
+        weight[old], covered[old] = old_weight, True
+    if v.rows == "hybrid" and new:
+        weight[new] = class_means(embeddings, labels, new, dim, normalize=False)
+        covered[new] = True
+    if v.rows == "unit-means":
+        every = list(range(num_classes))
+        weight[every] = class_means(embeddings, labels, every, dim, normalize=True)
+        covered[:] = True
     return weight, covered
+
+
+def influence_logits(new_embedding: torch.Tensor, labels: torch.Tensor, old_weight: torch.Tensor,
+                     covered: torch.Tensor, *, normalize: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits over the covered classes only (columns in class order) of the samples of covered
+    classes, and those samples' targets as column indices."""
+    keep = covered[labels]
+    columns = torch.nonzero(covered).flatten()
+    position = torch.full((len(covered),), -1, dtype=torch.long, device=labels.device)
+    position[columns] = torch.arange(len(columns), device=labels.device)
+    f = new_embedding[keep].float()
+    if normalize:
+        f = F.normalize(f, dim=1)
+    return f @ old_weight[columns].t(), position[labels[keep]]
 
 
 def influence_loss(
     new_embedding: torch.Tensor, labels: torch.Tensor, old_weight: torch.Tensor,
-    covered: torch.Tensor,
+    covered: torch.Tensor, *, label_smoothing: float = 0.0, normalize: bool = False,
 ) -> torch.Tensor:
-    """Cross-entropy of the new embedding through the frozen old classifier.
-
-    Only samples of covered classes count, and only covered classes compete in the softmax.
-    """
-    keep = covered[labels]
-    if not keep.any():
+    """Cross-entropy of the new embedding (L2-normalised first if `normalize`) through the frozen
+    rows, with `label_smoothing`; only samples of covered classes count, and only covered classes
+    compete in the softmax (smoothing spreads over them alone)."""
+    if not covered[labels].any():
         return new_embedding.sum() * 0.0
-    logits = new_embedding[keep].float() @ old_weight.t()
-    logits = logits.masked_fill(~covered, float("-inf"))
-    return F.cross_entropy(logits, labels[keep])
+    logits, target = influence_logits(new_embedding, labels, old_weight, covered,
+                                      normalize=normalize)
+    return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
 
 
 def bct_loss(
-    label_smoothing: float, old_weight: torch.Tensor, covered: torch.Tensor, influence_weight: float
+    label_smoothing: float, old_weight: torch.Tensor, covered: torch.Tensor,
+    influence_weight: float, *, influence_smoothing: float = 0.0, normalize: bool = False,
 ) -> Callable:
-    """Loss step of BCT training: the new model's own loss plus the weighted influence loss."""
+    """Loss step of BCT training: the new model's own (label-smoothed) CE plus the weighted
+    influence loss."""
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
     def step(model: nn.Module, batch) -> torch.Tensor:
@@ -86,56 +193,209 @@ def bct_loss(
         embedding, logits = model(images)
         weight, mask = old_weight.to(labels.device), covered.to(labels.device)
         return criterion(logits, labels) + influence_weight * influence_loss(
-            embedding, labels, weight, mask
-        )
+            embedding, labels, weight, mask, label_smoothing=influence_smoothing,
+            normalize=normalize)
 
     return step
 
 
+def variant_loss(variant: Variant | str, label_smoothing: float, old_weight: torch.Tensor,
+                 covered: torch.Tensor, influence_weight: float) -> Callable:
+    """bct_loss as `variant` builds it (its influence smoothing and normalisation)."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    return bct_loss(label_smoothing, old_weight, covered, influence_weight,
+                    influence_smoothing=v.influence_smoothing, normalize=v.normalize)
+
+
+class UnitEmbedding(nn.Module):
+    """A backbone whose embedding is L2-normalised (BT-2's `norm_feature: True`)."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.backbone(x), dim=1)
+
+
+def build_bct_model(variant: Variant | str, spec: ModelSpec, channels: int, num_classes: int,
+                    normsm_scale: float) -> nn.Module:
+    """The new network a variant trains: the new architecture with a bias-free linear classifier,
+    on the L2-normalised embedding for `bt2`, a normalised softmax of `normsm_scale` for
+    `openbct-normsm`."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    model = build_model(spec, channels, num_classes,
+                        cosine_scale=normsm_scale if v.normsm else None)
+    if v.normalize:
+        model.backbone = UnitEmbedding(model.backbone)
+    return model
+
+
 @artifact_kind("bct")
 def bct_encoder(run: Run, arg: str) -> Artifact:
-    """phi_new trained with BCT's influence loss of weight `arg` (`bct:<w>`) through the frozen
-    old classifier, extended to the new classes as `bct.new_class_rows` says."""
-    weight, new, s = float(arg), run.preset.new, run.splits
+    """phi_new trained with BCT's influence loss: `bct:<variant>:<weight>`, the variant's rows,
+    model and recipe (`bct.bt2_training` for bt2, the new model's otherwise)."""
+    variant, weight = parse_name(arg)
+    new, s, cfg = run.preset.new, run.splits, run.preset.bct
     if new.model.embedding_dim != run.preset.old.model.embedding_dim:
         raise ValueError(
             "BCT needs the old and new embedding sizes to match "
-            f"({run.preset.old.model.embedding_dim} vs {new.model.embedding_dim})"
-        )
-    rows = run.preset.bct.new_class_rows
+            f"({run.preset.old.model.embedding_dim} vs {new.model.embedding_dim})")
+    training = cfg.training(variant.name, new.training)
+    scale = cfg.normsm_scale if variant.normsm else None
     old = run.artifact("old")
 
     def fit(folder: Path):
-        old_weight, covered = old_classifier_for_all_classes(
-            run.trained(old)[0].classifier.weight, s.old_classes, s.bundle.num_classes,
-            run.embeddings(old, "train"), s.train.labels, rows)
-        loss = bct_loss(new.training.label_smoothing, old_weight, covered, weight)
+        old_weight, covered = influence_rows(
+            variant, run.trained(old)[0].classifier.weight, s.old_classes, s.bundle.num_classes,
+            run.embeddings(old, "train"), s.train.labels)
+        loss = variant_loss(variant, training.label_smoothing, old_weight, covered, weight)
         return fit_classifier(
-            run, folder, lambda: build_model(new.model, s.bundle.channels, len(s.all_classes)),
-            s.train, s.all_classes, loss, new.training, desc="bct")
+            run, folder, lambda: build_bct_model(variant, new.model, s.bundle.channels,
+                                                 len(s.all_classes), cfg.normsm_scale),
+            s.train, s.all_classes, loss, training, desc=f"bct {variant.name} w={weight:g}")
 
-    return Artifact(f"bct:{weight}", "bct", (new, rows, weight), fit, upstream=(old,))
+    return Artifact(artifact_name(variant.name, weight), f"bct-{variant.name}",
+                    (variant, new.model, training, scale, weight), fit, upstream=(old,))
+
+
+# -- measuring the variants and choosing one on tune -------------------------------------------
+def score(metrics: dict) -> float:
+    """What the choice maximises: bct/old's mean of top-1 and mAP (all queries)."""
+    return (metrics["top1"] + metrics["mAP"]) / 2
+
+
+def variant_points(run: Run, splits: tuple[str, ...] = ("tune", "test"),
+                   distances: tuple[str, ...] = DISTANCES) -> list[dict]:
+    """Every (variant, weight) of the preset's sweep on each split under each distance: bct/old,
+    bct/bct, the independent old/old and new/new (metrics of all queries), and the mean norm of
+    the BCT embeddings over the old model's."""
+    points = []
+    for split in splits:
+        old, new = run.embeddings("old", split), run.embeddings("new", split)
+        old_norm = float(np.linalg.norm(old, axis=1).mean())
+        old_old = {d: run.evaluate(old, old, split, d)["all"] for d in distances}
+        new_new = {d: run.evaluate(new, new, split, d)["all"] for d in distances}
+        for variant, weight in run.preset.bct.models():
+            bct = run.embeddings(artifact_name(variant, weight), split)
+            ratio = float(np.linalg.norm(bct, axis=1).mean()) / max(old_norm, 1e-12)
+            for d in distances:
+                points.append({"variant": variant, "weight": float(weight), "split": split,
+                               "distance": d, "bct/old": run.evaluate(bct, old, split, d)["all"],
+                               "bct/bct": run.evaluate(bct, bct, split, d)["all"],
+                               "old/old": old_old[d], "new/new": new_new[d],
+                               "norm_ratio": ratio})
+    return points
+
+
+def choose_from(points: list[dict], distance: str) -> tuple[str, float]:
+    """The (variant, weight) with the best bct/old score on the tune split under `distance`,
+    among the variants that may be chosen (ties: the first in sweep order)."""
+    tune = [p for p in points if p["split"] == "tune" and p["distance"] == distance
+            and VARIANTS[p["variant"]].choosable]
+    if not tune:
+        raise ValueError(f"no tune-split point under {distance!r} of a variant that may be chosen")
+    best = max(tune, key=lambda p: score(p["bct/old"]))
+    return best["variant"], best["weight"]
+
+
+def choose(run: Run) -> tuple[str, float, list[dict]]:
+    """The variant and weight chosen on the tune split under the preset's distance, and the tune
+    points (both distances) the choice was made from."""
+    points = variant_points(run, splits=("tune",))
+    variant, weight = choose_from(points, run.preset.distance)
+    return variant, weight, points
 
 
 def choose_weight(run: Run) -> tuple[float, list[dict]]:
-    """The BCT weight with the best cross-model retrieval (bct/old, mean of top-1 and mAP) on
-    the tune split; returns it and the whole sweep (tune metrics of bct/old and bct/bct)."""
-    old_tune = run.embeddings("old", "tune")
-    sweep = []
-    for w in run.preset.bct.weights:
-        bct_tune = run.embeddings(f"bct:{w}", "tune")
-        cross = run.evaluate(bct_tune, old_tune, "tune")["all"]
-        own = run.evaluate(bct_tune, bct_tune, "tune")["all"]
-        sweep.append({"weight": w, "bct/old": cross, "bct/bct": own,
-                      "score": (cross["top1"] + cross["mAP"]) / 2})
-    best = max(sweep, key=lambda row: row["score"])
-    return best["weight"], sweep
+    """The chosen weight (of the chosen variant, see `choose`) and the tune points."""
+    _, weight, points = choose(run)
+    return weight, points
+
+
+def chosen_artifact(run: Run) -> str:
+    """The artifact name of the (variant, weight) chosen on tune."""
+    variant, weight, _ = choose(run)
+    return artifact_name(variant, weight)
 
 
 @register_method("bct", criteria=(("bct/old", "old/old"),))
 def bct_cases(run: Run) -> MethodCases:
-    """BCT at the influence-loss weight chosen on the tune split (choose_weight)."""
-    weight, _ = choose_weight(run)
-    own = f"bct:{weight}"
+    """BCT at the variant and influence-loss weight chosen on the tune split (choose)."""
+    own = chosen_artifact(run)
     query, old = run.embeddings(own, "test"), run.embeddings("old", "test")
     return MethodCases({"bct/old": (query, old), "bct/bct": (query, query)}, own)
+
+
+# -- the diagnostic: can each construction classify the old model's own features? --------------
+def influence_floor(rows: torch.Tensor, covered: torch.Tensor, label_smoothing: float,
+                    scales: torch.Tensor, steps: int = 300) -> torch.Tensor:
+    """Per covered class (in class order), the lowest influence CE a feature of norm `scales[c]`
+    can reach against the rows, by gradient descent over its direction (from the class's row)."""
+    columns = torch.nonzero(covered).flatten()
+    w = rows[columns].detach()
+    target = torch.arange(len(columns))
+    u = (w + 1e-3 * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))).clone()
+    u.requires_grad_(True)
+    optimizer = torch.optim.Adam([u], lr=0.05)
+    scale = scales[columns].float().unsqueeze(1)
+    best = torch.full((len(columns),), math.inf)
+    for _ in range(steps):
+        logits = (scale * F.normalize(u, dim=1)) @ w.t()
+        loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction="none")
+        best = torch.minimum(best, loss.detach())
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+    return best
+
+
+def influence_diagnostic(
+    old_embeddings: np.ndarray, labels: np.ndarray, old_weight: torch.Tensor,
+    old_classes: list[int], num_classes: int, variants: tuple[str, ...] = BCT_VARIANTS,
+) -> list[dict]:
+    """Per construction, the influence CE of the old model's own training embeddings (as if the
+    new model were the old one): `ce` over the samples it covers, `ce_old` over old-class samples,
+    `floor` (the lowest CE a feature of its class's mean norm, or unit norm where the variant
+    normalises, can reach there: influence_floor, sample-weighted), `accuracy_old` (old-class
+    samples whose argmax row is their class), `new_row_wins` (old-class samples won by a
+    new-class row; None without new-class rows), and `flagged` (accuracy_old < FLAG_ACCURACY)."""
+    x = torch.as_tensor(np.asarray(old_embeddings), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    is_old = torch.as_tensor(np.isin(np.asarray(labels), old_classes))
+    norms = x.norm(dim=1)
+    out = []
+    for name in variants:
+        v = VARIANTS[name]
+        rows, covered = influence_rows(v, old_weight, old_classes, num_classes, x, labels)
+        keep = covered[y]
+        logits, target = influence_logits(x, y, rows, covered, normalize=v.normalize)
+        ce = F.cross_entropy(logits, target, label_smoothing=v.influence_smoothing,
+                             reduction="none")
+        columns = torch.nonzero(covered).flatten()
+        won = columns[logits.argmax(1)]  # the class whose row wins each covered sample
+        old_kept = is_old[keep]
+        scales = torch.ones(num_classes)
+        if not v.normalize:
+            for c in columns.tolist():
+                scales[c] = norms[y == c].mean()
+        floors = influence_floor(rows, covered, v.influence_smoothing, scales)
+        per_sample_floor = floors[torch.searchsorted(columns, y[keep])]
+        new_rows = covered.clone()
+        new_rows[list(old_classes)] = False
+        wins = new_rows[won[old_kept]].float().mean().item() if new_rows.any() else None
+        accuracy = (won[old_kept] == y[keep][old_kept]).float().mean().item()
+        out.append({"variant": name, "rows": v.rows, "classes": v.classes,
+                    "normalize": v.normalize, "label_smoothing": v.influence_smoothing,
+                    "ce": ce.mean().item(), "ce_old": ce[old_kept].mean().item(),
+                    "floor": per_sample_floor.mean().item(), "accuracy_old": accuracy,
+                    "new_row_wins": wins, "flagged": accuracy < FLAG_ACCURACY})
+    return out
+
+
+def run_diagnostic(run: Run) -> list[dict]:
+    """influence_diagnostic of the run's old model on its training split."""
+    s = run.splits
+    model, _ = run.trained("old")
+    return influence_diagnostic(run.embeddings("old", "train"), s.train.labels,
+                                model.classifier.weight, s.old_classes, s.bundle.num_classes)

@@ -5,6 +5,7 @@ on any split, to explore a protocol on `tune` before anything is run on `test`."
 from __future__ import annotations
 
 from fctlib.evaluation.distances import DISTANCES
+from fctlib.methods.bct import artifact_name
 from fctlib.methods.fct import transformed_gallery
 from fctlib.methods.registry import METHODS, Method
 from fctlib.suite.run import Run
@@ -32,15 +33,15 @@ def method_rows(run: Run, methods: list[Method] | None = None,
 
 
 def main_cases(run: Run, split: str = "tune") -> dict[str, dict]:
-    """Every case of the main comparison on a split (BCT at each swept weight)."""
+    """Every case of the main comparison on a split (BCT at each variant and weight swept)."""
     old, new = run.embeddings("old", split), run.embeddings("new", split)
     side_dim = run.preset.side_info.model.embedding_dim
     cases = {"old/old": run.evaluate(old, old, split),
              "new/new": run.evaluate(new, new, split)}
-    for w in run.preset.bct.weights:
-        bct = run.embeddings(f"bct:{w}", split)
-        cases[f"bct/old w={w}"] = run.evaluate(bct, old, split)
-        cases[f"bct/bct w={w}"] = run.evaluate(bct, bct, split)
+    for variant, w in run.preset.bct.models():
+        bct = run.embeddings(artifact_name(variant, w), split)
+        cases[f"bct/old {variant} w={w}"] = run.evaluate(bct, old, split)
+        cases[f"bct/bct {variant} w={w}"] = run.evaluate(bct, bct, split)
     for name, dim in (("fct/no-side", 0), ("fct/side", side_dim)):
         cases[name] = run.evaluate(new, transformed_gallery(run, dim, split), split)
     return cases

@@ -61,20 +61,56 @@ class StageConfig:
     training: TrainConfig
 
 
-@dataclass(frozen=True)
-class BCTConfig:
-    """BCT baseline: influence-loss weights swept on the tune split, rows for unseen classes."""
+# BCT's published variants (fctlib.methods.bct builds each; params/defaults.yaml gives sources):
+# openbct (A), openbct-g (B), bt2 (C), openbct-normsm (D), and this suite's earlier hybrid, kept
+# for the record only: it is measured when a preset lists it but never chosen.
+BCT_VARIANTS = ("openbct", "openbct-g", "bt2", "openbct-normsm", "hybrid")
+BCT_RECORD_ONLY = ("hybrid",)
 
-    weights: list[float] = field(default_factory=lambda: [1.0, 3.0, 10.0])
-    new_class_rows: str = "mean"
+
+@dataclass(frozen=True)
+class BCTSweep:
+    """One BCT variant and the influence-loss weights it is trained with."""
+
+    variant: str
+    weights: list[float]
 
     def __post_init__(self):
-        if not self.weights or min(self.weights) < 0:
-            raise ValueError(f"weights must be a non-empty list of values >= 0, got {self.weights}")
-        if self.new_class_rows not in ("mean", "drop"):
-            raise ValueError(
-                f"new_class_rows must be 'mean' or 'drop', got {self.new_class_rows!r}"
-            )
+        if self.variant not in BCT_VARIANTS:
+            raise ValueError(f"variant must be one of {BCT_VARIANTS}, got {self.variant!r}")
+        if not self.weights or min(self.weights) < 0 or len(set(self.weights)) != len(
+                self.weights):
+            raise ValueError(f"weights of {self.variant} must be distinct values >= 0, got "
+                             f"{self.weights}")
+
+
+@dataclass(frozen=True)
+class BCTConfig:
+    """BCT baseline: the variants and weights trained and compared on the tune split (the one
+    used is chosen there), the normalised-softmax scale of `openbct-normsm` and the optimisation
+    of `bt2` (the other variants use the new model's recipe)."""
+
+    sweep: list[BCTSweep]
+    bt2_training: TrainConfig
+    normsm_scale: float = 30.0
+
+    def __post_init__(self):
+        variants = [s.variant for s in self.sweep]
+        if len(set(variants)) != len(variants):
+            raise ValueError(f"sweep lists a variant more than once: {variants}")
+        if not set(variants) - set(BCT_RECORD_ONLY):
+            raise ValueError(f"sweep needs a variant that can be chosen (not only "
+                             f"{BCT_RECORD_ONLY}), got {variants}")
+        if self.normsm_scale <= 0:
+            raise ValueError(f"normsm_scale must be > 0, got {self.normsm_scale}")
+
+    def models(self) -> list[tuple[str, float]]:
+        """Every (variant, weight) of the sweep, in preset order."""
+        return [(s.variant, w) for s in self.sweep for w in s.weights]
+
+    def training(self, variant: str, new: TrainConfig) -> TrainConfig:
+        """The optimisation a variant's model is trained with (`new`: the new model's)."""
+        return self.bt2_training if variant == "bt2" else new
 
 
 @dataclass(frozen=True)
@@ -175,10 +211,11 @@ class OCAConfig:
 @dataclass(frozen=True)
 class MultiStepConfig:
     """Multi-step updates: how many classes (the first ones by label index) each generation sees,
-    and BCT's influence-loss weight along the chain."""
+    and BCT's variant and influence-loss weight along the chain."""
 
     class_counts: list[int] | None = None  # None: half, three quarters and all of the classes
     bct_weight: float = 1.0
+    bct_variant: str = "openbct"
 
     def __post_init__(self):
         counts = self.class_counts
@@ -188,6 +225,11 @@ class MultiStepConfig:
                              f"got {counts}")
         if self.bct_weight < 0:
             raise ValueError(f"bct_weight must be >= 0, got {self.bct_weight}")
+        chainable = tuple(v for v in BCT_VARIANTS if v != "openbct-normsm")
+        if self.bct_variant not in chainable:
+            raise ValueError(f"bct_variant must be one of {chainable} (a normalised-softmax "
+                             f"generation has no linear rows for the next), got "
+                             f"{self.bct_variant!r}")
 
 
 @dataclass(frozen=True)

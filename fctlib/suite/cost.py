@@ -46,16 +46,19 @@ def side_info_dims(preset: Preset) -> list[int]:
 
 def main_comparison_work(preset: Preset, sizes: SplitSizes) -> ComparisonWork:
     """The training, embedding and h-fitting work of old, SimCLR side-info, new, every BCT
-    weight, h without and with side-info and the side-info size ablation (notebooks 00-06)."""
+    variant and weight of the sweep (`bct:<variant>:<w>`), h without and with side-info and the
+    side-info size ablation (notebooks 00-06)."""
     new_epochs = preset.new.training.epochs
     side_epochs = preset.side_info.training.epochs
     training = {"old": sizes.old_train * preset.old.training.epochs,
                 "new": sizes.train * new_epochs}
-    training.update({f"bct:{w:g}": sizes.train * new_epochs for w in preset.bct.weights})
+    bct = {f"bct:{v}:{w:g}": preset.bct.training(v, preset.new.training).epochs
+           for v, w in preset.bct.models()}
+    training.update({name: sizes.train * epochs for name, epochs in bct.items()})
     training.update({f"side:{d}": 2 * sizes.old_train * side_epochs
                      for d in side_info_dims(preset)})
     embedding = {"old": sizes.train + sizes.tune + sizes.test, "new": sizes.train + sizes.test}
-    embedding.update({f"bct:{w:g}": sizes.tune for w in preset.bct.weights})
+    embedding.update({name: sizes.tune for name in bct})
     embedding["bct chosen"] = sizes.test
     embedding.update({f"side:{d}": sizes.train + sizes.test for d in side_info_dims(preset)})
     h = preset.transformation

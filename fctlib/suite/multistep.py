@@ -8,7 +8,8 @@ For each method, entry (i, j) of its compatibility matrix is the retrieval of ge
 queries against generation j's gallery (j <= i) on the whole test split:
 
 - `independent`: every generation trained on its own, compared as they are;
-- `bct`: generation k trained with BCT's influence loss through generation k-1's classifier;
+- `bct`: generation k trained with BCT's influence loss (variant `multistep.bct_variant`)
+  through generation k-1 (its classifier or its features' class means);
 - `dsimplex`: every generation on one fixed simplex classifier (features without ReLU),
   k with HOC against k-1;
 - `fct-chained`: the independent models, generation j's gallery carried to i through
@@ -24,7 +25,7 @@ import numpy as np
 
 from fctlib.data.splits import select_classes
 from fctlib.evaluation.compatibility import compatibility_scores
-from fctlib.methods.bct import bct_loss, old_classifier_for_all_classes
+from fctlib.methods.bct import build_bct_model, influence_rows, variant_loss
 from fctlib.methods.dsimplex import dsimplex_training_step, simplex_model
 from fctlib.methods.fct import Transformation, train_transformation, upgrade_embeddings
 from fctlib.methods.independent import fit_classifier
@@ -76,24 +77,33 @@ class MultiStep:
             return run.artifact("new")  # the suite's new model: the same recipe on every class
         previous = (self.generation(method, k - 1),) if method != "independent" and k > 0 else ()
         vertices, channels = len(self.generations[-1]), run.splits.bundle.channels
-        bct_weight, rows = run.preset.multistep.bct_weight, run.preset.bct.new_class_rows
-        depends = {"independent": (), "bct": (bct_weight, rows), "dsimplex": (vertices,)}[method]
+        bct_weight, variant = run.preset.multistep.bct_weight, run.preset.multistep.bct_variant
+        training = stage.training
+        if method == "bct":  # the variant's recipe (bt2's own optimiser) and new network
+            training = run.preset.bct.training(variant, stage.training)
+        depends = {"independent": (), "bct": (bct_weight, variant, training),
+                   "dsimplex": (vertices,)}[method]
 
         def fit(folder: Path):
-            smoothing = stage.training.label_smoothing
+            smoothing = training.label_smoothing
             loss = classification_loss(smoothing)
             if method == "dsimplex" and previous:
                 loss = dsimplex_training_step(run.trained(previous[0])[0], smoothing)
             if method == "bct":
-                weight, covered = old_classifier_for_all_classes(
-                    run.trained(previous[0])[0].classifier.weight, self.generations[k - 1],
-                    vertices, run.embeddings(previous[0], "train"), run.splits.train.labels, rows)
-                loss = bct_loss(smoothing, weight[classes], covered[classes], bct_weight)
+                weight, covered = influence_rows(
+                    variant, run.trained(previous[0])[0].classifier.weight,
+                    self.generations[k - 1], vertices, run.embeddings(previous[0], "train"),
+                    run.splits.train.labels)
+                loss = variant_loss(variant, smoothing, weight[classes], covered[classes],
+                                    bct_weight)
             build = ((lambda: simplex_model(stage.model, channels, vertices, classes))
                      if method == "dsimplex" else
+                     (lambda: build_bct_model(variant, stage.model, channels, len(classes),
+                                              run.preset.bct.normsm_scale))
+                     if method == "bct" else
                      (lambda: build_model(stage.model, channels, len(classes))))
             return fit_classifier(run, folder, build, select_classes(run.splits.train, classes),
-                                  classes, loss, stage.training,
+                                  classes, loss, training,
                                   desc=f"{method} generation {k + 1}")
 
         return Artifact(f"gen:{method}:{k}", f"multistep-{method}{k}",

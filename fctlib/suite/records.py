@@ -148,7 +148,8 @@ class NewRecord(Record):
 
 @dataclass
 class SweepPoint(JsonData):
-    """One BCT influence-loss weight on the tune split: both cases and the choice's score."""
+    """One BCT influence-loss weight on the tune split: both cases and the choice's score (the
+    records written before BCT's variants)."""
 
     weight: float
     bct_old: dict[str, float] = field(metadata={"json": "bct/old"})  # metrics of all queries
@@ -156,16 +157,68 @@ class SweepPoint(JsonData):
     score: float
 
 
+@dataclass
+class BCTPoint(JsonData):
+    """One BCT model (variant, weight) on one split under one distance: bct/old, bct/bct, and the
+    independent old/old and new/new of the same split and distance (metrics of all queries), and
+    the mean norm of its embeddings over the old model's."""
+
+    variant: str
+    weight: float
+    split: str
+    distance: str
+    bct_old: dict[str, float] = field(metadata={"json": "bct/old"})
+    bct_bct: dict[str, float] = field(metadata={"json": "bct/bct"})
+    old_old: dict[str, float] = field(metadata={"json": "old/old"})
+    new_new: dict[str, float] = field(metadata={"json": "new/new"})
+    norm_ratio: float
+
+
+@dataclass
+class InfluenceRow(JsonData):
+    """One BCT construction applied to the old model's own training embeddings (no training):
+    its influence CE, the lowest CE reachable, how many old-class samples it classifies, how many
+    a new-class row wins (None: no new-class rows), and whether it is flagged."""
+
+    variant: str
+    rows: str
+    classes: str
+    normalize: bool
+    label_smoothing: float
+    ce: float
+    ce_old: float
+    floor: float
+    accuracy_old: float
+    new_row_wins: float | None
+    flagged: bool
+
+
 @dataclass(kw_only=True)
 class BCTRecord(Record):
-    """Notebook 04: BCT's cases at the chosen weight, the tune-split sweep, and history."""
+    """Notebook 04: BCT's cases at the variant and weight chosen on tune (under `distance`), every
+    variant's points on tune and test under both distances, the influence diagnostic, and the
+    chosen model's history. `sweep` is the weight-only form of records written before variants
+    (empty, and left out of the JSON, in new ones)."""
 
     STEP: ClassVar[str] = "bct"
     NOTEBOOK: ClassVar[str] = "04_bct"
     cases: Cases
     weight: float
-    sweep: list[SweepPoint]
     history: History
+    variant: str = ""
+    distance: str = ""
+    points: list[BCTPoint] = field(default_factory=list)
+    influence: list[InfluenceRow] = field(default_factory=list)
+    sweep: list[SweepPoint] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The record as plain JSON values (the fields of only one of the two forms left out
+        while empty, so that either form saves back unchanged)."""
+        data = super().to_json()
+        for key in ("variant", "distance", "points", "influence", "sweep"):
+            if not data[key]:
+                del data[key]
+        return data
 
 
 @dataclass(kw_only=True)

@@ -8,7 +8,10 @@ import pytest
 from fctlib.paths import project_root
 from fctlib.suite.records import (
     STEP_RECORDS,
+    BCTPoint,
+    BCTRecord,
     Criterion,
+    InfluenceRow,
     MethodRow,
     MethodsRecord,
     MultistepRecord,
@@ -103,3 +106,19 @@ def test_load_records_orders_seeds_by_number(tmp_path):
 def test_missing_metrics_folder_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="make reproduce"):
         load_records(tmp_path)
+
+
+def test_a_bct_record_of_variants_round_trips(tmp_path):
+    metrics = {"top1": 0.5, "top5": 0.7, "mAP": 0.4}
+    point = BCTPoint(variant="bt2", weight=10.0, split="tune", distance="cosine",
+                     bct_old=metrics, bct_bct=metrics, old_old=metrics, new_new=metrics,
+                     norm_ratio=0.3)
+    row = InfluenceRow(variant="openbct", rows="old-classifier", classes="old",
+                       normalize=False, label_smoothing=0.0, ce=0.4, ce_old=0.4, floor=0.01,
+                       accuracy_old=0.88, new_row_wins=None, flagged=False)
+    record = BCTRecord(cases={}, weight=10.0, variant="bt2", distance="l2", points=[point],
+                       influence=[row], history=[])
+    data = json.loads(json.dumps(record.to_json()))
+    assert "sweep" not in data and data["points"][0]["old/old"] == metrics
+    assert BCTRecord.from_json(data) == record
+    assert load_record(record.save(tmp_path, 0)) == record

@@ -87,8 +87,10 @@ def test_an_artifact_made_before_commits_were_recorded_says_so(tmp_path):
     ("cross:loss", {"cross": {"cosine_scale": 8.0}}),
     ("cross:arch", {"cross": {"model": {"width": 6}}}),
     ("side:8", {"side_info": {"temperature": 0.2}}),
-    ("bct:1", {"bct": {"new_class_rows": "drop"}}),
-    ("bct:1", {"old": {"model": {"width": 6}}}),  # through its upstream old model
+    ("bct:bt2:10", {"bct": {"bt2_training": {"lr": 0.002}}}),
+    ("bct:openbct-normsm:1", {"bct": {"normsm_scale": 16.0}}),
+    ("bct:openbct:1", {"new": {"training": {"lr": 0.05}}}),
+    ("bct:openbct:1", {"old": {"model": {"width": 6}}}),  # through its upstream old model
     ("oca", {"oca": {"extra_dims": 4}}),
     ("dsimplex:new", {"old": {"training": {"epochs": 2}}}),
     ("h:8", {"transformation": {"mixer_widths": [32]}}),
@@ -101,9 +103,24 @@ def test_a_run_artifact_moves_when_a_preset_slice_it_declares_changes(fashion_mn
     assert before[0] != after[0] and before[1] != after[1]
 
 
+def test_a_bct_artifact_s_key_moves_with_its_variant_and_weight(fashion_mnist, tmp_path):
+    run = Run("smoke", 0, runs_dir=tmp_path)
+    names = ["bct:openbct:1", "bct:openbct-g:1", "bct:bt2:1", "bct:openbct-normsm:1",
+             "bct:hybrid:1", "bct:openbct:3"]
+    places = [_where(run.store, run.artifact(name)) for name in names]
+    assert len({folder for folder, _ in places}) == len({key for _, key in places}) == len(names)
+    assert run.artifact("bct:openbct:1").name == run.artifact("bct:openbct:1.0").name
+    assert run.store.folder(run.artifact("bct:bt2:10")).name.startswith("bct-bt2-")
+    for bad in ("bct:1", "bct:drop:1"):
+        with pytest.raises(ValueError, match="bct:<variant>:<weight>"):
+            run.artifact(bad)
+
+
 def test_a_run_artifact_ignores_slices_it_does_not_declare(fashion_mnist, tmp_path):
     runs = [Run("smoke", 0, overrides=o, runs_dir=tmp_path)
             for o in (None, {"cross": {"cosine_scale": 8.0}, "fastfill": {"mu": 0.2},
-                             "data": {"path": "stream"}})]
-    for name in ("old", "new", "cross:arch", "side:8", "h:8"):
+                             "data": {"path": "stream"},
+                             "bct": {"bt2_training": {"lr": 0.002}, "normsm_scale": 16.0,
+                                     "sweep": [{"variant": "bt2", "weights": [1]}]}})]
+    for name in ("old", "new", "cross:arch", "side:8", "h:8", "bct:openbct:1"):
         assert len({_where(r.store, r.artifact(name)) for r in runs}) == 1, name

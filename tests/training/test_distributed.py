@@ -182,7 +182,7 @@ new:
   model: {{width: 2, embedding_dim: 4}}
   training: {{epochs: 1, batch_size: 8, warmup_epochs: 0}}
 bct:
-  weights: [1]
+  sweep: [{{variant: openbct, weights: [1]}}]
 side_info:
   model: {{width: 2, embedding_dim: 4}}
   training: {{epochs: 1, batch_size: 8, warmup_epochs: 0}}
@@ -235,8 +235,8 @@ def test_train_step_under_two_processes_leaves_what_one_process_loads(
     assert _checkpoints(runs) == written
     assert sorted(histories) == ["h:0", "h:4"]
     assert all(len(h) == 2 for h in histories.values())
-    bct = train_step(run, ["bct:1"])  # the old model trained by two processes feeds BCT here
-    assert list(bct) == ["bct:1.0"] and len(bct["bct:1.0"]) == 1
+    bct = train_step(run, ["bct:openbct:1"])  # the old model trained by two processes feeds BCT
+    assert list(bct) == ["bct:openbct:1.0"] and len(bct["bct:openbct:1.0"]) == 1
 
 
 def test_train_step_command_in_one_process(tiny_preset, tmp_path, single_process, capsys):
