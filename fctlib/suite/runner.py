@@ -84,9 +84,10 @@ def execute(notebook: str, output: Path, parameters: dict) -> float:
             thread.join(0.2)
     except KeyboardInterrupt:
         deadline = time.monotonic() + KERNEL_EXIT_WAIT_S
+        _kill_kernels(kernels)
         while thread.is_alive() and time.monotonic() < deadline:
-            _kill_kernels(kernels)  # again: a kernel may have been starting
             thread.join(0.2)
+            _kill_kernels(kernels)  # again: a kernel may have been starting
         raise
     error = outcome.get("error")
     if isinstance(error, PapermillExecutionError):
