@@ -83,7 +83,9 @@ def load_upgrade_model(path: str | Path) -> Transformation | FastFill:
     """The model saved at `path`: an FCT transformation, or FastFill (h with its uncertainty)."""
     try:
         saved = read_saved_model(path, (TRANSFORMATION_FORMAT, FASTFILL_FORMAT))
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise GalleryStoreError(
             f"{path} cannot be read as a saved transformation ({reason}): the file is damaged "
@@ -138,8 +140,8 @@ def check_finite_inputs(shard: Shard) -> None:
             rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
             raise GalleryStoreError(
                 f"{shard.folder / name} holds non-finite values (NaN or inf) in {len(rows)} "
-                f"row(s), first row {rows[0]}; fix or re-export that shard, then rerun: the "
-                "shards made from changed inputs are upgraded again")
+                f"row(s), first row {rows[0]}; fix that file or export the store again, then "
+                "rerun (shards whose inputs changed are upgraded again)")
 
 
 def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_sha256: str,
@@ -152,7 +154,6 @@ def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_
     fastfill, target = isinstance(model, FastFill), out / shard.name
     if shard_finished(shard, target, _h(model).new_dim, fastfill):
         return shard.name
-    check_finite_inputs(shard)
     digests = input_digests(shard)
     if threads:
         torch.set_num_threads(threads)
@@ -266,11 +267,13 @@ def upgrade_gallery(store: str | Path, transformation: str | Path, out: str | Pa
     if out.resolve().is_relative_to(store.folder.resolve()):
         raise GalleryStoreError(f"--out {out} lies inside the store {store.folder}, which is "
                                 "never modified; pass a folder outside it")
+    todo = [s for s in store.shards
+            if not shard_finished(s, out / s.name, model.new_dim, fastfill)]
+    for shard in todo:
+        check_finite_inputs(shard)
     if out.is_dir():
         remove_stale_tmp(out)
     _start_job(out, store, transformation, sha)
-    todo = [s for s in store.shards
-            if not shard_finished(s, out / s.name, model.new_dim, fastfill)]
     log(f"{store.count} items in {len(store.shards)} shards; {len(todo)} to upgrade")
     task = partial(upgrade_shard, out=out, transformation=transformation,
                    transformation_sha256=sha, batch_size=batch_size, threads=threads)
