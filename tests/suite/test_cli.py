@@ -283,20 +283,23 @@ def kernels_of(marker):
     return found
 
 
-@pytest.mark.slow
-def test_ctrl_c_stops_a_run_with_130_and_the_rerun_completes(tmp_path, fashion_mnist):
+def interrupt_smoke_run(tmp_path, steps, started_line, wait_s):
+    """Start `fct reproduce` of the smoke preset's `steps`, send SIGINT `wait_s` after the log
+    shows `started_line`, and check it ends at once with exit code 130, one line and no kernel
+    left; returns the command, its environment, the marker of its kernels and whether a kernel
+    was running when SIGINT was sent."""
     marker = f"ctrl-c-{os.getpid()}-{time.time()}"
     env = {**os.environ, "FCT_TEST_MARKER": marker, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "fctlib.suite.cli", "reproduce", "--preset", "smoke",
-               "--only", "00_data", "01_train_old", "--no-report",
+               "--only", *steps, "--no-report",
                "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     for line in proc.stdout:
-        if "01_train_old ..." in line:
+        if started_line in line:
             break
-    time.sleep(3)  # the kernel is up and running the notebook's cells
-    assert kernels_of(marker), "a kernel runs step 01"
+    time.sleep(wait_s)
+    kernel_up = bool(kernels_of(marker))
     proc.send_signal(signal.SIGINT)
     started = time.monotonic()
     _, err = proc.communicate(timeout=60)
@@ -305,6 +308,20 @@ def test_ctrl_c_stops_a_run_with_130_and_the_rerun_completes(tmp_path, fashion_m
     assert err.strip().splitlines()[-1].startswith("fct reproduce: interrupted"), err
     assert "Traceback" not in err
     assert not kernels_of(marker), "the kernel was shut down"
+    return command, env, marker, kernel_up
+
+
+def test_ctrl_c_while_the_kernel_starts(tmp_path, fashion_mnist):
+    interrupt_smoke_run(tmp_path, ["00_data"], "00_data ...", 0.3)
+    assert not (tmp_path / "results" / "notebooks" / "seed0" / "timings.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_with_130_and_the_rerun_completes(tmp_path, fashion_mnist):
+    # 3 s after step 01 starts, its kernel runs the notebook's cells
+    command, env, marker, kernel_up = interrupt_smoke_run(
+        tmp_path, ["00_data", "01_train_old"], "01_train_old ...", 3)
+    assert kernel_up
     timings = tmp_path / "results" / "notebooks" / "seed0" / "timings.json"
     assert "01_train_old" not in timings.read_text()
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
