@@ -251,9 +251,8 @@ def run_command(args) -> None:
     elif args.command == "train-step":
         run_train_step(args)
     elif args.command == "explore":
-        overrides = parse_overrides(args.set)
-        load_preset(args.preset, overrides)  # a bad preset or key stops here, before any work
-        path = explore_on_tune(args.preset, overrides, args.label, args.seed, runs_dir)
+        path = explore_on_tune(args.preset, parse_overrides(args.set), args.label, args.seed,
+                               runs_dir)
         print(f"tune-split metrics in {path}")
     elif args.command == "fetch-data":
         print(f"{args.name}: {fetch_data(args.name)}")

@@ -138,9 +138,7 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
         raise ValueError(f"unknown step(s) {unknown}; steps are {STEPS + (REPORT,)}")
     steps = [s for s in STEPS if not only or s in only]
     results = Path(results_dir) if results_dir else results_dir_for(config.name)
-    for folder, option in ((results, "--results-dir"), (runs_dir, "--runs-dir")):
-        if folder is not None:
-            check_output_folder(folder, option)
+    check_output_folder(results, "--results-dir")
     if steps:
         check_data(config, path)
     common = {"preset": str(path), "overrides": overrides or {},
