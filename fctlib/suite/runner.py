@@ -19,8 +19,6 @@ STEPS = ("00_data", "01_train_old", "02_side_info", "03_train_new", "04_bct",
          "05_transformation", "06_side_info_size", "07_fastfill", "08_ablations", "09_methods",
          "10_multistep")
 REPORT = "99_report"
-
-
 KERNEL_EXIT_WAIT_S = 10  # after Ctrl-C: how long the notebook's thread may take to clean up
 
 
