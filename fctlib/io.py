@@ -10,12 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+from fctlib.errors import UserError
+
+TMP_GLOB = ".*.tmp"  # the temporary files of atomic_write: .<name>.<random>.tmp
+
 
 def atomic_write(path: str | Path, write) -> Path:
     """Call `write(tmp_path)`, then rename the temporary file over `path` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # TMP_GLOB
     os.close(fd)
     try:
         write(Path(tmp))
@@ -24,6 +28,28 @@ def atomic_write(path: str | Path, write) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def remove_stale_tmp(folder: str | Path) -> int:
+    """Delete the temporary files that killed writers left under `folder`; returns how many."""
+    stale = [p for p in Path(folder).rglob(TMP_GLOB) if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def check_output_folder(path: str | Path, option: str) -> Path:
+    """Refuse, before any work, an output folder (given as `option`) that is a file, lies under
+    a file, or cannot be written."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under the file {existing}"
+        raise UserError(f"{option} {path} {where}; pass a folder path (created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: {existing} is not writable (read-only or no "
+                        "permission); pass a writable folder or fix its permissions")
     return path
 
 

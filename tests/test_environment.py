@@ -1,5 +1,7 @@
 """The conda environment and the pip pins must describe the same environment."""
 
+import os
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -19,3 +21,9 @@ def test_environment_yml_matches_pyproject_pins():
         f"only in environment.yml: {sorted(conda_pins - pins)}; "
         f"only in pyproject.toml: {sorted(pins - conda_pins)}"
     )
+
+
+def test_make_lab_allows_root_only_as_root():
+    dry_run = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True)
+    lab = [line for line in dry_run.stdout.splitlines() if "jupyter lab" in line]
+    assert lab and ("--allow-root" in lab[0]) == (os.geteuid() == 0), dry_run.stdout

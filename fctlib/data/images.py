@@ -201,7 +201,8 @@ class FileImages(ImageSet):
             msg = f"image file {path} is missing (was the data set moved?)"
             raise FileNotFoundError(msg) from None
         except OSError as err:
-            raise OSError(f"cannot decode image file {path}: {err}") from err
+            raise OSError(f"cannot decode image file {path}: {err}; replace or delete that file "
+                          "(or extract the data set's archive again)") from err
 
 
 def _pil_to_tensor(img: Image.Image) -> torch.Tensor:

@@ -18,6 +18,7 @@ from fctlib.data.images import ArrayImages, FileImages, ImageSet
 from fctlib.data.spec import DatasetSpec
 from fctlib.data.splits import carve_tune
 from fctlib.data.transforms import channel_stats
+from fctlib.errors import DataError
 from fctlib.paths import project_root
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -63,14 +64,14 @@ def read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as fh:
         data = fh.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
     if data[2] != 0x08:
-        raise ValueError(f"{path}: IDX element type 0x{data[2]:02x} is not unsigned byte (0x08)")
+        raise DataError(f"{path}: IDX element type 0x{data[2]:02x} is not unsigned byte (0x08)")
     ndim = data[3]
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
     offset = 4 + 4 * ndim
     if len(data) - offset != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says shape {dims} but holds {len(data) - offset} bytes")
+        raise DataError(f"{path}: header says shape {dims} but holds {len(data) - offset} bytes")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims).copy()
 
 
@@ -85,6 +86,10 @@ def _load_fashion_mnist(spec: DatasetSpec):
     cache = dataset_cache_dir(spec)
     folders = []
     if spec.root is not None:
+        if not Path(spec.root).is_dir():
+            raise FileNotFoundError(
+                f"Fashion-MNIST root {spec.root} (data.dataset.root) is not a folder; set it to "
+                "the folder holding the idx files, or to null to use the system copy (make data)")
         folders += [Path(spec.root), Path(spec.root) / "FashionMNIST" / "raw"]
     folders += [FASHION_MNIST_SYSTEM_DIR, cache / "FashionMNIST" / "raw"]
     stems = [stem for pair in FASHION_MNIST_FILES.values() for stem in pair]
@@ -117,7 +122,7 @@ def _load_fashion_mnist(spec: DatasetSpec):
         images = read_idx(_find_idx(found, images_stem))
         labels = read_idx(_find_idx(found, labels_stem))
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
+            raise DataError(
                 f"Fashion-MNIST {split} files in {found} have shapes {images.shape} and "
                 f"{labels.shape}; expected (N, 28, 28) images and (N,) labels"
             )
@@ -130,7 +135,7 @@ def _load_cifar_pickle(path: Path) -> dict:
     with open(path, "rb") as fh:
         raw = pickle.load(fh, encoding="bytes")
     if not isinstance(raw, dict):
-        raise ValueError(f"{path} is not a CIFAR pickle (a dict), got {type(raw).__name__}")
+        raise DataError(f"{path} is not a CIFAR pickle (a dict), got {type(raw).__name__}")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
 
 
@@ -138,10 +143,10 @@ def _cifar_split(path: Path) -> ArrayImages:
     batch = _load_cifar_pickle(path)
     missing = {"data", "fine_labels"} - set(batch)
     if missing:
-        raise ValueError(f"{path} lacks {sorted(missing)}; expected b'data' and b'fine_labels'")
+        raise DataError(f"{path} lacks {sorted(missing)}; expected b'data' and b'fine_labels'")
     data = np.asarray(batch["data"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: data is {data.dtype} {data.shape}; expected uint8 (N, 3072)")
+        raise DataError(f"{path}: data is {data.dtype} {data.shape}; expected uint8 (N, 3072)")
     return ArrayImages(data.reshape(-1, 3, 32, 32), batch["fine_labels"], layout="NCHW")
 
 
@@ -175,7 +180,7 @@ def _load_cifar100(spec: DatasetSpec):
         )
     meta = _load_cifar_pickle(folder / "meta")
     if "fine_label_names" not in meta:
-        raise ValueError(f"{folder / 'meta'} lacks the key b'fine_label_names'")
+        raise DataError(f"{folder / 'meta'} lacks the key b'fine_label_names'")
     names_list = [n.decode() if isinstance(n, bytes) else str(n) for n in meta["fine_label_names"]]
     train, test = _cifar_split(folder / "train"), _cifar_split(folder / "test")
     return train, test, names_list, f"CIFAR-100 python pickles in {folder}"
@@ -243,7 +248,7 @@ def _image_folder_tree(folder: Path, classes: list[str], channels: int = 3) -> F
     """FileImages over `folder/<class>/<image>`, labels = position of the class in `classes`."""
     unknown = sorted(set(_class_folders(folder)) - set(classes))
     if unknown:
-        raise ValueError(
+        raise DataError(
             f"{folder} has class folders {unknown[:5]} that the class list (from the training "
             "folders / wnids.txt) lacks; every class needs training images"
         )
@@ -263,7 +268,7 @@ def _load_imagefolder(spec: DatasetSpec):
     else:
         present = [name for name in ("test", "val") if (root / name).is_dir()]
         if len(present) == 2:
-            raise ValueError(f"{root} has both test/ and val/; choose one with test_folder=")
+            raise DataError(f"{root} has both test/ and val/; choose one with test_folder=")
         test_name = present[0] if present else "test"
     for name in ("train", test_name):
         if not (root / name).is_dir():
@@ -276,7 +281,7 @@ def _load_imagefolder(spec: DatasetSpec):
     train = _image_folder_tree(root / "train", classes, channels)
     empty = [name for name in classes if not _image_files(root / "train" / name)]
     if empty or not classes:
-        raise ValueError(f"{root / 'train'} has no class folders or empty ones: {empty[:5]}")
+        raise DataError(f"{root / 'train'} has no class folders or empty ones: {empty[:5]}")
     test = _image_folder_tree(root / test_name, classes, channels)
     return train, test, classes, f"image folders {root}/train and {root}/{test_name}"
 
@@ -287,7 +292,7 @@ def _load_folder_split(spec: DatasetSpec):
     everything = _image_folder_tree(root, classes, spec.channels or 3)
     empty = [name for name in classes if not _image_files(root / name)]
     if empty or not classes:
-        raise ValueError(f"{root} has no class folders or empty ones: {empty[:5]}")
+        raise DataError(f"{root} has no class folders or empty ones: {empty[:5]}")
     train, test = carve_tune(everything, spec.test_fraction, spec.seed)
     source = (f"class folders in {root}, {spec.test_fraction:g} of each class as test "
               f"(seed {spec.seed})")
@@ -301,7 +306,7 @@ def _load_npz(spec: DatasetSpec):
     with np.load(path, allow_pickle=False) as archive:
         missing = [key for key in NPZ_KEYS if key not in archive.files]
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{path} lacks arrays {missing}; expected {list(NPZ_KEYS)} (images uint8 NHW, NHWC "
                 f"or NCHW; labels int (N,)), found {archive.files}"
             )
@@ -312,10 +317,10 @@ def _load_npz(spec: DatasetSpec):
         try:
             splits.append(ArrayImages(images, labels, layout=spec.layout))
         except ValueError as err:
-            raise ValueError(f"{path}: {split}_images / {split}_labels: {err}") from None
+            raise DataError(f"{path}: {split}_images / {split}_labels: {err}") from None
     train, test = splits
     if train.images.shape[1:] != test.images.shape[1:]:
-        raise ValueError(
+        raise DataError(
             f"{path}: train images are {tuple(train.images.shape[1:])} (C, H, W) but test images "
             f"are {tuple(test.images.shape[1:])}; both splits need the same shape"
         )
@@ -357,9 +362,9 @@ def load_dataset(spec: DatasetSpec) -> DataBundle:
     num_classes = len(class_names)
     for split, images in (("train", train), ("test", test)):
         if len(images) == 0:
-            raise ValueError(f"{source}: the {split} split holds no images")
+            raise DataError(f"{source}: the {split} split holds no images")
         if images.labels.max() >= num_classes:
-            raise ValueError(
+            raise DataError(
                 f"{source}: {split} labels reach {images.labels.max()} but there are only "
                 f"{num_classes} class names"
             )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fctlib.data.images import ImageSet
+from fctlib.errors import DataError
 
 if TYPE_CHECKING:
     from fctlib.data.sources import DataBundle
@@ -108,6 +109,25 @@ def validate_class_split(old_classes: Iterable[int], num_classes: int) -> list[i
     return sorted(old)
 
 
+def check_class_split(bundle: DataBundle, old_classes: list[int] | None) -> list[int]:
+    """A preset's old classes (None: the first half) checked against a loaded data set, and every
+    class checked to have training images; DataError naming the key and the fix otherwise."""
+    try:
+        old = validate_class_split(
+            old_classes if old_classes is not None else default_old_classes(bundle.num_classes),
+            bundle.num_classes)
+    except ValueError as err:
+        raise DataError(f"data.old_classes: {err} ({bundle.source}); list class ids of this data "
+                        "set, or set it to null for the first half of its classes") from None
+    present = set(np.unique(bundle.train.labels).tolist())
+    missing = [c for c in range(bundle.num_classes) if c not in present]
+    if missing:
+        raise DataError(f"{bundle.source}: the train split has no images of classes "
+                        f"{missing[:10]}; every class needs training images: add them, or "
+                        "leave those classes out of the data set")
+    return old
+
+
 def label_map(classes: Iterable[int]) -> dict[int, int]:
     """{original class id: position in `classes`}: the labels of a classifier over those classes."""
     values = _as_class_list(classes, "classes")
@@ -173,10 +193,7 @@ def load_splits(cfg: DataConfig) -> Splits:
     from fctlib.data.sources import dataset_cache_dir, load_dataset
 
     bundle = load_dataset(cfg.dataset)
-    old = validate_class_split(
-        cfg.old_classes if cfg.old_classes is not None else default_old_classes(bundle.num_classes),
-        bundle.num_classes,
-    )
+    old = check_class_split(bundle, cfg.old_classes)
     train_pool = subsample_per_class(bundle.train, cfg.train_per_class, SPLIT_SEED)
     train, tune = carve_tune(train_pool, cfg.tune_fraction, SPLIT_SEED)
     test = subsample_per_class(bundle.test, cfg.test_per_class, SPLIT_SEED)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 
+from fctlib.errors import UserError
+
+CONNECT_TIMEOUT_S = 5  # a scheduler that does not answer within this is reported, not waited on
+
 
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None):
@@ -16,11 +20,17 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except OSError as err:
+            raise UserError(f"no Dask scheduler answers at --scheduler {scheduler} within "
+                            f"{CONNECT_TIMEOUT_S} s ({err}); start one there (`dask scheduler`), "
+                            "fix the address, or use --workers N for a local cluster") from None
+        with client:
             yield client
         return
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise UserError(f"--workers must be at least 1, got {workers}; pass e.g. --workers 2")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         yield client

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fctlib.deploy.gallery_store import GalleryStore, write_gallery_store
+from fctlib.deploy.gallery_store import (
+    MANIFEST,
+    GalleryStore,
+    GalleryStoreError,
+    write_gallery_store,
+)
 from fctlib.deploy.upgrade import open_upgraded
+from fctlib.errors import UserError
 from fctlib.evaluation.distances import for_distance
+from fctlib.io import check_output_folder
 from fctlib.methods.fastfill import fastfill_artifact, save_fastfill
 from fctlib.methods.fct import save_transformation, transformation_artifact
 from fctlib.suite.run import Run
@@ -22,7 +29,10 @@ def export_gallery(run: Run, folder: str | Path, *, split: str = "test",
     """Write `folder/gallery` (ids = positions in the split, old embeddings, side-info) and
     `folder/transformation.pt` (FCT's h, or FastFill's with its uncertainty head), from a run's
     cached (or freshly trained) models."""
-    folder = Path(folder)
+    folder = check_output_folder(folder, "--out")
+    if (folder / "gallery" / MANIFEST).exists():
+        raise GalleryStoreError(f"{folder / 'gallery'} already holds a gallery store; pass "
+                                "another --out or remove that folder")
     side_dim = run.preset.side_info.model.embedding_dim if side_dim is None else side_dim
     old = run.embeddings("old", split)
     side = run.embeddings(f"side:{side_dim}", split) if side_dim else None
@@ -67,11 +77,24 @@ def hit_rates(result: SearchResult, query_labels: np.ndarray, gallery_labels: np
     return {f"top{k}": float(100 * same[:, :k].any(axis=1).mean()) for k in ks}
 
 
+def check_search(count: int, queries: list[int], k: int) -> None:
+    """Refuse query positions outside the gallery and a k outside 1..count-1 (a query's own item
+    is excluded), before any work."""
+    outside = [q for q in queries if not 0 <= q < count]
+    if outside:
+        raise UserError(f"--queries {outside} lie outside the gallery's positions 0..{count - 1}; "
+                        "pass positions in that range")
+    if not 1 <= k < count:
+        raise UserError(f"-k {k} is out of range: the gallery holds {count} items and a query's "
+                        f"own item is left out; pass -k between 1 and {count - 1}")
+
+
 def search_run(upgraded: str | Path, queries: list[int] | None = None, k: int = 10,
                runs_dir: str | Path | None = None) -> dict:
     """Query an upgraded gallery exported from a run with that run's new model (query images of
     the same split, each query's own item excluded): neighbours of `queries` and hit rates."""
     index, manifest = open_upgraded(upgraded)
+    check_search(manifest["count"], queries or [], k)
     source = manifest["source"]
     if not {"preset", "seed", "split"} <= source.keys():
         raise ValueError(f"{upgraded} was not exported from a suite run (no source in its "

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fctlib.errors import UserError
 from fctlib.io import save_json, save_npy_atomic
 
 STORE_FORMAT = "fct-gallery-store/1"
 MANIFEST = "manifest.json"
 
 
-class GalleryStoreError(ValueError):
+class GalleryStoreError(UserError, ValueError):
     """A gallery store (or an upgrade's output) is missing, incomplete or inconsistent."""
 
 
@@ -153,4 +154,18 @@ def open_gallery_store(folder: str | Path) -> GalleryStore:
         if side_dim:
             check_npy(shard.folder / "side.npy", (n, side_dim), "f")
         shards.append(shard)
+    check_unique_ids(shards)
     return GalleryStore(folder, old_dim, side_dim, tuple(shards), manifest.get("source", {}))
+
+
+def check_unique_ids(shards: list[Shard]) -> None:
+    """Stop, naming the files, when an id appears more than once across the shards."""
+    if not shards:
+        return
+    values, counts = np.unique(np.concatenate([s.ids() for s in shards]), return_counts=True)
+    if (counts > 1).any():
+        duplicate = values[counts > 1][0]
+        files = ", ".join(str(s.folder / "ids.npy") for s in shards if duplicate in s.ids())
+        raise GalleryStoreError(
+            f"id {duplicate} appears more than once (in {files}); ids must be unique across "
+            "the store: fix those ids.npy files or export the store again")

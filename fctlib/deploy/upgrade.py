@@ -6,18 +6,22 @@ Output folder (default: `<store>-upgraded`, next to the input)::
     job.json                 which store and transformation (sha256) this output belongs to
     shard-00000/new.npy      float32 (n, new_dim); shard-00000/ids.npy, written last
     shard-00000/sigma.npy    FastFill's uncertainty per item (with a FastFill model only)
+    shard-00000/inputs.json  sha256 of the input shard's files this output was made from
     index.faiss              flat or IVF index over every shard, ids as faiss ids
     backfill_order.npy       ids by decreasing sigma: re-embed these first (FastFill only)
     manifest.json            counts, index settings, "verified": true; written last of all
 
-The input store is only read (memory-mapped). A shard is finished when its ids.npy exists, so an
-interrupted upgrade resumes at the first unfinished shard; shards are independent and can be
-mapped across the workers of a Dask cluster.
+The input store is only read (memory-mapped). A shard is finished when its ids.npy exists and its
+inputs.json matches the input shard's files, so an interrupted upgrade resumes at the first
+unfinished shard and a fixed input shard is upgraded again; shards are independent and can be
+mapped across the workers of a Dask cluster. Temporary files that a killed run left are deleted
+when the next run starts.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
@@ -34,8 +38,17 @@ from fctlib.deploy.gallery_store import (
     open_gallery_store,
     read_manifest,
 )
+from fctlib.errors import UserError
 from fctlib.evaluation.distances import DISTANCES, for_distance
-from fctlib.io import atomic_write, file_sha256, load_json_if_exists, save_json, save_npy_atomic
+from fctlib.io import (
+    atomic_write,
+    check_output_folder,
+    file_sha256,
+    load_json_if_exists,
+    remove_stale_tmp,
+    save_json,
+    save_npy_atomic,
+)
 from fctlib.methods.fastfill import (
     FASTFILL_FORMAT,
     FastFill,
@@ -54,10 +67,10 @@ UPGRADE_FORMAT = "fct-upgraded-gallery/1"
 INDEX_FILE = "index.faiss"
 ORDER_FILE = "backfill_order.npy"
 JOB_FILE = "job.json"
+INPUTS_FILE = "inputs.json"
 INDEX_KINDS = ("auto", "flat", "ivf")
 IVF_FROM = 250_000  # "auto" builds an IVF index from this many items on, a flat one below
 IVF_TRAIN_PER_LIST = 64
-
 
 
 def default_output(store: str | Path) -> Path:
@@ -68,7 +81,18 @@ def default_output(store: str | Path) -> Path:
 
 def load_upgrade_model(path: str | Path) -> Transformation | FastFill:
     """The model saved at `path`: an FCT transformation, or FastFill (h with its uncertainty)."""
-    saved = read_saved_model(path, (TRANSFORMATION_FORMAT, FASTFILL_FORMAT))
+    try:
+        saved = read_saved_model(path, (TRANSFORMATION_FORMAT, FASTFILL_FORMAT))
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise GalleryStoreError(
+            f"{path} cannot be read as a saved transformation ({reason}): the file is damaged "
+            "or truncated; copy it again or export it again with `fct export-gallery`") from None
+    except ValueError as err:
+        raise GalleryStoreError(f"{err}; pass the transformation.pt written by "
+                                "`fct export-gallery`") from None
     return load_fastfill(path) if saved["format"] == FASTFILL_FORMAT else load_transformation(path)
 
 
@@ -91,16 +115,33 @@ def _h(model: Transformation | FastFill) -> Transformation:
     return model.transformation if isinstance(model, FastFill) else model
 
 
-def shard_finished(out_shard: Path, count: int, new_dim: int, with_sigma: bool = False) -> bool:
-    """Whether an output shard is complete (its ids.npy, written last, exists and fits)."""
+def input_digests(shard: Shard) -> dict[str, str]:
+    """sha256 of each file of an input shard, by file name."""
+    return {path.name: file_sha256(path) for path in sorted(shard.folder.glob("*.npy"))}
+
+
+def shard_finished(shard: Shard, out_shard: Path, new_dim: int, with_sigma: bool = False) -> bool:
+    """Whether an output shard is complete (its ids.npy, written last, exists and fits) and was
+    made from the input shard's current files."""
     try:
-        check_npy(out_shard / "ids.npy", (count,), "i")
-        check_npy(out_shard / "new.npy", (count, new_dim), "f")
+        check_npy(out_shard / "ids.npy", (shard.count,), "i")
+        check_npy(out_shard / "new.npy", (shard.count, new_dim), "f")
         if with_sigma:
-            check_npy(out_shard / "sigma.npy", (count,), "f")
+            check_npy(out_shard / "sigma.npy", (shard.count,), "f")
     except GalleryStoreError:
         return False
-    return True
+    return load_json_if_exists(out_shard / INPUTS_FILE) == input_digests(shard)
+
+
+def check_finite_inputs(shard: Shard) -> None:
+    """Stop, naming the input file, when an old embedding or side-info holds NaN or inf."""
+    for name, array in (("old.npy", shard.old()), ("side.npy", shard.side())):
+        if array is not None and not np.isfinite(array).all():
+            rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
+            raise GalleryStoreError(
+                f"{shard.folder / name} holds non-finite values (NaN or inf) in {len(rows)} "
+                f"row(s), first row {rows[0]}; fix that file or export the store again, then "
+                "rerun (shards whose inputs changed are upgraded again)")
 
 
 def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_sha256: str,
@@ -111,8 +152,9 @@ def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_
     """
     model = _cached_model(str(transformation), transformation_sha256)
     fastfill, target = isinstance(model, FastFill), out / shard.name
-    if shard_finished(target, shard.count, _h(model).new_dim, fastfill):
+    if shard_finished(shard, target, _h(model).new_dim, fastfill):
         return shard.name
+    digests = input_digests(shard)
     if threads:
         torch.set_num_threads(threads)
     upgrade = upgrade_with_uncertainty if fastfill else upgrade_embeddings
@@ -121,6 +163,7 @@ def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_
     if fastfill:
         save_npy_atomic(result[1], target / "sigma.npy")
     save_npy_atomic(result[0] if fastfill else result, target / "new.npy")
+    save_json(digests, target / INPUTS_FILE)
     save_npy_atomic(np.array(shard.ids(), dtype=np.int64), target / "ids.npy")
     return shard.name
 
@@ -212,18 +255,25 @@ def upgrade_gallery(store: str | Path, transformation: str | Path, out: str | Pa
     """
     if index not in INDEX_KINDS or metric not in DISTANCES:
         raise ValueError(f"index must be one of {INDEX_KINDS} and metric one of {DISTANCES}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}; pass e.g. 8192")
     store = open_gallery_store(store)
     transformation = Path(transformation)
     sha = file_sha256(transformation) if transformation.exists() else ""
     model = _cached_model(str(transformation), sha)  # the same load the shards reuse
     fastfill, model = isinstance(model, FastFill), _h(model)
     check_compatible(model, store, transformation)
-    out = Path(out) if out else default_output(store.folder)
-    if out.resolve() == store.folder.resolve():
-        raise GalleryStoreError("the output folder must differ from the store (never modified)")
-    _start_job(out, store, transformation, sha)
+    out = check_output_folder(Path(out) if out else default_output(store.folder), "--out")
+    if out.resolve().is_relative_to(store.folder.resolve()):
+        raise GalleryStoreError(f"--out {out} lies inside the store {store.folder}, which is "
+                                "never modified; pass a folder outside it")
     todo = [s for s in store.shards
-            if not shard_finished(out / s.name, s.count, model.new_dim, fastfill)]
+            if not shard_finished(s, out / s.name, model.new_dim, fastfill)]
+    for shard in todo:
+        check_finite_inputs(shard)
+    if out.is_dir():
+        remove_stale_tmp(out)
+    _start_job(out, store, transformation, sha)
     log(f"{store.count} items in {len(store.shards)} shards; {len(todo)} to upgrade")
     task = partial(upgrade_shard, out=out, transformation=transformation,
                    transformation_sha256=sha, batch_size=batch_size, threads=threads)

@@ -1,8 +1,14 @@
-"""The `fct` command line: fetch data sets, run the suite, upgrade and search a gallery."""
+"""The `fct` command line: fetch data sets, run the suite, upgrade and search a gallery.
+
+A user error (bad preset, file or argument) ends any command with one line on stderr and exit
+code 1 (2 for a malformed command line); `--debug` or FCT_DEBUG=1 shows the traceback instead.
+Ctrl-C stops a command at once with exit code 130; rerunning it resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import subprocess
@@ -15,17 +21,49 @@ import yaml
 from fctlib.data.sources import load_dataset
 from fctlib.data.spec import DatasetSpec
 from fctlib.deploy.cluster import dask_client, threads_per_worker
-from fctlib.deploy.gallery_store import GalleryStoreError
 from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, upgrade_gallery
+from fctlib.errors import UserError
 from fctlib.evaluation.distances import DISTANCES
+from fctlib.io import check_output_folder
 from fctlib.suite.comparison import main_cases
-from fctlib.suite.config import PresetError, load_preset
+from fctlib.suite.config import load_preset
 from fctlib.suite.records import ExplorationRecord
 from fctlib.suite.run import Run
-from fctlib.suite.runner import REPORT, STEPS, StepFailed, run_suite
+from fctlib.suite.runner import REPORT, STEPS, run_suite
 from fctlib.training import distributed
 
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+INTERRUPTED = 130  # the shell's exit code for a command ended by SIGINT
+OS_ERROR_FIXES = {
+    errno.EACCES: "pass a writable folder or fix its permissions",
+    errno.EPERM: "pass a writable folder or fix its permissions",
+    errno.EROFS: "pass a folder on a writable file system",
+    errno.ENOSPC: "free some disk space and rerun",
+    errno.EEXIST: "a file stands where a folder is needed; pass another path",
+    errno.ENOTDIR: "a file stands where a folder is needed; pass another path",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and exit code 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line; an OS error gets the fix for its cause."""
+    text = " ".join(str(err).split())
+    fix = OS_ERROR_FIXES.get(getattr(err, "errno", None)) if isinstance(err, OSError) else None
+    return f"{text}; {fix}" if fix else text
 
 
 def fetch_data(name: str) -> str:
@@ -44,7 +82,7 @@ def fetch_data(name: str) -> str:
     try:
         return load_dataset(DatasetSpec(name=name, download=True)).source
     except Exception as download_error:
-        raise SystemExit(f"{first_error}\n(download failed too: {download_error})") from None
+        raise UserError(f"{first_error} (download failed too: {download_error})") from None
 
 
 def parse_overrides(assignments: list[str]) -> dict:
@@ -53,7 +91,8 @@ def parse_overrides(assignments: list[str]) -> dict:
     for assignment in assignments:
         key, sep, value = assignment.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {assignment!r}")
+            raise UserError(f"--set expects KEY=VALUE, got {assignment!r}; e.g. "
+                            "--set old.model.width=16")
         *parents, leaf = key.split(".")
         node = overrides
         for part in parents:
@@ -62,10 +101,11 @@ def parse_overrides(assignments: list[str]) -> dict:
     return overrides
 
 
-def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0) -> Path:
+def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0,
+                    runs_dir: str | Path | None = None) -> Path:
     """Run the steps under `overrides` and save every case's tune-split metrics with the setting."""
     started = time.perf_counter()
-    run = Run(preset, seed, overrides=overrides)
+    run = Run(preset, seed, overrides=overrides, runs_dir=runs_dir)
     cases = main_cases(run, "tune")
     return run.save_record(ExplorationRecord(
         label=label, overrides=overrides, seed=seed, split="tune", cases=cases,
@@ -99,7 +139,7 @@ def add_gallery_commands(commands) -> None:
     export.add_argument("--seed", type=int, default=0)
     export.add_argument("--split", default="test", choices=["train", "tune", "test"])
     export.add_argument("--side-dim", type=int, help="side-info size (default: the preset's)")
-    export.add_argument("--shard-size", type=int, default=10_000)
+    export.add_argument("--shard-size", type=positive_int, default=10_000)
     export.add_argument("--out", required=True, help="folder for gallery/ and transformation.pt")
     export.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
     export.add_argument("--fastfill", action="store_true",
@@ -114,7 +154,8 @@ def add_gallery_commands(commands) -> None:
                          help=f"faiss index: auto = IVF from {IVF_FROM:,} items, else flat")
     upgrade.add_argument("--metric", default="l2", choices=DISTANCES)
     upgrade.add_argument("--batch-size", type=int, default=8192)
-    upgrade.add_argument("--workers", type=int, help="map shards on a local Dask cluster")
+    upgrade.add_argument("--workers", type=positive_int,
+                         help="map shards on a local Dask cluster")
     upgrade.add_argument("--scheduler", help="map shards on the Dask scheduler at this address")
     search = commands.add_parser(
         "search", help="query an upgraded gallery exported from a run with its new model")
@@ -125,34 +166,32 @@ def add_gallery_commands(commands) -> None:
     search.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
 
 
-def run_gallery_command(args) -> int:
-    """Run `export-gallery`, `upgrade` or `search`; bad input ends with a one-line message."""
+def run_gallery_command(args) -> None:
+    """Run `export-gallery`, `upgrade` or `search`."""
     from fctlib.deploy.export import export_gallery, search_run
 
-    try:
-        if args.command == "export-gallery":
-            run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
-            store, path = export_gallery(run, args.out, split=args.split, side_dim=args.side_dim,
-                                         shard_size=args.shard_size, fastfill=args.fastfill)
-            print(f"gallery store: {store.folder} ({store.count} items, {len(store.shards)} "
-                  f"shards)\ntransformation: {path}")
-        elif args.command == "upgrade":
-            with dask_client(args.workers, args.scheduler) as client:
-                upgrade_gallery(args.store, args.transformation, args.out, index=args.index,
-                                metric=args.metric, batch_size=args.batch_size, client=client,
-                                threads=threads_per_worker(args.workers))
-        else:
-            found = search_run(args.upgraded, args.queries, args.k, args.runs_dir)
-            print(yaml.safe_dump(found, sort_keys=False, default_flow_style=None), end="")
-    except (GalleryStoreError, PresetError, FileNotFoundError, ValueError) as err:
-        print(f"fct {args.command}: {err}", file=sys.stderr)
-        return 1
-    return 0
+    if args.command == "export-gallery":
+        run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
+        store, path = export_gallery(run, args.out, split=args.split, side_dim=args.side_dim,
+                                     shard_size=args.shard_size, fastfill=args.fastfill)
+        print(f"gallery store: {store.folder} ({store.count} items, {len(store.shards)} "
+              f"shards)\ntransformation: {path}")
+    elif args.command == "upgrade":
+        with dask_client(args.workers, args.scheduler) as client:
+            upgrade_gallery(args.store, args.transformation, args.out, index=args.index,
+                            metric=args.metric, batch_size=args.batch_size, client=client,
+                            threads=threads_per_worker(args.workers))
+    else:
+        found = search_run(args.upgraded, args.queries, args.k, args.runs_dir)
+        print(yaml.safe_dump(found, sort_keys=False, default_flow_style=None), end="")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `fct` console script."""
-    parser = argparse.ArgumentParser(prog="fct", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    """The `fct` command line and its subcommands."""
+    parser = OneLineParser(prog="fct", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: FCT_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser("fetch-data", help="make a data set available locally")
     fetch.add_argument("name", choices=sorted(APT_PACKAGES) + ["tiny-imagenet-100"])
@@ -165,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     reproduce.add_argument("--only", nargs="+", choices=[*STEPS, REPORT],
                            help="run only these notebooks")
     reproduce.add_argument("--no-report", action="store_true", help="skip the report")
+    reproduce.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
+    reproduce.add_argument("--results-dir",
+                           help="folder of executed notebooks, metrics and the report "
+                                "(default: results/<preset name>/)")
     explore = commands.add_parser(
         "explore", help="evaluate every case on the tune split under changed settings")
     explore.add_argument("--preset", default="fashion-mnist")
@@ -172,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="preset overrides, e.g. old.model.width=16 (values parsed as YAML)")
     explore.add_argument("--label", required=True, help="name of this setting in the report")
     explore.add_argument("--seed", type=int, default=0)
+    explore.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
     step = commands.add_parser(
         "train-step", help="train one step's models; data-parallel under torchrun")
     step.add_argument("--preset", default="fashion-mnist")
@@ -180,35 +224,62 @@ def main(argv: list[str] | None = None) -> int:
                       help="artifact names, e.g. old new side:128 bct:1.0 h:0 h:128")
     step.add_argument("--runs-dir", help="folder of run artifacts (default: runs/ in the project)")
     add_gallery_commands(commands)
-    args = parser.parse_args(argv)
-    if args.command in GALLERY_COMMANDS:
-        return run_gallery_command(args)
-    if args.command == "train-step":
-        distributed.init_from_env()
-        main_process = distributed.is_main_process()
-        try:
-            run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
-            histories = train_step(run, args.step)
-        finally:
-            distributed.shutdown()
-        if main_process:
-            for name, history in histories.items():
-                print(f"{name}: {len(history)} epochs, last loss {history[-1]['loss']:.4f}")
-        return 0
-    if args.command == "explore":
-        path = explore_on_tune(args.preset, parse_overrides(args.set), args.label, args.seed)
-        print(f"tune-split metrics in {path}")
-        return 0
-    if args.command == "fetch-data":
-        print(f"{args.name}: {fetch_data(args.name)}")
-        return 0
-    seeds = load_preset(args.preset).seeds if args.all_seeds else args.seeds
+    return parser
+
+
+def run_train_step(args) -> None:
+    """`fct train-step`: every torchrun process trains; the main one prints the histories."""
+    distributed.init_from_env()
+    main_process = distributed.is_main_process()
     try:
-        results = run_suite(args.preset, seeds, only=args.only, report=not args.no_report)
-    except (StepFailed, PresetError, FileNotFoundError) as err:
-        print(f"fct reproduce: {err}", file=sys.stderr)
+        run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
+        histories = train_step(run, args.step)
+    finally:
+        distributed.shutdown()
+    if main_process:
+        for name, history in histories.items():
+            print(f"{name}: {len(history)} epochs, last loss {history[-1]['loss']:.4f}")
+
+
+def run_command(args) -> None:
+    """Run the parsed subcommand; user errors raise UserError (or OSError)."""
+    runs_dir = getattr(args, "runs_dir", None)
+    if runs_dir is not None:
+        check_output_folder(runs_dir, "--runs-dir")
+    if args.command in GALLERY_COMMANDS:
+        run_gallery_command(args)
+    elif args.command == "train-step":
+        run_train_step(args)
+    elif args.command == "explore":
+        path = explore_on_tune(args.preset, parse_overrides(args.set), args.label, args.seed,
+                               runs_dir)
+        print(f"tune-split metrics in {path}")
+    elif args.command == "fetch-data":
+        print(f"{args.name}: {fetch_data(args.name)}")
+    else:
+        seeds = load_preset(args.preset).seeds if args.all_seeds else args.seeds
+        results = run_suite(args.preset, seeds, only=args.only, report=not args.no_report,
+                            runs_dir=runs_dir, results_dir=args.results_dir)
+        print(f"results in {results}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `fct` console script: the one place that turns errors into exit codes."""
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("FCT_DEBUG") == "1"
+    try:
+        run_command(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"fct {args.command}: interrupted; rerun the same command to resume (finished "
+              "work is kept)", file=sys.stderr)
+        return INTERRUPTED
+    except (UserError, OSError) as err:
+        if debug:
+            raise
+        print(f"fct {args.command}: {one_line(err)}", file=sys.stderr)
         return 1
-    print(f"results in {results}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -11,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from fctlib.data.spec import DATA_PATHS, DatasetSpec
+from fctlib.errors import UserError
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.models.spec import ModelSpec
 from fctlib.paths import project_root
@@ -22,9 +24,10 @@ DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
 SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is the default
 ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
 NORMALIZATIONS = ("dataset", "imagenet")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a preset name is one folder of results/
 
 
-class PresetError(ValueError):
+class PresetError(UserError, ValueError):
     """A preset file names an unknown key, a wrong type or an impossible value."""
 
 
@@ -269,6 +272,11 @@ class Preset:
     def __post_init__(self):
         if self.distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
+        if not PLAIN_NAME.fullmatch(self.name):
+            raise ValueError(f"name {self.name!r} must be a plain folder name (letters, digits, "
+                             "'.', '_', '-'; no '/' or leading '.'): it names results/<name>/")
+        if not self.seeds:
+            raise ValueError("seeds is empty; list at least one seed, e.g. seeds: [0]")
 
 
 def resolve_preset_path(preset: str | Path) -> Path:
@@ -279,7 +287,9 @@ def resolve_preset_path(preset: str | Path) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     tried = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"preset {preset!r} not found (looked at {tried})")
+    known = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults"))
+    raise FileNotFoundError(f"preset {preset!r} not found (looked at {tried}); pass one of "
+                            f"{known} or the path of a preset YAML")
 
 
 def load_preset(preset: str | Path, overrides: dict | None = None) -> Preset:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
-from fctlib.io import atomic_write, load_json_if_exists, save_json
+from fctlib.errors import DataError, UserError
+from fctlib.io import atomic_write, check_output_folder, load_json_if_exists, save_json
 from fctlib.paths import project_root
-from fctlib.suite.config import load_preset, resolve_preset_path
+from fctlib.suite.config import Preset, PresetError, load_preset, resolve_preset_path
 from fctlib.suite.provenance import provenance
 
 NOTEBOOKS_DIR = project_root() / "notebooks"
@@ -15,9 +19,10 @@ STEPS = ("00_data", "01_train_old", "02_side_info", "03_train_new", "04_bct",
          "05_transformation", "06_side_info_size", "07_fastfill", "08_ablations", "09_methods",
          "10_multistep")
 REPORT = "99_report"
+KERNEL_EXIT_WAIT_S = 10  # after Ctrl-C: how long the notebook's thread may take to clean up
 
 
-class StepFailed(RuntimeError):
+class StepFailed(UserError, RuntimeError):
     """A notebook of the suite raised; the message names the cell's error and the notebook."""
 
 
@@ -26,24 +31,82 @@ def results_dir_for(preset_name: str) -> Path:
     return project_root() / "results" / preset_name
 
 
+def _kernel_manager_class(started: list):
+    """An async kernel manager class that appends every manager it starts to `started`."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kwargs):
+            started.append(self)
+            return await super().start_kernel(**kwargs)
+
+    return TrackedKernelManager
+
+
+def _kill_kernels(started: list) -> None:
+    """SIGKILL the process group of every started kernel still running (each has its own)."""
+    for manager in started:
+        process = getattr(manager.provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def execute(notebook: str, output: Path, parameters: dict) -> float:
-    """Execute notebooks/<notebook>.ipynb into `output` with papermill; return wall seconds."""
+    """Execute notebooks/<notebook>.ipynb into `output` with papermill; return wall seconds.
+
+    Papermill runs in a thread, so Ctrl-C reaches this (main) thread at once: the kernel is killed,
+    the thread cleans up, and KeyboardInterrupt is raised here.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    started, kernels, outcome = time.perf_counter(), [], {}
+
+    def work():
+        try:
+            papermill.execute_notebook(
+                str(NOTEBOOKS_DIR / f"{notebook}.ipynb"), str(output), parameters=parameters,
+                cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False,
+                kernel_manager_class=_kernel_manager_class(kernels))
+        except BaseException as err:  # handed to the main thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=work, name=f"papermill {notebook}", daemon=True)
+    thread.start()
     try:
-        papermill.execute_notebook(
-            str(NOTEBOOKS_DIR / f"{notebook}.ipynb"), str(output), parameters=parameters,
-            cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False,
-        )
-    except PapermillExecutionError as err:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        deadline = time.monotonic() + KERNEL_EXIT_WAIT_S
+        _kill_kernels(kernels)
+        while thread.is_alive() and time.monotonic() < deadline:
+            thread.join(0.2)
+            _kill_kernels(kernels)  # again: a kernel may have been starting
+        raise
+    error = outcome.get("error")
+    if isinstance(error, PapermillExecutionError):
         raise StepFailed(
-            f"{notebook} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
-            f"executed notebook (with the traceback): {output}"
-        ) from None
+            f"{notebook} failed in cell {error.exec_count}: {error.ename}: {error.evalue}; "
+            f"the executed notebook {output} holds the traceback; fix the cause and rerun "
+            "(finished steps are reused)") from None
+    if error is not None:
+        raise error
     return time.perf_counter() - started
+
+
+def check_data(config: Preset, path: Path) -> None:
+    """Load the preset's data set and check its class split, before any notebook runs."""
+    from fctlib.data.sources import load_dataset
+    from fctlib.data.splits import check_class_split
+
+    try:
+        check_class_split(load_dataset(config.data.dataset), config.data.old_classes)
+    except DataError as err:
+        raise PresetError(f"{path}: {err}") from None
 
 
 def render_html(executed: Path, html: Path, title: str) -> Path:
@@ -75,6 +138,9 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
         raise ValueError(f"unknown step(s) {unknown}; steps are {STEPS + (REPORT,)}")
     steps = [s for s in STEPS if not only or s in only]
     results = Path(results_dir) if results_dir else results_dir_for(config.name)
+    check_output_folder(results, "--results-dir")
+    if steps:
+        check_data(config, path)
     common = {"preset": str(path), "overrides": overrides or {},
               "results_dir": str(results.resolve()),
               "runs_dir": str(Path(runs_dir).resolve()) if runs_dir else None}

@@ -194,6 +194,14 @@ def test_fashion_mnist_from_a_given_root(tmp_path, layout):
     assert str(folder) in bundle.source
 
 
+def test_fashion_mnist_root_that_does_not_exist_is_refused(tmp_path, monkeypatch):
+    write_fashion(tmp_path / "system")  # a copy it must not fall back to
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "system")
+    spec = DatasetSpec(name="fashion-mnist", root=str(tmp_path / "nowhere"), download=False)
+    with pytest.raises(FileNotFoundError, match="nowhere .data.dataset.root. is not a folder"):
+        load_dataset(spec)
+
+
 def test_fashion_mnist_missing_lists_every_place(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "system")
     write_fashion(tmp_path / "partial")
@@ -350,6 +358,16 @@ def test_imagefolder_layout_errors(tmp_path):
         load_dataset(DatasetSpec(name="imagefolder", root=str(tmp_path), test_folder="val"))
     with pytest.raises(FileNotFoundError, match="train"):
         load_dataset(DatasetSpec(name="imagefolder", root=str(tmp_path / "val")))
+
+
+def test_corrupt_image_is_named_with_what_to_do(tmp_path):
+    write_image_tree(tmp_path)
+    (tmp_path / "train" / "dog" / "x.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(OSError) as err:  # decoded for the channel statistics
+        load_dataset(DatasetSpec(name="imagefolder", root=str(tmp_path), image_size=8))
+    message = str(err.value)
+    assert str(tmp_path / "train" / "dog" / "x.jpg") in message
+    assert "replace or delete that file" in message and "archive again" in message
 
 
 def test_folder_split_is_per_class_deterministic_and_disjoint(tmp_path):

@@ -128,3 +128,21 @@ def test_label_map_and_remap_labels():
     assert remapped.images.data_ptr() == sub.images.data_ptr()
     with pytest.raises(ValueError, match="select_classes"):
         remap_labels(images, [3, 1])
+
+
+def test_check_class_split_names_the_key_and_classes_without_training_images():
+    from types import SimpleNamespace
+
+    from fctlib.data.splits import check_class_split
+    from fctlib.errors import DataError
+
+    def bundle(train_labels):
+        return SimpleNamespace(num_classes=4, train=SimpleNamespace(labels=np.array(train_labels)),
+                               source="arrays in d.npz")
+
+    assert check_class_split(bundle([3, 1, 0, 2]), None) == [0, 1]
+    assert check_class_split(bundle([3, 1, 0, 2]), [2, 0]) == [0, 2]
+    with pytest.raises(DataError, match=r"data.old_classes: old_classes \[9\] are not class ids"):
+        check_class_split(bundle([3, 1, 0, 2]), [9])
+    with pytest.raises(DataError, match=r"d.npz: the train split has no images of classes \[3\]"):
+        check_class_split(bundle([0, 1, 0, 2]), [0, 1])

@@ -43,6 +43,9 @@ def _write(tmp_path, text):
     ("name: x\ndata: {path: disk}\n", "path must be one of"),
     ("name: x\nold: {model: {arch: vgg}}\n", "unknown arch"),
     ("name: x\ndata: {dataset: {name: mnist}}\n", "unknown data set name"),
+    ("name: x\nseeds: []\n", "seeds is empty; list at least one seed"),
+    ("name: ../../x\n", "must be a plain folder name"),
+    ("name: .hidden\n", "must be a plain folder name"),
 ])
 def test_bad_presets_name_the_key_and_the_file(tmp_path, text, message):
     path = _write(tmp_path, text)

@@ -212,16 +212,35 @@ def test_rerun_resumes_from_cached_steps(smoke_results, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == before
 
 
-def test_failing_notebook_names_the_error_and_the_executed_copy(tmp_path):
-    from fctlib.suite.runner import StepFailed
+def test_failing_notebook_names_the_error_and_the_executed_copy(tmp_path, monkeypatch):
+    import nbformat
 
-    with pytest.raises(StepFailed) as err:
+    from fctlib.suite import runner
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("preset = seed = overrides = results_dir = runs_dir = None",
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError('no such class')")],
+        metadata={"kernelspec": {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}})
+    nbformat.write(notebook, tmp_path / "00_data.ipynb")
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", tmp_path)
+    with pytest.raises(runner.StepFailed) as err:
+        run_suite("smoke", [0], only=["00_data"], results_dir=tmp_path / "results",
+                  runs_dir=tmp_path / "runs", log=lambda message: None)
+    message = str(err.value)
+    assert "00_data failed in cell 3: ValueError: no such class" in message  # 2: injected
+    assert str(tmp_path / "results" / "notebooks" / "seed0" / "00_data.ipynb") in message
+
+
+def test_class_split_is_checked_before_any_notebook(tmp_path):
+    from fctlib.suite.config import PresetError
+
+    with pytest.raises(PresetError, match=r"data.old_classes: old_classes \[42\] are not class"):
         run_suite("smoke", [0], only=["00_data"], overrides={"data": {"old_classes": [42]}},
                   results_dir=tmp_path / "results", runs_dir=tmp_path / "runs",
                   log=lambda message: None)
-    message = str(err.value)
-    assert "00_data failed" in message and "not class ids" in message
-    assert str(tmp_path / "results" / "notebooks" / "seed0" / "00_data.ipynb") in message
+    assert not list(tmp_path.iterdir())
 
 
 def test_invalid_preset_stops_before_any_work(tmp_path):
