@@ -25,6 +25,7 @@ from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, upgrade_gallery
 from fctlib.errors import UserError
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.io import check_output_folder
+from fctlib.paths import DEFAULT_PRESET
 from fctlib.suite.comparison import main_cases
 from fctlib.suite.config import load_preset
 from fctlib.suite.records import ExplorationRecord
@@ -113,9 +114,9 @@ def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0,
 
 
 def train_step(run: Run, names: list[str]) -> dict[str, list[dict]]:
-    """Train (or load, if finished) the named artifacts (`old`, `bct:1.0`, `side:128`, `h:0`, ...);
-    returns each one's history. Under torchrun every process calls it and training is
-    data-parallel."""
+    """Train (or load, if finished) the named artifacts (`old`, `bct:openbct:1.0`, `side:128`,
+    `h:0`, ...); returns each one's history. Under torchrun every process calls it and training
+    is data-parallel."""
     artifacts = [run.artifact(name) for name in names]
     # Every process trains (or loads) the upstream encoders together; rank 0 then caches their
     # training-set embeddings, which the other processes read.
@@ -135,7 +136,7 @@ def add_gallery_commands(commands) -> None:
     """The subcommands that export, upgrade and search a gallery store."""
     export = commands.add_parser(
         "export-gallery", help="write a run's gallery store (old embeddings + side-info) and h")
-    export.add_argument("--preset", default="fashion-mnist")
+    export.add_argument("--preset", default=DEFAULT_PRESET)
     export.add_argument("--seed", type=int, default=0)
     export.add_argument("--split", default="test", choices=["train", "tune", "test"])
     export.add_argument("--side-dim", type=int, help="side-info size (default: the preset's)")
@@ -196,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = commands.add_parser("fetch-data", help="make a data set available locally")
     fetch.add_argument("name", choices=sorted(APT_PACKAGES) + ["tiny-imagenet-100"])
     reproduce = commands.add_parser("reproduce", help="run the notebook suite of a preset")
-    reproduce.add_argument("--preset", default="fashion-mnist",
+    reproduce.add_argument("--preset", default=DEFAULT_PRESET,
                            help="a name in params/ or a path to a preset YAML")
     reproduce.add_argument("--seeds", nargs="+", type=int,
                            help="seeds to run (default: the preset's first seed)")
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(default: results/<preset name>/)")
     explore = commands.add_parser(
         "explore", help="evaluate every case on the tune split under changed settings")
-    explore.add_argument("--preset", default="fashion-mnist")
+    explore.add_argument("--preset", default=DEFAULT_PRESET)
     explore.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                          help="preset overrides, e.g. old.model.width=16 (values parsed as YAML)")
     explore.add_argument("--label", required=True, help="name of this setting in the report")
@@ -218,10 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
     step = commands.add_parser(
         "train-step", help="train one step's models; data-parallel under torchrun")
-    step.add_argument("--preset", default="fashion-mnist")
+    step.add_argument("--preset", default=DEFAULT_PRESET)
     step.add_argument("--seed", type=int, default=0)
     step.add_argument("--step", required=True, nargs="+", metavar="ARTIFACT",
-                      help="artifact names, e.g. old new side:128 bct:1.0 h:0 h:128")
+                      help="artifact names, e.g. old new side:128 bct:openbct:1.0 h:0 h:128")
     step.add_argument("--runs-dir", help="folder of run artifacts (default: runs/ in the project)")
     add_gallery_commands(commands)
     return parser
