@@ -293,8 +293,11 @@ def interrupt_smoke_run(tmp_path, steps, started_line, wait_s):
     command = [sys.executable, "-m", "fctlib.suite.cli", "reproduce", "--preset", "smoke",
                "--only", *steps, "--no-report",
                "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    # a test run started in the background (`cmd &`) ignores SIGINT, and a child inherits that:
+    # the command must see Ctrl-C as a user at a terminal does
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                        signal.SIG_DFL))
     for line in proc.stdout:
         if started_line in line:
             break
