@@ -112,15 +112,19 @@ class TransformationConfig:
 @dataclass(frozen=True)
 class FastFillConfig:
     """FastFill: the transformation (the preset's widths) with an uncertainty head, its loss weight
-    mu and its training."""
+    mu, the label smoothing of its classification term and its training."""
 
     training: TrainConfig
     mu: float = 0.5  # weight of sigma in mean(0.5 * exp(-sigma) * l + mu * sigma), as published
-    head_width: int = 128  # hidden units of the uncertainty head (h's output -> sigma)
+    label_smoothing: float = 0.1  # on the frozen new classifier's cross-entropy, as published
+    head_width: int | None = None  # None: one linear layer to sigma (published); a width: an MLP
 
     def __post_init__(self):
-        if self.mu <= 0 or self.head_width < 1:
-            raise ValueError(f"need mu > 0 and head_width >= 1, got {self.mu}, {self.head_width}")
+        if self.mu <= 0 or (self.head_width is not None and self.head_width < 1):
+            raise ValueError(f"need mu > 0 and head_width >= 1 or null, got {self.mu}, "
+                             f"{self.head_width}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass(frozen=True)
