@@ -177,6 +177,18 @@ class OCAConfig:
 
 
 @dataclass(frozen=True)
+class DSimplexConfig:
+    """d-Simplex: the preallocated simplex's number of vertices (every model's classifier, all of
+    them in its cross-entropy); None: one per class of the data set."""
+
+    vertices: int | None = None
+
+    def __post_init__(self):
+        if self.vertices is not None and self.vertices < 2:
+            raise ValueError(f"vertices must be >= 2 or null, got {self.vertices}")
+
+
+@dataclass(frozen=True)
 class MultiStepConfig:
     """Multi-step updates: how many classes (the first ones by label index) each generation sees,
     and BCT's influence-loss weight along the chain."""
@@ -223,6 +235,7 @@ class Preset:
     projection: ProjectionConfig
     fastfill: FastFillConfig
     oca: OCAConfig
+    dsimplex: DSimplexConfig
     multistep: MultiStepConfig
     cross: CrossConfig
     distance: str = "l2"
