@@ -147,7 +147,9 @@ def test_loss_goes_down_and_sigma_tracks_the_loss_on_fashion_mnist(fashion_mnist
     run = Run("smoke", 0, overrides=overrides, runs_dir=tmp_path, device=CPU)
     model, history = run.trained(fastfill_artifact(run, 8))
     losses = [h["loss"] for h in history]
-    assert losses[-1] < 0.5 * losses[0], losses
+    # at its optimum sigma the loss is mu (1 + log(l / (2 mu))), so a fall of mu log 2 is l
+    # halved (l itself has the smoothed cross-entropy's floor, so the loss cannot halve)
+    assert losses[-1] < losses[0] - 0.5 * math.log(2), losses
     old, side, new = (run.embeddings(name, "train") for name in ("old", "side:8", "new"))
     feature, sigma = upgrade_with_uncertainty(model, old, side, device=CPU)
     feature_t = torch.from_numpy(feature)
