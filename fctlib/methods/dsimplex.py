@@ -1,10 +1,25 @@
 """Stationary representations from a fixed d-Simplex classifier, with the higher-order
-compatibility (HOC) loss (Biondi et al., CVPR 2024).
+compatibility (HOC) loss (Biondi et al., CVPR 2024), as the authors' code builds them
+(miccunifi/iamcl2r @18495ac):
 
-Every generation's classifier is frozen to the vertices of one regular simplex sized for the
-final number of classes, so features of the same class point to the same place across model
-updates; the new model adds an InfoNCE between its feature and the old model's feature of the
-same image, with negatives from other classes only.
+- one regular simplex, preallocated (`dsimplex.vertices`, default: one vertex per class of the
+  data set, so every class of every generation has one), is every model's frozen classifier, and
+  the cross-entropy of every model (the old one too) runs over all of its vertices: vertices of
+  classes a model has not seen act as negatives (`models/__init__.py` create_model:
+  `num_classes = args.preallocated_classes`; `train.py` criterion_cls on all logits);
+- the new model is fine-tuned from the old model's weights (`main.py`: both `previous_net` and
+  `net` are created with `resume_path` = the previous task's checkpoint), so both generations use
+  the old model's network;
+- the new model's loss is 0.1 cross-entropy + 0.9 HOC (`train.py`, `lambda_` 0.1), HOC with
+  mu = 10 (`methods/hoc.py`): anchored on the old feature of each image, its positive is the new
+  feature of the same image, and every same-class entry (the positive included) is zeroed in the
+  log-sum-exp, so the pull on the positive never saturates;
+- the cross-entropy has no label smoothing (`main.py`: `nn.CrossEntropyLoss()`);
+- features are L2-normalised for retrieval (`models/__init__.py` extract_features): cosine is
+  the method's protocol.
+
+The recipe (epochs, optimiser) is the suite's old and new recipes, not the authors' fine-tuning
+schedule (SGD lr 1e-3, 70 epochs per task) nor their rehearsal memory.
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ if TYPE_CHECKING:
     from fctlib.suite.run import Run
 
 CROSS_ENTROPY_WEIGHT, HOC_WEIGHT, HOC_SCALE = 0.1, 0.9, 10.0  # the published setting
+LABEL_SMOOTHING = 0.0  # published: a plain nn.CrossEntropyLoss()
 
 
 def simplex_spec(spec):
@@ -54,13 +70,13 @@ def simplex_vertices(num_classes: int, dim: int) -> torch.Tensor:
 
 
 class SimplexClassifier(nn.Module):
-    """A bias-free linear classifier frozen to simplex vertices (rows `classes` of a simplex for
-    `total_classes`): features learn to point at their class's vertex."""
+    """A bias-free linear classifier frozen to the vertices of a regular simplex of
+    `num_vertices` vertices: features learn to point at their class's vertex, and every vertex
+    (those of classes not seen yet too) enters the softmax."""
 
-    def __init__(self, dim: int, total_classes: int, classes: list[int] | None = None):
+    def __init__(self, dim: int, num_vertices: int):
         super().__init__()
-        rows = simplex_vertices(total_classes, dim)
-        self.register_buffer("weight", rows if classes is None else rows[classes])
+        self.register_buffer("weight", simplex_vertices(num_vertices, dim))
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         return feature @ self.weight.T
@@ -68,25 +84,27 @@ class SimplexClassifier(nn.Module):
 
 def hoc_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Tensor,
              scale: float = HOC_SCALE) -> torch.Tensor:
-    """InfoNCE of each new feature against the old feature of the same image (positive) and the
-    old features of the batch's images of other classes (negatives), on L2-normalised features."""
+    """HOC on L2-normalised features, as iamcl2r's `HocLoss`: for each image i, anchored on its
+    old feature o_i, -mu cos(o_i, n_i) + log sum_j exp(mu cos(o_i, n_j) [y_j != y_i]), averaged;
+    the positive is not in the log-sum-exp as such: every same-class entry (j = i included)
+    enters it as exp(0)."""
     new, old = F.normalize(new.float(), dim=1), F.normalize(old.float(), dim=1)
-    logits = scale * new @ old.T
+    similarity = scale * old @ new.T  # row i: the anchor o_i against every new feature n_j
     same_class = labels[:, None] == labels[None, :]
-    positive = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    logits = logits.masked_fill(same_class & ~positive, float("-inf"))
-    return F.cross_entropy(logits, torch.arange(len(labels), device=labels.device))
+    negatives = similarity.masked_fill(same_class, 0.0)
+    return (torch.logsumexp(negatives, dim=1) - similarity.diagonal()).mean()
 
 
 def dsimplex_loss(logits: torch.Tensor, new: torch.Tensor, old: torch.Tensor,
-                  labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """0.1 x cross-entropy on the simplex classifier's logits + 0.9 x HOC against the old
-    model's features (the published weights)."""
+                  labels: torch.Tensor, label_smoothing: float = LABEL_SMOOTHING
+                  ) -> torch.Tensor:
+    """0.1 x cross-entropy on the simplex classifier's logits (every vertex) + 0.9 x HOC against
+    the old model's features (the published weights)."""
     ce = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
     return CROSS_ENTROPY_WEIGHT * ce + HOC_WEIGHT * hoc_loss(new, old, labels)
 
 
-def dsimplex_training_step(old_model: nn.Module, label_smoothing: float = 0.0):
+def dsimplex_training_step(old_model: nn.Module, label_smoothing: float = LABEL_SMOOTHING):
     """Loss step of the new d-Simplex model: dsimplex_loss against the frozen old d-Simplex
     model's features of the same (augmented) images."""
     old_model = old_model.eval().requires_grad_(False)
@@ -103,47 +121,73 @@ def dsimplex_training_step(old_model: nn.Module, label_smoothing: float = 0.0):
 
 # -- in a run -------------------------------------------------------------------------------------
 def simplex_model(spec: ModelSpec, in_channels: int, num_vertices: int,
-                  classes: list[int]) -> nn.Module:
-    """The network of `spec` without its embedding ReLU, its classifier frozen to the rows of
-    `classes` of a simplex of `num_vertices` vertices."""
+                  init: nn.Module | None = None) -> nn.Module:
+    """The network of `spec` without its embedding ReLU, its classifier frozen to a simplex of
+    `num_vertices` vertices (all of them in the softmax); with `init`, it starts from that
+    model's weights (the previous generation's: the new model is fine-tuned from it)."""
     spec = simplex_spec(spec)
-    model = build_model(spec, in_channels, len(classes))
-    model.classifier = SimplexClassifier(spec.embedding_dim, num_vertices, classes)
+    model = build_model(spec, in_channels, num_vertices)
+    model.classifier = SimplexClassifier(spec.embedding_dim, num_vertices)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
     return model
+
+
+def simplex_size(run: Run) -> int:
+    """The preallocated simplex's number of vertices: `dsimplex.vertices`, or one per class of the
+    data set (every class of every generation); at least that many."""
+    classes = run.splits.bundle.num_classes
+    vertices = run.preset.dsimplex.vertices or classes
+    if vertices < classes:
+        raise ValueError(f"dsimplex.vertices = {vertices} is fewer than the data set's {classes} "
+                         "classes; every class needs a vertex")
+    return vertices
+
+
+def simplex_network(run: Run, generation: str):
+    """A function building generation `old` or `new`'s network as it starts training: the old
+    model's network for both (fine-tuning needs one network), `new` loaded with the trained old
+    d-Simplex model's weights."""
+    s, vertices = run.splits, simplex_size(run)
+    init = run.trained("dsimplex:old")[0] if generation == "new" else None
+    return lambda: simplex_model(run.preset.old.model, s.bundle.channels, vertices, init)
 
 
 @artifact_kind("dsimplex")
 def dsimplex_encoder(run: Run, generation: str) -> Artifact:
-    """d-Simplex models (`dsimplex:old|new`), both with the classifier frozen to the simplex of
-    every class: `old` on the old classes (cross-entropy), `new` on all classes (0.1 cross-entropy
-    + 0.9 HOC against the old d-Simplex model's features)."""
+    """d-Simplex models (`dsimplex:old|new`), both with the old model's network and the classifier
+    frozen to the preallocated simplex (cross-entropy over every vertex, no label smoothing):
+    `old` on the old classes with the old recipe, `new` fine-tuned from it on all classes with the
+    new recipe (0.1 cross-entropy + 0.9 HOC against the old d-Simplex model's features)."""
     if generation not in ("old", "new"):
         raise ValueError(f"generation must be 'old' or 'new', got {generation!r}")
     s = run.splits
     stage = run.preset.old if generation == "old" else run.preset.new
     classes = s.old_classes if generation == "old" else s.all_classes
     upstream = () if generation == "old" else (run.artifact("dsimplex:old"),)
-    smoothing = stage.training.label_smoothing
 
     def fit(folder: Path):
-        loss = (dsimplex_training_step(run.trained(upstream[0])[0], smoothing) if upstream
-                else classification_loss(smoothing))
-        return fit_classifier(
-            run, folder,
-            lambda: simplex_model(stage.model, s.bundle.channels, s.bundle.num_classes, classes),
-            select_classes(s.train, classes), classes, loss, stage.training,
-            desc=f"dsimplex {generation}")
+        loss = (dsimplex_training_step(run.trained(upstream[0])[0]) if upstream
+                else classification_loss(LABEL_SMOOTHING))
+        # labels are vertex indices: each class's position among all classes
+        return fit_classifier(run, folder, simplex_network(run, generation),
+                              select_classes(s.train, classes), s.all_classes, loss,
+                              stage.training, desc=f"dsimplex {generation}")
 
+    # recipe 2: preallocated simplex, CE over every vertex without smoothing, fine-tuned new
+    # model, HOC anchored on the old feature (iamcl2r @18495ac)
     return Artifact(f"dsimplex:{generation}", f"dsimplex-{generation}",
-                    (simplex_spec(stage.model), stage.training), fit, upstream)
+                    (simplex_spec(run.preset.old.model), stage.training, simplex_size(run)),
+                    fit, upstream, recipe=2)
 
 
 @register_method("dsimplex", criteria=(("dsimplex/old", "dsimplex-old/dsimplex-old"),
-                                       ("dsimplex/old", "old/old")))
+                                       ("dsimplex/old", "old/old")), protocol=("cosine",))
 def dsimplex_cases(run: Run) -> MethodCases:
     """d-Simplex: both generations trained with the same fixed simplex classifier (the new one
-    with HOC), compared across models with no transformation; its old model's own retrieval
-    (`dsimplex-old/dsimplex-old`) is what `dsimplex/old` must beat to be compatible."""
+    fine-tuned from the old with HOC), compared across models with no transformation; its old
+    model's own retrieval (`dsimplex-old/dsimplex-old`) is what `dsimplex/old` must beat to be
+    compatible. Its protocol is cosine (the authors L2-normalise features)."""
     old, new = run.embeddings("dsimplex:old", "test"), run.embeddings("dsimplex:new", "test")
     return MethodCases({"dsimplex-old/dsimplex-old": (old, old), "dsimplex/old": (new, old),
                         "dsimplex/dsimplex": (new, new)}, "dsimplex:new")

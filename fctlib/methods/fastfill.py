@@ -1,10 +1,19 @@
 """FastFill (Jaeckle et al., ICLR 2023): the FCT transformation with an uncertainty head.
 
-A scalar sigma is predicted from the transformed feature and weighs each sample's loss
-l = ||h(old, side) - new||^2 + cross-entropy of the frozen new classifier on h(old, side), as
-mean(0.5 * exp(-sigma) * l + mu * sigma). At its optimum sigma = log(l / (2 mu)): the samples
-with the highest sigma are those whose transformed feature is expected to be worst (far from the
-new embedding or misclassified by the new classifier), which partial backfilling re-embeds first.
+A scalar sigma is predicted from the transformed feature by one linear layer and weighs each
+sample's loss l = mean over dimensions of (h(old, side) - new)^2 + the label-smoothed (0.1)
+cross-entropy of the frozen new classifier on h(old, side), as
+mean(0.5 * exp(-sigma) * l + mu * sigma), mu = 0.5. At its optimum sigma = log(l / (2 mu)): the
+samples with the highest sigma are those whose transformed feature is expected to be worst (far
+from the new embedding or misclassified by the new classifier), which partial backfilling
+re-embeds first.
+
+As the authors' code (apple/ml-fct FastFill, commit 1a7f8b5): `utils/getters.py` builds
+`nn.MSELoss(reduction="none")` and `trainers/transformation_trainer.py` takes its `.mean(dim=1)`;
+`configs/cifar100_fastfill_transformation.yaml` sets `LabelSmoothing` 0.1 (mu_disc 1) and
+mu_uncertainty 0.5; `models/transformations.py` (MLP_BN_SIDE_PROJECTION_SIGMA) has
+`uncertainty_head = nn.Linear(new_embedding_dim, 1)`; `utils/objectives.py` (UncertaintyLoss)
+is 0.5 * exp(-sigma) * l + mu * sigma, averaged.
 """
 
 from __future__ import annotations
@@ -43,19 +52,22 @@ if TYPE_CHECKING:
     from fctlib.suite.run import Run
 
 FASTFILL_FORMAT = "fct-fastfill/1"
+MU, LABEL_SMOOTHING = 0.5, 0.1  # published: mu_uncertainty 0.5, LabelSmoothing 0.1 (mu_disc 1)
 
 
 class FastFill(nn.Module):
-    """An FCT transformation h and an uncertainty head (a small MLP) from h's output to sigma;
+    """An FCT transformation h and an uncertainty head from h's output to sigma: one linear layer
+    (published), or with `head_width` an MLP of that hidden width (the suite's earlier variant);
     forward returns (h(old, side), sigma)."""
 
-    def __init__(self, transformation: Transformation, head_width: int = 128):
+    def __init__(self, transformation: Transformation, head_width: int | None = None):
         super().__init__()
-        if head_width < 1:
-            raise ValueError(f"head_width must be >= 1, got {head_width}")
+        if head_width is not None and head_width < 1:
+            raise ValueError(f"head_width must be >= 1 or None, got {head_width}")
         self.transformation, self.head_width = transformation, head_width
-        self.uncertainty = nn.Sequential(
-            *mlp_layers([transformation.new_dim, head_width, 1], batchnorm=False))
+        widths = [transformation.new_dim, 1] if head_width is None else [
+            transformation.new_dim, head_width, 1]
+        self.uncertainty = nn.Sequential(*mlp_layers(widths, batchnorm=False))
 
     def forward(self, old: torch.Tensor, side: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,17 +76,18 @@ class FastFill(nn.Module):
 
 
 def per_sample_loss(feature: torch.Tensor, new: torch.Tensor, logits: torch.Tensor,
-                    labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """l per sample, in float32: ||feature - new||^2 (summed over dimensions) plus the
-    cross-entropy of `logits` (the frozen new classifier applied to `feature`)."""
-    squared = (feature.float() - new.float()).square().sum(1)
+                    labels: torch.Tensor, label_smoothing: float = LABEL_SMOOTHING
+                    ) -> torch.Tensor:
+    """l per sample, in float32: the squared error (feature - new)^2 averaged over dimensions
+    plus the label-smoothed cross-entropy of `logits` (the frozen new classifier on `feature`)."""
+    squared = (feature.float() - new.float()).square().mean(1)
     return squared + F.cross_entropy(logits.float(), labels, reduction="none",
                                      label_smoothing=label_smoothing)
 
 
 def fastfill_loss(feature: torch.Tensor, sigma: torch.Tensor, new: torch.Tensor,
-                  logits: torch.Tensor, labels: torch.Tensor, *, mu: float,
-                  label_smoothing: float = 0.0) -> torch.Tensor:
+                  logits: torch.Tensor, labels: torch.Tensor, *, mu: float = MU,
+                  label_smoothing: float = LABEL_SMOOTHING) -> torch.Tensor:
     """mean(0.5 * exp(-sigma) * l + mu * sigma) with l = per_sample_loss(...), in float32."""
     loss = per_sample_loss(feature, new, logits, labels, label_smoothing)
     sigma = sigma.float()
@@ -105,13 +118,15 @@ def train_fastfill(
     classifier_weight: torch.Tensor,
     cfg: TrainConfig,
     *,
-    mu: float = 0.5,
+    mu: float = MU,
+    label_smoothing: float = LABEL_SMOOTHING,
     seed: int,
     checkpoint=None,
     device=None,
 ) -> list[dict]:
     """Fit h and its uncertainty head by the FastFill loss against the frozen new classifier
-    (`classifier_weight`, classes x new_dim, bias-free); BatchNorm is frozen for the second half."""
+    (`classifier_weight`, classes x new_dim, bias-free), `label_smoothing` on its cross-entropy;
+    BatchNorm is frozen for the second half."""
     if mu <= 0:
         raise ValueError(f"mu must be > 0, got {mu}")
     h = model.transformation
@@ -125,7 +140,7 @@ def train_fastfill(
         raise ValueError(f"labels must be class indices in [0, {weight.shape[0]})")
     return train(
         model, TensorDataset(*tensors),
-        _loss_step(weight, mu, cfg.label_smoothing), cfg, seed=seed, checkpoint=checkpoint,
+        _loss_step(weight, mu, label_smoothing), cfg, seed=seed, checkpoint=checkpoint,
         device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2), desc="fastfill",
     )
 
@@ -192,12 +207,14 @@ def fastfill_artifact(run: Run, side_dim: int) -> Artifact:
                          cfg.head_width)
         return model, train_fastfill(
             model, old, side, new, np.tile(labels, len(old) // len(labels)),
-            run.trained("new")[0].classifier.weight, cfg.training, mu=cfg.mu, seed=run.seed,
-            checkpoint=folder / "model.pt", device=run.device)
+            run.trained("new")[0].classifier.weight, cfg.training, mu=cfg.mu,
+            label_smoothing=cfg.label_smoothing, seed=run.seed, checkpoint=folder / "model.pt",
+            device=run.device)
 
+    # recipe 2: mean (not summed) squared error, label smoothing, linear head (as published)
     return Artifact(f"fastfill:{side_dim}", "fastfill",
                     (cfg, h.branch_widths, h.mixer_widths, h.feature_views, side_dim), fit,
-                    upstream)
+                    upstream, recipe=2)
 
 
 def fastfill_gallery(run: Run, side_dim: int, split: str = "test"

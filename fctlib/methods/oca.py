@@ -1,10 +1,23 @@
 """OCA (Ricci et al., 2024): backward-compatible aligned representations through an orthogonal
-transformation layer.
+transformation layer, as the authors' code builds it (z3n0e/OCA @af89d7d):
 
-The new backbone embeds in the old size plus extra dimensions; the embedding is L2-normalised
-and passed through an orthogonal layer (which keeps distances) before a bias-free classifier. Its
-first old-size coordinates are pulled towards the old model's class prototypes, so they can be
-searched against the old gallery directly while the extra dimensions stay free.
+- the new backbone embeds, without a final ReLU (`last_nonlin: False`), into the old size plus 32
+  extra dimensions; its embedding f is L2-normalised (`norm_feature: True`) and passed through an
+  orthogonal layer *with bias* (`orthogonal(nn.Linear(160, 160))`) to a bias-free classifier
+  (`models/resnet.py` ResNet_OCA);
+- the compatible slice is the first old-size coordinates of the normalised f, *re-normalised*
+  (`trainers/OCA_trainer.py`: `F.normalize(bct_feature)`); retrieval against the old gallery
+  uses it, and the whole normalised f is the new model's own embedding (`utils/eval_utils.py`
+  takes output 3 and compares the common leading dimensions under cosine);
+- the prototypes are the class means of the old model's L2-normalised features, every class
+  (`train_OCA.py`, with the old model's `norm_feature: True`);
+- loss = 5 CE(classifier) + 10 CE(slice @ prototypes^T) + 5 (1 - cos(slice, prototype of its
+  class)), both cross-entropies with label smoothing 0.1 (`OCA_trainer.py`; `label_smoothing:
+  0.1` in `configs/train/cifar100_OCA.yaml`);
+- cosine is its protocol (`distance_metric: cosine` in its evaluation configs).
+
+The old model is the suite's (shared by every method) and the recipe is the suite's new one, not
+the authors' Adam 1e-3, batch 64, 100 epochs.
 """
 
 from __future__ import annotations
@@ -19,7 +32,6 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import orthogonal
 
 from fctlib.data.splits import remap_labels
-from fctlib.methods.bct import influence_loss
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.models.backbones import build_backbone
@@ -30,32 +42,34 @@ if TYPE_CHECKING:
 
 EXTRA_DIMS = 32  # published: the new embedding is 32 dimensions wider than the old one
 CROSS_ENTROPY_WEIGHT, INFLUENCE_WEIGHT, PULL_WEIGHT = 5.0, 10.0, 5.0  # published weights
+LABEL_SMOOTHING = 0.1  # published, on both cross-entropies
 
 
 class OCAHead(nn.Module):
-    """normalise -> orthogonal layer -> bias-free classifier; forward returns (z, logits), z the
-    aligned embedding whose first `old_dim` coordinates are the backward-compatible slice."""
+    """normalise -> orthogonal layer (with bias) -> bias-free classifier; forward returns
+    (f, logits), f the normalised embedding whose first `old_dim` coordinates, re-normalised,
+    are the backward-compatible slice."""
 
     def __init__(self, old_dim: int, num_classes: int, extra_dims: int = EXTRA_DIMS):
         super().__init__()
         if old_dim < 1 or extra_dims < 0:
             raise ValueError(f"need old_dim >= 1 and extra_dims >= 0, got {old_dim}, {extra_dims}")
         self.old_dim, self.dim = old_dim, old_dim + extra_dims
-        self.orthogonal = orthogonal(nn.Linear(self.dim, self.dim, bias=False))
+        self.orthogonal = orthogonal(nn.Linear(self.dim, self.dim))
         self.classifier = nn.Linear(self.dim, num_classes, bias=False)
 
     def forward(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.orthogonal(F.normalize(feature, dim=1))
-        return z, self.classifier(z)
+        f = F.normalize(feature, dim=1)
+        return f, self.classifier(self.orthogonal(f))
 
-    def compatible_slice(self, z: torch.Tensor) -> torch.Tensor:
-        """The coordinates searched against the old gallery."""
-        return z[:, : self.old_dim]
+    def compatible_slice(self, f: torch.Tensor) -> torch.Tensor:
+        """The coordinates searched against the old gallery, re-normalised."""
+        return compatible_slice(f, self.old_dim)
 
 
 class OCAModel(nn.Module):
     """A backbone (embedding of the old size + extra dimensions) under an OCAHead; forward returns
-    (z, logits), so the suite's training loop and embedding extraction take it as it is."""
+    (f, logits), so the suite's training loop and embedding extraction take it as it is."""
 
     def __init__(self, backbone: nn.Module, head: OCAHead):
         super().__init__()
@@ -65,10 +79,17 @@ class OCAModel(nn.Module):
         return self.head(self.backbone(x))
 
 
+def compatible_slice(f: torch.Tensor, old_dim: int) -> torch.Tensor:
+    """The first `old_dim` coordinates of `f`, L2-normalised."""
+    return F.normalize(torch.as_tensor(f)[:, :old_dim].float(), dim=1)
+
+
 def class_prototypes(embeddings: torch.Tensor, labels: torch.Tensor,
                      num_classes: int) -> torch.Tensor:
-    """(num_classes, d) mean embedding of each class; every class needs a sample."""
-    embeddings, labels = torch.as_tensor(embeddings).float(), torch.as_tensor(labels).long()
+    """(num_classes, d) mean of each class's L2-normalised embeddings (not re-normalised: norm
+    <= 1); every class needs a sample."""
+    embeddings = F.normalize(torch.as_tensor(embeddings).float(), dim=1)
+    labels = torch.as_tensor(labels).long()
     missing = sorted(set(range(num_classes)) - set(labels.tolist()))
     if missing:
         raise ValueError(f"classes {missing} have no samples to build their prototype from")
@@ -82,30 +103,31 @@ def prototype_pull(compatible: torch.Tensor, labels: torch.Tensor,
     return (1 - F.cosine_similarity(compatible.float(), prototypes[labels], dim=1)).mean()
 
 
-def oca_loss(z: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, old_dim: int,
-             prototypes: torch.Tensor, covered: torch.Tensor,
-             label_smoothing: float = 0.1) -> torch.Tensor:
-    """5 x label-smoothed cross-entropy + 10 x influence loss of the old-size slice through the
-    old class prototypes (mean old embeddings) + 5 x the cosine pull towards them."""
-    compatible = z[:, :old_dim]
+def oca_loss(f: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, old_dim: int,
+             prototypes: torch.Tensor, label_smoothing: float = LABEL_SMOOTHING) -> torch.Tensor:
+    """5 x cross-entropy of the classifier + 10 x cross-entropy of the re-normalised old-size
+    slice of `f` through the old class prototypes + 5 x the cosine pull towards them, both
+    cross-entropies label-smoothed."""
+    compatible = compatible_slice(f, old_dim)
     ce = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
-    keep = covered[labels]
-    pull = prototype_pull(compatible[keep], labels[keep], prototypes) if keep.any() else 0.0
-    return (CROSS_ENTROPY_WEIGHT * ce
-            + INFLUENCE_WEIGHT * influence_loss(compatible, labels, prototypes, covered)
-            + PULL_WEIGHT * pull)
+    influence = F.cross_entropy(compatible @ prototypes.T, labels,
+                                label_smoothing=label_smoothing)
+    return (CROSS_ENTROPY_WEIGHT * ce + INFLUENCE_WEIGHT * influence
+            + PULL_WEIGHT * prototype_pull(compatible, labels, prototypes))
 
 
-def oca_training_step(prototypes: torch.Tensor, old_dim: int, label_smoothing: float = 0.1):
+def oca_training_step(prototypes: torch.Tensor, old_dim: int,
+                      label_smoothing: float = LABEL_SMOOTHING):
     """Loss step of OCA training (oca_loss) against the old model's class prototypes, which cover
     every class (the old model embeds the new classes' images too)."""
-    covered = torch.ones(len(prototypes), dtype=torch.bool)
+    on_device: dict[torch.device, torch.Tensor] = {}
 
     def step(model: nn.Module, batch) -> torch.Tensor:
         images, labels = batch[0], batch[1]
-        z, logits = model(images)
-        return oca_loss(z, logits, labels, old_dim, prototypes.to(labels.device),
-                        covered.to(labels.device), label_smoothing)
+        f, logits = model(images)
+        if labels.device not in on_device:
+            on_device[labels.device] = prototypes.to(labels.device)
+        return oca_loss(f, logits, labels, old_dim, on_device[labels.device], label_smoothing)
 
     return step
 
@@ -113,32 +135,36 @@ def oca_training_step(prototypes: torch.Tensor, old_dim: int, label_smoothing: f
 # -- in a run -------------------------------------------------------------------------------------
 @artifact_kind("oca")
 def oca_encoder(run: Run, arg: str) -> Artifact:
-    """OCA's new model (new recipe, every class): an embedding `oca.extra_dims` wider than the
-    old one under the orthogonal head, trained with oca_loss against the old model's class
-    prototypes (mean old embeddings of the training set, new classes included)."""
+    """OCA's new model (the new network without its embedding ReLU, new recipe, every class): an
+    embedding `oca.extra_dims` wider than the old one under the orthogonal head, trained with
+    oca_loss against the old model's class prototypes (means of its L2-normalised embeddings of
+    the training set, new classes included)."""
     new, s = run.preset.new, run.splits
     old_dim, extra = run.preset.old.model.embedding_dim, run.preset.oca.extra_dims
-    spec = dataclasses.replace(new.model, embedding_dim=old_dim + extra)
+    spec = dataclasses.replace(new.model, embedding_dim=old_dim + extra, embedding_relu=False)
     old = run.artifact("old")
 
     def fit(folder: Path):
         prototypes = class_prototypes(run.embeddings(old, "train"),
                                       remap_labels(s.train, s.all_classes).labels,
                                       len(s.all_classes))
-        loss = oca_training_step(prototypes, old_dim, new.training.label_smoothing)
         return fit_classifier(
             run, folder, lambda: OCAModel(build_backbone(spec, s.bundle.channels),
                                           OCAHead(old_dim, len(s.all_classes), extra)),
-            s.train, s.all_classes, loss, new.training, desc="oca")
+            s.train, s.all_classes, oca_training_step(prototypes, old_dim), new.training,
+            desc="oca")
 
-    return Artifact("oca", "oca", (spec, new.training, run.preset.oca), fit, (old,))
+    # recipe 2: normalised prototypes, re-normalised slice taken before the orthogonal layer
+    # (with bias), label smoothing on the influence term, no embedding ReLU (OCA @af89d7d)
+    return Artifact("oca", "oca", (spec, new.training, run.preset.oca), fit, (old,), recipe=2)
 
 
-@register_method("oca", criteria=(("oca/old", "old/old"),))
+@register_method("oca", criteria=(("oca/old", "old/old"),), protocol=("cosine",))
 def oca_cases(run: Run) -> MethodCases:
-    """OCA: the old-size slice of the new aligned embedding searches the old gallery directly
-    (`oca/old`); the whole embedding searches its own gallery (`oca/oca`)."""
+    """OCA: the re-normalised old-size slice of the new normalised embedding searches the old
+    gallery directly (`oca/old`); the whole embedding searches its own gallery (`oca/oca`).
+    Cosine is its protocol; its L2 rows are outside it."""
     aligned = run.embeddings("oca", "test")
     old = run.embeddings("old", "test")
-    return MethodCases({"oca/old": (aligned[:, : old.shape[1]], old),
-                        "oca/oca": (aligned, aligned)}, "oca")
+    query = compatible_slice(torch.from_numpy(aligned), old.shape[1]).numpy()
+    return MethodCases({"oca/old": (query, old), "oca/oca": (aligned, aligned)}, "oca")

@@ -55,22 +55,30 @@ class MethodCases:
 @dataclass(frozen=True)
 class Method:
     """A model-update method in the comparison: its cases, the compatibility criteria it must
-    meet ((cross-model case, the retrieval it must beat), ...), and whether the price of its new
-    model against the independent one is meaningful (False: another model on purpose)."""
+    meet ((cross-model case, the retrieval it must beat), ...), whether the price of its new
+    model against the independent one is meaningful (False: another model on purpose), and the
+    distances of its authors' protocol (None: any; rows under others are outside it)."""
 
     name: str
     cases: Callable[[Run], MethodCases]
     criteria: tuple[tuple[str, str], ...] = ()
     priced: bool = True
+    protocol: tuple[str, ...] | None = None
+
+    def in_protocol(self, distance: str) -> bool:
+        """Whether retrieval under `distance` is how the method's authors evaluate it."""
+        return self.protocol is None or distance in self.protocol
 
 
 def register_method(name: str, *, criteria: tuple[tuple[str, str], ...] = (),
-                    priced: bool = True):
-    """Register a function `run -> MethodCases` as method `name`, in table order of import."""
+                    priced: bool = True, protocol: tuple[str, ...] | None = None):
+    """Register a function `run -> MethodCases` as method `name`, in table order of import;
+    `protocol`: the only distances its authors evaluate it with."""
     def register(cases: Callable[[Run], MethodCases]):
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
-        METHODS[name] = Method(name, cases, tuple(criteria), priced)
+        METHODS[name] = Method(name, cases, tuple(criteria), priced,
+                               None if protocol is None else tuple(protocol))
         return cases
 
     return register

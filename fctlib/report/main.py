@@ -20,7 +20,9 @@ CASE_ORDER = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/si
 CASE_STEPS = ("old", "new", "bct", "transformation")  # the steps whose `cases` are compared
 CASE_COLUMNS = ["seed", "case", "split", *METRICS]
 
-# Published single-run numbers of the FCT reference code (CMC top-1 / top-5 / mAP, %).
+# Published single-run numbers (CMC top-1 / top-5 / mAP, %): the FCT reference code's, and
+# BT-2's CIFAR-100 example run (README of YifeiZhou02/BT-2 at 8282360; `bt2/*` is BT-2's own
+# new model, a method the suite does not train).
 PUBLISHED = pd.DataFrame(
     [
         ("CIFAR-100", "old/old", 34.2, 60.6, 16.5),
@@ -31,10 +33,21 @@ PUBLISHED = pd.DataFrame(
         ("ImageNet-1k", "new/new", 68.4, 84.7, 45.6),
         ("ImageNet-1k", "fct/no-side", 61.8, 80.5, 39.9),
         ("ImageNet-1k", "fct/side", 65.1, 82.7, 44.0),
+        ("CIFAR-100 BT-2", "old/old", 33.6, 55.4, 24.4),
+        ("CIFAR-100 BT-2", "new/new", 62.7, 74.6, 49.9),
+        ("CIFAR-100 BT-2", "bct/old", 25.0, 62.1, 24.7),
+        ("CIFAR-100 BT-2", "bct/bct", 60.0, 71.9, 47.3),
+        ("CIFAR-100 BT-2", "bt2/old", 38.7, 64.6, 27.7),
+        ("CIFAR-100 BT-2", "bt2/bt2", 62.4, 75.1, 50.5),
     ],
     columns=["dataset", "case", "top1", "top5", "mAP"],
 )
-PUBLISHED_SOURCE = "FCT reference code (Ramanujan et al., CVPR 2022), single runs"
+# the distance each published run retrieves with (ml-fct: `distance_metric: l2` in its eval
+# configs; BT-2: `distance_metric: cosine` in configs/cifar100_eval_old_new.yaml at 8282360)
+PUBLISHED_DISTANCES = {"CIFAR-100": "l2", "ImageNet-1k": "l2", "CIFAR-100 BT-2": "cosine"}
+PUBLISHED_SOURCE = ("FCT reference code (Ramanujan et al., CVPR 2022), single runs, L2 "
+                    "(columns cifar100_*, imagenet_*); BT-2 (Zhou et al., 2023) README at "
+                    "commit 8282360, CIFAR-100 example run, cosine (columns cifar100_bt2_*)")
 
 # (claim, lower case, higher case, strict): holds when higher - lower > 0 (>= 0 if not strict)
 CLAIMS = (
@@ -134,10 +147,12 @@ def paper_comparison(table: pd.DataFrame, ours_label: str) -> pd.DataFrame:
     the share of the old-to-new gap closed: the quantity comparable across data sets."""
     ours_gap = gap_closed(table).set_index("case")
     rows = []
-    for case in CASE_ORDER:
-        if case not in set(table["case"]):
+    published_only = [c for c in dict.fromkeys(PUBLISHED["case"]) if c not in CASE_ORDER]
+    for case in (*CASE_ORDER, *published_only):
+        if case not in set(table["case"]) and case not in published_only:
             continue
-        ours = table.set_index("case").loc[case]
+        ours = (table.set_index("case").loc[case] if case in set(table["case"])
+                else pd.Series(np.nan, index=METRICS))
         row = {"case": case, "ours_data": ours_label}
         row.update({f"ours_{m}": ours[m] for m in METRICS})
         for m in HEADLINE_METRICS:
@@ -145,6 +160,7 @@ def paper_comparison(table: pd.DataFrame, ours_label: str) -> pd.DataFrame:
             row[f"ours_{col}"] = ours_gap.at[case, col] if case in ours_gap.index else np.nan
         for dataset, published in PUBLISHED.groupby("dataset", sort=False):
             tag = _published_tags()[dataset]
+            row[f"{tag}_distance"] = PUBLISHED_DISTANCES[dataset]
             pub = published.set_index("case")
             row.update({f"{tag}_{m}": pub.at[case, m] if case in pub.index else np.nan
                         for m in METRICS})
@@ -181,5 +197,5 @@ def gap_closed_table(comparison: pd.DataFrame) -> pd.DataFrame:
 
 def _published_tags() -> dict[str, str]:
     """Each published data set and the tag of its columns in paper_comparison."""
-    return {name: name.lower().replace("-", "").replace("1k", "")
+    return {name: name.lower().replace("-", "").replace("1k", "").replace(" ", "_")
             for name in PUBLISHED["dataset"].unique()}

@@ -10,7 +10,8 @@ import pandas as pd
 from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds
 from fctlib.suite.records import Criterion, MethodRow
 
-METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1")
+METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1",
+                   "in_protocol")  # in_protocol False: a distance the method's authors do not use
 # every method notebook 09 measures (methods.registry.METHODS; kept torch-free here)
 METHOD_NAMES = ("independent", "bct", "fct", "fastfill", "projection", "dsimplex", "oca",
                 "fct-arch", "fct-loss")
@@ -20,7 +21,8 @@ METHOD_VALUES = [*METRICS, "new_top1"]
 def methods_frame(rows: list[MethodRow], seed: int) -> pd.DataFrame:
     """One seed's methods rows, values in percent, in the order measured."""
     data = [{"seed": seed, "method": r.method, "case": r.case, "distance": r.distance,
-             **{v: 100 * getattr(r, v) for v in METHOD_VALUES}} for r in rows]
+             **{v: 100 * getattr(r, v) for v in METHOD_VALUES}, "in_protocol": r.in_protocol}
+            for r in rows]
     return pd.DataFrame(data, columns=["seed", *METHODS_COLUMNS])
 
 
@@ -35,7 +37,8 @@ def methods_table(long: pd.DataFrame) -> pd.DataFrame:
     the order the rows were measured."""
     if long.empty:
         return pd.DataFrame(columns=list(METHODS_COLUMNS))
-    table = long.groupby(["method", "case", "distance"], sort=False)[METHOD_VALUES].mean()
+    table = long.groupby(["method", "case", "distance", "in_protocol"],
+                         sort=False)[METHOD_VALUES].mean()
     return table.reset_index().round(2)[list(METHODS_COLUMNS)]
 
 

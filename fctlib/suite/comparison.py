@@ -14,7 +14,8 @@ from fctlib.suite.run import Run
 def method_rows(run: Run, methods: list[Method] | None = None,
                 distances: tuple[str, ...] = DISTANCES) -> list[dict]:
     """Rows of the methods table for one run (metrics as fractions, all test queries), ordered by
-    method (registry order), then case, then distance."""
+    method (registry order), then case, then distance; `in_protocol` False marks a distance its
+    authors do not evaluate the method with."""
     rows, own_top1 = [], {}
     for method in methods or METHODS.values():
         result = method.cases(run)
@@ -28,7 +29,8 @@ def method_rows(run: Run, methods: list[Method] | None = None,
                 m = run.evaluate(query, gallery, distance=distance)["all"]
                 rows.append({"method": method.name, "case": case, "distance": distance,
                              "top1": m["top1"], "top5": m["top5"], "mAP": m["mAP"],
-                             "new_top1": own_top1[(result.own_encoder, distance)]})
+                             "new_top1": own_top1[(result.own_encoder, distance)],
+                             "in_protocol": method.in_protocol(distance)})
     return rows
 
 

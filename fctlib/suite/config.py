@@ -151,15 +151,19 @@ class TransformationConfig:
 @dataclass(frozen=True)
 class FastFillConfig:
     """FastFill: the transformation (the preset's widths) with an uncertainty head, its loss weight
-    mu and its training."""
+    mu, the label smoothing of its classification term and its training."""
 
     training: TrainConfig
     mu: float = 0.5  # weight of sigma in mean(0.5 * exp(-sigma) * l + mu * sigma), as published
-    head_width: int = 128  # hidden units of the uncertainty head (h's output -> sigma)
+    label_smoothing: float = 0.1  # on the frozen new classifier's cross-entropy, as published
+    head_width: int | None = None  # None: one linear layer to sigma (published); a width: an MLP
 
     def __post_init__(self):
-        if self.mu <= 0 or self.head_width < 1:
-            raise ValueError(f"need mu > 0 and head_width >= 1, got {self.mu}, {self.head_width}")
+        if self.mu <= 0 or (self.head_width is not None and self.head_width < 1):
+            raise ValueError(f"need mu > 0 and head_width >= 1 or null, got {self.mu}, "
+                             f"{self.head_width}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,18 @@ class OCAConfig:
     def __post_init__(self):
         if self.extra_dims < 0:
             raise ValueError(f"extra_dims must be >= 0, got {self.extra_dims}")
+
+
+@dataclass(frozen=True)
+class DSimplexConfig:
+    """d-Simplex: the preallocated simplex's number of vertices (every model's classifier, all of
+    them in its cross-entropy); None: one per class of the data set."""
+
+    vertices: int | None = None
+
+    def __post_init__(self):
+        if self.vertices is not None and self.vertices < 2:
+            raise ValueError(f"vertices must be >= 2 or null, got {self.vertices}")
 
 
 @dataclass(frozen=True)
@@ -264,6 +280,7 @@ class Preset:
     projection: ProjectionConfig
     fastfill: FastFillConfig
     oca: OCAConfig
+    dsimplex: DSimplexConfig
     multistep: MultiStepConfig
     cross: CrossConfig
     distance: str = "l2"

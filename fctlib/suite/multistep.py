@@ -10,8 +10,8 @@ queries against generation j's gallery (j <= i) on the whole test split:
 - `independent`: every generation trained on its own, compared as they are;
 - `bct`: generation k trained with BCT's influence loss (variant `multistep.bct_variant`)
   through generation k-1 (its classifier or its features' class means);
-- `dsimplex`: every generation on one fixed simplex classifier (features without ReLU),
-  k with HOC against k-1;
+- `dsimplex`: every generation on one preallocated simplex classifier (features without ReLU,
+  the first generation's network), k fine-tuned from k-1 with HOC against it;
 - `fct-chained`: the independent models, generation j's gallery carried to i through
   h(j -> j+1), ..., h(i-1 -> i), each h(old, side-info) fitted on generation i's training images;
 - `fct-direct`: the same with one h(j -> i) per pair.
@@ -26,7 +26,12 @@ import numpy as np
 from fctlib.data.splits import select_classes
 from fctlib.evaluation.compatibility import compatibility_scores
 from fctlib.methods.bct import build_bct_model, influence_rows, variant_loss
-from fctlib.methods.dsimplex import dsimplex_training_step, simplex_model
+from fctlib.methods.dsimplex import (
+    LABEL_SMOOTHING,
+    dsimplex_training_step,
+    simplex_model,
+    simplex_size,
+)
 from fctlib.methods.fct import Transformation, train_transformation, upgrade_embeddings
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.side_info import simclr_artifact
@@ -81,14 +86,21 @@ class MultiStep:
         training = stage.training
         if method == "bct":  # the variant's recipe (bt2's own optimiser) and new network
             training = run.preset.bct.training(variant, stage.training)
+        simplex = (simplex_size(run), self.stage(0).model)  # d-Simplex: one network, fine-tuned
         depends = {"independent": (), "bct": (bct_weight, variant, training),
-                   "dsimplex": (vertices,)}[method]
+                   "dsimplex": simplex}[method]
 
         def fit(folder: Path):
             smoothing = training.label_smoothing
             loss = classification_loss(smoothing)
-            if method == "dsimplex" and previous:
-                loss = dsimplex_training_step(run.trained(previous[0])[0], smoothing)
+            if method == "dsimplex":
+                init = run.trained(previous[0])[0] if previous else None
+                loss = (dsimplex_training_step(init) if previous
+                        else classification_loss(LABEL_SMOOTHING))
+                return fit_classifier(
+                    run, folder, lambda: simplex_model(simplex[1], channels, simplex[0], init),
+                    select_classes(run.splits.train, classes), run.splits.all_classes, loss,
+                    stage.training, desc=f"{method} generation {k + 1}")
             if method == "bct":
                 weight, covered = influence_rows(
                     variant, run.trained(previous[0])[0].classifier.weight,
@@ -96,9 +108,7 @@ class MultiStep:
                     run.splits.train.labels)
                 loss = variant_loss(variant, smoothing, weight[classes], covered[classes],
                                     bct_weight)
-            build = ((lambda: simplex_model(stage.model, channels, vertices, classes))
-                     if method == "dsimplex" else
-                     (lambda: build_bct_model(variant, stage.model, channels, len(classes),
+            build = ((lambda: build_bct_model(variant, stage.model, channels, len(classes),
                                               run.preset.bct.normsm_scale))
                      if method == "bct" else
                      (lambda: build_model(stage.model, channels, len(classes))))
@@ -106,8 +116,10 @@ class MultiStep:
                                   classes, loss, training,
                                   desc=f"{method} generation {k + 1}")
 
+        # d-Simplex recipe 2: preallocated simplex, CE over every vertex, fine-tuned generations
         return Artifact(f"gen:{method}:{k}", f"multistep-{method}{k}",
-                        (classes, stage, *depends), fit, previous)
+                        (classes, stage, *depends), fit, previous,
+                        recipe=2 if method == "dsimplex" else 1)
 
     @property
     def side_info(self) -> Artifact:

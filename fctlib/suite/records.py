@@ -330,6 +330,7 @@ class MethodRow(JsonData):
     top5: float
     mAP: float
     new_top1: float
+    in_protocol: bool = True  # False: a distance the method's authors do not evaluate it with
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """The report's main comparison, claims, published numbers, written tables and provenance."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,12 +94,37 @@ def test_paper_comparison_keeps_published_numbers_in_their_own_columns():
                                                                          abs=1e-3)
 
 
+def test_paper_comparison_has_bt2_cifar_rows_under_cosine():
+    """BT-2's README at 8282360: old/old 33.6/55.4/24.4, new/new 62.7/74.6/49.9, BCT new/old
+    25.0/62.1/24.7, BT-2 new/old 38.7/64.6/27.7 (top-1/top-5/mAP, cosine)."""
+    with_bct = {seed: {**steps, "bct": SimpleNamespace(cases={
+        "bct/old": _split(0.3, 0.5, 0.1), "bct/bct": _split(0.5, 0.8, 0.2)})}
+        for seed, steps in RECORDS.items()}
+    main = report.main_table(report.case_rows(with_bct))
+    table = report.paper_comparison(main, "toy").set_index("case")
+    expected = {"old/old": (33.6, 55.4, 24.4), "new/new": (62.7, 74.6, 49.9),
+                "bct/old": (25.0, 62.1, 24.7), "bt2/old": (38.7, 64.6, 27.7)}
+    for case, values in expected.items():
+        got = tuple(table.loc[case, [f"cifar100_bt2_{m}" for m in ("top1", "top5", "mAP")]])
+        assert got == values, case
+    assert set(table["cifar100_bt2_distance"]) == {"cosine"}
+    assert set(table["cifar100_distance"]) == {"l2"}
+    assert table.at["fct/side", "cifar100_top1"] == 50.2  # ml-fct's columns unchanged
+    assert "8282360" in report.PUBLISHED_SOURCE
+    gaps = report.published_gaps()["published CIFAR-100 BT-2"].set_index("case")
+    assert gaps.at["bct/old", "top1_gap_closed"] == pytest.approx((25.0 - 33.6) / (62.7 - 33.6),
+                                                                  abs=1e-3)
+
+
 def test_paper_comparison_of_old_and_new_alone():
     """Only the independent models trained so far (a run stopped after notebook 03)."""
     main = report.main_table(report.case_rows({0: {s: RECORDS[0][s] for s in ("old", "new")}}))
     assert report.gap_closed(main).empty and "case" in report.gap_closed(main)
     table = report.paper_comparison(main, "toy")
-    assert list(table["case"]) == ["old/old", "new/new"]
+    # ours where measured, then the published-only cases (BT-2's own model) with no ours
+    assert list(table["case"]) == ["old/old", "new/new", "bt2/old", "bt2/bt2"]
+    assert table.set_index("case")["ours_top1"].isna().to_dict() == {
+        "old/old": False, "new/new": False, "bt2/old": True, "bt2/bt2": True}
 
 
 def test_side_info_size_table_and_written_tables(tmp_path):

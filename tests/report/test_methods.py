@@ -22,7 +22,8 @@ def test_methods_table_means_over_seeds_in_percent_and_reads_failures():
     records = {0: {"methods": _record(seed0)}, 1: {"methods": _record(seed1)}}
     table = report.methods_table(report.methods_rows(records))
     assert list(table.columns) == ["method", "case", "distance", "top1", "top5", "mAP",
-                                   "new_top1"]
+                                   "new_top1", "in_protocol"]
+    assert table["in_protocol"].all()  # rows recorded before the column default to inside
     assert [tuple(r) for r in table[["method", "case", "distance"]].values] == cases
     row = table.iloc[2]
     assert (row["top1"], row["mAP"], row["new_top1"]) == (35.0, 17.5, 60.0)
@@ -35,6 +36,14 @@ def test_methods_table_means_over_seeds_in_percent_and_reads_failures():
     assert list(empty.columns) == list(report.METHODS_COLUMNS)
     one_seed = report.methods_frame(records[1]["methods"].rows, seed=1)
     assert list(one_seed["top1"]) == pytest.approx([50.0, 70.0, 40.0, 60.0, 50.0, 55.0])
+
+
+def test_rows_outside_a_methods_protocol_are_labelled():
+    rows = [MethodRow("oca", "oca/old", d, 0.5, 0.6, 0.3, 0.7, in_protocol=d == "cosine")
+            for d in ("l2", "cosine")]
+    record = MethodsRecord(rows=rows, bct_weight=1.0, projection={}, criteria=[], unpriced=[])
+    table = report.methods_table(report.methods_rows({0: {"methods": record}}))
+    assert table.set_index("distance")["in_protocol"].to_dict() == {"l2": False, "cosine": True}
 
 
 def _methods():

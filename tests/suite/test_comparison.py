@@ -36,7 +36,8 @@ def _two_methods(run):
     old, new, bct = (run.store[k] for k in ("old", "new", "bct:3.0"))
     return [Method("first", lambda r: MethodCases({"new/old": (new, old),
                                                     "new/new": (new, new)}, "new")),
-            Method("second", lambda r: MethodCases({"bct/old": (bct, old)}, "bct:3.0"))]
+            Method("second", lambda r: MethodCases({"bct/old": (bct, old)}, "bct:3.0"),
+                   protocol=("cosine",))]
 
 
 def test_rows_in_method_case_distance_order_with_the_own_model_beside():
@@ -53,8 +54,12 @@ def test_rows_in_method_case_distance_order_with_the_own_model_beside():
         bct = run.store["bct:3.0"]
         own = evaluate_case(bct, bct, LABELS, [0, 1], distance=distance)["all"]["top1"]
         assert by_key[("bct/old", distance)]["new_top1"] == own
-    assert all(set(r) == {"method", "case", "distance", "top1", "top5", "mAP", "new_top1"}
-               for r in rows)
+    assert all(set(r) == {"method", "case", "distance", "top1", "top5", "mAP", "new_top1",
+                          "in_protocol"} for r in rows)
+    # a method evaluated by its authors under cosine only has its L2 rows outside its protocol
+    assert {(r["method"], r["distance"]): r["in_protocol"] for r in rows} == {
+        ("first", "l2"): True, ("first", "cosine"): True,
+        ("second", "l2"): False, ("second", "cosine"): True}
 
 
 def test_cosine_and_l2_differ_only_where_norms_differ():

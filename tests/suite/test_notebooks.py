@@ -104,7 +104,10 @@ def test_suite_ablation_and_methods_tables(smoke_results):
     assert widths["parameters"].is_monotonic_increasing
     methods = read_table(tables / "methods.csv")
     assert list(methods.columns) == ["method", "case", "distance", "top1", "top5", "mAP",
-                                     "new_top1"]
+                                     "new_top1", "in_protocol"]
+    outside = methods[~methods["in_protocol"].astype(bool)]
+    assert set(outside["method"]) == {"oca", "dsimplex"}  # their authors evaluate with cosine
+    assert set(outside["distance"]) == {"l2"}
     cases = [("independent", "old/old"), ("independent", "new/new"), ("independent", "new/old"),
              ("bct", "bct/old"),
              ("bct", "bct/bct"), ("fct", "fct/no-side"), ("fct", "fct/side"),
