@@ -179,9 +179,9 @@ def published_gaps() -> dict[str, pd.DataFrame]:
 
 
 def gap_closed_table(comparison: pd.DataFrame) -> pd.DataFrame:
-    """paper_comparison's output as one table to read: a row per case, and per metric our mean
-    (%), then the share of the gap closed by ours and by each published run (empty where the
-    published runs have no such case)."""
+    """paper_comparison's output as one table to read: a row per case we measured (a published
+    run's own cases, e.g. BT-2's, stay in paper_comparison), and per metric our mean (%), then the
+    share of the gap closed by ours and by each published run (empty where it has no such case)."""
     if comparison.empty:
         return pd.DataFrame()
     runs = {"ours": "ours"} | {tag: name for name, tag in _published_tags().items()}
@@ -192,7 +192,7 @@ def gap_closed_table(comparison: pd.DataFrame) -> pd.DataFrame:
             columns[(f"{m} gap closed", name)] = comparison[f"{tag}_{m}_gap_closed"]
     table = pd.DataFrame(columns)
     table.index = pd.Index(comparison["case"], name="case")
-    return table
+    return table[comparison[f"ours_{HEADLINE_METRICS[0]}"].notna().to_numpy()]
 
 
 def _published_tags() -> dict[str, str]:

@@ -332,6 +332,14 @@ class MethodRow(JsonData):
     new_top1: float
     in_protocol: bool = True  # False: a distance the method's authors do not evaluate it with
 
+    def to_json(self) -> dict:
+        """The row as plain JSON values (`in_protocol` written only when False, so rows written
+        before the flag existed read and save back unchanged)."""
+        data = super().to_json()
+        if data["in_protocol"]:
+            del data["in_protocol"]
+        return data
+
 
 @dataclass(frozen=True)
 class Criterion(JsonData):
