@@ -30,7 +30,7 @@ SECTIONS = (
     Section("claims", "The paper's claims", CASE_STEPS),
     Section("splits", "By class split", CASE_STEPS),
     Section("gap", "Share of the old-to-new gap closed", CASE_STEPS),
-    Section("bct", "BCT influence-loss weight", ("bct",)),
+    Section("bct", "BCT: variants, weight, influence diagnostic", ("bct",)),
     Section("side-info-size", "Side-info size", ("side_info_size",)),
     Section("ablations", "Ablations of h (side-info source, data share, width)", ("ablations",)),
     Section("methods", "Methods, compatibility criteria and price", ("methods",)),
