@@ -47,11 +47,11 @@ def test_committed_exploration_round_trips(tmp_path):
 
 def test_typed_access_to_the_committed_records():
     records = load_records(RESULTS / "fashion-mnist")
-    assert sorted(records) == [0, 1] and set(records[0]) == set(STEP_RECORDS)
+    assert sorted(records) == [0, 1, 2] and set(records[0]) == set(STEP_RECORDS)
     bct = records[0]["bct"]
-    assert bct.sweep[0].bct_old["top1"] == pytest.approx(
+    assert bct.points[0].bct_old["top1"] == pytest.approx(
         json.loads((RESULTS / "fashion-mnist/metrics/seed0/bct.json").read_text())
-        ["sweep"][0]["bct/old"]["top1"])
+        ["points"][0]["bct/old"]["top1"])
     methods = records[1]["methods"]
     assert isinstance(methods.rows[0], MethodRow) and methods.unpriced == ["fct-arch", "fct-loss"]
     assert Criterion("bct", "bct/old", "old/old") in methods.criteria
