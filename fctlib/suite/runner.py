@@ -32,12 +32,16 @@ def results_dir_for(preset_name: str) -> Path:
 
 
 def _kernel_manager_class(started: list):
-    """An async kernel manager class that appends every manager it starts to `started`."""
+    """An async kernel manager class that appends every manager it starts to `started` and
+    starts kernels that log errors only (not ipykernel's warning, on every start, that a local
+    kernel talks over TCP)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class TrackedKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kwargs):
             started.append(self)
+            kwargs["extra_arguments"] = [*kwargs.get("extra_arguments", []),
+                                         "--IPKernelApp.log_level=ERROR"]
             return await super().start_kernel(**kwargs)
 
     return TrackedKernelManager

@@ -331,3 +331,14 @@ def test_ctrl_c_stops_a_run_with_130_and_the_rerun_completes(tmp_path, fashion_m
     assert rerun.returncode == 0, rerun.stderr
     assert "01_train_old" in timings.read_text()
     assert not kernels_of(marker)
+
+
+def test_a_step_logs_no_kernel_warning(tmp_path, fashion_mnist):
+    # ipykernel warns on every start that a local kernel talks over TCP; the log keeps to the run
+    command = [sys.executable, "-m", "fctlib.suite.cli", "reproduce", "--preset", "smoke",
+               "--only", "00_data", "--no-report", "--runs-dir", str(tmp_path / "runs"),
+               "--results-dir", str(tmp_path / "results")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "00_data done" in proc.stdout + proc.stderr
+    assert "IPKernelApp" not in proc.stderr, proc.stderr
