@@ -283,6 +283,13 @@ def kernels_of(marker):
     return found
 
 
+def smoke_reproduce(tmp_path, steps) -> list[str]:
+    """`fct reproduce` of the smoke preset's `steps`, no report, its folders under `tmp_path`."""
+    return [sys.executable, "-m", "fctlib.suite.cli", "reproduce", "--preset", "smoke",
+            "--only", *steps, "--no-report",
+            "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+
+
 def interrupt_smoke_run(tmp_path, steps, started_line, wait_s):
     """Start `fct reproduce` of the smoke preset's `steps`, send SIGINT `wait_s` after the log
     shows `started_line`, and check it ends at once with exit code 130, one line and no kernel
@@ -290,9 +297,7 @@ def interrupt_smoke_run(tmp_path, steps, started_line, wait_s):
     was running when SIGINT was sent."""
     marker = f"ctrl-c-{os.getpid()}-{time.time()}"
     env = {**os.environ, "FCT_TEST_MARKER": marker, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "fctlib.suite.cli", "reproduce", "--preset", "smoke",
-               "--only", *steps, "--no-report",
-               "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    command = smoke_reproduce(tmp_path, steps)
     # a test run started in the background (`cmd &`) ignores SIGINT, and a child inherits that:
     # the command must see Ctrl-C as a user at a terminal does
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -335,9 +340,7 @@ def test_ctrl_c_stops_a_run_with_130_and_the_rerun_completes(tmp_path, fashion_m
 
 def test_a_step_logs_no_kernel_warning(tmp_path, fashion_mnist):
     # ipykernel warns on every start that a local kernel talks over TCP; the log keeps to the run
-    command = [sys.executable, "-m", "fctlib.suite.cli", "reproduce", "--preset", "smoke",
-               "--only", "00_data", "--no-report", "--runs-dir", str(tmp_path / "runs"),
-               "--results-dir", str(tmp_path / "results")]
+    command = smoke_reproduce(tmp_path, ["00_data"])
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "00_data done" in proc.stdout + proc.stderr
