@@ -2,11 +2,14 @@
 
 Each query ranks the whole gallery by distance, ties broken by gallery index (lower first). Only the
 ranks of the query's positives (gallery items of its label) are needed, and they are found without
-sorting gallery rows: per block of queries, every distance is put in one of gallery/4 equal-width
-cells spanning the query's positive distances (a monotone map, so a lower cell means a lower
-distance). A histogram of the cells counts the items ranked before a positive's cell; the few items
-sharing a cell with a positive are ordered exactly by (distance, gallery index). Memory is
-O(block x gallery). Distances are float32 (inputs are converted): values equal in float32 tie.
+sorting gallery rows: per block of queries, every distance is put in one of C equal-width cells
+spanning the query's positive distances (a monotone map, so a lower cell means a lower distance).
+A histogram of the cells counts the items ranked before a positive's cell; the few items sharing a
+cell with a positive are ordered exactly by (distance, gallery index). With P positives per query a
+cell holds about gallery/C items, so about P x (1 + gallery/C) candidates are sorted per query;
+C = 4 sqrt(P x gallery), at most the gallery's size, balances that sort against the O(C) counts.
+Memory is O(block x gallery). Distances are float32 (inputs are converted): values equal in float32
+tie.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from tqdm import tqdm
 
 from fctlib.evaluation.distances import DISTANCES
 
-# Distances held per block when block_size is None (about 20 bytes of work memory each).
+# Distances held per block when block_size is None (20-30 bytes of work memory each).
 _BLOCK_DISTANCES = 2**22
 # Squared norms above this could overflow float32 distances (|distance| <= 3 x max squared norm).
 _MAX_SQUARED_NORM = 2.0**124
@@ -242,7 +245,7 @@ def _rank_queries(query, gallery, query_labels, gallery_labels, self_index, dist
     pos_start = torch.searchsorted(sorted_labels, query_labels)
     pos_count = torch.searchsorted(sorted_labels, query_labels, right=True) - pos_start
     rows = min(block_size or max(1, _BLOCK_DISTANCES // num_g), num_q)
-    work = _Workspace(rows, num_g)
+    work = _Workspace(rows, num_g, int(pos_count.max()))
     starts = range(0, num_q, rows)
     for a in tqdm(starts, desc="retrieval metrics", unit="block", leave=False,
                   disable=num_q * num_g < _PROGRESS_DISTANCES):
@@ -271,10 +274,12 @@ def _rank_queries(query, gallery, query_labels, gallery_labels, self_index, dist
 
 
 class _Workspace:
-    """Block-sized buffers reused across blocks (fresh large tensors cost a page fault per page)."""
+    """Block-sized buffers reused across blocks (fresh large tensors cost a page fault per page),
+    and the number of distance cells for queries with up to `max_positives` positives."""
 
-    def __init__(self, rows: int, num_gallery: int):
-        self.num_cells = max(16, num_gallery // 4)
+    def __init__(self, rows: int, num_gallery: int, max_positives: int):
+        cells = round(4 * math.sqrt(max_positives * num_gallery))
+        self.num_cells = max(16, min(num_gallery, cells))
         self.dist = torch.empty(rows, num_gallery)
         self.cells = torch.empty(rows, num_gallery)
         self.cell_ids = torch.empty(rows, num_gallery, dtype=torch.int64)
@@ -325,10 +330,11 @@ def _positive_ranks(dist, cols, valid, self_cols, work: _Workspace) -> torch.Ten
     group_start = torch.where(new_group, position, 0).cummax(0).values
     ahead_in_cell = torch.empty_like(position)
     ahead_in_cell[order] = position - group_start
-    # Each valid positive is a candidate: find it by its (row, column).
-    flat = cand_row * num_g + cand_col
-    pos_flat = torch.arange(n).unsqueeze(1) * num_g + cols
-    where = torch.searchsorted(flat, pos_flat).clamp_(max=len(flat) - 1)
+    # Each valid positive is a candidate: its place among them is the count of candidates up to it
+    # in (row, column) order.
+    count = torch.int32 if n * num_g < 2**31 else torch.int64
+    where = torch.cumsum(is_candidate.view(-1), 0, dtype=count).view(n, num_g).gather(1, cols)
+    where = where.to(torch.int64).sub_(1).clamp_(min=0)
     cum = torch.cumsum(hist, 1, dtype=torch.int32, out=work.cum[:n])
     before_cell = (cum.gather(1, pos_cells) - hist.gather(1, pos_cells)).to(torch.int64)
     ranks = 1 + before_cell + ahead_in_cell[where]

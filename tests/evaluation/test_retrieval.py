@@ -132,6 +132,18 @@ def test_spread_out_values_match_brute_force(distance):
     assert_same(ours, brute_force(query, gallery, labels, labels, np.arange(300), distance))
 
 
+@pytest.mark.parametrize("classes", [2, 100])
+def test_cell_counts_match_brute_force(classes):
+    # 800 items: with 2 classes (400 positives a query) there are as many distance cells as items;
+    # with 100 classes (about 8 positives) far fewer, so many items share a positive's cell.
+    rng = np.random.default_rng(classes)
+    gallery = integer_embeddings(rng, 800, 4, 1000)
+    query = gallery + integer_embeddings(rng, 800, 4, 300)
+    labels = rng.integers(0, classes, size=800)
+    ours = retrieval_metrics(query, gallery, labels, labels, exclude_self=True)
+    assert_same(ours, brute_force(query, gallery, labels, labels, np.arange(800)))
+
+
 def test_disjoint_query_and_gallery_match_brute_force():
     rng = np.random.default_rng(1)
     gallery = integer_embeddings(rng, 150, 4, 3)
