@@ -138,16 +138,43 @@ def markdown(report: dict) -> str:
         *[f"| fitting the {name} h on {v['items']:,} vectors ({v[name]['dim']}-d, batch "
           f"{v[name]['batch_size']}), items/s, {path.replace('_', ' ')} | {v[name][path]:,.0f} |"
           for name in ("preset", "reference", "tiny")
-          for path in ("dataloader", "tensor_batches")],
+          for path in ("dataloader", "tensor_batches", "capacity")],
+        *[f"| fitting the {name} h: the most any data path can gain here (capacity / dataloader) "
+          f"| {v[name]['speedup_bound']:,.2f} |" for name in ("preset", "reference", "tiny")],
         *[f"| data path on {d['device']} ({d['preset']} new CNN, batch {d['batch_size']}; "
           f"SimCLR batch {d['simclr_batch_size']}): {key}, images/s | {d[key]:,.0f} |"
           for d in [f["data_path"]]
           for key in ("train_capacity_images_per_s", "train_images_per_s",
                       "simclr_capacity_images_per_s", "simclr_images_per_s",
                       "embed_capacity_images_per_s", "embed_images_per_s")],
-        "",
+        "", *accounting_lines(f["default_preset_wall"]),
     ]
     return "\n".join(lines)
+
+
+def accounting_lines(wall: dict) -> list[str]:
+    """The default preset's seed, notebook by notebook: training, the rest, a cached rerun."""
+    rows = wall.get("accounting")
+    if not rows:
+        return []
+    lines = [
+        f"Where the default preset's {wall['seconds_per_seed']:,.0f} s per seed go "
+        "(`bench_default_preset.py`): training is the seconds in the training histories of the "
+        "artifacts a notebook trained; the rest is kernel start, imports, data, embedding, "
+        "evaluation and figures; the cached rerun runs the notebook again with every artifact and "
+        "embedding cached.", "",
+        "| notebook | wall s | training s | artifacts trained | items trained | rest s | "
+        "cached rerun s |", "|---|---|---|---|---|---|---|",
+        *[f"| {step} | {r['wall']:,.1f} | {r['training']:,.1f} | {r['artifacts_trained']} | "
+          f"{r['items_trained']:,} | {r['rest']:,.1f} | {r['cached_rerun']:,.1f} |"
+          for step, r in rows.items()],
+        f"| all | {wall['seconds_per_seed']:,.1f} | {wall['training_seconds']:,.1f} | "
+        f"{sum(r['artifacts_trained'] for r in rows.values())} | "
+        f"{sum(r['items_trained'] for r in rows.values()):,} | "
+        f"{wall['seconds_per_seed'] - wall['training_seconds']:,.1f} | "
+        f"{wall['cached_rerun_seconds']:,.1f} |", "",
+    ]
+    return lines
 
 
 def main() -> None:
