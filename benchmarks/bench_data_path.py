@@ -36,6 +36,7 @@ from fctlib.training.loop import classification_loss, make_optimizer, train
 from fctlib.training.runtime import (
     autocast,
     default_device,
+    embed_batch_size,
     prepare_model,
     set_cpu_threads,
     to_device,
@@ -112,7 +113,7 @@ def main() -> None:
     x = to_device(evaluate(images.images[:b]), device)
     y = torch.from_numpy(images.labels[:b]).to(device)
     views = [to_device(evaluate(images.images[i * bs:(i + 1) * bs]), device) for i in (0, 1)]
-    embed_batch = to_device(evaluate(images.images[:512]), device)  # embed's batch size
+    embed_batch = to_device(evaluate(images.images[:embed_batch_size(device)]), device)
     one_epoch = dataclasses.replace(new.training, epochs=1, warmup_epochs=0)
     simclr_epoch = dataclasses.replace(side.training, epochs=1, warmup_epochs=0)
     augment = CropFlipTransform(28, 1, MEAN, STD, crop_padding=preset.data.crop_padding)

@@ -13,7 +13,13 @@ from tqdm import tqdm
 from fctlib.data.batches import ImageBatches
 from fctlib.data.images import ImageSet
 from fctlib.data.transforms import BatchTransform
-from fctlib.training.runtime import autocast, default_device, prepare_model, to_device
+from fctlib.training.runtime import (
+    autocast,
+    default_device,
+    embed_batch_size,
+    prepare_model,
+    to_device,
+)
 
 
 @torch.no_grad()
@@ -22,7 +28,7 @@ def embed(
     images: ImageSet,
     transform: BatchTransform,
     *,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device: torch.device | None = None,
     seed: int = 0,
     desc: str = "embed",
@@ -31,11 +37,13 @@ def embed(
 
     Batches of the decoded images are transformed on `device`; all models see the same batch,
     so a random `transform` (augmented views) gives matching features, reproducible by `seed`.
+    batch_size: images per forward pass (None: `embed_batch_size` of the device).
     """
     single = isinstance(models, nn.Module)
     models = [models] if single else list(models)
     device = device or default_device()
     models = [prepare_model(m, device).eval() for m in models]
+    batch_size = batch_size or embed_batch_size(device)
     rows = BatchSampler(SequentialSampler(range(len(images))), batch_size, drop_last=False)
     generator = torch.Generator(device).manual_seed(seed)
     batches = ImageBatches(images, transform, labels=False).batches(rows, device, generator)
