@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
+from bench_data_path import capacity
 from torch.nn import functional as F
 from torch.utils.data import Dataset, TensorDataset
 
 from fctlib.methods.fct import Transformation
 from fctlib.suite.config import load_preset
 from fctlib.training.config import TrainConfig
-from fctlib.training.loop import make_optimizer, train
+from fctlib.training.loop import train
 from fctlib.training.runtime import default_device
 
 
@@ -64,24 +64,9 @@ def capacity_items_per_s(tensors, dim: int, branches, mixer, cfg: TrainConfig,
     """Items per second of fitting steps on one device-resident batch, stepped for `seconds`."""
     torch.manual_seed(0)
     device = default_device()
-    h = Transformation(dim, dim, dim, branches, mixer).to(device).train()
-    optimizer = make_optimizer(h.parameters(), cfg)
     old, side, new = (t[:cfg.batch_size].to(device) for t in tensors)
-
-    def step():
-        loss = F.mse_loss(h(old, side), new)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss.item()  # as the training loop does every step
-
-    for _ in range(3):
-        step()
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        step()
-        steps += 1
-    return steps * cfg.batch_size / (time.perf_counter() - started)
+    return capacity(Transformation(dim, dim, dim, branches, mixer),
+                    lambda h: F.mse_loss(h(old, side), new), cfg, cfg.batch_size, device, seconds)
 
 
 def compare(items: int, epochs: int, repeats: int) -> dict:
