@@ -309,17 +309,35 @@ def resolve_preset_path(preset: str | Path) -> Path:
                             f"{known} or the path of a preset YAML")
 
 
-def load_preset(preset: str | Path, overrides: dict | None = None) -> Preset:
-    """Read defaults.yaml, layer the preset file and `overrides` on it, and validate the result."""
+def load_preset(preset: str | Path, overrides: dict | str | None = None) -> Preset:
+    """Read defaults.yaml, layer the preset file and `overrides` (a dict, or its YAML/JSON text as
+    papermill's `-p overrides '{...}'` passes it) on it, and validate the result."""
     path = resolve_preset_path(preset)
     merged = _read_yaml(DEFAULTS_FILE)
     layer = _read_yaml(path)
     merged = _merge(merged, layer, str(path), "")
     source = str(path)
+    overrides = parse_overrides_text(overrides) if isinstance(overrides, str) else overrides
     if overrides:
         merged = _merge(merged, overrides, f"overrides of {path}", "")
         source = f"{path} with overrides {overrides}"
     return _build(Preset, merged, source, "")
+
+
+def parse_overrides_text(text: str) -> dict:
+    """Overrides written as YAML or JSON text (empty: none); anything but a mapping is refused."""
+    example = """'{"old": {"training": {"epochs": 1}}}'"""
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise PresetError(f"overrides {text!r} is not valid YAML or JSON; pass a mapping of "
+                          f"preset keys, e.g. {example}") from None
+    if parsed is None:
+        return {}
+    if not isinstance(parsed, dict):
+        raise PresetError(f"overrides {text!r} reads as a {type(parsed).__name__}, not a mapping "
+                          f"of preset keys; pass e.g. {example}")
+    return parsed
 
 
 def _read_yaml(path: Path) -> dict:

@@ -34,7 +34,7 @@ from fctlib.training.runtime import default_device, set_cpu_threads
 class Run:
     """One preset at one seed: its data, its artifacts, and the evaluation of every case."""
 
-    def __init__(self, preset: str | Preset, seed: int, *, overrides: dict | None = None,
+    def __init__(self, preset: str | Preset, seed: int, *, overrides: dict | str | None = None,
                  runs_dir: str | Path | None = None, results_dir: str | Path | None = None,
                  device: torch.device | None = None):
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset, overrides)

@@ -2,6 +2,8 @@
 
 import ast
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -37,6 +39,39 @@ def test_one_parameters_cell_of_plain_literals(path):
     for node in ast.parse("".join(tagged[0]["source"])).body:
         assert isinstance(node, ast.Assign), f"{path.name}: only assignments in parameters"
         ast.literal_eval(node.value)  # raises if not a plain literal
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_have_a_type_and_help_for_papermill(path):
+    from papermill import inspect_notebook
+
+    parameters = inspect_notebook(str(path))
+    assert {"preset", "overrides", "results_dir"} <= set(parameters), path.name
+    for name, parameter in parameters.items():  # "None": papermill prints "Unknown type"
+        assert parameter["inferred_type_name"] != "None", f"{path.name}: {name} has no type"
+        assert parameter["help"], f"{path.name}: {name} has no help"
+
+
+def test_overrides_as_text_from_papermill_command_line(fashion_mnist, tmp_path):
+    """`papermill -p overrides '{...}'` passes text: the notebook reads it as the mapping."""
+    text = '{"old": {"training": {"epochs": 1}}, "data": {"old_classes": [0, 1]}}'
+    parameters = {"preset": "smoke", "overrides": text, "results_dir": str(tmp_path / "results"),
+                  "runs_dir": str(tmp_path / "runs")}
+    command = [sys.executable, "-m", "papermill", "00_data.ipynb", str(tmp_path / "00.ipynb"),
+               "-k", "python3", *[a for k, v in parameters.items() for a in ("-p", k, v)]]
+    subprocess.run(command, cwd=NOTEBOOKS_DIR, check=True, capture_output=True)
+    saved = json.loads((tmp_path / "results" / "metrics" / "seed0" / "data.json").read_text())
+    assert saved["old_classes"] == [0, 1]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "epochs", "{old: [", "3"])
+def test_overrides_text_that_is_not_a_mapping_is_one_line_user_error(text):
+    from fctlib.errors import UserError
+
+    with pytest.raises(UserError, match="overrides .* mapping of preset keys") as err:
+        load_preset("smoke", text)
+    assert "\n" not in str(err.value)
+    assert load_preset("smoke", "").old == load_preset("smoke").old  # empty text: no overrides
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
