@@ -81,7 +81,7 @@ def test_saved_transformation_round_trip(transformation):
     torch.manual_seed(0)
     reference = Transformation(OLD, SIDE, NEW, (32,), (64,))
     reference.load_state_dict(model.state_dict())
-    assert torch.equal(model(x, s), reference.eval()(x, s))
+    assert torch.equal(model(x, s), reference.eval()(x, s))  # same weights, inputs and kernels
 
 
 def test_upgrade_equals_transformation_applied_directly(store, transformation, data):
@@ -159,6 +159,7 @@ def test_resume_after_killed_upgrade_gives_identical_output(tmp_path, store, tra
     messages = []
     upgrade_gallery(store.folder, transformation, killed, log=messages.append)
     assert "2 to upgrade" in messages[0]
+    # Bit for bit: every shard is upgraded by the same batches and threads in either run.
     for name in ("shard-00000", "shard-00001", "shard-00002", "shard-00003"):
         for array in ("ids.npy", "new.npy"):
             assert np.array_equal(np.load(killed / name / array), np.load(clean / name / array))
@@ -169,7 +170,14 @@ def test_dask_local_cluster_matches_single_process(tmp_path, store, transformati
     pytest.importorskip("distributed")
     from fctlib.deploy.cluster import dask_client
 
-    single = upgrade_gallery(store.folder, transformation, tmp_path / "single", log=quiet)
+    # Bit for bit: both paths run each shard in the same batches on one thread each (the
+    # thread count may change GEMM's kernel path).
+    threads = torch.get_num_threads()
+    try:
+        single = upgrade_gallery(store.folder, transformation, tmp_path / "single", threads=1,
+                                 log=quiet)
+    finally:
+        torch.set_num_threads(threads)
     with dask_client(workers=2) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         spread = upgrade_gallery(store.folder, transformation, tmp_path / "dask", client=client,

@@ -71,7 +71,7 @@ def test_random_side_info_is_untrained_shaped_and_seeded(smoke_run):
     assert net(images).shape == (5, dim)
     again, _ = smoke_run.artifact(f"side:{dim}:random").fit(None)
     for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
+        assert torch.equal(a, b)  # the same seeded initialisation: no arithmetic to differ
     other_seed, _ = Run(smoke_run.preset, 1, runs_dir=smoke_run.root.parent.parent,
                         device=smoke_run.device).trained(f"side:{dim}:random")
     first = next(iter(net.state_dict().values()))

@@ -227,6 +227,7 @@ def test_fixed_input_shard_is_upgraded_again(tmp_path):
     assert "1 to upgrade" in messages[0]
     assert not np.array_equal(np.load(up / "shard-00001" / "new.npy"), first)
     fresh = upgrade_gallery(store, h, tmp_path / "fresh", log=lambda message: None)
+    # Bit for bit: the same shards, batches and threads in one process.
     for shard in ("shard-00000", "shard-00001", "shard-00002"):
         assert np.array_equal(np.load(up / shard / "new.npy"), np.load(fresh / shard / "new.npy"))
 

@@ -124,7 +124,7 @@ def test_two_processes_train_the_single_process_weights(two_ranks, single_proces
     start = TinyNet(100).state_dict()
     moved = max((ranks[0]["weights"][k] - v).abs().max() for k, v in start.items())
     assert moved > 0.01  # training changed the weights, so the comparison means something
-    saved = load_torch(folder / "ckpt" / "model.pt")
+    saved = load_torch(folder / "ckpt" / "model.pt")  # rank 0's weights, saved: no arithmetic
     assert saved["epoch"] == CFG.epochs
     for name, value in saved["model"].items():
         assert torch.equal(value, ranks[0]["weights"][name]), name
@@ -133,6 +133,7 @@ def test_two_processes_train_the_single_process_weights(two_ranks, single_proces
 
 def test_processes_agree_after_two_forwards_per_step(two_ranks):
     _, ranks = two_ranks
+    # Bit for bit: every rank applies the same all-reduced gradients to the same weights.
     for name, value in ranks[0]["simclr"].items():
         assert torch.equal(value, ranks[1]["simclr"][name]), name
 

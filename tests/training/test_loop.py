@@ -58,6 +58,7 @@ def test_resume_after_interruption_gives_same_weights(fashion_small, tmp_path):
     history = train(resumed, fashion_small, classification_loss(0.1), CFG, seed=3, device=CPU,
                     checkpoint=ckpt)
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    # Bit for bit: the same batches in the same order through the same kernels in one process.
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(),
                             strict=True):
         assert torch.equal(a, b), name
@@ -144,6 +145,7 @@ def test_tensor_batches_train_the_weights_item_by_item_collation_trains():
 
     tensor_model, tensor_losses = fit(TensorDataset(*tensors))
     item_model, item_losses = fit(_ItemByItem(tensors))
+    # Bit for bit: both paths feed the same values in batches of the same shape and order.
     assert tensor_losses == item_losses and tensor_losses[-1] < tensor_losses[0]
     for (name, a), b in zip(tensor_model.state_dict().items(), item_model.state_dict().values(),
                             strict=True):
