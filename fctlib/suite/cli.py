@@ -25,7 +25,7 @@ from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, upgrade_gallery
 from fctlib.errors import UserError
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.io import check_output_folder
-from fctlib.paths import DEFAULT_PRESET
+from fctlib.paths import DEFAULT_PRESET, results_root
 from fctlib.suite.comparison import main_cases
 from fctlib.suite.config import load_preset
 from fctlib.suite.records import ExplorationRecord
@@ -35,6 +35,7 @@ from fctlib.training import distributed
 
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 INTERRUPTED = 130  # the shell's exit code for a command ended by SIGINT
+NOT_REPRODUCED = 3  # `fct compare`: a number outside the committed seeds' spread
 OS_ERROR_FIXES = {
     errno.EACCES: "pass a writable folder or fix its permissions",
     errno.EPERM: "pass a writable folder or fix its permissions",
@@ -225,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="artifact names, e.g. old new side:128 bct:openbct:1.0 h:0 h:128")
     step.add_argument("--runs-dir", help="folder of run artifacts (default: runs/ in the project)")
     add_gallery_commands(commands)
+    compare = commands.add_parser(
+        "compare", help="check your results against the committed ones: each case's metrics, "
+        "their difference in committed seed stds, and a verdict (exit 3: not reproduced)")
+    compare.add_argument("--preset", default=DEFAULT_PRESET)
+    compare.add_argument("--results-dir", required=True,
+                         help="your results folder (the --results-dir of your fct reproduce)")
+    compare.add_argument("--to", help="the committed results (default: results/<preset name>/)")
     return parser
 
 
@@ -242,11 +250,28 @@ def run_train_step(args) -> None:
             print(f"{name}: {len(history)} epochs, last loss {history[-1]['loss']:.4f}")
 
 
-def run_command(args) -> None:
-    """Run the parsed subcommand; user errors raise UserError (or OSError)."""
+def run_compare(args) -> int:
+    """`fct compare`: print the comparison; NOT_REPRODUCED when a number falls outside."""
+    from fctlib.report.reproduction import compare_results
+
+    committed = args.to or results_root(load_preset(args.preset).name)
+    for folder, flag in ((args.results_dir, "--results-dir"), (committed, "--to")):
+        if not Path(folder, "metrics").is_dir():
+            raise UserError(f"{flag} {folder}: no metrics/ folder of step records; pass the "
+                            "--results-dir of an fct reproduce run")
+    text, reproduced = compare_results(args.results_dir, committed)
+    print(text)
+    return 0 if reproduced else NOT_REPRODUCED
+
+
+def run_command(args) -> int | None:
+    """Run the parsed subcommand (an exit code where it has its own); user errors raise
+    UserError (or OSError)."""
     runs_dir = getattr(args, "runs_dir", None)
     if runs_dir is not None:
         check_output_folder(runs_dir, "--runs-dir")
+    if args.command == "compare":
+        return run_compare(args)
     if args.command in GALLERY_COMMANDS:
         run_gallery_command(args)
     elif args.command == "train-step":
@@ -269,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("FCT_DEBUG") == "1"
     try:
-        run_command(args)
+        code = run_command(args)
     except KeyboardInterrupt:
         if debug:
             raise
@@ -281,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fct {args.command}: {one_line(err)}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 from fctlib.paths import project_root
 
@@ -52,6 +54,51 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, {platform.system()}"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), or what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_driver() -> str:
+    """The NVIDIA driver's version as `nvidia-smi` reports it, or `unknown`."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() \
+        else "unknown"
+
+
+def compute() -> dict[str, str]:
+    """What decides the arithmetic: the CPU and the kernels torch picked on it (ATen's
+    capability, e.g. AVX512 or AVX2), torch's BLAS and oneDNN, threads, and the GPU with its
+    driver when one is used. Two runs agree bit for bit only where all of these agree."""
+    import torch
+
+    config = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", config)
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", config)
+    onednn = re.search(r"MKL-DNN v([\d.]+)", config)
+    info = {
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": " ".join(filter(None, [blas and blas.group(1), mkl and mkl.group(1)])) or "unknown",
+        "onednn": onednn.group(1) if onednn else "absent",
+        "threads": str(torch.get_num_threads()),
+    }
+    if torch.cuda.is_available():
+        info.update(gpu=torch.cuda.get_device_name(0), gpu_driver=gpu_driver(),
+                    cuda=str(torch.version.cuda))
+    return info
+
+
 def provenance(preset: str, seeds: list[int], command: str | None = None,
                wall_seconds: float | None = None) -> dict:
     """Everything a table needs to say where it came from."""
@@ -61,6 +108,7 @@ def provenance(preset: str, seeds: list[int], command: str | None = None,
         "seeds": list(seeds),
         "packages": package_versions(),
         "machine": machine(),
+        "compute": compute(),
         "command": command or _command_line(),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

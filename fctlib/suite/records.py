@@ -2,9 +2,10 @@
 results/<preset>/metrics/seed<k>/<step>.json, and one per explored setting
 (results/<preset>/exploration/<label>.json), read and written in the same JSON shape.
 
-Every record has `artifacts`: artifact name -> git commit of the code that trained it, and
-`commit`: the commit of the code that measured it (both empty in files written before they
-existed, and then left out of the JSON).
+Every record has `artifacts`: artifact name -> git commit of the code that trained it,
+`commit`: the commit of the code that measured it, and `compute`: the CPU, kernels, BLAS and GPU
+that did the arithmetic (each empty in files written before it existed, and then left out of the
+JSON).
 """
 
 from __future__ import annotations
@@ -84,11 +85,13 @@ class Record(JsonData):
     NOTEBOOK: ClassVar[str] = ""  # the notebook that writes it
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
     commit: str = ""  # the git commit of the code that measured it ("" : unrecorded)
+    compute: dict[str, str] = field(default_factory=dict)  # provenance.compute() of the run
 
     def to_json(self) -> dict:
-        """The record as plain JSON values (`artifacts` and `commit` left out while empty)."""
+        """The record as plain JSON values (`artifacts`, `commit`, `compute` left out while
+        empty)."""
         data = super().to_json()
-        for key in ("artifacts", "commit"):
+        for key in ("artifacts", "commit", "compute"):
             if not data[key]:
                 del data[key]
         return data

@@ -23,7 +23,7 @@ from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.methods.registry import declare
 from fctlib.paths import results_root, runs_root
 from fctlib.suite.config import Preset, load_preset
-from fctlib.suite.provenance import git_commit
+from fctlib.suite.provenance import compute, git_commit
 from fctlib.suite.records import Record
 from fctlib.suite.store import Artifact, ArtifactStore, fingerprint
 from fctlib.training import distributed
@@ -46,9 +46,11 @@ class Run:
 
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with
-        the commits that trained the artifacts this process used and the commit measuring it."""
+        the commits that trained the artifacts this process used, the commit measuring it and the
+        machine's arithmetic (`provenance.compute`)."""
         record.artifacts = dict(self.store.used)
         record.commit = git_commit()
+        record.compute = compute()
         return record.save(self.results_dir, self.seed)
 
     @cached_property

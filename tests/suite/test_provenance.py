@@ -1,0 +1,29 @@
+import os
+import subprocess
+import sys
+
+import torch
+
+from fctlib.suite.provenance import compute, provenance
+from fctlib.suite.records import OldRecord
+
+
+def test_compute_names_the_kernels_torch_picked():
+    info = compute()
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert info["threads"] == str(torch.get_num_threads()) and info["cpu"]
+    assert ("gpu" in info) == torch.cuda.is_available()
+    assert provenance("smoke", [0])["compute"] == info
+
+
+def test_compute_sees_a_forced_capability():
+    script = "from fctlib.suite.provenance import compute; print(compute()['cpu_capability'])"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env={**os.environ, "ATEN_CPU_CAPABILITY": "default"})
+    assert out.stdout.strip() == "DEFAULT"
+
+
+def test_records_keep_their_compute_and_omit_it_when_unknown():
+    record = OldRecord(cases={}, history=[], compute={"cpu_capability": "AVX2"})
+    assert OldRecord.from_json(record.to_json()).compute == {"cpu_capability": "AVX2"}
+    assert "compute" not in OldRecord(cases={}, history=[]).to_json()
