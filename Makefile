@@ -27,7 +27,7 @@ reproduce: install data
 
 lab: install
 	$(PY) -m ipykernel install --user --name fct-suite --display-name "Python (fct-suite)"
-	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: install
 	$(PY) -m ruff check fctlib tests benchmarks notebooks
