@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 from fctlib.errors import UserError
 
 TMP_GLOB = ".*.tmp"  # the temporary files of atomic_write: .<name>.<random>.tmp
+FULL_DISK_BYTES = 1 << 20  # a write that failed with less room than this left ran out of disk
 
 
 def atomic_write(path: str | Path, write) -> Path:
@@ -25,10 +28,22 @@ def atomic_write(path: str | Path, write) -> Path:
         write(Path(tmp))
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; artifacts are not
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        full = out_of_space(err, path.parent)  # asked while the partial file still takes room
         Path(tmp).unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
         raise
     return path
+
+
+def out_of_space(err: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of disk: ENOSPC, or an error without an errno (numpy's
+    short write "<n> requested and <m> written", torch's failed stream) with the disk now full."""
+    code = getattr(err, "errno", None)
+    if code is None and isinstance(err, OSError | RuntimeError):
+        return shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    return code == errno.ENOSPC
 
 
 def remove_stale_tmp(folder: str | Path) -> int:

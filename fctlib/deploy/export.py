@@ -92,16 +92,28 @@ def check_search(count: int, queries: list[int], k: int) -> None:
 def search_run(upgraded: str | Path, queries: list[int] | None = None, k: int = 10,
                runs_dir: str | Path | None = None) -> dict:
     """Query an upgraded gallery exported from a run with that run's new model (query images of
-    the same split, each query's own item excluded): neighbours of `queries` and hit rates."""
+    the same split, each query's own item excluded): neighbours of `queries` and hit rates. The
+    new model must be trained already: a search never trains."""
     index, manifest = open_upgraded(upgraded)
     check_search(manifest["count"], queries or [], k)
     source = manifest["source"]
     if not {"preset", "seed", "split"} <= source.keys():
-        raise ValueError(f"{upgraded} was not exported from a suite run (no source in its "
-                         "manifest); search it with search_index and your own query embeddings")
+        raise GalleryStoreError(
+            f"{upgraded} was not exported from a suite run (its manifest's source names no "
+            "preset, seed and split): `fct search` queries a store written by `fct export-gallery` "
+            "with that run's new model; search your own store in Python with "
+            "fctlib.deploy.export.search_index and your query embeddings")
     run = Run(source["preset"], source["seed"], runs_dir=runs_dir)
+    new = run.artifact("new")
+    if not run.store.finished(new):
+        train = (f"fct train-step --preset {source['preset']} --seed {source['seed']} --step new"
+                 + (f" --runs-dir {runs_dir}" if runs_dir else ""))
+        raise UserError(
+            f"the new model that searches {upgraded} is not trained under {run.root} (no "
+            f"{run.store.folder(new)}); pass the --runs-dir that `fct export-gallery` used, or "
+            f"train it: {train}")
     labels = run.splits.split(source["split"]).labels
-    embeddings = run.embeddings("new", source["split"])
+    embeddings = run.embeddings(new, source["split"])
     everything = search_index(index, embeddings, k, manifest["index"]["metric"],
                               exclude_ids=np.arange(len(embeddings)))
     chosen = queries if queries is not None else []

@@ -24,6 +24,9 @@ from fctlib.io import save_json, save_npy_atomic
 
 STORE_FORMAT = "fct-gallery-store/1"
 MANIFEST = "manifest.json"
+# what a manifest must hold, as read: a type, a mapping of required keys, or [the spec of items]
+STORE_FIELDS = {"old_dim": int, "side_info_dim": int, "shards": [{"name": str, "count": int}],
+                "source": {}}
 
 
 class GalleryStoreError(UserError, ValueError):
@@ -105,20 +108,53 @@ def write_gallery_store(folder: str | Path, ids: np.ndarray, old: np.ndarray,
     return open_gallery_store(folder)
 
 
-def read_manifest(folder: Path, expected_format: str) -> dict:
-    """The manifest of a store-like folder, checked for its format."""
+def read_manifest(folder: Path, expected_format: str, fields: dict) -> dict:
+    """The manifest of a store-like folder, checked for its format and its `fields` (a spec as
+    STORE_FIELDS)."""
     path = folder / MANIFEST
+    store = expected_format == STORE_FORMAT
     if not path.exists():
-        what = "a gallery store" if expected_format == STORE_FORMAT else "an upgraded gallery"
+        what = "a gallery store" if store else "an upgraded gallery"
         raise GalleryStoreError(f"{path} not found: {folder} is not {what} (or it is incomplete)")
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise GalleryStoreError(f"{path} is not valid JSON ({err})") from None
+    fix = ("write the store again (`fct export-gallery`, or write_gallery_store in Python)"
+           if store else "run `fct upgrade` again")
+    if not isinstance(manifest, dict):
+        raise GalleryStoreError(f"{path}: expected a mapping of keys, got "
+                                f"{type(manifest).__name__}; {fix}")
     if manifest.get("format") != expected_format:
         raise GalleryStoreError(
             f"{path}: format {manifest.get('format')!r}, expected {expected_format!r}")
+    problem = field_problem(manifest, fields, "")
+    if problem:
+        raise GalleryStoreError(f"{path}: {problem}; {fix}")
     return manifest
+
+
+def field_problem(value, spec, key: str) -> str | None:
+    """What is wrong with a manifest's `value` at `key` against `spec` (a type, a mapping of
+    required keys to specs, or a one-item list: a list of such items), or None."""
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return f"'{key}' must be a mapping, got {value!r}"
+        for name, item in spec.items():
+            where = f"{key}.{name}" if key else name
+            if name not in value:
+                return f"'{where}' is missing"
+            if problem := field_problem(value[name], item, where):
+                return problem
+        return None
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"'{key}' must be a list, got {value!r}"
+        return next(filter(None, (field_problem(v, spec[0], f"{key}[{i}]")
+                                  for i, v in enumerate(value))), None)
+    if not isinstance(value, spec) or (spec is int and isinstance(value, bool)):
+        return f"'{key}' must be {spec.__name__}, got {value!r}"
+    return None
 
 
 def check_npy(path: Path, shape: tuple[int, ...], kind: str) -> np.ndarray:
@@ -140,11 +176,11 @@ def check_npy(path: Path, shape: tuple[int, ...], kind: str) -> np.ndarray:
 def open_gallery_store(folder: str | Path) -> GalleryStore:
     """Open a store and check every shard's files, shapes and dtypes against the manifest."""
     folder = Path(folder)
-    manifest = read_manifest(folder, STORE_FORMAT)
-    old_dim, side_dim = int(manifest["old_dim"]), int(manifest["side_info_dim"])
+    manifest = read_manifest(folder, STORE_FORMAT, STORE_FIELDS)
+    old_dim, side_dim = manifest["old_dim"], manifest["side_info_dim"]
     shards = []
     for entry in manifest["shards"]:
-        shard = Shard(folder / entry["name"], int(entry["count"]), side_dim)
+        shard = Shard(folder / entry["name"], entry["count"], side_dim)
         if not shard.folder.is_dir():
             raise GalleryStoreError(
                 f"missing shard {shard.folder} (listed in {folder / MANIFEST})")
@@ -155,7 +191,7 @@ def open_gallery_store(folder: str | Path) -> GalleryStore:
             check_npy(shard.folder / "side.npy", (n, side_dim), "f")
         shards.append(shard)
     check_unique_ids(shards)
-    return GalleryStore(folder, old_dim, side_dim, tuple(shards), manifest.get("source", {}))
+    return GalleryStore(folder, old_dim, side_dim, tuple(shards), manifest["source"])
 
 
 def check_unique_ids(shards: list[Shard]) -> None:

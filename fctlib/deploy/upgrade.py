@@ -69,6 +69,7 @@ ORDER_FILE = "backfill_order.npy"
 JOB_FILE = "job.json"
 INPUTS_FILE = "inputs.json"
 INDEX_KINDS = ("auto", "flat", "ivf")
+UPGRADE_FIELDS = {"count": int, "index": {"file": str, "metric": str}, "source": {}}  # as read
 IVF_FROM = 250_000  # "auto" builds an IVF index from this many items on, a flat one below
 IVF_TRAIN_PER_LIST = 64
 
@@ -308,5 +309,13 @@ def open_upgraded(folder: str | Path):
     import faiss
 
     folder = Path(folder)
-    manifest = read_manifest(folder, UPGRADE_FORMAT)
-    return faiss.read_index(str(folder / manifest["index"]["file"])), manifest
+    manifest = read_manifest(folder, UPGRADE_FORMAT, UPGRADE_FIELDS)
+    path = folder / manifest["index"]["file"]
+    rebuild = (f"run the `fct upgrade` that wrote {folder} again (its store and transformation "
+               f"are in {folder / JOB_FILE}): it rebuilds the index from the upgraded shards")
+    if not path.is_file():
+        raise GalleryStoreError(f"{path} is missing; {rebuild}")
+    try:
+        return faiss.read_index(str(path)), manifest
+    except RuntimeError as err:
+        raise GalleryStoreError(f"{path} is damaged or truncated; {rebuild}") from err

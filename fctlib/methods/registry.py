@@ -15,12 +15,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fctlib.errors import UserError
+
 if TYPE_CHECKING:
     from fctlib.suite.run import Run
     from fctlib.suite.store import Artifact
 
 ARTIFACT_KINDS: dict[str, Callable[[Run, str], Artifact]] = {}
 METHODS: dict[str, Method] = {}
+# the names of every artifact kind, as `fct train-step --step` takes them (one form per kind)
+ARTIFACT_FORMS = ("old", "new", "side:<dim>[:<source>]", "bct:<variant>:<weight>",
+                  "h:<side dim>[,source=..][,share=..][,width=..][,to=..]", "dsimplex:old|new",
+                  "oca", "cross:arch|loss")
+
+
+class ArtifactNameError(UserError, ValueError):
+    """A name that no artifact kind declares, or a kind's argument it refuses."""
 
 
 def artifact_kind(kind: str):
@@ -35,12 +45,20 @@ def artifact_kind(kind: str):
 
 
 def declare(run: Run, name: str) -> Artifact:
-    """The artifact behind a name: encoders (`old`, `new`, `bct:<w>`, `side:<dim>[:<source>]`,
-    `dsimplex:old|new`, `oca`, `cross:arch|loss`) and transformations (`h:<side dim>`, ...)."""
+    """The artifact behind a name (ARTIFACT_FORMS): encoders and transformations. A name that
+    its kind refuses (a ValueError of its declaration) is an ArtifactNameError naming the forms."""
+    forms = ", ".join(ARTIFACT_FORMS)
     kind, _, arg = name.partition(":")
     if kind not in ARTIFACT_KINDS:
-        raise ValueError(f"unknown artifact {name!r}; kinds are {sorted(ARTIFACT_KINDS)}")
-    return ARTIFACT_KINDS[kind](run, arg)
+        raise ArtifactNameError(f"unknown artifact {name!r}; artifact names are {forms}")
+    try:
+        return ARTIFACT_KINDS[kind](run, arg)
+    except ArtifactNameError as err:  # an upstream artifact's name, made from this one
+        raise ArtifactNameError(f"artifact {name!r} needs {err}") from err
+    except UserError:  # bad data or preset, named by its own message
+        raise
+    except ValueError as err:
+        raise ArtifactNameError(f"artifact {name!r}: {err}; artifact names are {forms}") from err
 
 
 @dataclass

@@ -27,7 +27,7 @@ from fctlib.evaluation.distances import DISTANCES
 from fctlib.io import check_output_folder
 from fctlib.paths import DEFAULT_PRESET, results_root
 from fctlib.suite.comparison import main_cases
-from fctlib.suite.config import load_preset
+from fctlib.suite.config import check_plain_name, load_preset
 from fctlib.suite.records import ExplorationRecord
 from fctlib.suite.run import Run
 from fctlib.suite.runner import REPORT, STEPS, run_suite
@@ -58,6 +58,14 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -106,6 +114,7 @@ def parse_overrides(assignments: list[str]) -> dict:
 def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0,
                     runs_dir: str | Path | None = None) -> Path:
     """Run the steps under `overrides` and save every case's tune-split metrics with the setting."""
+    check_plain_name(label, "--label", "results/<preset>/exploration/<label>.json")
     started = time.perf_counter()
     run = Run(preset, seed, overrides=overrides, runs_dir=runs_dir)
     cases = main_cases(run, "tune")
@@ -140,7 +149,8 @@ def add_gallery_commands(commands) -> None:
     export.add_argument("--preset", default=DEFAULT_PRESET)
     export.add_argument("--seed", type=int, default=0)
     export.add_argument("--split", default="test", choices=["train", "tune", "test"])
-    export.add_argument("--side-dim", type=int, help="side-info size (default: the preset's)")
+    export.add_argument("--side-dim", type=non_negative_int,
+                        help="side-info size, 0 for none (default: the preset's)")
     export.add_argument("--shard-size", type=positive_int, default=10_000)
     export.add_argument("--out", required=True, help="folder for gallery/ and transformation.pt")
     export.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")

@@ -24,7 +24,7 @@ DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
 SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is the default
 ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
 NORMALIZATIONS = ("dataset", "imagenet")
-PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a preset name is one folder of results/
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one folder or file name under results/
 
 
 class PresetError(UserError, ValueError):
@@ -289,11 +289,17 @@ class Preset:
     def __post_init__(self):
         if self.distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
-        if not PLAIN_NAME.fullmatch(self.name):
-            raise ValueError(f"name {self.name!r} must be a plain folder name (letters, digits, "
-                             "'.', '_', '-'; no '/' or leading '.'): it names results/<name>/")
+        check_plain_name(self.name, "name", "results/<name>/")
         if not self.seeds:
             raise ValueError("seeds is empty; list at least one seed, e.g. seeds: [0]")
+
+
+def check_plain_name(value: str, what: str, names: str) -> None:
+    """Refuse a name (of a preset, an exploration) that is not one plain file or folder name:
+    `what` is where it was given, `names` what it names."""
+    if not PLAIN_NAME.fullmatch(value):
+        raise PresetError(f"{what} {value!r} must be a plain name (letters, digits, '.', '_', "
+                          f"'-'; no '/' or leading '.'): it names {names}")
 
 
 def resolve_preset_path(preset: str | Path) -> Path:
@@ -315,6 +321,10 @@ def load_preset(preset: str | Path, overrides: dict | str | None = None) -> Pres
     path = resolve_preset_path(preset)
     merged = _read_yaml(DEFAULTS_FILE)
     layer = _read_yaml(path)
+    if not layer:
+        raise PresetError(f"{path} is empty (no keys, or only comments); write the settings that "
+                          "differ from params/defaults.yaml in it, at least `name: <results "
+                          "folder>`, or pass another preset")
     merged = _merge(merged, layer, str(path), "")
     source = str(path)
     overrides = parse_overrides_text(overrides) if isinstance(overrides, str) else overrides

@@ -20,6 +20,7 @@ import fctlib.methods  # noqa: F401  (registers every method's artifacts)
 from fctlib.data.splits import Splits, load_splits
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropFlipTransform, EvalTransform
 from fctlib.evaluation.retrieval import evaluate_case
+from fctlib.io import remove_stale_tmp
 from fctlib.methods.registry import declare
 from fctlib.paths import results_root, runs_root
 from fctlib.suite.config import Preset, load_preset
@@ -85,11 +86,14 @@ class Run:
     # -- artifacts ----------------------------------------------------------------------------
     @cached_property
     def store(self) -> ArtifactStore:
-        """The run's artifacts; every key depends on the data, the class split and the seed."""
+        """The run's artifacts; every key depends on the data, the class split and the seed.
+        Temporary files that a killed writer (Ctrl-C) left under the run's folder are removed."""
         # how images are served (data.path) trains on the same batches: not part of any key
         data = dataclasses.replace(self.preset.data, path="auto")
         context = (fingerprint(data, self.splits.old_classes), self.seed)
         log = print if distributed.is_main_process() else (lambda line: None)
+        if distributed.is_main_process():  # the one writer: what a killed one left goes
+            remove_stale_tmp(self.root)
         return ArtifactStore(self.root, context, self._embed_split, log)
 
     def _embed_split(self, model: torch.nn.Module, split: str, name: str) -> np.ndarray:

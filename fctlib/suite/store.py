@@ -75,11 +75,15 @@ class ArtifactStore:
         """The artifact's checkpoint folder."""
         return self.root / f"{artifact.folder}-{self.key(artifact)}"
 
+    def finished(self, artifact: Artifact) -> bool:
+        """Whether the artifact's training finished (its history is saved): it loads, untrained."""
+        return (self.folder(artifact) / HISTORY_FILE).exists()
+
     def trained(self, artifact: Artifact) -> tuple:
         """(model, history) of an artifact: loaded, resumed or trained, once per process."""
         if artifact.name not in self._trained:
             folder = self.folder(artifact)
-            finished = (folder / HISTORY_FILE).exists()
+            finished = self.finished(artifact)
             started = time.perf_counter()
             model, history = artifact.fit(folder)
             if finished:

@@ -1,13 +1,17 @@
 """A suite run as a retrieval system: export its gallery, upgrade it, search it with the new
 model; faiss's exact search agrees with the suite's own metrics (an independent computation)."""
 
+import json
+
 import numpy as np
 import pytest
 
 from fctlib.deploy.export import SearchResult, hit_rates, search_index
+from fctlib.deploy.gallery_store import MANIFEST
 from fctlib.methods.fct import transformed_gallery
 from fctlib.suite.cli import main as fct
 from fctlib.suite.run import Run
+from tests.suite.test_cli import assert_refused, write_store
 
 
 def test_search_index_drops_the_query_itself():
@@ -26,6 +30,19 @@ def test_hit_rates_by_hand():
     labels = np.array([1, 1, 0])
     assert hit_rates(result, labels, labels, ks=(1, 2)) == {
         "top1": pytest.approx(100 / 3), "top2": pytest.approx(200 / 3)}
+
+
+def test_search_never_trains(tmp_path, capsys, fashion_mnist):
+    store, h, up = write_store(tmp_path)
+    manifest = json.loads((up / MANIFEST).read_text())
+    manifest["source"] = {"preset": "smoke", "seed": 0, "split": "test", "side_dim": 4}
+    (up / MANIFEST).write_text(json.dumps(manifest))
+    runs = tmp_path / "empty-runs"
+    runs.mkdir()
+    assert_refused(["search", str(up), "--runs-dir", str(runs)],
+                   "fct train-step --preset smoke --seed 0 --step new --runs-dir "
+                   f"{runs}", tmp_path, capsys)
+    assert not list(runs.iterdir())
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 input stops with a message naming the file and leaves the input untouched, Dask = one process."""
 
 import hashlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -218,9 +219,38 @@ def break_transformation_file(store, transformation):
     return "is not a transformation saved by fctlib", str(transformation)
 
 
+def edit_manifest(store, edit):
+    path = store.folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def break_manifest_missing_field(store, transformation):
+    edit_manifest(store, lambda manifest: manifest.pop("old_dim"))
+    return "'old_dim' is missing", "gallery/manifest.json"
+
+
+def break_manifest_field_type(store, transformation):
+    edit_manifest(store, lambda manifest: manifest.update(side_info_dim="8"))
+    return "'side_info_dim' must be int, got '8'", "gallery/manifest.json"
+
+
+def break_manifest_shard_entry(store, transformation):
+    edit_manifest(store, lambda manifest: manifest["shards"][1].update(count=300.0))
+    return "'shards[1].count' must be int, got 300.0", "gallery/manifest.json"
+
+
+def break_manifest_not_a_mapping(store, transformation):
+    (store.folder / "manifest.json").write_text("[]")
+    return "expected a mapping of keys", "gallery/manifest.json"
+
+
 @pytest.mark.parametrize("damage", [break_missing_shard, break_dimension, break_ids,
                                     break_id_dtype, break_transformation_sizes,
-                                    break_transformation_file], ids=lambda f: f.__name__)
+                                    break_transformation_file, break_manifest_missing_field,
+                                    break_manifest_field_type, break_manifest_shard_entry,
+                                    break_manifest_not_a_mapping], ids=lambda f: f.__name__)
 def test_bad_input_is_named_and_left_untouched(store, transformation, damage, capsys):
     expected, names = damage(store, transformation)
     before = tree_digest(store.folder)
@@ -229,6 +259,16 @@ def test_bad_input_is_named_and_left_untouched(store, transformation, damage, ca
     assert code == 1 and expected in err and names in err, err
     assert tree_digest(store.folder) == before
     assert not (default_output(store.folder) / "manifest.json").exists()
+
+
+def test_a_lost_index_is_rebuilt_by_running_the_upgrade_again(store, transformation):
+    out = upgrade_gallery(store.folder, transformation, log=quiet)
+    (out / "index.faiss").unlink()
+    with pytest.raises(GalleryStoreError, match="index.faiss is missing; run the `fct upgrade`"):
+        open_upgraded(out)
+    messages = []
+    upgrade_gallery(store.folder, transformation, log=messages.append)
+    assert "0 to upgrade" in messages[0] and open_upgraded(out)[0].ntotal == N
 
 
 def test_output_of_another_transformation_is_not_mixed_in(tmp_path, store, transformation):

@@ -2,12 +2,16 @@
 non-zero exit code and nothing changed on disk; --debug shows the traceback; Ctrl-C exits 130 and
 the rerun completes."""
 
+import errno
 import hashlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import psutil
@@ -17,6 +21,7 @@ import torch
 import fctlib.deploy.cluster
 from fctlib.deploy.gallery_store import write_gallery_store
 from fctlib.deploy.upgrade import upgrade_gallery
+from fctlib.io import atomic_write
 from fctlib.methods.fct import Transformation, save_transformation
 from fctlib.suite.cli import main as fct
 from fctlib.suite.config import PresetError
@@ -67,7 +72,7 @@ PRESET_CASES = {
     "seeds-empty-train-step": (lambda t: seeds_empty(t, "train-step"), "seeds is empty"),
     "name-outside-results": (
         lambda t: ["reproduce", "--preset", write_preset(t, "name: ../../x\n")],
-        "must be a plain folder name"),
+        "must be a plain name"),
     "unknown-key": (
         lambda t: ["explore", "--preset", "smoke", "--label", "l", "--set", "old.model.widht=16"],
         "unknown key 'old.model.widht'"),
@@ -103,6 +108,26 @@ PRESET_CASES = {
     "export-shard-size-zero": (
         lambda t: ["export-gallery", "--out", str(t / "o"), "--shard-size", "0"],
         "must be at least 1"),
+    "export-side-dim-negative": (
+        lambda t: ["export-gallery", "--out", str(t / "o"), "--side-dim", "-3"],
+        "--side-dim: must be at least 0, got -3"),
+    "label-outside-results": (
+        lambda t: ["explore", "--preset", "smoke", "--label", "../../../../x"],
+        "--label '../../../../x' must be a plain name"),
+    "label-empty": (lambda t: ["explore", "--preset", "smoke", "--label", ""],
+                    "--label '' must be a plain name"),
+    "empty-preset": (lambda t: ["reproduce", "--preset", write_preset(t, "")],
+                     "bad.yaml is empty"),
+    "comments-only-preset": (
+        lambda t: ["explore", "--preset", write_preset(t, "# nothing yet\n"), "--label", "l"],
+        "bad.yaml is empty"),
+    "train-step-unknown-artifact": (
+        lambda t: ["train-step", "--preset", "smoke", "--step", "old", "bogus"],
+        "unknown artifact 'bogus'; artifact names are old, new, side:<dim>"),
+    "train-step-bad-argument": (
+        lambda t: ["train-step", "--preset", "smoke", "--step", "old", "h:-3"],
+        "artifact 'h:-3' needs artifact 'side:-3': embedding_dim and width must be positive; "
+        "artifact names are"),
 }
 
 
@@ -177,9 +202,33 @@ def search_k_past_the_gallery(store, h, up):
     return ["search", str(up), "-k", str(N)], "pass -k between 1 and 299"
 
 
+def search_a_store_written_in_python(store, h, up):
+    return ["search", str(up)], "was not exported from a suite run"
+
+
+def search_without_index(store, h, up):
+    (up / "index.faiss").unlink()
+    return ["search", str(up)], f"{up / 'index.faiss'} is missing"
+
+
+def search_truncated_index(store, h, up):
+    index = up / "index.faiss"
+    index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
+    return ["search", str(up)], f"{index} is damaged or truncated"
+
+
+def search_manifest_field_of_a_wrong_type(store, h, up):
+    manifest = json.loads((up / "manifest.json").read_text())
+    manifest["index"] = "flat"
+    (up / "manifest.json").write_text(json.dumps(manifest))
+    return ["search", str(up)], f"{up / 'manifest.json'}: 'index' must be a mapping, got 'flat'"
+
+
 GALLERY_CASES = [truncated_transformation, duplicate_ids, nan_input, out_inside_store,
                  out_is_a_file, batch_size_zero, dead_scheduler, search_position_negative,
-                 search_position_past_the_end, search_k_zero, search_k_past_the_gallery]
+                 search_position_past_the_end, search_k_zero, search_k_past_the_gallery,
+                 search_a_store_written_in_python, search_without_index, search_truncated_index,
+                 search_manifest_field_of_a_wrong_type]
 
 
 def assert_refused(argv, expected, folder, capsys):
@@ -230,6 +279,54 @@ def test_fixed_input_shard_is_upgraded_again(tmp_path):
     # Bit for bit: the same shards, batches and threads in one process.
     for shard in ("shard-00000", "shard-00001", "shard-00002"):
         assert np.array_equal(np.load(up / shard / "new.npy"), np.load(fresh / shard / "new.npy"))
+
+
+def full_disk(monkeypatch, free_bytes):
+    """np.save writes part of the file and fails as numpy does when the disk fills up (an
+    OSError without errno); the disk then has `free_bytes` left."""
+    def short_write(fh, array, **kwargs):
+        fh.write(b"\x93NUMPY")
+        raise OSError(f"{array.nbytes} requested and 6 written")
+
+    monkeypatch.setattr(np, "save", short_write)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=free_bytes))
+
+
+def test_a_full_disk_is_named_with_its_fix(tmp_path, capsys, monkeypatch):
+    store, h, up = write_store(tmp_path)
+    full_disk(monkeypatch, free_bytes=0)
+    capsys.readouterr()
+    out = tmp_path / "o"
+    assert fct(["upgrade", str(store), "--transformation", str(h), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.split("\r")[-1]  # after the progress bar, erased
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"fct upgrade: [Errno {errno.ENOSPC}] No space left on device: "
+                          f"'{out / 'shard-00000' / 'new.npy'}'"), err
+    assert err.endswith("; free some disk space and rerun\n"), err
+    assert not list(out.rglob("*.npy")) and not list(out.rglob("*.tmp"))
+    assert not (out / "manifest.json").exists()
+
+
+def test_a_short_write_with_room_left_is_not_called_a_full_disk(tmp_path, monkeypatch):
+    store, h, up = write_store(tmp_path)
+    full_disk(monkeypatch, free_bytes=10 << 30)
+    with pytest.raises(OSError, match="requested and 6 written") as raised:
+        upgrade_gallery(store, h, tmp_path / "o", log=lambda message: None)
+    assert raised.value.errno is None
+    assert not list((tmp_path / "o").rglob("*.tmp"))
+
+
+def test_a_torch_write_on_a_full_disk_is_an_os_error(tmp_path, monkeypatch):
+    def failed_torch_save(tmp):
+        tmp.write_bytes(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
+    with pytest.raises(OSError) as raised:
+        atomic_write(tmp_path / "model.pt", failed_torch_save)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(
+        tmp_path / "model.pt")
+    assert not list(tmp_path.iterdir())
 
 
 def test_temporary_files_of_a_killed_run_are_removed(tmp_path):

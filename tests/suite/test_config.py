@@ -44,14 +44,22 @@ def _write(tmp_path, text):
     ("name: x\nold: {model: {arch: vgg}}\n", "unknown arch"),
     ("name: x\ndata: {dataset: {name: mnist}}\n", "unknown data set name"),
     ("name: x\nseeds: []\n", "seeds is empty; list at least one seed"),
-    ("name: ../../x\n", "must be a plain folder name"),
-    ("name: .hidden\n", "must be a plain folder name"),
+    ("name: ../../x\n", "must be a plain name"),
+    ("name: .hidden\n", "must be a plain name"),
 ])
 def test_bad_presets_name_the_key_and_the_file(tmp_path, text, message):
     path = _write(tmp_path, text)
     with pytest.raises(PresetError) as err:
         load_preset(path)
     assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# a preset to fill in\n# name: x\n"])
+def test_an_empty_preset_is_refused(tmp_path, text):
+    path = _write(tmp_path, text)
+    with pytest.raises(PresetError, match="is empty") as err:
+        load_preset(path)
     assert str(path) in str(err.value)
 
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from fctlib.errors import UserError
+from fctlib.methods.registry import ARTIFACT_FORMS, ARTIFACT_KINDS
 from fctlib.suite.provenance import git_commit
 from fctlib.suite.run import Run
 from fctlib.suite.store import UNRECORDED, Artifact, ArtifactStore
@@ -124,3 +126,40 @@ def test_a_run_artifact_ignores_slices_it_does_not_declare(fashion_mnist, tmp_pa
                                      "sweep": [{"variant": "bt2", "weights": [1]}]}})]
     for name in ("old", "new", "cross:arch", "side:8", "h:8", "bct:openbct:1"):
         assert len({_where(r.store, r.artifact(name)) for r in runs}) == 1, name
+
+
+def test_every_artifact_kind_has_a_name_form():
+    assert {form.split(":")[0] for form in ARTIFACT_FORMS} == set(ARTIFACT_KINDS)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("bogus", "unknown artifact 'bogus'; artifact names are old, new, side:<dim>"),
+    ("h:-3", "artifact 'h:-3' needs artifact 'side:-3': embedding_dim and width must be "
+             "positive; artifact names are old, new"),
+    ("side:abc", "artifact 'side:abc': invalid literal for int()"),
+    ("h:8,share", "artifact 'h:8,share': "),
+    ("dsimplex:mid", "artifact 'dsimplex:mid': generation must be 'old' or 'new'"),
+    ("bct:drop:1", "artifact 'bct:drop:1': BCT artifacts are named bct:<variant>:<weight>"),
+])
+def test_a_bad_artifact_name_is_a_user_error_naming_the_forms(fashion_mnist, tmp_path, name,
+                                                              message):
+    run = Run("smoke", 0, runs_dir=tmp_path)
+    with pytest.raises(UserError) as err:
+        run.artifact(name)
+    assert str(err.value).startswith(message), err.value
+    assert f"artifact names are {', '.join(ARTIFACT_FORMS)}" in str(err.value)
+    assert str(err.value).count("artifact names are") == 1
+
+
+def test_a_run_removes_the_temporary_files_a_killed_writer_left(fashion_mnist, tmp_path):
+    run = Run("smoke", 0, runs_dir=tmp_path)
+    folder = run.root / "old-0123456789"
+    folder.mkdir(parents=True)
+    stale = [folder / ".model.pt.k2x9.tmp", run.root / "embeddings" / ".train.npy.a1b2.tmp"]
+    stale[1].parent.mkdir()
+    for path in stale:
+        path.write_bytes(b"")  # a write killed by Ctrl-C
+    (folder / "model.pt").write_bytes(b"kept")
+    assert run.store.root == run.root
+    assert not any(path.exists() for path in stale)
+    assert (folder / "model.pt").read_bytes() == b"kept"
