@@ -21,7 +21,7 @@ from common import run_measured
 
 from fctlib.io import atomic_write, save_json
 from fctlib.paths import project_root
-from fctlib.suite.provenance import git_commit
+from fctlib.suite.provenance import cpu_model, git_commit
 
 HERE = Path(__file__).resolve().parent
 GOALS = {  # figure: (comparison, bound, what the issue asks)
@@ -37,6 +37,10 @@ GOALS = {  # figure: (comparison, bound, what the issue asks)
     "embed_vs_train": (">=", 3, "embed at least 3x the training throughput"),
     "default_preset_seconds_per_seed": ("<=", 900, "the default preset's seed from scratch (every "
                                         "notebook) in 15 minutes or less on this machine"),
+    "eval_shared_vs_idle": ("<=", 2, "exact evaluation (N = 10,000) beside one busy process "
+                            "at most 2x its idle time"),
+    "train_shared_vs_idle": (">=", 0.5, "training beside one busy process at least half its idle "
+                             "rate"),
 }
 
 
@@ -44,17 +48,6 @@ def child_json(script: str, *args: str) -> dict:
     """Run a benchmark script and parse the JSON line it prints last."""
     done = run_measured([sys.executable, str(HERE / script), *args])
     return json.loads(done["stdout"].strip().splitlines()[-1])
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def measure(items: int) -> dict:
@@ -71,6 +64,8 @@ def measure(items: int) -> dict:
     vectors = child_json("bench_vector_batches.py")
     data_path = child_json("bench_data_path.py")
     default_preset = child_json("bench_default_preset.py")
+    threads = child_json("bench_threads.py")
+    suite = threads["policies"]
     name = "migrate_1m" if items == 1_000_000 else f"migrate_{items}"
     return {
         "transform_items_per_s": transform["items_per_s"],
@@ -91,6 +86,11 @@ def measure(items: int) -> dict:
         "data_path": data_path,
         **{key: data_path[key] for key in ("train_vs_capacity", "simclr_vs_capacity",
                                            "embed_vs_train")},
+        "thread_policies": threads,
+        "eval_shared_vs_idle": (suite["suite/shared"]["eval_10k_seconds"]
+                                / suite["suite/idle"]["eval_10k_seconds"]),
+        "train_shared_vs_idle": (suite["suite/shared"]["train_images_per_s"]
+                                 / suite["suite/idle"]["train_images_per_s"]),
     }
 
 
@@ -147,9 +147,27 @@ def markdown(report: dict) -> str:
           for key in ("train_capacity_images_per_s", "train_images_per_s",
                       "simclr_capacity_images_per_s", "simclr_images_per_s",
                       "embed_capacity_images_per_s", "embed_images_per_s")],
+        "", *thread_lines(f["thread_policies"]),
         "", *accounting_lines(f["default_preset_wall"]),
     ]
     return "\n".join(lines)
+
+
+def thread_lines(threads: dict) -> list[str]:
+    """Each CPU thread policy idle and beside one busy process (`bench_threads.py`)."""
+    rows = threads["policies"]
+    return [
+        f"CPU thread policies on {threads['cpus']} cores, idle and beside one busy process "
+        "(`bench_threads.py`; `suite` is the policy the suite runs with):", "",
+        "| policy | threads | eval N = 10,000 idle s | shared s | training idle images/s | "
+        "shared images/s |", "|---|---|---|---|---|---|",
+        *[f"| {policy} | {rows[f'{policy}/idle']['threads']} | "
+          f"{rows[f'{policy}/idle']['eval_10k_seconds']:,.2f} | "
+          f"{rows[f'{policy}/shared']['eval_10k_seconds']:,.2f} | "
+          f"{rows[f'{policy}/idle']['train_images_per_s']:,.0f} | "
+          f"{rows[f'{policy}/shared']['train_images_per_s']:,.0f} |"
+          for policy in dict.fromkeys(key.split("/")[0] for key in rows)],
+    ]
 
 
 def accounting_lines(wall: dict) -> list[str]:

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import torch
 
@@ -29,3 +31,13 @@ def test_set_cpu_threads_sets_torch(monkeypatch):
         assert set_cpu_threads() == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_importing_fctlib_makes_waiting_openmp_threads_sleep():
+    script = "import os, fctlib, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):  # a user's value is kept
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True, env={**env, **({"OMP_WAIT_POLICY": given} if given
+                                                        else {})})
+        assert out.stdout.strip() == expected
