@@ -65,7 +65,8 @@ def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | Non
                     limits: tuple[float, float] = GAP_LIMITS) -> plt.Figure:
     """Share of the old-to-new gap each case closes: ours, and each published run where given.
     The axis spans `limits`; a bar beyond them is cut at the edge, hatched, and labelled with its
-    value, so one far-off case does not flatten the others."""
+    value, so one far-off case does not flatten the others; a case without a share (the gap too
+    small or reversed) has no bar but the reason."""
     import matplotlib.pyplot as plt
 
     frames = {"ours": ours, **(published or {})}
@@ -75,12 +76,15 @@ def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | Non
     low, high = limits
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for i, (label, m) in enumerate(bars):
-        values = frames[label].set_index("case")[f"{m}_gap_closed"].reindex(cases).to_numpy()
+        cells = frames[label].set_index("case")[f"{m}_gap_closed"].reindex(cases)
+        values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float)
         x = np.arange(len(cases)) + i * width
         clipped = np.clip(values, low, high)
         ax.bar(x, clipped, width, label=f"{label} {m}")
-        for xi, value, shown in zip(x, values, clipped, strict=True):
-            if np.isfinite(value) and value != shown:
+        for xi, cell, value, shown in zip(x, cells, values, clipped, strict=True):
+            if isinstance(cell, str):  # why there is no share: the gap is too small, reversed
+                ax.annotate(cell, (xi, 0), ha="center", va="bottom", fontsize=6.5, rotation=90)
+            elif np.isfinite(value) and value != shown:
                 ax.bar(xi, shown, width, fill=False, hatch="///", edgecolor="black", lw=0)
                 ax.annotate(f"{value:.2f}", (xi, shown), ha="center", fontsize=7.5,
                             va="bottom" if shown > 0 else "top", rotation=90)

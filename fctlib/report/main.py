@@ -49,6 +49,11 @@ PUBLISHED_SOURCE = ("FCT reference code (Ramanujan et al., CVPR 2022), single ru
                     "(columns cifar100_*, imagenet_*); BT-2 (Zhou et al., 2023) README at "
                     "commit 8282360, CIFAR-100 example run, cosine (columns cifar100_bt2_*)")
 
+# the old-to-new gap has no share to close when under a point or under the seeds' spread
+MIN_GAP = 1.0
+GAP_TOO_SMALL = "gap too small to measure"
+GAP_REVERSED = "no gap: new/new below old/old"
+
 # (claim, lower case, higher case, strict): holds when higher - lower > 0 (>= 0 if not strict)
 CLAIMS = (
     ("old/old < fct/no-side", "old/old", "fct/no-side", True),
@@ -124,9 +129,21 @@ def claims_sentence(claims: pd.DataFrame) -> str:
     return "\n\n".join(parts) or "No claim could be evaluated (missing cases)."
 
 
+def measurable_gap(by_case: pd.DataFrame, metric: str) -> float | str:
+    """new/new minus old/old (points) of a table indexed by case; GAP_TOO_SMALL when the two
+    differ by under MIN_GAP or under their seed spread (the sum of their standard deviations),
+    GAP_REVERSED when new/new is below old/old by more than that: no share of it to close."""
+    gap = by_case.at["new/new", metric] - by_case.at["old/old", metric]
+    std = f"{metric}_std"  # absent with one seed: no spread
+    stds = [by_case.at[c, std] for c in ("old/old", "new/new")] if std in by_case else []
+    floor = max(MIN_GAP, float(np.nansum(stds)))
+    return GAP_TOO_SMALL if abs(gap) < floor else GAP_REVERSED if gap < 0 else float(gap)
+
+
 def gap_closed(table: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
                ) -> pd.DataFrame:
-    """Share of the old/old -> new/new gap that each case closes: (case - old) / (new - old)."""
+    """Share of the old/old -> new/new gap that each case closes: (case - old) / (new - old), or
+    why there is none (`measurable_gap`)."""
     by_case = table.set_index("case")
     rows = []
     for case in by_case.index:
@@ -134,10 +151,9 @@ def gap_closed(table: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
             continue
         row = {"case": case}
         for m in metrics:
-            gap = by_case.at["new/new", m] - by_case.at["old/old", m]
-            row[f"{m}_gap_closed"] = round(
-                float((by_case.at[case, m] - by_case.at["old/old", m]) / gap), 3
-            ) if gap else float("nan")
+            gap = measurable_gap(by_case, m)
+            row[f"{m}_gap_closed"] = gap if isinstance(gap, str) else round(
+                float((by_case.at[case, m] - by_case.at["old/old", m]) / gap), 3)
         rows.append(row)
     return pd.DataFrame(rows, columns=["case", *(f"{m}_gap_closed" for m in metrics)])
 

@@ -55,6 +55,7 @@ STYLE = """<style>
 .coverage { font-size: 12px; color: #555; }
 .coverage .warn { color: #a40; font-weight: 600; }
 .not-run { color: #777; font-style: italic; }
+.tests-only { color: #a40; font-weight: 600; border: 1px solid #a40; padding: 4px 8px; }
 details > summary { cursor: pointer; color: #246; }
 .contents { columns: 3; column-gap: 48px; font-size: 13px; }
 .jp-RenderedImage img { max-width: 100%; }

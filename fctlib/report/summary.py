@@ -1,14 +1,31 @@
-"""The report's opening: the verdicts of the paper's claims, the headline numbers beside the
-published ones, and what the run cost (last_run.json and each seed's step timings)."""
+"""The report's opening: the preset and what it is for, the verdicts of the paper's claims, the
+headline numbers beside the published ones, and what the run cost (last_run.json and each seed's
+step timings)."""
 
 from __future__ import annotations
 
 import json
+from html import escape
 from pathlib import Path
 
 import pandas as pd
 
 from fctlib.report.common import HEADLINE_METRICS
+
+TESTS_ONLY = "(tests only)"  # in a preset's description: its numbers only test the suite
+
+
+def preset_intro(name: str, description: str, seeds: list[int]) -> str:
+    """The preset, its seeds and its purpose (its description), as HTML; a preset described as
+    `(tests only)` gets a warning that its numbers say nothing about the methods."""
+    seed_list = ", ".join(str(seed) for seed in seeds) or "none"
+    html = (f"<p><b>Preset <code>{escape(name)}</code></b> (seeds {seed_list}): "
+            f"{escape(description) or 'no description'}</p>")
+    if TESTS_ONLY in description:
+        html += ('<p class="tests-only">⚠ Tests only: these numbers come from tiny networks '
+                 "trained 1-2 epochs on a few images; they show that every step runs and say "
+                 "nothing about the methods.</p>")
+    return html
 
 
 def verdict_table(claims: pd.DataFrame) -> pd.DataFrame:

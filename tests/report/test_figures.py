@@ -37,3 +37,16 @@ def test_gap_closed_chart_clips_a_far_bar_and_labels_its_value():
     assert [t.get_text() for t in ax.texts] == ["-2.62"]  # only the clipped bar is labelled
     heights = sorted(p.get_height() for p in ax.patches if p.get_fill())
     assert heights[0] == GAP_LIMITS[0] and 0.91 in heights
+
+
+def test_gap_closed_chart_says_where_a_gap_is_too_small():
+    import pandas as pd
+
+    from fctlib.report import GAP_REVERSED, GAP_TOO_SMALL
+    from fctlib.report.figures import plot_gap_closed
+
+    ours = pd.DataFrame({"case": ["bct/old", "fct/side"],
+                         "top1_gap_closed": [GAP_TOO_SMALL, GAP_REVERSED],
+                         "mAP_gap_closed": [0.2, 0.91]})
+    ax = plot_gap_closed(ours).axes[0]
+    assert [t.get_text() for t in ax.texts] == [GAP_TOO_SMALL, GAP_REVERSED]

@@ -84,6 +84,43 @@ def test_gap_closed_of_published_cifar_run():
     assert gaps.at["fct/side", "mAP_gap_closed"] == pytest.approx(0.79, abs=0.01)
 
 
+def _cases(**top1):
+    """A main table of one seed: each case's top1 (%) as given, mAP half of it."""
+    cases = [c.replace("_", "/").replace("no/side", "no-side") for c in top1]
+    return pd.DataFrame({"case": cases, "top1": list(top1.values()),
+                         "mAP": [v / 2 for v in top1.values()]})
+
+
+def test_gap_under_one_point_is_too_small_to_measure():
+    # the smoke report's case: old/old and new/new 0.6 points apart gave a "share" of 14.17
+    gaps = report.gap_closed(_cases(old_old=20.0, new_new=20.6, fct_side=28.5)).set_index("case")
+    assert gaps.at["fct/side", "top1_gap_closed"] == report.GAP_TOO_SMALL
+    assert gaps.at["fct/side", "mAP_gap_closed"] == report.GAP_TOO_SMALL  # 0.3 points
+    gaps = report.gap_closed(_cases(old_old=20.0, new_new=21.0, fct_side=20.5)).set_index("case")
+    assert gaps.at["fct/side", "top1_gap_closed"] == 0.5  # one point: measured
+    assert gaps.at["fct/side", "mAP_gap_closed"] == report.GAP_TOO_SMALL
+
+
+def test_new_below_old_leaves_no_gap_to_close():
+    # a smoke run: new/new 4 points below old/old gave fct/no-side a "share" of 11.83
+    gaps = report.gap_closed(_cases(old_old=60.0, new_new=56.0, fct_no_side=12.67))
+    assert gaps.set_index("case").at["fct/no-side", "top1_gap_closed"] == report.GAP_REVERSED
+
+
+def test_gap_within_the_seed_spread_is_too_small_to_measure():
+    # old/old 35 and new/new 65 (top-1), each with a spread of 7.07 over the two seeds: measured
+    main = report.main_table(report.case_rows(RECORDS))
+    assert report.gap_closed(main).set_index("case").at["fct/side", "top1_gap_closed"] == \
+        pytest.approx((47.5 - 35) / 30, abs=1e-3)
+    noisy = {0: _seed(0.30, 0.60, 0.50), 1: _seed(0.50, 0.30, 0.45)}  # 40 and 45, spread 35
+    gaps = report.gap_closed(report.main_table(report.case_rows(noisy))).set_index("case")
+    assert gaps.at["fct/side", "top1_gap_closed"] == report.GAP_TOO_SMALL
+    table = report.gap_closed_table(report.paper_comparison(
+        report.main_table(report.case_rows(noisy)), "toy"))
+    assert table.at["fct/side", ("top1 gap closed", "ours")] == "gap too small to measure"
+    assert table.at["fct/side", ("top1 gap closed", "CIFAR-100")] == round(16 / 22.3, 3)
+
+
 def test_paper_comparison_keeps_published_numbers_in_their_own_columns():
     main = report.main_table(report.case_rows(RECORDS))
     table = report.paper_comparison(main, "toy").set_index("case")

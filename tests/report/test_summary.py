@@ -70,3 +70,17 @@ def test_the_cost_comes_from_the_last_run_and_the_timings(tmp_path):
 def test_no_compared_cases_give_an_empty_headline_table():
     main = report.main_table(report.case_rows({0: {}}))
     assert report.gap_closed_table(report.paper_comparison(main, "toy")).empty
+
+
+def test_the_report_opens_with_the_presets_purpose_and_a_tests_only_warning():
+    from fctlib.suite.config import load_preset
+
+    smoke = load_preset("smoke")
+    html = summary.preset_intro(smoke.name, smoke.description, [0])
+    assert "<code>smoke</code></b> (seeds 0): Fashion-MNIST, 60 training images" in html
+    assert "<details" not in html  # visible, not folded
+    assert "tiny networks trained 1-2 epochs" in html and "say nothing about the methods" in html
+    default = load_preset("fashion-mnist")
+    html = summary.preset_intro(default.name, default.description, [0, 1, 2])
+    assert "(seeds 0, 1, 2): Fashion-MNIST, old model on classes 0-4" in html
+    assert "tests-only" not in html and "a &lt; b" in summary.preset_intro("x", "a < b", [])
