@@ -14,7 +14,7 @@ import numpy as np
 
 from fctlib.errors import UserError
 
-TMP_GLOB = ".*.tmp"  # the temporary files of atomic_write: .<name>.<random>.tmp
+TMP_GLOB = ".*.tmp"  # the temporary files of atomic_write: .<name>.<writer pid>.<random>.tmp
 FULL_DISK_BYTES = 1 << 20  # a write that failed with less room than this left ran out of disk
 
 
@@ -22,7 +22,8 @@ def atomic_write(path: str | Path, write) -> Path:
     """Call `write(tmp_path)`, then rename the temporary file over `path` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # TMP_GLOB
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")  # TMP_GLOB
     os.close(fd)
     try:
         write(Path(tmp))
@@ -47,11 +48,27 @@ def out_of_space(err: BaseException, folder: Path) -> bool:
 
 
 def remove_stale_tmp(folder: str | Path) -> int:
-    """Delete the temporary files that killed writers left under `folder`; returns how many."""
-    stale = [p for p in Path(folder).rglob(TMP_GLOB) if p.is_file()]
+    """Delete the temporary files that killed writers left under `folder` (a file whose writer
+    still runs, e.g. another `fct` process on the same run, is kept); returns how many."""
+    stale = [p for p in Path(folder).rglob(TMP_GLOB) if p.is_file() and not _writer_runs(p)]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def _writer_runs(tmp: Path) -> bool:
+    """Whether the process named in a temporary file's name (`.<name>.<pid>.<random>.tmp`) is
+    still running; False for a name without a pid."""
+    pid = tmp.name.split(".")[-3]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def check_output_folder(path: str | Path, option: str) -> Path:

@@ -2,12 +2,15 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from fctlib.errors import UserError
+from fctlib.io import remove_stale_tmp
 from fctlib.methods.registry import ARTIFACT_FORMS, ARTIFACT_KINDS
 from fctlib.suite.provenance import git_commit
 from fctlib.suite.run import Run
@@ -163,3 +166,19 @@ def test_a_run_removes_the_temporary_files_a_killed_writer_left(fashion_mnist, t
     assert run.store.root == run.root
     assert not any(path.exists() for path in stale)
     assert (folder / "model.pt").read_bytes() == b"kept"
+
+
+def test_a_temporary_file_whose_writer_still_runs_is_kept(tmp_path):
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    try:
+        kept = tmp_path / f".model.pt.{live.pid}.k2x9abcd.tmp"  # another process is writing it
+        gone = tmp_path / f".model.pt.{ended.stdout.strip()}.k2x9abcd.tmp"
+        for path in (kept, gone):
+            path.write_bytes(b"")
+        assert remove_stale_tmp(tmp_path) == 1
+        assert kept.exists() and not gone.exists()
+    finally:
+        live.kill()
+        live.wait()
