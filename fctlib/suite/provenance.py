@@ -14,6 +14,8 @@ from pathlib import Path
 from fctlib.paths import project_root
 
 PACKAGES = ("torch", "torchvision", "numpy", "faiss-cpu", "pandas", "papermill")
+# environment variables that choose other CPU kernels (and so other roundings) when set
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 
 
 def git_commit() -> str:
@@ -72,14 +74,15 @@ def gpu_driver() -> str:
                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() \
-        else "unknown"
+    lines = out.stdout.strip().splitlines() if out.returncode == 0 else []
+    return lines[0] if lines else "unknown"
 
 
 def compute() -> dict[str, str]:
     """What decides the arithmetic: the CPU and the kernels torch picked on it (ATen's
-    capability, e.g. AVX512 or AVX2), torch's BLAS and oneDNN, threads, and the GPU with its
-    driver when one is used. Two runs agree bit for bit only where all of these agree."""
+    capability, e.g. AVX512 or AVX2), torch's BLAS and oneDNN, threads, the variables that
+    steer those kernels where set, and the GPU with its driver when one is used. Two runs agree
+    bit for bit only where all of these agree."""
     import torch
 
     config = torch.__config__.show()
@@ -93,6 +96,9 @@ def compute() -> dict[str, str]:
         "onednn": onednn.group(1) if onednn else "absent",
         "threads": str(torch.get_num_threads()),
     }
+    steered = [f"{name}={os.environ[name]}" for name in KERNEL_ENV if os.environ.get(name)]
+    if steered:
+        info["kernel_env"] = " ".join(steered)
     if torch.cuda.is_available():
         info.update(gpu=torch.cuda.get_device_name(0), gpu_driver=gpu_driver(),
                     cuda=str(torch.version.cuda))

@@ -23,6 +23,12 @@ def test_compute_sees_a_forced_capability():
     assert out.stdout.strip() == "DEFAULT"
 
 
+def test_compute_names_the_variables_that_steer_kernels(monkeypatch):
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert compute()["kernel_env"] == "ONEDNN_MAX_CPU_ISA=AVX2"
+
+
 def test_records_keep_their_compute_and_omit_it_when_unknown():
     record = OldRecord(cases={}, history=[], compute={"cpu_capability": "AVX2"})
     assert OldRecord.from_json(record.to_json()).compute == {"cpu_capability": "AVX2"}
