@@ -218,6 +218,9 @@ def transformation_artifact(run: Run, side_dim: int, *, source: str = "simclr",
     """h fitted on the training set; `side_dim=0` is the no-side-info transformation. Ablations:
     side-info from `source`, fitted on a `data_share` of the training set (share_rows), hidden
     widths times `width_factor`; `target`: the encoder h maps into (`new` or `cross:arch|loss`)."""
+    if not 0.0 < data_share <= 1.0 or width_factor <= 0:
+        raise ValueError(f"h's share must be in (0, 1] and its width factor above 0, got share "
+                         f"{data_share} and width {width_factor}")
     cfg = run.preset.transformation
     side_name = side_encoder(side_dim, source)  # validates the source, used or not
     options = {"source": source if side_dim else "simclr", "share": data_share,
@@ -250,6 +253,9 @@ def transformation_artifact(run: Run, side_dim: int, *, source: str = "simclr",
 def transformation_from_name(run: Run, arg: str) -> Artifact:
     """The transformation named `h:<side dim>[,source=..][,share=..][,width=..][,to=..]`."""
     dim, *options = arg.split(",")
+    malformed = [option for option in options if "=" not in option]
+    if malformed:
+        raise ValueError(f"h:{arg}: options are KEY=VALUE, got {malformed}")
     given = dict(option.split("=", 1) for option in options)
     unknown = sorted(set(given) - set(H_OPTIONS))
     if unknown:

@@ -140,7 +140,10 @@ def test_every_artifact_kind_has_a_name_form():
     ("h:-3", "artifact 'h:-3' needs artifact 'side:-3': embedding_dim and width must be "
              "positive; artifact names are old, new"),
     ("side:abc", "artifact 'side:abc': invalid literal for int()"),
-    ("h:8,share", "artifact 'h:8,share': "),
+    ("h:8,share", "artifact 'h:8,share': h:8,share: options are KEY=VALUE, got ['share']"),
+    ("h:8,share=2", "artifact 'h:8,share=2': h's share must be in (0, 1]"),
+    ("h:8,width=0", "artifact 'h:8,width=0': h's share must be in (0, 1] and its width factor "
+                    "above 0, got share 1.0 and width 0.0"),
     ("dsimplex:mid", "artifact 'dsimplex:mid': generation must be 'old' or 'new'"),
     ("bct:drop:1", "artifact 'bct:drop:1': BCT artifacts are named bct:<variant>:<weight>"),
 ])
