@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from fctlib.data.images import ArrayImages, FileImages, ImageSet
 from fctlib.data.spec import DATA_PATHS
 from fctlib.data.transforms import BatchTransform
+from fctlib.progress import progress
 
 MEMORY_SHARE = 0.25  # `auto` decodes into memory a set taking at most this share of the RAM
 
@@ -36,7 +36,7 @@ def decode_all(images: ImageSet, image_size: int) -> torch.Tensor:
         return images.images
     if isinstance(images, FileImages):
         return images.to_arrays(image_size).images
-    rows = tqdm(range(len(images)), desc="decoding images", unit="img", mininterval=2.0)
+    rows = progress(range(len(images)), desc="decoding images", unit="img", mininterval=2.0)
     return torch.stack([images.image(i) for i in rows])
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from fctlib.io import save_npy_atomic
+from fctlib.progress import progress
 
 _PIL_MODES = {1: "L", 3: "RGB"}
 
@@ -178,7 +178,7 @@ class FileImages(ImageSet):
             if cached.shape == shape and cached.dtype == np.uint8:
                 return ArrayImages(torch.from_numpy(cached), self.labels, layout="NCHW")
         out = np.empty(shape, dtype=np.uint8)
-        for i in tqdm(range(len(self)), desc=f"decoding images to {size}px", unit="img",
+        for i in progress(range(len(self)), desc=f"decoding images to {size}px", unit="img",
                       mininterval=2.0):
             out[i] = self.resized_image(i, size).numpy()
         if cache_path is not None:

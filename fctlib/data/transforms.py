@@ -12,9 +12,9 @@ import torch
 from torch.nn import functional as F
 from torchvision.ops import roi_align
 from torchvision.transforms.v2 import functional as TF
-from tqdm import tqdm
 
 from fctlib.data.images import ArrayImages, ImageSet
+from fctlib.progress import progress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -243,5 +243,5 @@ def _pixel_batches(images: ImageSet, batch: int = 1024):
         for start in range(0, len(images), batch):
             yield images.images[start : start + batch]
     else:
-        for i in tqdm(range(len(images)), desc="pixel statistics", unit="img", mininterval=2.0):
+        for i in progress(range(len(images)), desc="pixel statistics", unit="img", mininterval=2.0):
             yield images.image(i).unsqueeze(0)

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from fctlib.deploy.gallery_store import (
     MANIFEST,
@@ -62,6 +61,7 @@ from fctlib.methods.fct import (
     read_saved_model,
     upgrade_embeddings,
 )
+from fctlib.progress import progress
 
 UPGRADE_FORMAT = "fct-upgraded-gallery/1"
 INDEX_FILE = "index.faiss"
@@ -219,7 +219,7 @@ def build_index(parts: list[Path], counts: list[int], dim: int, *, kind: str = "
         index.train(for_distance(sample, metric))
         index.nprobe = min(nlist, 16)
         info.update(nlist=nlist, nprobe=index.nprobe, trained_on=len(sample))
-    for part in tqdm(parts, desc="index", leave=False):
+    for part in progress(parts, desc="index", leave=False):
         ids = np.load(part / "ids.npy")
         index.add_with_ids(for_distance(np.load(part / "new.npy", mmap_mode="r"), metric), ids)
     return index, info
@@ -281,7 +281,7 @@ def upgrade_gallery(store: str | Path, transformation: str | Path, out: str | Pa
     if client is not None:
         client.gather(client.map(task, todo, pure=False))
     else:
-        for shard in tqdm(todo, desc="upgrade", leave=False):
+        for shard in progress(todo, desc="upgrade", leave=False):
             task(shard)
     count = verify_upgrade(store, out, model.new_dim)
     parts = [out / s.name for s in store.shards]

@@ -4,9 +4,9 @@ and measure retrieval at each share; the area under that curve summarises an ord
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from fctlib.evaluation.retrieval import evaluate_case
+from fctlib.progress import progress
 
 FRACTIONS = np.linspace(0.0, 1.0, 22)  # the published 22 equally spaced points
 
@@ -58,7 +58,7 @@ def backfill_curve(query: np.ndarray, transformed: np.ndarray, new: np.ndarray,
     backfilled in `order` at each fraction: [{fraction, backfilled, metrics}], metrics as
     evaluate_case returns them."""
     points = []
-    for fraction in tqdm(fractions, desc=desc, leave=False):
+    for fraction in progress(fractions, desc=desc, leave=False):
         gallery = backfilled_gallery(transformed, new, order, float(fraction))
         points.append({"fraction": float(fraction),
                        "backfilled": backfilled_count(len(new), float(fraction)),

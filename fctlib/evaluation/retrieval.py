@@ -20,9 +20,9 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from fctlib.evaluation.distances import DISTANCES
+from fctlib.progress import progress
 
 # Distances held per block when block_size is None (20-30 bytes of work memory each).
 _BLOCK_DISTANCES = 2**22
@@ -247,7 +247,7 @@ def _rank_queries(query, gallery, query_labels, gallery_labels, self_index, dist
     rows = min(block_size or max(1, _BLOCK_DISTANCES // num_g), num_q)
     work = _Workspace(rows, num_g, int(pos_count.max()))
     starts = range(0, num_q, rows)
-    for a in tqdm(starts, desc="retrieval metrics", unit="block", leave=False,
+    for a in progress(starts, desc="retrieval metrics", unit="block", leave=False,
                   disable=num_q * num_g < _PROGRESS_DISTANCES):
         b = min(a + rows, num_q)
         count = pos_count[a:b]

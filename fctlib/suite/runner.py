@@ -34,7 +34,8 @@ def results_dir_for(preset_name: str) -> Path:
 def _kernel_manager_class(started: list):
     """An async kernel manager class that appends every manager it starts to `started` and
     starts kernels that log errors only (not ipykernel's warning, on every start, that a local
-    kernel talks over TCP)."""
+    kernel talks over TCP) and draw no progress bars (an executed notebook would keep one per
+    epoch; the runner logs each step)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class TrackedKernelManager(AsyncKernelManager):
@@ -42,6 +43,7 @@ def _kernel_manager_class(started: list):
             started.append(self)
             kwargs["extra_arguments"] = [*kwargs.get("extra_arguments", []),
                                          "--IPKernelApp.log_level=ERROR"]
+            kwargs["env"] = {**kwargs.get("env", os.environ), "FCT_PROGRESS": "0"}
             return await super().start_kernel(**kwargs)
 
     return TrackedKernelManager

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import BatchSampler, SequentialSampler
-from tqdm import tqdm
 
 from fctlib.data.batches import ImageBatches
 from fctlib.data.images import ImageSet
 from fctlib.data.transforms import BatchTransform
+from fctlib.progress import progress
 from fctlib.training.runtime import (
     autocast,
     default_device,
@@ -48,7 +48,7 @@ def embed(
     generator = torch.Generator(device).manual_seed(seed)
     batches = ImageBatches(images, transform, labels=False).batches(rows, device, generator)
     outputs: list[list[np.ndarray]] = [[] for _ in models]
-    for x in tqdm(batches, desc=desc, leave=False):
+    for x in progress(batches, desc=desc, leave=False):
         x = to_device(x, device)  # channels-last on CUDA
         with autocast(device):
             for out, model in zip(outputs, models, strict=True):

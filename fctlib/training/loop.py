@@ -20,9 +20,9 @@ from torch.utils.data import (
     Sampler,
     TensorDataset,
 )
-from tqdm import tqdm
 
 from fctlib.data.batches import ImageBatches
+from fctlib.progress import progress
 from fctlib.training import distributed
 from fctlib.training.checkpoint import load_torch, save_torch
 from fctlib.training.config import TrainConfig
@@ -113,7 +113,7 @@ def train(
         if isinstance(dataset, ImageBatches):
             loader = _augmented(dataset, loader, cfg, derived_seed(seed, epoch, 1), device)
         total, count, started = 0.0, 0, time.perf_counter()
-        bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False,
+        bar = progress(loader, desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not distributed.is_main_process())
         for step, batch in enumerate(bar):
             batch = to_device(batch, device)

@@ -102,6 +102,12 @@ def test_suite_writes_executed_notebooks_and_metrics(smoke_results):
         assert (smoke_results / "metrics" / "seed0" / f"{step}.json").is_file(), step
 
 
+def test_executed_notebooks_keep_no_progress_bars(smoke_results):
+    for step in STEPS:
+        text = (smoke_results / "notebooks" / "seed0" / f"{step}.ipynb").read_text()
+        assert "it/s]" not in text and "s/it]" not in text and "IProgress" not in text, step
+
+
 def test_suite_tables(smoke_results):
     tables = smoke_results / "tables"
     main = read_table(tables / "main.csv")
