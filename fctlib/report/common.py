@@ -9,7 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from fctlib.io import atomic_write, load_json_if_exists
-from fctlib.suite.provenance import git_commit, provenance, provenance_comment
+from fctlib.suite.provenance import (
+    git_commit,
+    portable_command,
+    provenance,
+    provenance_comment,
+)
 from fctlib.suite.records import Cases, Record
 
 METRICS = ("top1", "top5", "mAP")
@@ -69,6 +74,7 @@ def run_provenance(results_dir: str | Path, preset: str, records: Records) -> di
     by the runner), the commits that trained their artifacts, and the commit rendering this."""
     seeds = sorted(records)
     info = load_json_if_exists(Path(results_dir) / "last_run.json") or provenance(preset, seeds)
+    info["command"] = portable_command(info["command"])  # runs recorded before it was portable
     return {**info, "seeds": seeds, "report_commit": git_commit(),
             "artifact_commits": artifact_commits(records)}
 

@@ -115,7 +115,7 @@ def provenance(preset: str, seeds: list[int], command: str | None = None,
         "packages": package_versions(),
         "machine": machine(),
         "compute": compute(),
-        "command": command or _command_line(),
+        "command": portable_command(command or _command_line()),
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -124,6 +124,21 @@ def provenance(preset: str, seeds: list[int], command: str | None = None,
 def _command_line() -> str:
     program = "fct" if sys.argv[0].endswith(("cli.py", "fct")) else sys.argv[0]
     return " ".join([program, *sys.argv[1:]])
+
+
+def portable_command(command: str) -> str:
+    """The command without this machine's absolute paths: those in the project made relative,
+    others named by their option (`--runs-dir <runs-dir>`) or `<path>`."""
+    root, words = project_root(), command.split(" ")
+    for i, word in enumerate(words):
+        if word.startswith("/"):
+            path = Path(word)
+            if path.is_relative_to(root):
+                words[i] = str(path.relative_to(root)) or "."
+            else:
+                option = words[i - 1] if i and words[i - 1].startswith("--") else ""
+                words[i] = f"<{option.lstrip('-')}>" if option else "<path>"
+    return " ".join(words)
 
 
 def provenance_comment(info: dict) -> str:

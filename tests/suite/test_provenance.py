@@ -33,3 +33,14 @@ def test_records_keep_their_compute_and_omit_it_when_unknown():
     record = OldRecord(cases={}, history=[], compute={"cpu_capability": "AVX2"})
     assert OldRecord.from_json(record.to_json()).compute == {"cpu_capability": "AVX2"}
     assert "compute" not in OldRecord(cases={}, history=[]).to_json()
+
+
+def test_commands_are_recorded_without_this_machines_paths():
+    from fctlib.paths import project_root
+    from fctlib.suite.provenance import portable_command
+
+    inside = project_root() / "params" / "smoke.yaml"
+    command = f"fct reproduce --preset {inside} --runs-dir /work/runs --results-dir /tmp/r /x"
+    assert portable_command(command) == ("fct reproduce --preset params/smoke.yaml --runs-dir "
+                                         "<runs-dir> --results-dir <results-dir> <path>")
+    assert portable_command("fct reproduce --seeds 0") == "fct reproduce --seeds 0"
