@@ -1,16 +1,24 @@
-"""Progress bars: widgets in JupyterLab and text in a terminal (tqdm.auto), none where
+"""Progress bars: widgets in JupyterLab and text in a terminal (tqdm.autonotebook), none where
 FCT_PROGRESS=0 (the notebooks `fct reproduce` executes: their saved copies would keep a bar per
-epoch; tqdm's own TQDM_DISABLE does not reach its notebook bars)."""
+epoch; tqdm's own TQDM_DISABLE does not reach its notebook bars).
+
+Not `tqdm.auto`: its asyncio layer calls `iter()` on the iterable when the bar is made, so a
+DataLoader would draw one epoch's shuffle before the loop draws another."""
 
 from __future__ import annotations
 
 import os
+import warnings
 
-from tqdm.auto import tqdm
+from tqdm import TqdmExperimentalWarning
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", category=TqdmExperimentalWarning)
+    from tqdm.autonotebook import tqdm
 
 
 def progress(iterable=None, **kwargs) -> tqdm:
-    """tqdm.auto's bar over `iterable` (tqdm's keywords), switched off when FCT_PROGRESS=0."""
+    """A bar over `iterable` (tqdm's keywords), switched off when FCT_PROGRESS=0."""
     if os.environ.get("FCT_PROGRESS") == "0":
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
