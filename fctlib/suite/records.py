@@ -1,91 +1,41 @@
-"""Typed records of what the suite measured: one dataclass per JSON file a notebook writes under
-results/<preset>/metrics/seed<k>/<step>.json, and one per explored setting
-(results/<preset>/exploration/<label>.json), read and written in the same JSON shape.
-
-Every record has `artifacts`: artifact name -> git commit of the code that trained it,
-`commit`: the commit of the code that measured it, and `compute`: the CPU, kernels, BLAS and GPU
-that did the arithmetic (each empty in files written before it existed, and then left out of the
-JSON).
-"""
+"""Typed records of what the suite measured: one dataclass per JSON file a notebook writes
+(results/<preset>/metrics/seed<k>/<step>.json) and per explored setting (exploration/<label>.json).
+Each has `artifacts` (name -> commit that trained it), `commit` (the code that measured it) and
+`compute` (the arithmetic: CPU, kernels, BLAS, GPU); each left out of the JSON while empty."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from fctlib.io import save_json
+from fctlib.suite.jsondata import JsonData
 
 Metrics = dict[str, dict[str, float]]  # {class split: {metric: value}}, values as fractions
 Cases = dict[str, Metrics]  # {case, e.g. "old/old": its metrics}
 History = list[dict]  # one dict per training epoch
 
 
-class JsonData:
-    """A dataclass read from and written to a JSON object: its field names are the keys (or a
-    field's `json` metadata); fields typed as records, or lists or dicts of them, convert too."""
-
-    def to_json(self) -> dict:
-        """The record as plain JSON values."""
-        return {_key(f): _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_json(cls, data: dict):
-        """The record of a JSON object; unknown keys are an error (a format that drifted)."""
-        fields = {_key(f): f for f in dataclasses.fields(cls)}
-        unknown = set(data) - set(fields)
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
-        types = _field_types(cls)
-        return cls(**{f.name: _load(types[f.name], data[key]) for key, f in fields.items()
-                      if key in data})
-
-
-def _key(f: dataclasses.Field) -> str:
-    return f.metadata.get("json", f.name)
-
-
-@functools.cache
-def _field_types(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-
-def _load(kind, value):
-    """Parsed JSON `value` as the type `kind`: records built, lists and dicts converted inside."""
-    origin = typing.get_origin(kind)
-    if origin is list:
-        return [_load(typing.get_args(kind)[0], v) for v in value]
-    if origin is dict:
-        return {k: _load(typing.get_args(kind)[1], v) for k, v in value.items()}
-    if isinstance(kind, type) and issubclass(kind, JsonData):
-        return kind.from_json(value)
-    return value
-
-
-def _dump(value):
-    if isinstance(value, JsonData):
-        return value.to_json()
-    if isinstance(value, list | tuple):
-        return [_dump(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _dump(v) for k, v in value.items()}
-    return value
+STEP_RECORDS: dict[str, type[Record]] = {}  # step -> its record class, in the suite's order
 
 
 @dataclass(kw_only=True)
 class Record(JsonData):
     """What one step measured, with the commits of the code that measured it and trained its
-    artifacts."""
+    artifacts. A subclass with a NOTEBOOK is a step's record and registers in STEP_RECORDS."""
 
     STEP: ClassVar[str]
     NOTEBOOK: ClassVar[str] = ""  # the notebook that writes it
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
     commit: str = ""  # the git commit of the code that measured it ("" : unrecorded)
     compute: dict[str, str] = field(default_factory=dict)  # provenance.compute() of the run
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.NOTEBOOK:
+            STEP_RECORDS[cls.STEP] = cls
 
     def to_json(self) -> dict:
         """The record as plain JSON values (`artifacts`, `commit`, `compute` left out while
@@ -416,12 +366,6 @@ class ExplorationRecord(Record):
     def path(self, results_dir: str | Path, seed: int) -> Path:
         """results_dir/exploration/<label>.json (the record holds its seed)."""
         return Path(results_dir, "exploration", f"{self.label}.json")
-
-
-STEP_RECORDS: dict[str, type[Record]] = {
-    cls.STEP: cls for cls in (DataRecord, OldRecord, SideInfoRecord, NewRecord, BCTRecord,
-                              TransformationRecord, SideInfoSizeRecord, FastFillRecord,
-                              AblationsRecord, MethodsRecord, MultistepRecord)}
 
 
 def load_record(path: str | Path) -> Record:
