@@ -20,7 +20,7 @@ import torch
 from common import run_measured
 
 from fctlib.deploy.gallery_store import GalleryStoreError, open_gallery_store, write_gallery_store
-from fctlib.methods.fct import Transformation, save_transformation
+from fctlib.models.transformation import Transformation, save_transformation
 from fctlib.paths import project_root
 
 

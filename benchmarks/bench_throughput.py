@@ -23,9 +23,9 @@ from torchvision.io import decode_jpeg, read_file
 from torchvision.transforms import v2
 
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from fctlib.methods.fct import Transformation
 from fctlib.models.backbones import build_backbone
 from fctlib.models.spec import ModelSpec
+from fctlib.models.transformation import Transformation
 
 REFERENCE_RESNET = ModelSpec(arch="resnet50", embedding_dim=128, small_input_stem=False)
 

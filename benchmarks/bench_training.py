@@ -25,8 +25,8 @@ from torch.utils.data import BatchSampler, RandomSampler
 from fctlib.data.batches import ImageBatches
 from fctlib.data.images import FileImages
 from fctlib.data.transforms import CropFlipTransform
-from fctlib.methods.fct import Transformation
 from fctlib.models.backbones import build_backbone, build_model
+from fctlib.models.transformation import Transformation
 from fctlib.suite.config import load_preset
 
 

@@ -48,18 +48,16 @@ from fctlib.io import (
     save_json,
     save_npy_atomic,
 )
-from fctlib.methods.fastfill import (
+from fctlib.models.transformation import (
     FASTFILL_FORMAT,
-    FastFill,
-    load_fastfill,
-    upgrade_with_uncertainty,
-)
-from fctlib.methods.fct import (
     TRANSFORMATION_FORMAT,
+    FastFill,
     Transformation,
+    load_fastfill,
     load_transformation,
     read_saved_model,
     upgrade_embeddings,
+    upgrade_with_uncertainty,
 )
 from fctlib.progress import progress
 

@@ -14,6 +14,9 @@ As the authors' code (apple/ml-fct FastFill, commit 1a7f8b5): `utils/getters.py`
 mu_uncertainty 0.5; `models/transformations.py` (MLP_BN_SIDE_PROJECTION_SIGMA) has
 `uncertainty_head = nn.Linear(new_embedding_dim, 1)`; `utils/objectives.py` (UncertaintyLoss)
 is 0.5 * exp(-sigma) * l + mu * sigma, averaged.
+
+The model (`FastFill`), its saved file and its use on stored vectors are in
+`fctlib.models.transformation`; this module trains it in a run.
 """
 
 from __future__ import annotations
@@ -29,50 +32,19 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from fctlib.data.splits import remap_labels
-from fctlib.methods.fct import (
-    Transformation,
-    build_transformation,
-    freeze_batchnorm_from,
-    read_saved_model,
-    training_features,
-    training_tensors,
-    transformation_sizes,
-    upgrade_embeddings,
-)
+from fctlib.methods.fct import freeze_batchnorm_from, training_features, training_tensors
 from fctlib.methods.registry import MethodCases, register_method
 from fctlib.methods.side_info import side_encoder
-from fctlib.models.mlp import mlp_layers
+from fctlib.models.transformation import FastFill, Transformation, upgrade_with_uncertainty
 from fctlib.suite.store import Artifact
-from fctlib.training.checkpoint import save_torch
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import train
-from fctlib.training.runtime import default_device, seed_everything
+from fctlib.training.runtime import seed_everything
 
 if TYPE_CHECKING:
     from fctlib.suite.run import Run
 
-FASTFILL_FORMAT = "fct-fastfill/1"
 MU, LABEL_SMOOTHING = 0.5, 0.1  # published: mu_uncertainty 0.5, LabelSmoothing 0.1 (mu_disc 1)
-
-
-class FastFill(nn.Module):
-    """An FCT transformation h and an uncertainty head from h's output to sigma: one linear layer
-    (published), or with `head_width` an MLP of that hidden width (the suite's earlier variant);
-    forward returns (h(old, side), sigma)."""
-
-    def __init__(self, transformation: Transformation, head_width: int | None = None):
-        super().__init__()
-        if head_width is not None and head_width < 1:
-            raise ValueError(f"head_width must be >= 1 or None, got {head_width}")
-        self.transformation, self.head_width = transformation, head_width
-        widths = [transformation.new_dim, 1] if head_width is None else [
-            transformation.new_dim, head_width, 1]
-        self.uncertainty = nn.Sequential(*mlp_layers(widths, batchnorm=False))
-
-    def forward(self, old: torch.Tensor, side: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        feature = self.transformation(old, side)
-        return feature, self.uncertainty(feature).squeeze(1)
 
 
 def per_sample_loss(feature: torch.Tensor, new: torch.Tensor, logits: torch.Tensor,
@@ -145,49 +117,12 @@ def train_fastfill(
     )
 
 
-@torch.no_grad()
-def upgrade_with_uncertainty(
-    model: FastFill,
-    old: np.ndarray,
-    side: np.ndarray | None = None,
-    *,
-    batch_size: int = 8192,
-    device: torch.device | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The transformed embeddings h(old, side) (N, new_dim) and their sigmas (N,), float32."""
-    device = device or default_device()
-    features = upgrade_embeddings(model.transformation, old, side, batch_size=batch_size,
-                                  device=device)
-    head = model.uncertainty.to(device).eval()
-    sigma = np.empty(len(features), dtype=np.float32)
-    for start in range(0, len(features), batch_size):
-        chunk = torch.as_tensor(features[start:start + batch_size], device=device)
-        sigma[start:start + batch_size] = head(chunk).squeeze(1).float().cpu().numpy()
-    return features, sigma
-
-
 def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.ndarray) -> float:
     """Spearman rank correlation between sigma and the real error ||new - h(old)|| of each item
     (1: sigma orders a gallery as the oracle does)."""
     error = np.linalg.norm(np.asarray(new, np.float64) - np.asarray(transformed, np.float64),
                            axis=1)
     return float(pd.Series(sigma).rank().corr(pd.Series(error).rank()))
-
-
-def save_fastfill(model: FastFill, path: str | Path) -> Path:
-    """Save FastFill (h and its head) with its sizes, for `fct upgrade` and `load_fastfill`."""
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    return save_torch({"format": FASTFILL_FORMAT, "head_width": model.head_width,
-                       "sizes": transformation_sizes(model.transformation), "state_dict": state},
-                      path)
-
-
-def load_fastfill(path: str | Path) -> FastFill:
-    """A FastFill model saved by `save_fastfill`, in eval mode on the CPU."""
-    saved = read_saved_model(path, (FASTFILL_FORMAT,))
-    model = FastFill(build_transformation(saved["sizes"]), saved["head_width"])
-    model.load_state_dict(saved["state_dict"])
-    return model.eval()
 
 
 # -- in a run -------------------------------------------------------------------------------------

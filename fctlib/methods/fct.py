@@ -1,4 +1,5 @@
-"""The FCT transformation h(old embedding, side-info) -> new embedding, its training and use."""
+"""FCT's transformation h(old embedding, side-info) -> new embedding: its training, its artifacts
+`h:<dim>[,options]`, transformed galleries and cases (h itself: `fctlib.models.transformation`)."""
 
 from __future__ import annotations
 
@@ -14,51 +15,18 @@ from torch.utils.data import TensorDataset
 from fctlib.data.splits import nested_share
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.methods.side_info import side_encoder
-from fctlib.models.mlp import mlp_layers
+from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.suite.store import Artifact
-from fctlib.training.checkpoint import load_torch, save_torch
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
 from fctlib.training.loop import train
-from fctlib.training.runtime import default_device, seed_everything
+from fctlib.training.runtime import seed_everything
 
 if TYPE_CHECKING:
     from fctlib.suite.run import Run
 
-TRANSFORMATION_FORMAT = "fct-transformation/1"
 # h's ablation options as they appear in its artifact name (`h:<dim>,share=0.5`), with defaults
 H_OPTIONS = {"source": "simclr", "share": 1.0, "width": 1.0, "to": "new"}
-
-
-
-class Transformation(nn.Module):
-    """Old branch and side-info branch, concatenated, then a mixer MLP (plain last layer).
-
-    With `side_info_dim=0` ("no side-info") the old embedding is fed into both branches.
-    """
-
-    def __init__(
-        self, old_dim: int, side_info_dim: int, new_dim: int,
-        branch_widths: tuple[int, ...] = (256, 256), mixer_widths: tuple[int, ...] = (2048, 2048),
-    ):
-        super().__init__()
-        if min(old_dim, new_dim) < 1 or side_info_dim < 0 or not branch_widths:
-            raise ValueError("need old_dim, new_dim >= 1, side_info_dim >= 0, non-empty branches")
-        self.old_dim, self.side_info_dim, self.new_dim = old_dim, side_info_dim, new_dim
-        self.branch_widths, self.mixer_widths = tuple(branch_widths), tuple(mixer_widths)
-        side_in = side_info_dim or old_dim
-        self.old_branch = nn.Sequential(*mlp_layers([old_dim, *branch_widths], last_plain=False))
-        self.side_branch = nn.Sequential(*mlp_layers([side_in, *branch_widths], last_plain=False))
-        mixer = [2 * branch_widths[-1], *mixer_widths, new_dim]
-        self.mixer = nn.Sequential(*mlp_layers(mixer))
-
-    def forward(self, old: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
-        if self.side_info_dim == 0:
-            side = old
-        elif side is None or side.shape[-1] != self.side_info_dim:
-            got = None if side is None else tuple(side.shape)
-            raise ValueError(f"expected side-info of size {self.side_info_dim}, got {got}")
-        return self.mixer(torch.cat([self.old_branch(old), self.side_branch(side)], dim=1))
 
 
 def _mse_step(model: nn.Module, batch) -> torch.Tensor:
@@ -111,76 +79,6 @@ def train_transformation(
         checkpoint=checkpoint, device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2),
         desc="transformation",
     )
-
-
-@torch.no_grad()
-def upgrade_embeddings(
-    model: Transformation,
-    old: np.ndarray,
-    side: np.ndarray | None = None,
-    *,
-    batch_size: int = 8192,
-    device: torch.device | None = None,
-) -> np.ndarray:
-    """Apply h to stored embeddings in batches (no images needed); returns float32 (N, new_dim)."""
-    device = device or default_device()
-    model = model.to(device).eval()
-    if old.ndim != 2 or old.shape[1] != model.old_dim:
-        raise ValueError(f"old embeddings must be (N, {model.old_dim}), got {old.shape}")
-    if model.side_info_dim and (side is None or side.shape != (len(old), model.side_info_dim)):
-        got = None if side is None else side.shape
-        raise ValueError(f"side-info must be ({len(old)}, {model.side_info_dim}), got {got}")
-    out = np.empty((len(old), model.new_dim), dtype=np.float32)
-    for start in range(0, len(old), batch_size):
-        stop = start + batch_size
-        # np.array copies: memory-mapped stores are read-only and torch wants writable arrays
-        o = torch.as_tensor(np.array(old[start:stop], np.float32), device=device)
-        s = None if not model.side_info_dim else torch.as_tensor(
-            np.array(side[start:stop], np.float32), device=device
-        )
-        out[start:stop] = model(o, s).float().cpu().numpy()
-    return out
-
-
-def transformation_sizes(model: Transformation) -> dict:
-    """The constructor arguments of h, as plain data."""
-    return {"old_dim": model.old_dim, "side_info_dim": model.side_info_dim,
-            "new_dim": model.new_dim, "branch_widths": list(model.branch_widths),
-            "mixer_widths": list(model.mixer_widths)}
-
-
-def build_transformation(sizes: dict) -> Transformation:
-    """h from `transformation_sizes` output."""
-    return Transformation(sizes["old_dim"], sizes["side_info_dim"], sizes["new_dim"],
-                          tuple(sizes["branch_widths"]), tuple(sizes["mixer_widths"]))
-
-
-def read_saved_model(path: str | Path, formats: tuple[str, ...]) -> dict:
-    """The dict saved at `path` by save_transformation or save_fastfill, checked for its format."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"transformation file {path} not found (export one with "
-                                "`fct export-gallery`, or save_transformation in Python)")
-    saved = load_torch(path)
-    if not isinstance(saved, dict) or saved.get("format") not in formats:
-        raise ValueError(f"{path} is not a transformation saved by fctlib (save_transformation "
-                         "or save_fastfill)")
-    return saved
-
-
-def save_transformation(model: Transformation, path: str | Path) -> Path:
-    """Save h with its sizes, so `load_transformation` rebuilds it without the preset."""
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    return save_torch({"format": TRANSFORMATION_FORMAT, "sizes": transformation_sizes(model),
-                       "state_dict": state}, path)
-
-
-def load_transformation(path: str | Path) -> Transformation:
-    """A transformation saved by `save_transformation`, in eval mode on the CPU."""
-    saved = read_saved_model(path, (TRANSFORMATION_FORMAT,))
-    model = build_transformation(saved["sizes"])
-    model.load_state_dict(saved["state_dict"])
-    return model.eval()
 
 
 # -- in a run -------------------------------------------------------------------------------------

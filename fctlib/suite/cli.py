@@ -180,7 +180,7 @@ def add_gallery_commands(commands) -> None:
 
 def run_gallery_command(args) -> None:
     """Run `export-gallery`, `upgrade` or `search`."""
-    from fctlib.deploy.export import export_gallery, search_run
+    from fctlib.suite.export import export_gallery, search_run
 
     if args.command == "export-gallery":
         run = Run(args.preset, args.seed, runs_dir=args.runs_dir)

@@ -18,8 +18,9 @@ from fctlib.deploy.upgrade import open_upgraded
 from fctlib.errors import UserError
 from fctlib.evaluation.distances import for_distance
 from fctlib.io import check_output_folder
-from fctlib.methods.fastfill import fastfill_artifact, save_fastfill
-from fctlib.methods.fct import save_transformation, transformation_artifact
+from fctlib.methods.fastfill import fastfill_artifact
+from fctlib.methods.fct import transformation_artifact
+from fctlib.models.transformation import save_fastfill, save_transformation
 from fctlib.suite.run import Run
 
 
@@ -102,7 +103,7 @@ def search_run(upgraded: str | Path, queries: list[int] | None = None, k: int = 
             f"{upgraded} was not exported from a suite run (its manifest's source names no "
             "preset, seed and split): `fct search` queries a store written by `fct export-gallery` "
             "with that run's new model; search your own store in Python with "
-            "fctlib.deploy.export.search_index and your query embeddings")
+            "fctlib.suite.export.search_index and your query embeddings")
     run = Run(source["preset"], source["seed"], runs_dir=runs_dir)
     new = run.artifact("new")
     if not run.store.finished(new):

@@ -32,10 +32,11 @@ from fctlib.methods.dsimplex import (
     simplex_model,
     simplex_size,
 )
-from fctlib.methods.fct import Transformation, train_transformation, upgrade_embeddings
+from fctlib.methods.fct import train_transformation
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.side_info import simclr_artifact
 from fctlib.models.backbones import build_model
+from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.suite.config import StageConfig
 from fctlib.suite.run import Run
 from fctlib.suite.store import Artifact

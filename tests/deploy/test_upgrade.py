@@ -14,16 +14,20 @@ import torch
 
 from fctlib.deploy.gallery_store import GalleryStoreError, open_gallery_store, write_gallery_store
 from fctlib.deploy.upgrade import build_index, default_output, open_upgraded, upgrade_gallery
-from fctlib.methods.fastfill import FastFill, load_fastfill, save_fastfill, upgrade_with_uncertainty
-from fctlib.methods.fct import (
+from fctlib.models.transformation import (
+    FastFill,
     Transformation,
+    load_fastfill,
     load_transformation,
+    save_fastfill,
     save_transformation,
     upgrade_embeddings,
+    upgrade_with_uncertainty,
 )
 from fctlib.suite.cli import main as fct
 
 N, OLD, SIDE, NEW, SHARD = 1000, 16, 8, 12, 300
+CPU = torch.device("cpu")  # as `fct upgrade` computes
 
 
 def quiet(message):
@@ -91,7 +95,7 @@ def test_upgrade_equals_transformation_applied_directly(store, transformation, d
     out = upgrade_gallery(store.folder, transformation, log=quiet)
     assert out == default_output(store.folder)
     got_ids, got_new = read_output(out)
-    expected = upgrade_embeddings(load_transformation(transformation), old, side)
+    expected = upgrade_embeddings(load_transformation(transformation), old, side, device=CPU)
     assert np.array_equal(got_ids, ids)
     np.testing.assert_allclose(got_new, expected, rtol=1e-5, atol=1e-5)
     index, manifest = open_upgraded(out)
@@ -107,7 +111,8 @@ def test_fastfill_upgrade_writes_sigma_and_the_backfill_order(tmp_path, store, d
     model = FastFill(Transformation(OLD, SIDE, NEW, (32,), (64,)), head_width=16).eval()
     path = save_fastfill(model, tmp_path / "fastfill.pt")
     out = upgrade_gallery(store.folder, path, log=quiet)
-    expected_new, expected_sigma = upgrade_with_uncertainty(load_fastfill(path), old, side)
+    expected_new, expected_sigma = upgrade_with_uncertainty(load_fastfill(path), old, side,
+                                                            device=CPU)
     got_ids, got_new = read_output(out)
     np.testing.assert_allclose(got_new, expected_new, rtol=1e-5, atol=1e-5)
     sigma = np.concatenate([np.load(out / s.name / "sigma.npy") for s in store.shards])

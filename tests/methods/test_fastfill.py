@@ -6,16 +6,14 @@ import pytest
 import torch
 
 from fctlib.methods.fastfill import (
-    FastFill,
     fastfill_artifact,
     fastfill_gallery,
     fastfill_loss,
     per_sample_loss,
     sigma_error_correlation,
     train_fastfill,
-    upgrade_with_uncertainty,
 )
-from fctlib.methods.fct import Transformation, upgrade_embeddings
+from fctlib.models.transformation import FastFill, Transformation, upgrade_with_uncertainty
 from fctlib.suite.config import PARAMS_DIR, PresetError, load_preset
 from fctlib.suite.run import Run
 from fctlib.training.config import TrainConfig
@@ -75,31 +73,6 @@ def test_sigma_optimum_is_the_log_of_the_loss():
         sigma = torch.tensor([optimum if expected_zero else optimum + 1.0], requires_grad=True)
         fastfill_loss(feature, sigma, new, logits, labels, mu=mu).backward()
         assert (abs(sigma.grad.item()) < 1e-6) == expected_zero
-
-
-def test_forward_is_the_transformation_plus_a_sigma_per_sample():
-    model = _model().eval()
-    old, side = torch.randn(7, 5), torch.randn(7, 3)
-    feature, sigma = model(old, side)
-    assert torch.equal(feature, model.transformation(old, side))  # the same call on one batch
-    assert sigma.shape == (7,)
-    assert torch.allclose(sigma, model.uncertainty(feature).squeeze(1))
-
-
-def test_upgrade_with_uncertainty_in_batches():
-    model = _model().eval()
-    rng = np.random.default_rng(0)
-    old = rng.normal(size=(50, 5)).astype(np.float32)
-    side = rng.normal(size=(50, 3)).astype(np.float32)
-    features, sigma = upgrade_with_uncertainty(model, old, side, batch_size=16, device=CPU)
-    whole_feature, whole_sigma = model(torch.from_numpy(old), torch.from_numpy(side))
-    # Batches of 16 against one batch of 50 take other GEMM kernel paths: equal within float32
-    # rounding, not bit for bit (an AVX-512 Xeon differed by 1.5e-8).
-    np.testing.assert_allclose(features, whole_feature.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(sigma, whole_sigma.detach().numpy(), rtol=1e-5, atol=1e-6)
-    # The features are h's own upgrade at the same batch size: the same arithmetic, bit for bit.
-    np.testing.assert_array_equal(features, upgrade_embeddings(model.transformation, old, side,
-                                                               batch_size=16, device=CPU))
 
 
 def test_sigma_error_correlation():

@@ -1,13 +1,8 @@
 import numpy as np
-import pytest
 import torch
 
-from fctlib.methods.fct import (
-    Transformation,
-    freeze_batchnorm_from,
-    train_transformation,
-    upgrade_embeddings,
-)
+from fctlib.methods.fct import freeze_batchnorm_from, train_transformation
+from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.training.config import TrainConfig
 
 CPU = torch.device("cpu")
@@ -45,36 +40,6 @@ def test_recovers_known_map_and_uses_side_info():
     mse_none = ((upgrade_embeddings(without, held_old, device=CPU) - held_new) ** 2)
     assert mse_side.mean() < 0.05 * variance, (mse_side.mean(), variance)
     assert mse_none.mean() > 5 * mse_side.mean(), (mse_none.mean(), mse_side.mean())
-
-
-def test_reference_architecture_sizes():
-    h = Transformation(128, 128, 128)
-    linears = [m for m in h.modules() if isinstance(m, torch.nn.Linear)]
-    shapes = [(m.in_features, m.out_features) for m in linears]
-    assert shapes == [(128, 256), (256, 256), (128, 256), (256, 256),
-                      (512, 2048), (2048, 2048), (2048, 128)]
-    assert isinstance(h.mixer[-1], torch.nn.Linear)  # plain last layer
-
-
-def test_no_side_info_feeds_old_into_both_branches():
-    torch.manual_seed(0)
-    h = Transformation(8, 0, 6, branch_widths=(16,), mixer_widths=(16,)).eval()
-    old = torch.randn(5, 8)
-    assert torch.equal(h(old), h(old, old))
-    assert h.side_branch[0].in_features == 8
-
-
-def test_upgrade_in_batches_equals_one_pass_and_checks_shapes():
-    torch.manual_seed(0)
-    h = Transformation(8, 4, 6, branch_widths=(16,), mixer_widths=(16,)).eval()
-    old, side, _ = _known_map(1000)
-    whole = h(torch.from_numpy(old), torch.from_numpy(side)).detach().numpy()
-    batched = upgrade_embeddings(h, old, side, batch_size=77, device=CPU)
-    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="side-info"):
-        upgrade_embeddings(h, old, side[:, :3], device=CPU)
-    with pytest.raises(ValueError, match="old embeddings"):
-        upgrade_embeddings(h, old[:, :5], side, device=CPU)
 
 
 def test_batchnorm_statistics_frozen_in_second_half():

@@ -1,10 +1,9 @@
 import pytest
 from torch import nn
 
-from fctlib.methods.fastfill import FastFill
-from fctlib.methods.fct import Transformation
 from fctlib.methods.projection import Projection
 from fctlib.models.mlp import mlp_layers
+from fctlib.models.transformation import FastFill, Transformation
 
 
 def _kinds(layers):

@@ -22,7 +22,7 @@ import fctlib.deploy.cluster
 from fctlib.deploy.gallery_store import write_gallery_store
 from fctlib.deploy.upgrade import upgrade_gallery
 from fctlib.io import atomic_write
-from fctlib.methods.fct import Transformation, save_transformation
+from fctlib.models.transformation import Transformation, save_transformation
 from fctlib.suite.cli import main as fct
 from fctlib.suite.config import PresetError
 

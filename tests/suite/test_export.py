@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from fctlib.deploy.export import SearchResult, hit_rates, search_index
 from fctlib.deploy.gallery_store import MANIFEST
 from fctlib.methods.fct import transformed_gallery
 from fctlib.suite.cli import main as fct
+from fctlib.suite.export import SearchResult, hit_rates, search_index
 from fctlib.suite.run import Run
 from tests.suite.test_cli import assert_refused, write_store
 
@@ -59,7 +59,7 @@ def test_export_upgrade_search_on_the_smoke_run(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "hit_rates" in printed and "neighbours" in printed
 
-    from fctlib.deploy.export import search_run
+    from fctlib.suite.export import search_run
 
     found = search_run(tmp_path / "fm" / "gallery-upgraded", [3], k=5, runs_dir=runs)
     run = Run("smoke", 0, runs_dir=runs)
