@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from fctlib.suite.runner import STEPS, run_suite
+from fctlib.paths import STEPS
+from fctlib.suite.runner import run_suite
 
 PRESET = "fashion-mnist"
 

@@ -1,10 +1,16 @@
-"""Where the project lives: its root, and the default folders for run artifacts and results."""
+"""Where the project lives: its root, its notebooks in order, and the default folders for run
+artifacts and results."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 DEFAULT_PRESET = "fashion-mnist"  # what `make reproduce` and `fct` run unless told otherwise
+# the notebooks in notebooks/: the steps in the order `fct reproduce` runs them, then the report
+STEPS = ("00_data", "01_train_old", "02_side_info", "03_train_new", "04_bct",
+         "05_transformation", "06_side_info_size", "07_fastfill", "08_ablations", "09_methods",
+         "10_multistep")
+REPORT = "99_report"
 
 
 def project_root() -> Path:

@@ -12,11 +12,8 @@ CONNECT_TIMEOUT_S = 5  # a scheduler that does not answer within this is reporte
 
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None):
-    """A dask.distributed Client: of the scheduler at `scheduler` (e.g. tcp://host:8786), or of
-    a local cluster of `workers` processes with one thread each; None when neither is given."""
-    if workers is None and scheduler is None:
-        yield None
-        return
+    """A dask.distributed Client: of the scheduler at `scheduler` (e.g. tcp://host:8786), else of
+    a local cluster of `workers` processes with one thread each."""
     from distributed import Client, LocalCluster
 
     if scheduler is not None:

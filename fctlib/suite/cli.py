@@ -14,24 +14,22 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from fctlib.data.sources import load_dataset
-from fctlib.data.spec import DatasetSpec
-from fctlib.deploy.cluster import dask_client, threads_per_worker
-from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM, upgrade_gallery
+# At module level only what the parser needs; each command imports the rest when it runs, so
+# `fct upgrade` loads no method, no run and no notebook runner (tests/suite/test_cli.py).
+from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM
 from fctlib.errors import UserError
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.io import check_output_folder
-from fctlib.paths import DEFAULT_PRESET, results_root
-from fctlib.suite.comparison import main_cases
-from fctlib.suite.config import check_plain_name, load_preset
-from fctlib.suite.records import ExplorationRecord
-from fctlib.suite.run import Run
-from fctlib.suite.runner import REPORT, STEPS, run_suite
-from fctlib.training import distributed
+from fctlib.paths import DEFAULT_PRESET, REPORT, STEPS, results_root
+
+if TYPE_CHECKING:
+    from fctlib.suite.run import Run
 
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 INTERRUPTED = 130  # the shell's exit code for a command ended by SIGINT
@@ -78,6 +76,9 @@ def one_line(err: BaseException) -> str:
 
 def fetch_data(name: str) -> str:
     """Make a data set available: already present, Debian's package (as root), or a download."""
+    from fctlib.data.sources import load_dataset
+    from fctlib.data.spec import DatasetSpec
+
     try:
         return load_dataset(DatasetSpec(name=name, download=False)).source
     except FileNotFoundError as missing:
@@ -114,6 +115,11 @@ def parse_overrides(assignments: list[str]) -> dict:
 def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0,
                     runs_dir: str | Path | None = None) -> Path:
     """Run the steps under `overrides` and save every case's tune-split metrics with the setting."""
+    from fctlib.suite.comparison import main_cases
+    from fctlib.suite.config import check_plain_name
+    from fctlib.suite.records import ExplorationRecord
+    from fctlib.suite.run import Run
+
     check_plain_name(label, "--label", "results/<preset>/exploration/<label>.json")
     started = time.perf_counter()
     run = Run(preset, seed, overrides=overrides, runs_dir=runs_dir)
@@ -127,6 +133,8 @@ def train_step(run: Run, names: list[str]) -> dict[str, list[dict]]:
     """Train (or load, if finished) the named artifacts (`old`, `bct:openbct:1.0`, `side:128`,
     `h:0`, ...); returns each one's history. Under torchrun every process calls it and training
     is data-parallel."""
+    from fctlib.training import distributed
+
     artifacts = [run.artifact(name) for name in names]
     # Every process trains (or loads) the upstream encoders together; rank 0 then caches their
     # training-set embeddings, which the other processes read.
@@ -178,22 +186,38 @@ def add_gallery_commands(commands) -> None:
     search.add_argument("--runs-dir", help="folder of run artifacts (default: runs/)")
 
 
+def run_upgrade(args) -> None:
+    """`fct upgrade`: in this process, or across a Dask cluster (--workers or --scheduler; Dask's
+    helpers load only then)."""
+    from fctlib.deploy.upgrade import upgrade_gallery
+
+    upgrade = partial(upgrade_gallery, args.store, args.transformation, args.out,
+                      index=args.index, metric=args.metric, batch_size=args.batch_size)
+    if args.workers is None and args.scheduler is None:
+        upgrade()
+        return
+    from fctlib.deploy.cluster import dask_client, threads_per_worker
+
+    with dask_client(args.workers, args.scheduler) as client:
+        upgrade(client=client, threads=threads_per_worker(args.workers))
+
+
 def run_gallery_command(args) -> None:
     """Run `export-gallery`, `upgrade` or `search`."""
-    from fctlib.suite.export import export_gallery, search_run
+    if args.command == "upgrade":
+        run_upgrade(args)
+    elif args.command == "export-gallery":
+        from fctlib.suite.export import export_gallery
+        from fctlib.suite.run import Run
 
-    if args.command == "export-gallery":
         run = Run(args.preset, args.seed, runs_dir=args.runs_dir)
         store, path = export_gallery(run, args.out, split=args.split, side_dim=args.side_dim,
                                      shard_size=args.shard_size, fastfill=args.fastfill)
         print(f"gallery store: {store.folder} ({store.count} items, {len(store.shards)} "
               f"shards)\ntransformation: {path}")
-    elif args.command == "upgrade":
-        with dask_client(args.workers, args.scheduler) as client:
-            upgrade_gallery(args.store, args.transformation, args.out, index=args.index,
-                            metric=args.metric, batch_size=args.batch_size, client=client,
-                            threads=threads_per_worker(args.workers))
     else:
+        from fctlib.suite.export import search_run
+
         found = search_run(args.upgraded, args.queries, args.k, args.runs_dir)
         print(yaml.safe_dump(found, sort_keys=False, default_flow_style=None), end="")
 
@@ -248,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train_step(args) -> None:
     """`fct train-step`: every torchrun process trains; the main one prints the histories."""
+    from fctlib.suite.run import Run
+    from fctlib.training import distributed
+
     distributed.init_from_env()
     main_process = distributed.is_main_process()
     try:
@@ -263,6 +290,7 @@ def run_train_step(args) -> None:
 def run_compare(args) -> int:
     """`fct compare`: print the comparison; NOT_REPRODUCED when a number falls outside."""
     from fctlib.report.reproduction import compare_results
+    from fctlib.suite.config import load_preset
 
     committed = args.to or results_root(load_preset(args.preset).name)
     for folder, flag in ((args.results_dir, "--results-dir"), (committed, "--to")):
@@ -293,6 +321,9 @@ def run_command(args) -> int | None:
     elif args.command == "fetch-data":
         print(f"{args.name}: {fetch_data(args.name)}")
     else:
+        from fctlib.suite.config import load_preset
+        from fctlib.suite.runner import run_suite
+
         seeds = load_preset(args.preset).seeds if args.all_seeds else args.seeds
         results = run_suite(args.preset, seeds, only=args.only, report=not args.no_report,
                             runs_dir=runs_dir, results_dir=args.results_dir)

@@ -10,15 +10,11 @@ from pathlib import Path
 
 from fctlib.errors import DataError, UserError
 from fctlib.io import atomic_write, check_output_folder, load_json_if_exists, save_json
-from fctlib.paths import project_root
+from fctlib.paths import REPORT, STEPS, project_root
 from fctlib.suite.config import Preset, PresetError, load_preset, resolve_preset_path
 from fctlib.suite.provenance import provenance
 
 NOTEBOOKS_DIR = project_root() / "notebooks"
-STEPS = ("00_data", "01_train_old", "02_side_info", "03_train_new", "04_bct",
-         "05_transformation", "06_side_info_size", "07_fastfill", "08_ablations", "09_methods",
-         "10_multistep")
-REPORT = "99_report"
 KERNEL_EXIT_WAIT_S = 10  # after Ctrl-C: how long the notebook's thread may take to clean up
 
 

@@ -443,3 +443,31 @@ def test_a_step_logs_no_kernel_warning(tmp_path, fashion_mnist):
     assert proc.returncode == 0, proc.stderr
     assert "00_data done" in proc.stdout + proc.stderr
     assert "IPKernelApp" not in proc.stderr, proc.stderr
+
+
+MODULES_LOADED = """
+import sys
+from fctlib.suite.cli import main
+try:
+    code = main({argv!r})
+except SystemExit as end:  # --help exits
+    code = end.code
+print(code, *sorted(m for m in sys.modules if m.split(".")[0] == "fctlib"))
+"""
+
+
+@pytest.mark.parametrize("command", ["help", "upgrade"])
+def test_upgrade_loads_no_method_no_run_and_at_most_15_modules(command, tmp_path):
+    """`fct upgrade` (and its --help), in a fresh interpreter, loads deployment only: no method,
+    no run, no notebook runner, at most 15 fctlib modules in all."""
+    argv = ["upgrade", "--help"]
+    if command == "upgrade":
+        store, h, _ = write_store(tmp_path)
+        argv = ["upgrade", str(store), "--transformation", str(h), "--out", str(tmp_path / "o")]
+    result = subprocess.run([sys.executable, "-c", MODULES_LOADED.format(argv=argv)],
+                            capture_output=True, text=True, check=True)
+    code, *loaded = result.stdout.splitlines()[-1].split()
+    assert code == "0", result.stderr
+    assert "fctlib.deploy.upgrade" in loaded and len(loaded) <= 15, loaded
+    assert not [m for m in loaded if m.startswith("fctlib.methods")
+                or m in ("fctlib.suite.run", "fctlib.suite.runner")], loaded

@@ -95,7 +95,7 @@ def test_another_preset_reads_its_last_committed_timings_or_says_it_was_never_ti
 
 
 def test_every_notebook_of_the_committed_default_preset_has_a_measured_cost():
-    from fctlib.suite.runner import STEPS
+    from fctlib.paths import STEPS
 
     for step in STEPS:
         assert " takes " in measured_step_cost("fashion-mnist", step)

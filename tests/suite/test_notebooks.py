@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from fctlib.evaluation.distances import DISTANCES
+from fctlib.paths import REPORT, STEPS
 from fctlib.report import CASE_ORDER, read_table
 from fctlib.suite.config import load_preset
-from fctlib.suite.runner import NOTEBOOKS_DIR, REPORT, STEPS, run_suite
+from fctlib.suite.runner import NOTEBOOKS_DIR, run_suite
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 MAX_CELL_LINES = 40
