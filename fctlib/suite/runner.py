@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fctlib.errors import DataError, UserError
 from fctlib.io import atomic_write, check_output_folder, load_json_if_exists, save_json
-from fctlib.paths import REPORT, STEPS, project_root
+from fctlib.paths import REPORT, STEPS, project_root, results_root
 from fctlib.suite.config import Preset, PresetError, load_preset, resolve_preset_path
 from fctlib.suite.provenance import provenance
 
@@ -20,11 +20,6 @@ KERNEL_EXIT_WAIT_S = 10  # after Ctrl-C: how long the notebook's thread may take
 
 class StepFailed(UserError, RuntimeError):
     """A notebook of the suite raised; the message names the cell's error and the notebook."""
-
-
-def results_dir_for(preset_name: str) -> Path:
-    """results/<preset name>/ in the project."""
-    return project_root() / "results" / preset_name
 
 
 def _kernel_manager_class(started: list):
@@ -139,7 +134,7 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
     if unknown:
         raise ValueError(f"unknown step(s) {unknown}; steps are {STEPS + (REPORT,)}")
     steps = [s for s in STEPS if not only or s in only]
-    results = Path(results_dir) if results_dir else results_dir_for(config.name)
+    results = Path(results_dir) if results_dir else results_root(config.name)
     check_output_folder(results, "--results-dir")
     if steps:
         check_data(config, path)
