@@ -1,7 +1,8 @@
 """The report's tables, one module per table family, built from the step records (torch-free).
 
 A table counts a seed only when the seed has every step the table reads (`coverage`); the page
-layout is in `fctlib.report.page`, the opening summary in `fctlib.report.summary`.
+layout is in `fctlib.report.page`, the opening summary in `fctlib.report.summary`, and notebook
+99's sections (each writing and showing its tables) in `fctlib.report.sections`.
 
 A family's `*_frame(…, seed)` takes one seed's data (what a step notebook has), its
 `*_rows(records)` every seed's (load_records' output), and its tables take either. `from fctlib

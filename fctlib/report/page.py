@@ -161,5 +161,12 @@ def show(*html: str) -> None:
     display(HTML("".join(html)))
 
 
+def markdown(text: str) -> None:
+    """Display Markdown text in the notebook."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
 def _number(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3f}"
