@@ -69,12 +69,20 @@ def artifact_commits(records: Records) -> str:
     return ", ".join(sorted(commits)) or "unrecorded"
 
 
+def load_last_run(results_dir: str | Path) -> dict:
+    """results_dir/last_run.json (the runner's provenance of the last run that made metrics), its
+    command without machine paths (runs recorded before commands were portable); {} if absent."""
+    info = load_json_if_exists(Path(results_dir) / "last_run.json") or {}
+    if "command" in info:
+        info["command"] = portable_command(info["command"])
+    return info
+
+
 def run_provenance(results_dir: str | Path, preset: str, records: Records) -> dict:
-    """The provenance of the run that made the records (results/<preset>/last_run.json, written
-    by the runner), the commits that trained their artifacts, and the commit rendering this."""
+    """The provenance of the run that made the records (load_last_run), the commits that trained
+    their artifacts, and the commit rendering this."""
     seeds = sorted(records)
-    info = load_json_if_exists(Path(results_dir) / "last_run.json") or provenance(preset, seeds)
-    info["command"] = portable_command(info["command"])  # runs recorded before it was portable
+    info = load_last_run(results_dir) or provenance(preset, seeds)
     return {**info, "seeds": seeds, "report_commit": git_commit(),
             "artifact_commits": artifact_commits(records)}
 

@@ -208,3 +208,15 @@ def test_one_seed_shows_the_mean_only_without_a_fake_std():
     mixed = report.side_info_size_table(report.side_info_size_rows(
         {0: RECORDS[0], 1: {"side_info_size": RECORDS[1]["side_info_size"]}}))
     assert mixed["top1_std"].notna().all()  # two seeds: a real std
+
+
+def test_last_run_is_read_without_machine_paths(tmp_path):
+    from fctlib.io import save_json
+    from fctlib.report.common import load_last_run
+
+    assert load_last_run(tmp_path) == {}
+    save_json({"command": "fct reproduce --runs-dir /work/runs", "wall_seconds": 1.0},
+              tmp_path / "last_run.json")
+    assert load_last_run(tmp_path)["command"] == "fct reproduce --runs-dir <runs-dir>"
+    save_json({"wall_seconds": 1.0}, tmp_path / "last_run.json")  # an older run's, no command
+    assert load_last_run(tmp_path) == {"wall_seconds": 1.0}

@@ -3,9 +3,9 @@ beside the published ones, cost, FastFill's verdicts, coverage warnings) and the
 
 from __future__ import annotations
 
-from fctlib.io import load_json_if_exists
 from fctlib.report import page, summary
 from fctlib.report.backfilling import backfilling_claims
+from fctlib.report.common import load_last_run
 from fctlib.report.coverage import coverage_warnings, not_run_line
 from fctlib.report.main import (
     PUBLISHED_SOURCE,
@@ -25,7 +25,7 @@ def show_opening(report: Report) -> None:
               summary.preset_intro(name, report.config.description, list(report.records)))
     page.markdown(case_notation())
     page.show('<h2 id="summary">Summary</h2>')
-    page.markdown(summary.cost_line(load_json_if_exists(report.results / "last_run.json") or {},
+    page.markdown(summary.cost_line(load_last_run(report.results),
                                     summary.load_timings(report.results)))
     if covered["main"].ran:
         comparison = paper_comparison(main_table(report.cases), ours_label=name)
