@@ -21,7 +21,7 @@ import torch
 
 from fctlib import report
 from fctlib.io import atomic_write, save_json
-from fctlib.methods import bct
+from fctlib.methods import bct, bct_diagnostic
 from fctlib.methods.fct import transformed_gallery
 from fctlib.models.backbones import build_model
 from fctlib.suite import ablations
@@ -262,7 +262,7 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
         name = bct.artifact_name(variant, weight)
         own, old_test = run.embeddings(name, "test"), run.embeddings("old", "test")
         cases = {"bct/old": run.evaluate(own, old_test), "bct/bct": run.evaluate(own, own)}
-        influence = [InfluenceRow.from_json(r) for r in bct.run_diagnostic(run)]
+        influence = [InfluenceRow.from_json(r) for r in bct_diagnostic.run_diagnostic(run)]
         run.save_record(BCTRecord(cases=cases, weight=weight, variant=variant,
                                   distance=run.preset.distance, history=histories[name],
                                   points=[BCTPoint.from_json(p) for p in points],
