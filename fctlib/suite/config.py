@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import types
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from fctlib.data.spec import DATA_PATHS, DatasetSpec
-from fctlib.errors import UserError
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.models.spec import ModelSpec
 from fctlib.paths import project_root
+from fctlib.suite.typed_yaml import (
+    PresetError,
+    build_typed,
+    merge_layer,
+    parse_overrides_text,
+    read_yaml,
+)
 from fctlib.training.config import TrainConfig
 
 PROJECT_ROOT = project_root()
@@ -25,10 +26,6 @@ SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is
 ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
 NORMALIZATIONS = ("dataset", "imagenet")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one folder or file name under results/
-
-
-class PresetError(UserError, ValueError):
-    """A preset file names an unknown key, a wrong type or an impossible value."""
 
 
 @dataclass(frozen=True)
@@ -319,95 +316,16 @@ def load_preset(preset: str | Path, overrides: dict | str | None = None) -> Pres
     """Read defaults.yaml, layer the preset file and `overrides` (a dict, or its YAML/JSON text as
     papermill's `-p overrides '{...}'` passes it) on it, and validate the result."""
     path = resolve_preset_path(preset)
-    merged = _read_yaml(DEFAULTS_FILE)
-    layer = _read_yaml(path)
+    merged = read_yaml(DEFAULTS_FILE)
+    layer = read_yaml(path)
     if not layer:
         raise PresetError(f"{path} is empty (no keys, or only comments); write the settings that "
                           "differ from params/defaults.yaml in it, at least `name: <results "
                           "folder>`, or pass another preset")
-    merged = _merge(merged, layer, str(path), "")
+    merged = merge_layer(merged, layer, str(path))
     source = str(path)
     overrides = parse_overrides_text(overrides) if isinstance(overrides, str) else overrides
     if overrides:
-        merged = _merge(merged, overrides, f"overrides of {path}", "")
+        merged = merge_layer(merged, overrides, f"overrides of {path}")
         source = f"{path} with overrides {overrides}"
-    return _build(Preset, merged, source, "")
-
-
-def parse_overrides_text(text: str) -> dict:
-    """Overrides written as YAML or JSON text (empty: none); anything but a mapping is refused."""
-    example = """'{"old": {"training": {"epochs": 1}}}'"""
-    try:
-        parsed = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise PresetError(f"overrides {text!r} is not valid YAML or JSON; pass a mapping of "
-                          f"preset keys, e.g. {example}") from None
-    if parsed is None:
-        return {}
-    if not isinstance(parsed, dict):
-        raise PresetError(f"overrides {text!r} reads as a {type(parsed).__name__}, not a mapping "
-                          f"of preset keys; pass e.g. {example}")
-    return parsed
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise PresetError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise PresetError(f"{path}: expected a mapping of keys at the top level")
-    return data
-
-
-def _merge(base: dict, layer: dict, source: str, prefix: str) -> dict:
-    out = dict(base)
-    for key, value in layer.items():
-        name = f"{prefix}{key}"
-        if key not in base:
-            known = ", ".join(sorted(base))
-            raise PresetError(f"{source}: unknown key '{name}' (known keys here: {known})")
-        if isinstance(base[key], dict) and isinstance(value, dict):
-            out[key] = _merge(base[key], value, source, f"{name}.")
-        else:
-            out[key] = value
-    return out
-
-
-def _build(cls, data, source: str, prefix: str):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    if not isinstance(data, dict):
-        raise PresetError(f"{source}: '{prefix.rstrip('.')}' must be a mapping")
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise PresetError(f"{source}: unknown key '{prefix}{unknown[0]}' (known: {sorted(names)})")
-    kwargs = {k: _coerce(hints[k], v, source, f"{prefix}{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as err:
-        where = prefix.rstrip(".") or "top level"
-        raise PresetError(f"{source}: impossible value in '{where}': {err}") from None
-
-
-def _coerce(hint, value, source: str, key: str):
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        return _coerce(options[0], value, source, key)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, source, f"{key}.")
-    if origin in (list, tuple):
-        if not isinstance(value, list):
-            raise PresetError(f"{source}: '{key}' must be a list, got {value!r}")
-        item = args[0]
-        return [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and type(value) is not hint:
-        raise PresetError(
-            f"{source}: '{key}' must be {hint.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return value
+    return build_typed(Preset, merged, source)
