@@ -45,3 +45,16 @@ def test_sections_rewrite_the_committed_tables(preset, tmp_path, monkeypatch):
     html = "".join(shown)
     anchors = [html.index(f'<h2 id="{s.anchor}">') for s in page.SECTIONS]
     assert anchors == sorted(anchors) and html.index('<h2 id="summary">') < anchors[0]
+
+
+def test_provenance_values_are_shown_as_text(monkeypatch):
+    from types import SimpleNamespace
+
+    from fctlib.report import page
+    from fctlib.report.sections import appendix
+
+    shown = []
+    monkeypatch.setattr(page, "show", lambda *parts: shown.extend(parts))
+    info = {"command": "fct reproduce --runs-dir <runs-dir>"}
+    appendix.show_provenance(SimpleNamespace(info=info))
+    assert "--runs-dir &lt;runs-dir&gt;" in "".join(shown)

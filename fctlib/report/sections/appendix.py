@@ -3,6 +3,8 @@ provenance."""
 
 from __future__ import annotations
 
+import html
+
 from fctlib.report import page
 from fctlib.report.common import write_table
 from fctlib.report.exploration import exploration_by_case
@@ -40,7 +42,7 @@ def show_examples(report: Report) -> None:
 
 def show_provenance(report: Report) -> None:
     """The run, the packages, the machine and the commits, folded."""
-    items = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in report.info.items())
+    items = "".join(f"<li><b>{k}</b>: {html.escape(str(v))}</li>" for k, v in report.info.items())
     page.show(page.heading("provenance"),
               page.collapsed("the run, the packages, the machine and the commits",
                              f"<ul>{items}</ul>"))
