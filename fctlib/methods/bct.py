@@ -228,7 +228,7 @@ def build_bct_model(variant: Variant | str, spec: ModelSpec, channels: int, num_
     return model
 
 
-@artifact_kind("bct")
+@artifact_kind("bct", form="bct:<variant>:<weight>")
 def bct_encoder(run: Run, arg: str) -> Artifact:
     """phi_new trained with BCT's influence loss: `bct:<variant>:<weight>`, the variant's rows,
     model and recipe (`bct.bt2_training` for bt2, the new model's otherwise)."""

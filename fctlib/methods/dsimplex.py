@@ -153,7 +153,7 @@ def simplex_network(run: Run, generation: str):
     return lambda: simplex_model(run.preset.old.model, s.bundle.channels, vertices, init)
 
 
-@artifact_kind("dsimplex")
+@artifact_kind("dsimplex", form="dsimplex:old|new")
 def dsimplex_encoder(run: Run, generation: str) -> Artifact:
     """d-Simplex models (`dsimplex:old|new`), both with the old model's network and the classifier
     frozen to the preallocated simplex (cross-entropy over every vertex, no label smoothing):

@@ -147,7 +147,7 @@ def transformation_artifact(run: Run, side_dim: int, *, source: str = "simclr",
                     upstream)
 
 
-@artifact_kind("h")
+@artifact_kind("h", form="h:<side dim>[,source=..][,share=..][,width=..][,to=..]")
 def transformation_from_name(run: Run, arg: str) -> Artifact:
     """The transformation named `h:<side dim>[,source=..][,share=..][,width=..][,to=..]`."""
     dim, *options = arg.split(",")

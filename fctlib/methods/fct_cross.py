@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 CROSS_CHANGES = ("arch", "loss")  # how a cross model differs from the new one
 
 
-@artifact_kind("cross")
+@artifact_kind("cross", form="cross:arch|loss")
 def cross_encoder(run: Run, change: str) -> Artifact:
     """A new model trained with the new recipe on every class: `cross:arch`, the network of
     `cross.model` (another family); `cross:loss`, the new network trained with a normalized

@@ -22,23 +22,22 @@ if TYPE_CHECKING:
     from fctlib.suite.store import Artifact
 
 ARTIFACT_KINDS: dict[str, Callable[[Run, str], Artifact]] = {}
+ARTIFACT_FORMS: dict[str, str] = {}  # kind -> how its names are written (`fct train-step --step`)
 METHODS: dict[str, Method] = {}
-# the names of every artifact kind, as `fct train-step --step` takes them (one form per kind)
-ARTIFACT_FORMS = ("old", "new", "side:<dim>[:<source>]", "bct:<variant>:<weight>",
-                  "h:<side dim>[,source=..][,share=..][,width=..][,to=..]", "dsimplex:old|new",
-                  "oca", "cross:arch|loss")
 
 
 class ArtifactNameError(UserError, ValueError):
     """A name that no artifact kind declares, or a kind's argument it refuses."""
 
 
-def artifact_kind(kind: str):
-    """Register `declare(run, arg) -> Artifact` for artifact names `<kind>` or `<kind>:<arg>`."""
+def artifact_kind(kind: str, form: str | None = None):
+    """Register `declare(run, arg) -> Artifact` for artifact names `<kind>` or `<kind>:<arg>`;
+    `form` says how its names are written (default: the bare kind)."""
     def register(declaration: Callable[[Run, str], Artifact]):
         if kind in ARTIFACT_KINDS:
             raise ValueError(f"artifact kind {kind!r} is registered twice")
         ARTIFACT_KINDS[kind] = declaration
+        ARTIFACT_FORMS[kind] = form or kind
         return declaration
 
     return register
@@ -47,7 +46,7 @@ def artifact_kind(kind: str):
 def declare(run: Run, name: str) -> Artifact:
     """The artifact behind a name (ARTIFACT_FORMS): encoders and transformations. A name that
     its kind refuses (a ValueError of its declaration) is an ArtifactNameError naming the forms."""
-    forms = ", ".join(ARTIFACT_FORMS)
+    forms = ", ".join(ARTIFACT_FORMS.values())
     kind, _, arg = name.partition(":")
     if kind not in ARTIFACT_KINDS:
         raise ArtifactNameError(f"unknown artifact {name!r}; artifact names are {forms}")

@@ -133,7 +133,7 @@ def simclr_artifact(run: Run, name: str, classes: list[int], spec: ModelSpec) ->
     return Artifact(name, "side", (spec, cfg.training, cfg.temperature, classes), fit)
 
 
-@artifact_kind("side")
+@artifact_kind("side", form="side:<dim>[:<source>]")
 def side_info_encoder(run: Run, arg: str) -> Artifact:
     """psi with `dim` outputs (`side:<dim>[:<source>]`): SimCLR on the old classes' training
     images, without labels; source `supervised`: the same network trained with the old classes'
