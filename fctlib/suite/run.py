@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import fctlib.methods  # noqa: F401  (registers every method's artifacts)
-from fctlib.data.splits import Splits, load_splits
+from fctlib.data.run_splits import Splits, load_splits
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropFlipTransform, EvalTransform
 from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.io import remove_stale_tmp
