@@ -1,0 +1,88 @@
+"""Layers point one way: no import cycle between fctlib's modules at run time (imports at the top
+of a module or inside its functions; `if TYPE_CHECKING:` imports excluded), and `deploy` imports
+no method, no run and no notebook machinery. Read from the source, not by importing."""
+
+import ast
+from pathlib import Path
+
+import fctlib
+
+ROOT = Path(fctlib.__file__).parent
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_nodes(tree: ast.Module) -> set[int]:
+    return {id(inner) for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for inner in ast.walk(node)}
+
+
+def runtime_imports() -> dict[str, set[str]]:
+    """{module: the fctlib modules it imports at run time}."""
+    modules = {_module(p): p for p in ROOT.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        skip, found = _type_checking_nodes(tree), set()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            found |= {t for t in targets if t in modules and t != name}
+        graph[name] = found
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while not group or group[-1] != v:
+                group.append(stack.pop())
+                on.discard(group[-1])
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_between_modules_at_run_time():
+    assert cycles(runtime_imports()) == []
+
+
+def test_the_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_deploy_imports_no_method_run_or_notebook_machinery():
+    graph = runtime_imports()
+    deploy = {m: deps for m, deps in graph.items() if m.startswith("fctlib.deploy")}
+    assert deploy, "no deploy modules found"
+    for module, deps in deploy.items():
+        above = {d for d in deps if d.startswith(("fctlib.methods", "fctlib.suite",
+                                                   "fctlib.report"))}
+        assert not above, (module, above)
