@@ -1,8 +1,10 @@
-"""The `fct` command line: fetch data sets, run the suite, upgrade and search a gallery.
+"""The `fct` command line: fetch data sets, run the suite, compare a run with the committed
+results, upgrade and search a gallery.
 
 A user error (bad preset, file or argument) ends any command with one line on stderr and exit
 code 1 (2 for a malformed command line); `--debug` or FCT_DEBUG=1 shows the traceback instead.
-Ctrl-C stops a command at once with exit code 130; rerunning it resumes.
+Ctrl-C stops a command at once with exit code 130; rerunning it resumes. `fct compare` exits 3
+when a number lies outside the committed seeds' spread.
 """
 
 from __future__ import annotations
