@@ -26,15 +26,22 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fctlib.data.splits import select_classes
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.methods.independent import fit_classifier
-from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.methods.registry import (
+    MethodCases,
+    artifact_kind,
+    multistep_chain,
+    register_method,
+)
 from fctlib.models.backbones import build_model
 from fctlib.suite.config import BCT_RECORD_ONLY, BCT_VARIANTS
 from fctlib.suite.store import Artifact
 
 if TYPE_CHECKING:
     from fctlib.models.spec import ModelSpec
+    from fctlib.suite.multistep import MultiStep
     from fctlib.suite.run import Run
 
 ROWS = ("old-classifier", "unit-means", "hybrid")  # how the influence rows are built
@@ -322,3 +329,32 @@ def bct_cases(run: Run) -> MethodCases:
     own = chosen_artifact(run)
     query, old = run.embeddings(own, "test"), run.embeddings("old", "test")
     return MethodCases({"bct/old": (query, old), "bct/bct": (query, query)}, own)
+
+
+@multistep_chain("bct")
+def bct_generation(steps: MultiStep, k: int) -> Artifact:
+    """Generation k trained with BCT's influence loss (variant `multistep.bct_variant`, its recipe
+    and network) through generation k-1; the chain starts from an ordinary model."""
+    if k == 0:
+        return steps.generation("independent", 0)
+    run, classes, stage = steps.run, steps.generations[k], steps.stage(k)
+    previous = steps.generation("bct", k - 1)
+    weight, variant = run.preset.multistep.bct_weight, run.preset.multistep.bct_variant
+    training = run.preset.bct.training(variant, stage.training)
+    channels = run.splits.bundle.channels
+
+    def fit(folder: Path):
+        rows, covered = influence_rows(
+            variant, run.trained(previous)[0].classifier.weight, steps.generations[k - 1],
+            len(steps.generations[-1]), run.embeddings(previous, "train"),
+            run.splits.train.labels)
+        loss = variant_loss(variant, training.label_smoothing, rows[classes], covered[classes],
+                            weight)
+        return fit_classifier(
+            run, folder, lambda: build_bct_model(variant, stage.model, channels, len(classes),
+                                                 run.preset.bct.normsm_scale),
+            select_classes(run.splits.train, classes), classes, loss, training,
+            desc=f"bct generation {k + 1}")
+
+    return Artifact(f"gen:bct:{k}", f"multistep-bct{k}",
+                    (classes, stage, weight, variant, training), fit, (previous,))

@@ -34,13 +34,19 @@ from torch.nn import functional as F
 
 from fctlib.data.splits import select_classes
 from fctlib.methods.independent import fit_classifier
-from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.methods.registry import (
+    MethodCases,
+    artifact_kind,
+    multistep_chain,
+    register_method,
+)
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
 from fctlib.suite.store import Artifact
 from fctlib.training.loop import classification_loss
 
 if TYPE_CHECKING:
+    from fctlib.suite.multistep import MultiStep
     from fctlib.suite.run import Run
 
 CROSS_ENTROPY_WEIGHT, HOC_WEIGHT, HOC_SCALE = 0.1, 0.9, 10.0  # the published setting
@@ -191,3 +197,25 @@ def dsimplex_cases(run: Run) -> MethodCases:
     old, new = run.embeddings("dsimplex:old", "test"), run.embeddings("dsimplex:new", "test")
     return MethodCases({"dsimplex-old/dsimplex-old": (old, old), "dsimplex/old": (new, old),
                         "dsimplex/dsimplex": (new, new)}, "dsimplex:new")
+
+
+@multistep_chain("dsimplex")
+def dsimplex_generation(steps: MultiStep, k: int) -> Artifact:
+    """Generation k on one preallocated simplex (the first generation's network), fine-tuned from
+    generation k-1 with HOC against it; the first trained with cross-entropy over every vertex."""
+    run, classes, stage = steps.run, steps.generations[k], steps.stage(k)
+    previous = (steps.generation("dsimplex", k - 1),) if k > 0 else ()
+    size, network = simplex_size(run), steps.stage(0).model
+
+    def fit(folder: Path):
+        init = run.trained(previous[0])[0] if previous else None
+        loss = (dsimplex_training_step(init) if previous
+                else classification_loss(LABEL_SMOOTHING))
+        return fit_classifier(
+            run, folder, lambda: simplex_model(network, run.splits.bundle.channels, size, init),
+            select_classes(run.splits.train, classes), run.splits.all_classes, loss,
+            stage.training, desc=f"dsimplex generation {k + 1}")
+
+    # recipe 2: preallocated simplex, CE over every vertex, fine-tuned generations
+    return Artifact(f"gen:dsimplex:{k}", f"multistep-dsimplex{k}", (classes, stage, size, network),
+                    fit, previous, recipe=2)

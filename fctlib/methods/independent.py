@@ -12,7 +12,12 @@ from torch import nn
 from fctlib.data.batches import ImageBatches
 from fctlib.data.images import ImageSet
 from fctlib.data.splits import remap_labels, select_classes
-from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.methods.registry import (
+    MethodCases,
+    artifact_kind,
+    multistep_chain,
+    register_method,
+)
 from fctlib.models.backbones import build_model
 from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
@@ -20,6 +25,7 @@ from fctlib.training.loop import classification_loss, train
 from fctlib.training.runtime import seed_everything
 
 if TYPE_CHECKING:
+    from fctlib.suite.multistep import MultiStep
     from fctlib.suite.run import Run
 
 
@@ -73,3 +79,20 @@ def independent_cases(run: Run) -> MethodCases:
     if old.shape[1] == new.shape[1]:
         cases["new/old"] = (new, old)
     return MethodCases(cases, "new")
+
+
+@multistep_chain("independent")
+def independent_generation(steps: MultiStep, k: int) -> Artifact:
+    """Generation k trained on its own (the suite's `new` model where it sees every class)."""
+    run, classes, stage = steps.run, steps.generations[k], steps.stage(k)
+    if k > 0 and classes == run.splits.all_classes:
+        return run.artifact("new")  # the same recipe on every class
+
+    def fit(folder: Path):
+        return fit_classifier(
+            run, folder, lambda: build_model(stage.model, run.splits.bundle.channels, len(classes)),
+            select_classes(run.splits.train, classes), classes,
+            classification_loss(stage.training.label_smoothing), stage.training,
+            desc=f"independent generation {k + 1}")
+
+    return Artifact(f"gen:independent:{k}", f"multistep-independent{k}", (classes, stage), fit)

@@ -18,12 +18,15 @@ import numpy as np
 from fctlib.errors import UserError
 
 if TYPE_CHECKING:
+    from fctlib.suite.multistep import MultiStep
     from fctlib.suite.run import Run
     from fctlib.suite.store import Artifact
 
 ARTIFACT_KINDS: dict[str, Callable[[Run, str], Artifact]] = {}
 ARTIFACT_FORMS: dict[str, str] = {}  # kind -> how its names are written (`fct train-step --step`)
 METHODS: dict[str, Method] = {}
+# method -> its generation k in the multi-step experiment: (steps, k) -> Artifact
+CHAINS: dict[str, Callable[[MultiStep, int], Artifact]] = {}
 
 
 class ArtifactNameError(UserError, ValueError):
@@ -110,3 +113,15 @@ def criteria() -> list[dict]:
 def unpriced_methods() -> list[str]:
     """The methods whose new model differs from the independent one on purpose."""
     return [m.name for m in METHODS.values() if not m.priced]
+
+
+def multistep_chain(method: str):
+    """Register `generation(steps, k) -> Artifact`: `method`'s model of generation k in the
+    multi-step experiment (`suite.multistep`), trained on that generation's classes."""
+    def register(generation: Callable[[MultiStep, int], Artifact]):
+        if method in CHAINS:
+            raise ValueError(f"multi-step chain {method!r} is registered twice")
+        CHAINS[method] = generation
+        return generation
+
+    return register

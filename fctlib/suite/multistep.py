@@ -5,7 +5,8 @@ Generation k sees the first `multistep.class_counts[k]` classes; the first gener
 model's recipe, the later ones the new model's. The gallery is stored at each generation with
 side-info from one SimCLR model trained on the first generation's images and frozen from then on.
 For each method, entry (i, j) of its compatibility matrix is the retrieval of generation i's
-queries against generation j's gallery (j <= i) on the whole test split:
+queries against generation j's gallery (j <= i) on the whole test split. A method with models of
+its own registers how generation k is trained in its module (`methods.registry.multistep_chain`):
 
 - `independent`: every generation trained on its own, compared as they are;
 - `bct`: generation k trained with BCT's influence loss (variant `multistep.bct_variant`)
@@ -23,27 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from fctlib.data.splits import select_classes
+import fctlib.methods  # noqa: F401  (registers every method's chain)
 from fctlib.evaluation.compatibility import compatibility_scores
-from fctlib.methods.bct import build_bct_model, influence_rows, variant_loss
-from fctlib.methods.dsimplex import (
-    LABEL_SMOOTHING,
-    dsimplex_training_step,
-    simplex_model,
-    simplex_size,
-)
 from fctlib.methods.fct import train_transformation
-from fctlib.methods.independent import fit_classifier
+from fctlib.methods.registry import CHAINS
 from fctlib.methods.side_info import simclr_artifact
-from fctlib.models.backbones import build_model
 from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.suite.config import StageConfig
 from fctlib.suite.run import Run
 from fctlib.suite.store import Artifact
-from fctlib.training.loop import classification_loss
 from fctlib.training.runtime import seed_everything
 
-TRAINED = ("independent", "bct", "dsimplex")  # methods with models of their own per generation
+TRAINED = tuple(CHAINS)  # methods with models of their own per generation, as registered
 MULTISTEP_METHODS = (*TRAINED, "fct-chained", "fct-direct")
 
 
@@ -73,54 +65,11 @@ class MultiStep:
 
     # -- artifacts ----------------------------------------------------------------------------
     def generation(self, method: str, k: int) -> Artifact:
-        """Generation k of `method` (independent, bct or dsimplex), trained on its classes."""
-        if method not in TRAINED:
+        """Generation k of a method with models of its own (independent, bct, dsimplex): the rule
+        its module registers (`methods.registry.multistep_chain`)."""
+        if method not in CHAINS:
             raise ValueError(f"method must be one of {TRAINED}, got {method!r}")
-        run, classes, stage = self.run, self.generations[k], self.stage(k)
-        if method == "bct" and k == 0:
-            return self.generation("independent", 0)  # BCT's chain starts from an ordinary model
-        if method == "independent" and k > 0 and classes == run.splits.all_classes:
-            return run.artifact("new")  # the suite's new model: the same recipe on every class
-        previous = (self.generation(method, k - 1),) if method != "independent" and k > 0 else ()
-        vertices, channels = len(self.generations[-1]), run.splits.bundle.channels
-        bct_weight, variant = run.preset.multistep.bct_weight, run.preset.multistep.bct_variant
-        training = stage.training
-        if method == "bct":  # the variant's recipe (bt2's own optimiser) and new network
-            training = run.preset.bct.training(variant, stage.training)
-        simplex = (simplex_size(run), self.stage(0).model)  # d-Simplex: one network, fine-tuned
-        depends = {"independent": (), "bct": (bct_weight, variant, training),
-                   "dsimplex": simplex}[method]
-
-        def fit(folder: Path):
-            smoothing = training.label_smoothing
-            loss = classification_loss(smoothing)
-            if method == "dsimplex":
-                init = run.trained(previous[0])[0] if previous else None
-                loss = (dsimplex_training_step(init) if previous
-                        else classification_loss(LABEL_SMOOTHING))
-                return fit_classifier(
-                    run, folder, lambda: simplex_model(simplex[1], channels, simplex[0], init),
-                    select_classes(run.splits.train, classes), run.splits.all_classes, loss,
-                    stage.training, desc=f"{method} generation {k + 1}")
-            if method == "bct":
-                weight, covered = influence_rows(
-                    variant, run.trained(previous[0])[0].classifier.weight,
-                    self.generations[k - 1], vertices, run.embeddings(previous[0], "train"),
-                    run.splits.train.labels)
-                loss = variant_loss(variant, smoothing, weight[classes], covered[classes],
-                                    bct_weight)
-            build = ((lambda: build_bct_model(variant, stage.model, channels, len(classes),
-                                              run.preset.bct.normsm_scale))
-                     if method == "bct" else
-                     (lambda: build_model(stage.model, channels, len(classes))))
-            return fit_classifier(run, folder, build, select_classes(run.splits.train, classes),
-                                  classes, loss, training,
-                                  desc=f"{method} generation {k + 1}")
-
-        # d-Simplex recipe 2: preallocated simplex, CE over every vertex, fine-tuned generations
-        return Artifact(f"gen:{method}:{k}", f"multistep-{method}{k}",
-                        (classes, stage, *depends), fit, previous,
-                        recipe=2 if method == "dsimplex" else 1)
+        return CHAINS[method](self, k)
 
     @property
     def side_info(self) -> Artifact:

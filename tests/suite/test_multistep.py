@@ -45,3 +45,24 @@ def test_generation_classes():
     for counts in ([4, 4, 10], [10], [1, 5]):
         with pytest.raises(ValueError, match="class_counts"):
             MultiStepConfig(class_counts=counts)
+
+
+def test_each_trained_method_registers_its_own_chain():
+    from fctlib.methods.registry import CHAINS
+    from fctlib.suite.multistep import MULTISTEP_METHODS, TRAINED
+
+    assert TRAINED == tuple(CHAINS) and set(TRAINED) < set(MULTISTEP_METHODS)
+    for method, generation in CHAINS.items():
+        assert generation.__module__ == f"fctlib.methods.{method}", method
+
+
+def test_generations_come_from_the_registered_chain(smoke_run, monkeypatch):
+    from fctlib.methods.registry import CHAINS
+    from fctlib.suite.multistep import MultiStep
+
+    steps = MultiStep(smoke_run)
+    monkeypatch.setitem(CHAINS, "echo", lambda s, k: ("echo", s is steps, k))
+    assert steps.generation("echo", 2) == ("echo", True, 2)
+    assert steps.generation("bct", 0) == steps.generation("independent", 0)  # BCT starts plain
+    with pytest.raises(ValueError, match="method must be one of"):
+        steps.generation("unregistered", 0)
