@@ -13,8 +13,13 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from fctlib.data.splits import nested_share
-from fctlib.methods.registry import MethodCases, artifact_kind, register_method
-from fctlib.methods.side_info import side_encoder
+from fctlib.methods.registry import (
+    MethodCases,
+    artifact_kind,
+    multistep_case,
+    register_method,
+)
+from fctlib.methods.side_info import side_encoder, simclr_artifact
 from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
@@ -23,6 +28,7 @@ from fctlib.training.loop import train
 from fctlib.training.runtime import seed_everything
 
 if TYPE_CHECKING:
+    from fctlib.suite.multistep import MultiStep
     from fctlib.suite.run import Run
 
 # h's ablation options as they appear in its artifact name (`h:<dim>,share=0.5`), with defaults
@@ -179,3 +185,60 @@ def fct_cases(run: Run) -> MethodCases:
     new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim
     return MethodCases({"fct/no-side": (new, transformed_gallery(run, 0)),
                         "fct/side": (new, transformed_gallery(run, dim))}, "new")
+
+
+# -- the multi-step experiment: galleries carried across generations ---------------------------
+def generation_side_info(steps: MultiStep) -> Artifact:
+    """psi: SimCLR on the first generation's training images, frozen for every later one."""
+    run = steps.run
+    return simclr_artifact(run, "gen:side", steps.generations[0], run.preset.side_info.model)
+
+
+def generation_transformation(steps: MultiStep, a: int, b: int) -> Artifact:
+    """h(a -> b): generation a's embedding and side-info to generation b's (the independent
+    models), fitted on the training images of generation b's classes."""
+    run, cfg = steps.run, steps.run.preset.transformation
+    upstream = (steps.generation("independent", a), steps.generation("independent", b),
+                generation_side_info(steps))
+
+    def fit(folder: Path):
+        rows = np.flatnonzero(np.isin(run.splits.train.labels, steps.generations[b]))
+        old, new, side = (run.embeddings(u, "train")[rows] for u in upstream)
+        seed_everything(run.seed)
+        model = Transformation(old.shape[1], side.shape[1], new.shape[1],
+                               tuple(cfg.branch_widths), tuple(cfg.mixer_widths))
+        return model, train_transformation(model, old, side, new, cfg.training, seed=run.seed,
+                                           checkpoint=folder / "model.pt", device=run.device)
+
+    return Artifact(f"gen:h:{a}:{b}", "multistep-h", (cfg, a, b), fit, upstream)
+
+
+def carried_gallery(steps: MultiStep, j: int, i: int, chained: bool) -> np.ndarray:
+    """Generation j's test gallery carried into generation i's space: through every
+    intermediate h (chained) or one h(j -> i) (direct)."""
+    run = steps.run
+    side = run.embeddings(generation_side_info(steps), "test")
+    gallery = run.embeddings(steps.generation("independent", j), "test")
+    hops = [(a, a + 1) for a in range(j, i)] if chained else [(j, i)]
+    for a, b in hops:
+        h, _ = run.trained(generation_transformation(steps, a, b))
+        gallery = upgrade_embeddings(h, gallery, side, device=run.device)
+    return gallery
+
+
+def _fct_case(steps: MultiStep, i: int, j: int, chained: bool) -> tuple[np.ndarray, np.ndarray]:
+    query = steps.run.embeddings(steps.generation("independent", i), "test")
+    return query, (query if i == j else carried_gallery(steps, j, i, chained))
+
+
+@multistep_case("fct-chained")
+def fct_chained_case(steps: MultiStep, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generation i's independent queries against gallery j carried by h(j -> j+1), ...,
+    h(i-1 -> i)."""
+    return _fct_case(steps, i, j, chained=True)
+
+
+@multistep_case("fct-direct")
+def fct_direct_case(steps: MultiStep, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generation i's independent queries against gallery j carried by one h(j -> i)."""
+    return _fct_case(steps, i, j, chained=False)

@@ -27,6 +27,9 @@ ARTIFACT_FORMS: dict[str, str] = {}  # kind -> how its names are written (`fct t
 METHODS: dict[str, Method] = {}
 # method -> its generation k in the multi-step experiment: (steps, k) -> Artifact
 CHAINS: dict[str, Callable[[MultiStep, int], Artifact]] = {}
+# method -> entry (i, j) of its multi-step matrix, for methods without models of their own:
+# (steps, i, j) -> (query, gallery)
+CASES: dict[str, Callable[[MultiStep, int, int], tuple[np.ndarray, np.ndarray]]] = {}
 
 
 class ArtifactNameError(UserError, ValueError):
@@ -123,5 +126,17 @@ def multistep_chain(method: str):
             raise ValueError(f"multi-step chain {method!r} is registered twice")
         CHAINS[method] = generation
         return generation
+
+    return register
+
+
+def multistep_case(method: str):
+    """Register `case(steps, i, j) -> (query, gallery)`: entry (i, j) of `method`'s multi-step
+    matrix, for a method without models of its own per generation (FCT's upgraded galleries)."""
+    def register(case: Callable[[MultiStep, int, int], tuple[np.ndarray, np.ndarray]]):
+        if method in CASES or method in CHAINS:
+            raise ValueError(f"multi-step method {method!r} is registered twice")
+        CASES[method] = case
+        return case
 
     return register

@@ -6,7 +6,8 @@ model's recipe, the later ones the new model's. The gallery is stored at each ge
 side-info from one SimCLR model trained on the first generation's images and frozen from then on.
 For each method, entry (i, j) of its compatibility matrix is the retrieval of generation i's
 queries against generation j's gallery (j <= i) on the whole test split. A method with models of
-its own registers how generation k is trained in its module (`methods.registry.multistep_chain`):
+its own registers how generation k is trained in its module (`methods.registry.multistep_chain`);
+FCT registers its entries, upgraded galleries, in `methods/fct.py` (`multistep_case`):
 
 - `independent`: every generation trained on its own, compared as they are;
 - `bct`: generation k trained with BCT's influence loss (variant `multistep.bct_variant`)
@@ -20,23 +21,17 @@ its own registers how generation k is trained in its module (`methods.registry.m
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 import fctlib.methods  # noqa: F401  (registers every method's chain)
 from fctlib.evaluation.compatibility import compatibility_scores
-from fctlib.methods.fct import train_transformation
-from fctlib.methods.registry import CHAINS
-from fctlib.methods.side_info import simclr_artifact
-from fctlib.models.transformation import Transformation, upgrade_embeddings
+from fctlib.methods.registry import CASES, CHAINS
 from fctlib.suite.config import StageConfig
 from fctlib.suite.run import Run
 from fctlib.suite.store import Artifact
-from fctlib.training.runtime import seed_everything
 
 TRAINED = tuple(CHAINS)  # methods with models of their own per generation, as registered
-MULTISTEP_METHODS = (*TRAINED, "fct-chained", "fct-direct")
+MULTISTEP_METHODS = (*TRAINED, *CASES)  # and those whose cases are built otherwise (FCT's)
 
 
 def generation_classes(class_counts: list[int] | None, num_classes: int) -> list[list[int]]:
@@ -71,56 +66,17 @@ class MultiStep:
             raise ValueError(f"method must be one of {TRAINED}, got {method!r}")
         return CHAINS[method](self, k)
 
-    @property
-    def side_info(self) -> Artifact:
-        """psi: SimCLR on the first generation's training images, frozen for every later one."""
-        return simclr_artifact(self.run, "gen:side", self.generations[0],
-                               self.run.preset.side_info.model)
-
-    def transformation(self, a: int, b: int) -> Artifact:
-        """h(a -> b): generation a's embedding and side-info to generation b's, fitted on the
-        training images of generation b's classes."""
-        run, cfg = self.run, self.run.preset.transformation
-        upstream = (self.generation("independent", a), self.generation("independent", b),
-                    self.side_info)
-
-        def fit(folder: Path):
-            rows = np.flatnonzero(np.isin(run.splits.train.labels, self.generations[b]))
-            old, new, side = (run.embeddings(u, "train")[rows] for u in upstream)
-            seed_everything(run.seed)
-            model = Transformation(old.shape[1], side.shape[1], new.shape[1],
-                                   tuple(cfg.branch_widths), tuple(cfg.mixer_widths))
-            return model, train_transformation(model, old, side, new, cfg.training,
-                                               seed=run.seed, checkpoint=folder / "model.pt",
-                                               device=run.device)
-
-        return Artifact(f"gen:h:{a}:{b}", "multistep-h", (cfg, a, b), fit, upstream)
-
-    def fct_gallery(self, j: int, i: int, chained: bool) -> np.ndarray:
-        """Generation j's test gallery carried into generation i's space: through every
-        intermediate h (chained) or one h(j -> i) (direct)."""
-        run = self.run
-        side = run.embeddings(self.side_info, "test")
-        gallery = run.embeddings(self.generation("independent", j), "test")
-        steps = [(a, a + 1) for a in range(j, i)] if chained else [(j, i)]
-        for a, b in steps:
-            h, _ = run.trained(self.transformation(a, b))
-            gallery = upgrade_embeddings(h, gallery, side, device=run.device)
-        return gallery
-
     # -- compatibility ------------------------------------------------------------------------
     def case(self, method: str, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """(query, gallery) test embeddings of entry (i, j) of a method's matrix."""
-        embeddings = self.run.embeddings
-        if method in TRAINED:
-            return (embeddings(self.generation(method, i), "test"),
-                    embeddings(self.generation(method, j), "test"))
-        if method not in MULTISTEP_METHODS:
+        """(query, gallery) test embeddings of entry (i, j) of a method's matrix: its own
+        generations', or the rule its module registers (`methods.registry.multistep_case`)."""
+        if method in CASES:
+            return CASES[method](self, i, j)
+        if method not in TRAINED:
             raise ValueError(f"method must be one of {MULTISTEP_METHODS}, got {method!r}")
-        query = embeddings(self.generation("independent", i), "test")
-        if i == j:
-            return query, query
-        return query, self.fct_gallery(j, i, chained=method == "fct-chained")
+        embeddings = self.run.embeddings
+        return (embeddings(self.generation(method, i), "test"),
+                embeddings(self.generation(method, j), "test"))
 
     def matrices(self, methods: tuple[str, ...] = MULTISTEP_METHODS,
                  distance: str | None = None) -> dict[str, dict]:

@@ -47,17 +47,18 @@ def test_generation_classes():
             MultiStepConfig(class_counts=counts)
 
 
-def test_each_trained_method_registers_its_own_chain():
-    from fctlib.methods.registry import CHAINS
+def test_each_method_registers_its_own_chain_or_cases():
+    from fctlib.methods.registry import CASES, CHAINS
     from fctlib.suite.multistep import MULTISTEP_METHODS, TRAINED
 
-    assert TRAINED == tuple(CHAINS) and set(TRAINED) < set(MULTISTEP_METHODS)
+    assert TRAINED == tuple(CHAINS) and MULTISTEP_METHODS == (*CHAINS, *CASES)
     for method, generation in CHAINS.items():
         assert generation.__module__ == f"fctlib.methods.{method}", method
+    assert {case.__module__ for case in CASES.values()} == {"fctlib.methods.fct"}
 
 
 def test_generations_come_from_the_registered_chain(smoke_run, monkeypatch):
-    from fctlib.methods.registry import CHAINS
+    from fctlib.methods.registry import CASES, CHAINS
     from fctlib.suite.multistep import MultiStep
 
     steps = MultiStep(smoke_run)
@@ -66,3 +67,7 @@ def test_generations_come_from_the_registered_chain(smoke_run, monkeypatch):
     assert steps.generation("bct", 0) == steps.generation("independent", 0)  # BCT starts plain
     with pytest.raises(ValueError, match="method must be one of"):
         steps.generation("unregistered", 0)
+    monkeypatch.setitem(CASES, "pair", lambda s, i, j: (i, j))
+    assert steps.case("pair", 2, 1) == (2, 1)
+    with pytest.raises(ValueError, match="method must be one of"):
+        steps.case("unregistered", 1, 0)
