@@ -1,6 +1,10 @@
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import fctlib.methods
 from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.methods.registry import METHODS, Method, MethodCases, criteria, unpriced_methods
 from fctlib.suite.comparison import method_rows
@@ -74,11 +78,19 @@ def test_cosine_and_l2_differ_only_where_norms_differ():
 
 
 def test_method_order_criteria_and_price_rule_come_from_the_registry():
-    assert list(METHODS) == ["independent", "bct", "fct", "fastfill", "projection", "dsimplex",
-                             "oca", "fct-arch", "fct-loss"]
-    assert [(c["method"], c["case"], c["reference"]) for c in criteria()] == [
-        ("independent", "new/old", "old/old"), ("bct", "bct/old", "old/old"),
-        ("dsimplex", "dsimplex/old", "dsimplex-old/dsimplex-old"),
-        ("dsimplex", "dsimplex/old", "old/old"), ("oca", "oca/old", "old/old")]
-    assert unpriced_methods() == ["fct-arch", "fct-loss"]
+    # the table's order is the import order of fctlib/methods/__init__.py: no list of methods here
+    package = ast.parse(Path(fctlib.methods.__file__).read_text())
+    imported = [a.name for node in ast.walk(package) if isinstance(node, ast.ImportFrom)
+                for a in node.names]
+    positions = [imported.index(m.cases.__module__.rsplit(".", 1)[1]) for m in METHODS.values()]
+    assert positions == sorted(positions) and METHODS
+    found = [(c["method"], c["case"], c["reference"]) for c in criteria()]
+    for criterion in [("independent", "new/old", "old/old"), ("bct", "bct/old", "old/old"),
+                      ("dsimplex", "dsimplex/old", "dsimplex-old/dsimplex-old"),
+                      ("dsimplex", "dsimplex/old", "old/old"), ("oca", "oca/old", "old/old")]:
+        assert criterion in found
+    assert found == sorted(found, key=lambda c: list(METHODS).index(c[0]))  # in table order
+    unpriced = unpriced_methods()
+    assert {"fct-arch", "fct-loss"} <= set(unpriced) and "bct" not in unpriced
+    assert unpriced == [m.name for m in METHODS.values() if not m.priced]
 
