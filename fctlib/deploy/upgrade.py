@@ -53,8 +53,7 @@ from fctlib.models.transformation import (
     TRANSFORMATION_FORMAT,
     FastFill,
     Transformation,
-    load_fastfill,
-    load_transformation,
+    model_from_saved,
     read_saved_model,
     upgrade_embeddings,
     upgrade_with_uncertainty,
@@ -92,7 +91,7 @@ def load_upgrade_model(path: str | Path) -> Transformation | FastFill:
     except ValueError as err:
         raise GalleryStoreError(f"{err}; pass the transformation.pt written by "
                                 "`fct export-gallery`") from None
-    return load_fastfill(path) if saved["format"] == FASTFILL_FORMAT else load_transformation(path)
+    return model_from_saved(saved)  # the file is read once
 
 
 def check_compatible(model: Transformation, store, transformation_path: Path) -> None:

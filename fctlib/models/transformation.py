@@ -142,7 +142,8 @@ def read_saved_model(path: str | Path, formats: tuple[str, ...]) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"transformation file {path} not found (export one with "
                                 "`fct export-gallery`, or save_transformation in Python)")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    # tensors and plain data only: a file handed to `fct upgrade` cannot run code when loaded
+    saved = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(saved, dict) or saved.get("format") not in formats:
         raise ValueError(f"{path} is not a transformation saved by fctlib (save_transformation "
                          "or save_fastfill)")
@@ -156,12 +157,18 @@ def save_transformation(model: Transformation, path: str | Path) -> Path:
                   "state_dict": state}, path)
 
 
-def load_transformation(path: str | Path) -> Transformation:
-    """A transformation saved by `save_transformation`, in eval mode on the CPU."""
-    saved = read_saved_model(path, (TRANSFORMATION_FORMAT,))
-    model = build_transformation(saved["sizes"])
+def model_from_saved(saved: dict) -> Transformation | FastFill:
+    """The model a `read_saved_model` dict holds (h, or FastFill by its format), in eval mode on
+    the CPU."""
+    h = build_transformation(saved["sizes"])
+    model = FastFill(h, saved["head_width"]) if saved["format"] == FASTFILL_FORMAT else h
     model.load_state_dict(saved["state_dict"])
     return model.eval()
+
+
+def load_transformation(path: str | Path) -> Transformation:
+    """A transformation saved by `save_transformation`, in eval mode on the CPU."""
+    return model_from_saved(read_saved_model(path, (TRANSFORMATION_FORMAT,)))
 
 
 def save_fastfill(model: FastFill, path: str | Path) -> Path:
@@ -173,7 +180,4 @@ def save_fastfill(model: FastFill, path: str | Path) -> Path:
 
 def load_fastfill(path: str | Path) -> FastFill:
     """A FastFill model saved by `save_fastfill`, in eval mode on the CPU."""
-    saved = read_saved_model(path, (FASTFILL_FORMAT,))
-    model = FastFill(build_transformation(saved["sizes"]), saved["head_width"])
-    model.load_state_dict(saved["state_dict"])
-    return model.eval()
+    return model_from_saved(read_saved_model(path, (FASTFILL_FORMAT,)))

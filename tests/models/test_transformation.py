@@ -119,3 +119,18 @@ def test_a_file_in_the_saved_format_loads(tmp_path):
             upgrade_with_uncertainty(load_fastfill(tmp_path / "f.pt"), old, side, device=CPU),
             upgrade_with_uncertainty(fastfill, old, side, device=CPU), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+class _Payload:
+    """Anything but tensors and plain data: unpickling it would run this module's code."""
+
+
+def test_a_file_holding_objects_is_refused_unread(tmp_path):
+    import pickle
+
+    from fctlib.models.transformation import read_saved_model
+
+    path = tmp_path / "h.pt"
+    torch.save({"format": TRANSFORMATION_FORMAT, "payload": _Payload()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        read_saved_model(path, (TRANSFORMATION_FORMAT,))
