@@ -46,9 +46,10 @@ from fctlib.suite.records import (
     load_records,
 )
 from fctlib.suite.run import Run
+from fctlib.training.compiled import LossStep, compile_mode
 from fctlib.training.embed import embed
 from fctlib.training.loop import classification_loss, make_optimizer
-from fctlib.training.runtime import autocast, prepare_model, to_device
+from fctlib.training.runtime import prepare_model, to_device
 
 PRESET = "tiny-imagenet-100-gpu"
 GOALS = {"training_share_of_capacity": 0.7, "embed_img_per_s": 20_000,
@@ -108,20 +109,21 @@ class Check:
 
 # -- rates -----------------------------------------------------------------------------------------
 def capacity_img_per_s(run: Run, steps: int, warmup: int) -> float:
-    """Training images/s of the new model's network, batch, optimiser and precision on synthetic
-    batches already on the device (no data path): the ceiling the real training is held to."""
+    """Training images/s of the new model's network, batch, optimiser, precision and compile mode
+    on synthetic batches already on the device (no data path): the ceiling the real training is
+    held to."""
     spec, cfg, bundle = run.preset.new.model, run.preset.new.training, run.splits.bundle
     model = prepare_model(build_model(spec, bundle.channels, bundle.num_classes), run.device)
     model.train()
     optimizer = make_optimizer(model.parameters(), cfg)
-    loss_step = classification_loss(cfg.label_smoothing)
+    loss_step = LossStep(classification_loss(cfg.label_smoothing), model, run.device,
+                         compile_mode(run.device))
     images = torch.randn(cfg.batch_size, bundle.channels, bundle.image_size, bundle.image_size)
     labels = torch.randint(0, bundle.num_classes, (cfg.batch_size,))
     batch = to_device((images, labels), run.device)
 
     def sgd_step():
-        with autocast(run.device):
-            loss = loss_step(model, batch)
+        loss = loss_step(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     check = Check(args.out, args.budget_s,
                   provenance(run.preset.name, [args.seed], command=" ".join(sys.argv)))
     check.figures.update(preset=run.preset.name, tiny=args.tiny, device=str(run.device),
-                         budget_s=args.budget_s)
+                         budget_s=args.budget_s, compile_mode=compile_mode(run.device))
 
     def data():
         s = run.splits

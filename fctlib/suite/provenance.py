@@ -15,7 +15,8 @@ from fctlib.paths import project_root
 
 PACKAGES = ("torch", "torchvision", "numpy", "faiss-cpu", "pandas", "papermill")
 # environment variables that choose other CPU kernels (and so other roundings) when set
-KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+              "MKL_CBWR", "FCT_COMPILE")
 
 
 def git_commit() -> str:
@@ -81,8 +82,8 @@ def gpu_driver() -> str:
 def compute() -> dict[str, str]:
     """What decides the arithmetic: the CPU and the kernels torch picked on it (ATen's
     capability, e.g. AVX512 or AVX2), torch's BLAS and oneDNN, threads, the variables that
-    steer those kernels where set, and the GPU with its driver when one is used. Two runs agree
-    bit for bit only where all of these agree."""
+    steer those kernels where set, and the GPU with its driver and training's compile mode when
+    one is used. Two runs agree bit for bit only where all of these agree."""
     import torch
 
     config = torch.__config__.show()
@@ -100,8 +101,11 @@ def compute() -> dict[str, str]:
     if steered:
         info["kernel_env"] = " ".join(steered)
     if torch.cuda.is_available():
+        from fctlib.training.compiled import compile_mode
+
         info.update(gpu=torch.cuda.get_device_name(0), gpu_driver=gpu_driver(),
-                    cuda=str(torch.version.cuda))
+                    cuda=str(torch.version.cuda),
+                    training=compile_mode(torch.device("cuda")) or "eager")
     return info
 
 

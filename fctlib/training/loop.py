@@ -25,20 +25,24 @@ from fctlib.data.batches import ImageBatches
 from fctlib.progress import progress
 from fctlib.training import distributed
 from fctlib.training.checkpoint import load_torch, save_torch
+from fctlib.training.compiled import LossStep, compile_mode
 from fctlib.training.config import TrainConfig
-from fctlib.training.runtime import autocast, default_device, derived_seed, prepare_model, to_device
+from fctlib.training.runtime import default_device, derived_seed, prepare_model, to_device
 from fctlib.training.schedule import warmup_cosine
+
+LOSS_READ_EVERY = 25
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer that `cfg` names."""
+    """The optimizer that `cfg` names (its fused CUDA kernels when the parameters are on a GPU)."""
     params = [p for p in params if p.requires_grad]
+    fused = True if params and all(p.is_cuda for p in params) else None
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-            weight_decay=cfg.weight_decay,
+            weight_decay=cfg.weight_decay, fused=fused,
         )
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
 
 
 def classification_loss(label_smoothing: float) -> Callable:
@@ -103,6 +107,7 @@ def train(
     # is loaded without DDP, so one process alone may load it (e.g. to fill a cache).
     parallel = distributed.is_distributed() and start_epoch < cfg.epochs
     net = _data_parallel(model, device) if parallel else model
+    step_loss = LossStep(loss_step, net, device, compile_mode(device))
 
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
@@ -112,27 +117,30 @@ def train(
         loader = _epoch_batches(dataset, cfg, seed, epoch)
         if isinstance(dataset, ImageBatches):
             loader = _augmented(dataset, loader, cfg, derived_seed(seed, epoch, 1), device)
-        total, count, started = 0.0, 0, time.perf_counter()
+        # The loss is summed on the device (in float64, as Python floats would) and read back
+        # every LOSS_READ_EVERY steps only: reading it each step would wait for the GPU each step.
+        running = torch.zeros((), dtype=torch.float64, device=device)
+        count, started = 0, time.perf_counter()
         bar = progress(loader, desc=f"{desc} {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not distributed.is_main_process())
         for step, batch in enumerate(bar):
             batch = to_device(batch, device)
-            with autocast(device):
-                loss = loss_step(net, batch)
+            loss = step_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             n = len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
-            total += loss.item() * n
+            running += loss.detach().double() * n
             count += n
-            bar.set_postfix(
-                loss=f"{total / count:.4f}", items_s=f"{count / _elapsed(started):.0f}",
-                refresh=False,
-            )
+            if step % LOSS_READ_EVERY == 0:
+                bar.set_postfix(
+                    loss=f"{running.item() / count:.4f}",
+                    items_s=f"{count / _elapsed(started):.0f}", refresh=False,
+                )
             if on_batch_end:
                 on_batch_end(epoch, step)
-        total, count = distributed.sum_over_processes([total, count])
+        total, count = distributed.sum_over_processes([running.item(), count])
         seconds = _elapsed(started)
         history.append({
             "epoch": epoch + 1, "loss": total / count, "lr": optimizer.param_groups[0]["lr"],

@@ -1,0 +1,226 @@
+"""Training speed of the GPU preset's networks, eager against compiled, through the library's own
+`train` and `embed` on synthetic batches already on the device (no data path).
+
+For each network, batch and optimiser of `tiny-imagenet-100-gpu` (the new ResNet-18 at batch 512
+with SGD, bt2's batch-128 Adam recipe, SimCLR's two views, h's MLP at batch 1024) it trains
+3 short epochs under each FCT_COMPILE mode and records the steady rate (epochs 2-3), the first
+epoch's extra seconds (compilation, autotuning), FLOP/item (torch's FlopCounter, forward and
+backward) and the model FLOP utilisation against the GPU's dense bf16 peak. Rows are written to
+OUT/speed.csv and OUT/speed.json as they finish; a budget skips what would not fit.
+Usage: python benchmarks/gpu_speed.py OUT [--tiny] [--budget-s 420]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from fctlib.data.images import ArrayImages
+from fctlib.data.transforms import EvalTransform
+from fctlib.io import atomic_write, save_json
+from fctlib.methods.bct import build_bct_model, variant_loss
+from fctlib.methods.fct import _mse_step
+from fctlib.methods.side_info import SimCLRModel, simclr_loss
+from fctlib.models.backbones import build_backbone, build_model
+from fctlib.models.transformation import Transformation
+from fctlib.suite.config import load_preset
+from fctlib.suite.provenance import provenance
+from fctlib.training.compiled import compile_mode
+from fctlib.training.config import TrainConfig
+from fctlib.training.embed import embed
+from fctlib.training.loop import classification_loss, train
+from fctlib.training.runtime import autocast, default_device, prepare_model, to_device
+
+PRESET = "tiny-imagenet-100-gpu"
+# Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets, by device-name substring.
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+GOALS = {"supervised_img_per_s": 80_000, "h_items_per_s": 500_000, "embed_img_per_s": 40_000}
+
+
+class Case:
+    """One network to train: how to build it, its loss step, its data and settings."""
+
+    def __init__(self, name, build, loss, make_data, cfg, items_per_row=1):
+        self.name, self.build, self.loss, self.make_data = name, build, loss, make_data
+        self.cfg, self.items_per_row = cfg, items_per_row
+
+
+def cases(tiny: bool, device: torch.device) -> list[Case]:
+    """The preset's trained networks at their batch sizes, on synthetic device-resident data."""
+    preset = load_preset(PRESET)
+    spec, classes, size = preset.new.model, 100, 64 if not tiny else 32
+    steps = 2 if tiny else 40
+
+    def labelled(batch: int) -> TensorDataset:
+        n = batch * steps
+        return TensorDataset(torch.randn(n, 3, size, size, device=device),
+                             torch.randint(0, classes, (n,), device=device))
+
+    def two_views(batch: int) -> TensorDataset:
+        n = batch * steps
+        return TensorDataset(*(torch.randn(n, 3, size, size, device=device) for _ in range(2)))
+
+    def config(cfg: TrainConfig) -> TrainConfig:
+        cfg = replace(cfg, epochs=3, warmup_epochs=0, num_workers=0)
+        return replace(cfg, batch_size=8) if tiny else cfg
+
+    new_cfg, bt2_cfg = config(preset.new.training), config(preset.bct.bt2_training)
+    side_cfg, h_cfg = config(preset.side_info.training), config(preset.transformation.training)
+    old_weight = torch.randn(classes, spec.embedding_dim)
+    covered = torch.arange(classes) < classes // 2
+    dim, side_dim = spec.embedding_dim, preset.side_info.model.embedding_dim
+    h_items = (64 if tiny else 100) * h_cfg.batch_size
+
+    def features():
+        return [torch.randn(h_items, d, device=device) for d in (dim, side_dim, dim)]
+
+    return [
+        Case("supervised (new, batch 512, SGD)", lambda: build_model(spec, 3, classes),
+             classification_loss(0.1), lambda: labelled(new_cfg.batch_size),
+             new_cfg),
+        Case("bt2 (batch 128, Adam)", lambda: build_bct_model("bt2", spec, 3, classes, 30.0),
+             variant_loss("bt2", 0.1, old_weight, covered, 10.0),
+             lambda: labelled(bt2_cfg.batch_size), bt2_cfg),
+        Case("SimCLR (2 views, batch 512, Adam)",
+             lambda: SimCLRModel(build_backbone(preset.side_info.model, 3), side_dim),
+             simclr_loss(0.5), lambda: two_views(side_cfg.batch_size),
+             side_cfg, items_per_row=2),
+        Case("h (MLP, batch 1024, Adam)",
+             lambda: Transformation(dim, side_dim, dim, tuple(preset.transformation.branch_widths),
+                                    tuple(preset.transformation.mixer_widths)),
+             _mse_step, lambda: TensorDataset(*features()), h_cfg),
+    ]
+
+
+def flop_per_item(case: Case, device: torch.device) -> float:
+    """Forward + backward FLOP of one training item (torch's FlopCounter over one eager step)."""
+    model = prepare_model(case.build(), device).train()
+    data = case.make_data()
+    batch = to_device(list(data[: case.cfg.batch_size]), device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        with autocast(device):
+            loss = case.loss(model, batch)
+        loss.backward()
+    return counter.get_total_flops() / (case.cfg.batch_size * case.items_per_row)
+
+
+def train_rate(case: Case, device: torch.device) -> dict:
+    """Steady items/s (epochs 2-3) and the first epoch's extra seconds under the current
+    FCT_COMPILE; whether compilation fell back to eager."""
+    torch.manual_seed(0)
+    model = case.build()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        history = train(model, case.make_data(), case.loss, case.cfg, seed=0, device=device,
+                        desc=case.name)
+    fell_back = [str(w.message) for w in caught if "training eagerly" in str(w.message)]
+    steady = history[1:]
+    items = sum(h["items_per_s"] * h["seconds"] for h in steady)
+    seconds = sum(h["seconds"] for h in steady)
+    rate = case.items_per_row * items / seconds
+    return {"items_per_s": round(rate, 1),
+            "first_epoch_extra_s": round(history[0]["seconds"] - seconds / len(steady), 2),
+            "final_loss": round(history[-1]["loss"], 4),
+            "fell_back_to_eager": fell_back[0] if fell_back else ""}
+
+
+def embed_rate(device: torch.device, tiny: bool) -> list[dict]:
+    """Images/s of `embed` (the library's batching, eval transform) with the preset's ResNet-18."""
+    preset = load_preset(PRESET)
+    n, size = (64, 32) if tiny else (50_000, 64)
+    images = ArrayImages(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8),
+                         torch.zeros(n, dtype=torch.long), layout="NCHW")
+    model = build_model(preset.new.model, 3, 100)
+    transform = EvalTransform(size, 3, (0.5,) * 3, (0.25,) * 3)
+    rows = []
+    for batch in (512, 2048):
+        embed(model, images.subset(range(min(n, 4 * batch))), transform, batch_size=batch,
+              device=device)  # warm-up: cudnn autotuning
+        synchronize(device)
+        began = time.perf_counter()
+        embed(model, images, transform, batch_size=batch, device=device)
+        synchronize(device)
+        rows.append({"case": f"embed (batch {batch})", "mode": "eager",
+                     "items_per_s": round(n / (time.perf_counter() - began), 1)})
+    return rows
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so wall clocks measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Results:
+    """Rows measured so far, written (atomically) after each one."""
+
+    def __init__(self, out: Path, info: dict):
+        self.out, self.info, self.rows = out, info, []
+        self.started = time.perf_counter()
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        print(f"[gpu_speed] {row}", flush=True)
+        table = pd.DataFrame(self.rows)
+        atomic_write(self.out / "speed.csv", lambda tmp: table.to_csv(tmp, index=False))
+        save_json({"provenance": self.info, "goals": GOALS, "rows": self.rows,
+                   "elapsed_s": round(time.perf_counter() - self.started, 1)},
+                  self.out / "speed.json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--tiny", action="store_true", help="small images and batches (a CPU)")
+    parser.add_argument("--budget-s", type=float, default=420.0)
+    parser.add_argument("--modes", nargs="+", default=["0", "default", "reduce-overhead"],
+                        help="FCT_COMPILE values to measure, in order")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = default_device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    results = Results(args.out, {**provenance(PRESET, [0], command=" ".join(sys.argv)),
+                                 "peak_bf16_flop_s": peak})
+    for row in embed_rate(device, args.tiny):
+        results.add(row)
+    # the slowest compile last: a budget cut loses the least informative rows
+    for mode in args.modes:
+        for case in cases(args.tiny, device):
+            left = args.budget_s - (time.perf_counter() - results.started)
+            row = {"case": case.name, "mode": mode, "batch": case.cfg.batch_size}
+            if left < (15 if mode == "0" else 90):
+                results.add({**row, "skipped": f"budget: {left:.0f} s left"})
+                continue
+            os.environ["FCT_COMPILE"] = mode
+            flop = flop_per_item(case, device)
+            try:
+                measured = train_rate(case, device)
+            except Exception as error:  # a mode this torch cannot run: say so, measure the rest
+                results.add({**row, "error": f"{type(error).__name__}: {str(error)[:300]}"})
+                continue
+            row.update(measured, compiled=compile_mode(device) is not None
+                       and not measured["fell_back_to_eager"],
+                       gflop_per_item=round(flop / 1e9, 4),
+                       tflop_s=round(measured["items_per_s"] * flop / 1e12, 2))
+            if peak:
+                row["model_flop_utilisation"] = round(measured["items_per_s"] * flop / peak, 4)
+            results.add(row)
+    print(f"[gpu_speed] done in {time.perf_counter() - results.started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

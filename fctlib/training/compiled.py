@@ -1,0 +1,69 @@
+"""Compiled training steps: the model of a loss step run through torch.compile, with an eager
+fallback when compilation fails (no Triton, no C compiler, an unsupported operation).
+
+FCT_COMPILE chooses: `0` eager, `1` or `default` torch.compile's default mode, `reduce-overhead`
+(CUDA graphs), `max-autotune-no-cudagraphs`; unset, `reduce-overhead` on CUDA and eager on a CPU.
+On one H200 the GPU preset's ResNet-18 (batch 512, bf16) trained at 59.6k img/s eager, 55.3k in
+the default mode and 118.1k with CUDA graphs: at this size the GPU waits for kernel launches
+(`benchmarks/gpu_speed.py`, results/benchmarks/gpu/2026-12-04-compiled/speed). Only the network is
+compiled: the loss steps keep their data-dependent Python (BCT's covered classes) and checkpoints
+keep the network's own parameter names.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from fctlib.training.runtime import autocast
+
+COMPILE_MODES = {"0": None, "1": "default", "default": "default",
+                 "reduce-overhead": "reduce-overhead",
+                 "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
+
+
+def compile_mode(device: torch.device) -> str | None:
+    """torch.compile's mode for training on `device` (FCT_COMPILE), None for eager."""
+    value = os.environ.get("FCT_COMPILE")
+    if value is None:
+        return "reduce-overhead" if device.type == "cuda" else None
+    if value not in COMPILE_MODES:
+        raise ValueError(f"FCT_COMPILE={value!r} is not one of {sorted(COMPILE_MODES)}; unset it "
+                         "to compile on CUDA only")
+    return COMPILE_MODES[value]
+
+
+class LossStep:
+    """`loss_step(net, batch)` under the device's autocast, `net` compiled when `mode` says so.
+
+    If the compiled call fails, a warning names the error and every later step runs eagerly
+    (compilation fails before the step computes anything, so no state is half-updated).
+    """
+
+    def __init__(self, loss_step: Callable[[nn.Module, object], torch.Tensor], net: nn.Module,
+                 device: torch.device, mode: str | None):
+        self.loss_step, self.eager, self.device, self.mode = loss_step, net, device, mode
+        self.net = torch.compile(net, mode=mode) if mode else net
+
+    @property
+    def compiled(self) -> bool:
+        """Whether steps still run compiled."""
+        return self.net is not self.eager
+
+    def __call__(self, batch) -> torch.Tensor:
+        try:
+            with autocast(self.device):
+                return self.loss_step(self.net, batch)
+        except Exception as error:
+            if not self.compiled:
+                raise
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            warnings.warn(f"torch.compile ({self.mode}) failed, training eagerly: {first_line} "
+                          "(FCT_COMPILE=0 skips compiling)", RuntimeWarning, stacklevel=2)
+            self.net = self.eager
+            with autocast(self.device):
+                return self.loss_step(self.net, batch)

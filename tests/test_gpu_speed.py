@@ -1,0 +1,20 @@
+"""The GPU speed benchmark runs end to end on a CPU at tiny sizes (benchmarks/gpu_speed.py)."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import gpu_speed  # noqa: E402
+
+
+def test_tiny_eager_run_writes_a_row_per_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("FCT_PROGRESS", "0")
+    monkeypatch.setenv("FCT_COMPILE", "0")  # main sets it per mode; restored after the test
+    gpu_speed.main([str(tmp_path), "--tiny", "--modes", "0"])
+    rows = json.loads((tmp_path / "speed.json").read_text())["rows"]
+    trained = [r for r in rows if r["mode"] == "0"]
+    assert len(trained) == 4 and all(r["items_per_s"] > 0 for r in rows)
+    # a forward + backward of the preset's ResNet-18 at 32 px: about 0.2 GFLOP per image
+    assert 0.1 < trained[0]["gflop_per_item"] < 0.4
+    assert not any(r["compiled"] or r["fell_back_to_eager"] for r in trained)

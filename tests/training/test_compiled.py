@@ -1,0 +1,78 @@
+import pytest
+import torch
+from torch import nn
+
+from fctlib.data.batches import ImageBatches
+from fctlib.data.splits import subsample_per_class
+from fctlib.data.transforms import CropFlipTransform
+from fctlib.models.backbones import build_model
+from fctlib.models.spec import ModelSpec
+from fctlib.training.compiled import LossStep, compile_mode
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import classification_loss, train
+
+CPU = torch.device("cpu")
+CFG = TrainConfig(epochs=2, batch_size=32, lr=0.05, warmup_epochs=0, weight_decay=1e-4)
+
+
+def _model():
+    torch.manual_seed(0)
+    return build_model(ModelSpec(arch="small_cnn", width=8, embedding_dim=16), 1, 10)
+
+
+@pytest.fixture(scope="module")
+def fashion_small(fashion_mnist):
+    images = subsample_per_class(fashion_mnist.train, 16, seed=0)
+    return ImageBatches(images, CropFlipTransform(28, 1, fashion_mnist.mean, fashion_mnist.std))
+
+
+def test_compile_mode_defaults_to_cuda_only_and_names_bad_values(monkeypatch):
+    monkeypatch.delenv("FCT_COMPILE", raising=False)
+    assert compile_mode(CPU) is None
+    assert compile_mode(torch.device("cuda")) == "reduce-overhead"
+    monkeypatch.setenv("FCT_COMPILE", "0")
+    assert compile_mode(torch.device("cuda")) is None
+    monkeypatch.setenv("FCT_COMPILE", "reduce-overhead")
+    assert compile_mode(CPU) == "reduce-overhead"
+    monkeypatch.setenv("FCT_COMPILE", "fast")
+    with pytest.raises(ValueError, match="FCT_COMPILE='fast'"):
+        compile_mode(CPU)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a fallback to eager would prove nothing
+def test_compiled_training_computes_the_eager_losses(fashion_small, monkeypatch):
+    """Two epochs of real images, compiled (inductor's C++ kernels on this CPU) and eager: the same
+    per-epoch losses up to float32 reassociation (inductor fuses and reorders reductions)."""
+    histories = {}
+    for value in ("0", "1"):
+        monkeypatch.setenv("FCT_COMPILE", value)
+        histories[value] = train(_model(), fashion_small, classification_loss(0.1), CFG, seed=0,
+                                 device=CPU)
+    eager = [h["loss"] for h in histories["0"]]
+    compiled = [h["loss"] for h in histories["1"]]
+    assert compiled == pytest.approx(eager, rel=1e-4), (eager, compiled)
+    assert compiled[1] < compiled[0]
+
+
+def test_failed_compilation_falls_back_to_eager(monkeypatch):
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("backend compiler failed\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", lambda net, mode: Broken())
+    net = nn.Linear(3, 1)
+    step = LossStep(lambda model, batch: model(batch).sum(), net, CPU, "default")
+    assert step.compiled
+    batch = torch.ones(2, 3)
+    with pytest.warns(RuntimeWarning, match="training eagerly: backend compiler failed"):
+        loss = step(batch)
+    assert not step.compiled
+    assert torch.equal(loss, net(batch).sum())
+
+
+def test_errors_of_the_step_itself_are_raised_when_eager():
+    def bad_step(model, batch):
+        raise ValueError("shape mismatch")
+
+    with pytest.raises(ValueError, match="shape mismatch"):
+        LossStep(bad_step, nn.Linear(3, 1), CPU, None)(torch.ones(2, 3))
