@@ -28,9 +28,9 @@ from torch.nn import functional as F
 from fctlib.data.batches import ImageBatches
 from fctlib.data.images import ArrayImages
 from fctlib.data.transforms import CropFlipTransform, EvalTransform, SimCLRTransform
+from fctlib.experiment.config import load_preset
 from fctlib.methods.side_info import SimCLRModel, nt_xent, simclr_loss
 from fctlib.models.backbones import build_backbone, build_model
-from fctlib.suite.config import load_preset
 from fctlib.training.embed import embed
 from fctlib.training.loop import classification_loss, make_optimizer, train
 from fctlib.training.runtime import (

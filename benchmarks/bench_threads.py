@@ -39,8 +39,8 @@ def child(threads: str, seconds: float) -> dict:
     from bench_metrics import make_embeddings
 
     from fctlib.evaluation.retrieval import retrieval_metrics
+    from fctlib.experiment.config import load_preset
     from fctlib.models.backbones import build_model
-    from fctlib.suite.config import load_preset
     from fctlib.training.loop import classification_loss
     from fctlib.training.runtime import set_cpu_threads
 

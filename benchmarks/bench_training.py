@@ -25,9 +25,9 @@ from torch.utils.data import BatchSampler, RandomSampler
 from fctlib.data.batches import ImageBatches
 from fctlib.data.images import FileImages
 from fctlib.data.transforms import CropFlipTransform
+from fctlib.experiment.config import load_preset
 from fctlib.models.backbones import build_backbone, build_model
 from fctlib.models.transformation import Transformation
-from fctlib.suite.config import load_preset
 
 
 def write_small_jpegs(folder: Path, count: int, classes: int, seed: int = 0) -> FileImages:

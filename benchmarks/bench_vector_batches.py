@@ -19,8 +19,8 @@ from bench_data_path import capacity
 from torch.nn import functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from fctlib.experiment.config import load_preset
 from fctlib.models.transformation import Transformation
-from fctlib.suite.config import load_preset
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import train
 from fctlib.training.runtime import default_device

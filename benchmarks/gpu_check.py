@@ -20,19 +20,8 @@ import pandas as pd
 import torch
 
 from fctlib import report
-from fctlib.io import atomic_write, save_json
-from fctlib.methods import bct, bct_diagnostic
-from fctlib.methods.fct import transformed_gallery
-from fctlib.models.backbones import build_model
-from fctlib.suite import ablations
-from fctlib.suite.cost import (
-    ComparisonWork,
-    SplitSizes,
-    main_comparison_work,
-    side_info_dims,
-)
-from fctlib.suite.provenance import provenance, provenance_comment
-from fctlib.suite.records import (
+from fctlib.experiment.provenance import provenance, provenance_comment
+from fctlib.experiment.records import (
     BCTPoint,
     BCTRecord,
     DataRecord,
@@ -44,6 +33,17 @@ from fctlib.suite.records import (
     SideInfoSizeRow,
     TransformationRecord,
     load_records,
+)
+from fctlib.io import atomic_write, save_json
+from fctlib.methods import bct, bct_diagnostic
+from fctlib.methods.fct import transformed_gallery
+from fctlib.models.backbones import build_model
+from fctlib.suite import ablations
+from fctlib.suite.cost import (
+    ComparisonWork,
+    SplitSizes,
+    main_comparison_work,
+    side_info_dims,
 )
 from fctlib.suite.run import Run
 from fctlib.training.compiled import LossStep, compile_mode

@@ -27,14 +27,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fctlib.data.images import ArrayImages
 from fctlib.data.transforms import EvalTransform
+from fctlib.experiment.config import load_preset
+from fctlib.experiment.provenance import provenance
 from fctlib.io import atomic_write, save_json
 from fctlib.methods.bct import build_bct_model, variant_loss
 from fctlib.methods.fct import _mse_step
 from fctlib.methods.side_info import SimCLRModel, simclr_loss
 from fctlib.models.backbones import build_backbone, build_model
 from fctlib.models.transformation import Transformation
-from fctlib.suite.config import load_preset
-from fctlib.suite.provenance import provenance
 from fctlib.training.compiled import compile_mode
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed

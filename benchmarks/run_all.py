@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from common import run_measured
 
+from fctlib.experiment.provenance import cpu_model, git_commit
 from fctlib.io import atomic_write, save_json
 from fctlib.paths import project_root
-from fctlib.suite.provenance import cpu_model, git_commit
 
 HERE = Path(__file__).resolve().parent
 GOALS = {  # figure: (comparison, bound, what the issue asks)

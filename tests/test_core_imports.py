@@ -24,11 +24,11 @@ import fctlib.data, fctlib.evaluation, fctlib.training
 for package in (fctlib.data, fctlib.evaluation, fctlib.training):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(module.name)
-import fctlib.methods, fctlib.report, fctlib.suite.records
+import fctlib.methods, fctlib.report, fctlib.experiment.records
 import fctlib.suite.ablations, fctlib.suite.cost
 import torch
 from fctlib import report
-from fctlib.suite.records import OldRecord
+from fctlib.experiment.records import OldRecord
 from fctlib.suite.run import Run
 
 run = Run("smoke", 0, overrides={{"data": {{"dataset": {{"name": "npz", "root": {npz!r}}}}},

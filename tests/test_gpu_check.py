@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fctlib.suite.config import load_preset
+from fctlib.experiment.config import load_preset
 from fctlib.suite.cost import SplitSizes, main_comparison_work
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

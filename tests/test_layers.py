@@ -1,6 +1,8 @@
 """Layers point one way: no import cycle between fctlib's modules at run time (imports at the top
-of a module or inside its functions; `if TYPE_CHECKING:` imports excluded), and `deploy` imports
-no method, no run and no notebook machinery. Read from the source, not by importing."""
+of a module or inside its functions; `if TYPE_CHECKING:` imports excluded), none between its
+subpackages even counting type imports, methods and reports below the suite that drives them, and
+`deploy` importing no method, no run and no notebook machinery. Read from the source, not by
+importing."""
 
 import ast
 from pathlib import Path
@@ -21,13 +23,13 @@ def _type_checking_nodes(tree: ast.Module) -> set[int]:
             for inner in ast.walk(node)}
 
 
-def runtime_imports() -> dict[str, set[str]]:
-    """{module: the fctlib modules it imports at run time}."""
+def runtime_imports(types: bool = False) -> dict[str, set[str]]:
+    """{module: the fctlib modules it imports at run time (and for type checking if `types`)}."""
     modules = {_module(p): p for p in ROOT.rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text())
-        skip, found = _type_checking_nodes(tree), set()
+        skip, found = set() if types else _type_checking_nodes(tree), set()
         for node in ast.walk(tree):
             if id(node) in skip:
                 continue
@@ -86,3 +88,27 @@ def test_deploy_imports_no_method_run_or_notebook_machinery():
         above = {d for d in deps if d.startswith(("fctlib.methods", "fctlib.suite",
                                                    "fctlib.report"))}
         assert not above, (module, above)
+
+
+def _subpackage(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def subpackage_imports() -> dict[str, set[str]]:
+    """{subpackage: the other subpackages its modules import, type imports included}."""
+    graph: dict[str, set[str]] = {}
+    for module, deps in runtime_imports(types=True).items():
+        graph.setdefault(_subpackage(module), set()).update(
+            {_subpackage(d) for d in deps} - {_subpackage(module)})
+    return graph
+
+
+def test_no_cycle_between_subpackages_counting_type_imports():
+    assert cycles(subpackage_imports()) == []
+
+
+def test_methods_and_reports_sit_below_the_suite():
+    graph = subpackage_imports()
+    assert "fctlib.suite" not in graph["fctlib.methods"] | graph["fctlib.report"]
+    assert "fctlib.methods" not in graph["fctlib.report"]
+    assert {"fctlib.methods", "fctlib.report"} <= graph["fctlib.suite"]

@@ -4,17 +4,14 @@ split; the same for every seed (seeds vary initialisation and training only)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fctlib.data.batches import held_in_memory
 from fctlib.data.images import ImageSet
 from fctlib.data.sources import DataBundle, dataset_cache_dir, load_dataset
+from fctlib.data.spec import DataConfig
 from fctlib.data.splits import SPLIT_SEED, carve_tune, check_class_split, subsample_per_class
-
-if TYPE_CHECKING:
-    from fctlib.suite.config import DataConfig
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Which data set to load and from where (DatasetSpec): plain data, torch-free."""
+"""Which data set to load and from where (DatasetSpec), and how a run splits and serves it
+(DataConfig): plain data, torch-free."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ DATASET_NAMES = ("fashion-mnist", "tiny-imagenet-100", "cifar100", "imagefolder"
 # How training serves images: decoded once into memory, streamed by DataLoader workers, or
 # chosen by the decoded size against the machine's RAM
 DATA_PATHS = ("auto", "memory", "stream")
+NORMALIZATIONS = ("dataset", "imagenet")  # mean/std: the train split's, or ImageNet's
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -39,3 +42,28 @@ class DatasetSpec:
             raise ValueError(f"test_folder must be 'test', 'val' or None, got {self.test_folder!r}")
         if self.name in ("imagefolder", "folder-split", "npz") and self.root is None:
             raise ValueError(f"data set {self.name!r} needs root= (the folder or file to read)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, how it is split (old classes, tune share) and subsampled."""
+
+    dataset: DatasetSpec
+    old_classes: list[int] | None = None  # None: the first half of the classes by label index
+    tune_fraction: float = 0.1
+    train_per_class: int | None = None  # None: every training image
+    test_per_class: int | None = None
+    crop_padding: int = 2
+    flip: bool = True
+    normalization: str = "dataset"  # mean/std: the train split's, or ImageNet's (RGB only)
+    path: str = "auto"  # images served from memory, streamed from disk, or auto (by RAM)
+
+    def __post_init__(self):
+        if not 0 < self.tune_fraction < 1:
+            raise ValueError(f"tune_fraction must be in (0, 1), got {self.tune_fraction}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
+            )
+        if self.path not in DATA_PATHS:
+            raise ValueError(f"path must be one of {DATA_PATHS}, got {self.path!r}")

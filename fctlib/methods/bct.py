@@ -28,6 +28,8 @@ from torch.nn import functional as F
 
 from fctlib.data.splits import select_classes
 from fctlib.evaluation.distances import DISTANCES
+from fctlib.experiment.config import BCT_RECORD_ONLY, BCT_VARIANTS
+from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import (
     MethodCases,
@@ -36,13 +38,10 @@ from fctlib.methods.registry import (
     register_method,
 )
 from fctlib.models.backbones import build_model
-from fctlib.suite.config import BCT_RECORD_ONLY, BCT_VARIANTS
-from fctlib.suite.store import Artifact
 
 if TYPE_CHECKING:
+    from fctlib.experiment.context import Generations, RunContext
     from fctlib.models.spec import ModelSpec
-    from fctlib.suite.multistep import MultiStep
-    from fctlib.suite.run import Run
 
 ROWS = ("old-classifier", "unit-means", "hybrid")  # how the influence rows are built
 
@@ -236,7 +235,7 @@ def build_bct_model(variant: Variant | str, spec: ModelSpec, channels: int, num_
 
 
 @artifact_kind("bct", form="bct:<variant>:<weight>")
-def bct_encoder(run: Run, arg: str) -> Artifact:
+def bct_encoder(run: RunContext, arg: str) -> Artifact:
     """phi_new trained with BCT's influence loss: `bct:<variant>:<weight>`, the variant's rows,
     model and recipe (`bct.bt2_training` for bt2, the new model's otherwise)."""
     variant, weight = parse_name(arg)
@@ -269,7 +268,7 @@ def score(metrics: dict) -> float:
     return (metrics["top1"] + metrics["mAP"]) / 2
 
 
-def variant_points(run: Run, splits: tuple[str, ...] = ("tune", "test"),
+def variant_points(run: RunContext, splits: tuple[str, ...] = ("tune", "test"),
                    distances: tuple[str, ...] = DISTANCES) -> list[dict]:
     """Every (variant, weight) of the preset's sweep on each split under each distance: bct/old,
     bct/bct, the independent old/old and new/new (metrics of all queries), and the mean norm of
@@ -303,7 +302,7 @@ def choose_from(points: list[dict], distance: str) -> tuple[str, float]:
     return best["variant"], best["weight"]
 
 
-def choose(run: Run) -> tuple[str, float, list[dict]]:
+def choose(run: RunContext) -> tuple[str, float, list[dict]]:
     """The variant and weight chosen on the tune split under the preset's distance, and the tune
     points (both distances) the choice was made from."""
     points = variant_points(run, splits=("tune",))
@@ -311,20 +310,20 @@ def choose(run: Run) -> tuple[str, float, list[dict]]:
     return variant, weight, points
 
 
-def choose_weight(run: Run) -> tuple[float, list[dict]]:
+def choose_weight(run: RunContext) -> tuple[float, list[dict]]:
     """The chosen weight (of the chosen variant, see `choose`) and the tune points."""
     _, weight, points = choose(run)
     return weight, points
 
 
-def chosen_artifact(run: Run) -> str:
+def chosen_artifact(run: RunContext) -> str:
     """The artifact name of the (variant, weight) chosen on tune."""
     variant, weight, _ = choose(run)
     return artifact_name(variant, weight)
 
 
 @register_method("bct", criteria=(("bct/old", "old/old"),))
-def bct_cases(run: Run) -> MethodCases:
+def bct_cases(run: RunContext) -> MethodCases:
     """BCT at the variant and influence-loss weight chosen on the tune split (choose)."""
     own = chosen_artifact(run)
     query, old = run.embeddings(own, "test"), run.embeddings("old", "test")
@@ -332,7 +331,7 @@ def bct_cases(run: Run) -> MethodCases:
 
 
 @multistep_chain("bct")
-def bct_generation(steps: MultiStep, k: int) -> Artifact:
+def bct_generation(steps: Generations, k: int) -> Artifact:
     """Generation k trained with BCT's influence loss (variant `multistep.bct_variant`, its recipe
     and network) through generation k-1; the chain starts from an ordinary model."""
     if k == 0:

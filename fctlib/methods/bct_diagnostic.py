@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from fctlib.experiment.config import BCT_VARIANTS
 from fctlib.methods.bct import VARIANTS, influence_logits, influence_rows
-from fctlib.suite.config import BCT_VARIANTS
 
 if TYPE_CHECKING:
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import RunContext
 
 FLAG_ACCURACY = 0.5  # a construction classifying fewer of the old model's own old-class
 # training features than this share into their class cannot classify them: flagged
@@ -86,7 +86,7 @@ def influence_diagnostic(
     return out
 
 
-def run_diagnostic(run: Run) -> list[dict]:
+def run_diagnostic(run: RunContext) -> list[dict]:
     """influence_diagnostic of the run's old model on its training split."""
     s = run.splits
     model, _ = run.trained("old")

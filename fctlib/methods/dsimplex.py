@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fctlib.data.splits import select_classes
+from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import (
     MethodCases,
@@ -42,12 +43,10 @@ from fctlib.methods.registry import (
 )
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
-from fctlib.suite.store import Artifact
 from fctlib.training.loop import classification_loss
 
 if TYPE_CHECKING:
-    from fctlib.suite.multistep import MultiStep
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import Generations, RunContext
 
 CROSS_ENTROPY_WEIGHT, HOC_WEIGHT, HOC_SCALE = 0.1, 0.9, 10.0  # the published setting
 LABEL_SMOOTHING = 0.0  # published: a plain nn.CrossEntropyLoss()
@@ -139,7 +138,7 @@ def simplex_model(spec: ModelSpec, in_channels: int, num_vertices: int,
     return model
 
 
-def simplex_size(run: Run) -> int:
+def simplex_size(run: RunContext) -> int:
     """The preallocated simplex's number of vertices: `dsimplex.vertices`, or one per class of the
     data set (every class of every generation); at least that many."""
     classes = run.splits.bundle.num_classes
@@ -150,7 +149,7 @@ def simplex_size(run: Run) -> int:
     return vertices
 
 
-def simplex_network(run: Run, generation: str):
+def simplex_network(run: RunContext, generation: str):
     """A function building generation `old` or `new`'s network as it starts training: the old
     model's network for both (fine-tuning needs one network), `new` loaded with the trained old
     d-Simplex model's weights."""
@@ -160,7 +159,7 @@ def simplex_network(run: Run, generation: str):
 
 
 @artifact_kind("dsimplex", form="dsimplex:old|new")
-def dsimplex_encoder(run: Run, generation: str) -> Artifact:
+def dsimplex_encoder(run: RunContext, generation: str) -> Artifact:
     """d-Simplex models (`dsimplex:old|new`), both with the old model's network and the classifier
     frozen to the preallocated simplex (cross-entropy over every vertex, no label smoothing):
     `old` on the old classes with the old recipe, `new` fine-tuned from it on all classes with the
@@ -189,7 +188,7 @@ def dsimplex_encoder(run: Run, generation: str) -> Artifact:
 
 @register_method("dsimplex", criteria=(("dsimplex/old", "dsimplex-old/dsimplex-old"),
                                        ("dsimplex/old", "old/old")), protocol=("cosine",))
-def dsimplex_cases(run: Run) -> MethodCases:
+def dsimplex_cases(run: RunContext) -> MethodCases:
     """d-Simplex: both generations trained with the same fixed simplex classifier (the new one
     fine-tuned from the old with HOC), compared across models with no transformation; its old
     model's own retrieval (`dsimplex-old/dsimplex-old`) is what `dsimplex/old` must beat to be
@@ -200,7 +199,7 @@ def dsimplex_cases(run: Run) -> MethodCases:
 
 
 @multistep_chain("dsimplex")
-def dsimplex_generation(steps: MultiStep, k: int) -> Artifact:
+def dsimplex_generation(steps: Generations, k: int) -> Artifact:
     """Generation k on one preallocated simplex (the first generation's network), fine-tuned from
     generation k-1 with HOC against it; the first trained with cross-entropy over every vertex."""
     run, classes, stage = steps.run, steps.generations[k], steps.stage(k)

@@ -32,17 +32,17 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from fctlib.data.splits import remap_labels
+from fctlib.experiment.store import Artifact
 from fctlib.methods.fct import freeze_batchnorm_from, training_features, training_tensors
 from fctlib.methods.registry import MethodCases, register_method
 from fctlib.methods.side_info import side_encoder
 from fctlib.models.transformation import FastFill, Transformation, upgrade_with_uncertainty
-from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import train
 from fctlib.training.runtime import seed_everything
 
 if TYPE_CHECKING:
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import RunContext
 
 MU, LABEL_SMOOTHING = 0.5, 0.1  # published: mu_uncertainty 0.5, LabelSmoothing 0.1 (mu_disc 1)
 
@@ -126,7 +126,7 @@ def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.
 
 
 # -- in a run -------------------------------------------------------------------------------------
-def fastfill_artifact(run: Run, side_dim: int) -> Artifact:
+def fastfill_artifact(run: RunContext, side_dim: int) -> Artifact:
     """FastFill's h (the transformation's widths) and uncertainty head, fitted on the training
     set against the frozen new classifier; `side_dim=0`: without side-info."""
     cfg, h = run.preset.fastfill, run.preset.transformation
@@ -152,7 +152,7 @@ def fastfill_artifact(run: Run, side_dim: int) -> Artifact:
                     upstream, recipe=2)
 
 
-def fastfill_gallery(run: Run, side_dim: int, split: str = "test"
+def fastfill_gallery(run: RunContext, side_dim: int, split: str = "test"
                      ) -> tuple[np.ndarray, np.ndarray]:
     """FastFill's transformed gallery of a split (from stored vectors) and each item's sigma."""
     model, _ = run.trained(fastfill_artifact(run, side_dim))
@@ -161,7 +161,7 @@ def fastfill_gallery(run: Run, side_dim: int, split: str = "test"
 
 
 @register_method("fastfill")
-def fastfill_cases(run: Run) -> MethodCases:
+def fastfill_cases(run: RunContext) -> MethodCases:
     """FastFill at 0% backfill: new queries against its transformed gallery, without and with
     side-info."""
     new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from fctlib.data.splits import nested_share
+from fctlib.experiment.store import Artifact
 from fctlib.methods.registry import (
     MethodCases,
     artifact_kind,
@@ -21,15 +22,13 @@ from fctlib.methods.registry import (
 )
 from fctlib.methods.side_info import side_encoder, simclr_artifact
 from fctlib.models.transformation import Transformation, upgrade_embeddings
-from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
 from fctlib.training.loop import train
 from fctlib.training.runtime import seed_everything
 
 if TYPE_CHECKING:
-    from fctlib.suite.multistep import MultiStep
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import Generations, RunContext
 
 # h's ablation options as they appear in its artifact name (`h:<dim>,share=0.5`), with defaults
 H_OPTIONS = {"source": "simclr", "share": 1.0, "width": 1.0, "to": "new"}
@@ -88,7 +87,7 @@ def train_transformation(
 
 
 # -- in a run -------------------------------------------------------------------------------------
-def training_features(run: Run, side_dim: int, source: str = "simclr", target: str = "new"
+def training_features(run: RunContext, side_dim: int, source: str = "simclr", target: str = "new"
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(old, side, new) features of the training set, over `transformation.feature_views`
     augmented passes; `new` by the encoder `target`."""
@@ -106,7 +105,7 @@ def training_features(run: Run, side_dim: int, source: str = "simclr", target: s
     return old, side, new
 
 
-def share_rows(run: Run, share: float) -> np.ndarray:
+def share_rows(run: RunContext, share: float) -> np.ndarray:
     """Rows of the training set that fit h at a data share: `nested_share` of its labels with the
     run's seed (stratified by class, nested across shares)."""
     return nested_share(run.splits.train.labels, share, run.seed)
@@ -116,7 +115,7 @@ def _scaled(widths: list[int], factor: float) -> tuple[int, ...]:
     return tuple(max(1, round(w * factor)) for w in widths)
 
 
-def transformation_artifact(run: Run, side_dim: int, *, source: str = "simclr",
+def transformation_artifact(run: RunContext, side_dim: int, *, source: str = "simclr",
                             data_share: float = 1.0, width_factor: float = 1.0,
                             target: str = "new") -> Artifact:
     """h fitted on the training set; `side_dim=0` is the no-side-info transformation. Ablations:
@@ -154,7 +153,7 @@ def transformation_artifact(run: Run, side_dim: int, *, source: str = "simclr",
 
 
 @artifact_kind("h", form="h:<side dim>[,source=..][,share=..][,width=..][,to=..]")
-def transformation_from_name(run: Run, arg: str) -> Artifact:
+def transformation_from_name(run: RunContext, arg: str) -> Artifact:
     """The transformation named `h:<side dim>[,source=..][,share=..][,width=..][,to=..]`."""
     dim, *options = arg.split(",")
     malformed = [option for option in options if "=" not in option]
@@ -170,7 +169,8 @@ def transformation_from_name(run: Run, arg: str) -> Artifact:
         target=given.get("to", "new"))
 
 
-def transformed_gallery(run: Run, side_dim: int, split: str = "test", **ablation) -> np.ndarray:
+def transformed_gallery(run: RunContext, side_dim: int, split: str = "test", **ablation
+                        ) -> np.ndarray:
     """h(old embedding, side-info) of a split: the upgraded gallery, computed without images;
     `ablation`: transformation_artifact's keywords (source, data_share, width_factor, target)."""
     model, _ = run.trained(transformation_artifact(run, side_dim, **ablation))
@@ -180,7 +180,7 @@ def transformed_gallery(run: Run, side_dim: int, split: str = "test", **ablation
 
 
 @register_method("fct")
-def fct_cases(run: Run) -> MethodCases:
+def fct_cases(run: RunContext) -> MethodCases:
     """FCT: new queries against the transformed old gallery, without and with side-info."""
     new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim
     return MethodCases({"fct/no-side": (new, transformed_gallery(run, 0)),
@@ -188,13 +188,13 @@ def fct_cases(run: Run) -> MethodCases:
 
 
 # -- the multi-step experiment: galleries carried across generations ---------------------------
-def generation_side_info(steps: MultiStep) -> Artifact:
+def generation_side_info(steps: Generations) -> Artifact:
     """psi: SimCLR on the first generation's training images, frozen for every later one."""
     run = steps.run
     return simclr_artifact(run, "gen:side", steps.generations[0], run.preset.side_info.model)
 
 
-def generation_transformation(steps: MultiStep, a: int, b: int) -> Artifact:
+def generation_transformation(steps: Generations, a: int, b: int) -> Artifact:
     """h(a -> b): generation a's embedding and side-info to generation b's (the independent
     models), fitted on the training images of generation b's classes."""
     run, cfg = steps.run, steps.run.preset.transformation
@@ -213,7 +213,7 @@ def generation_transformation(steps: MultiStep, a: int, b: int) -> Artifact:
     return Artifact(f"gen:h:{a}:{b}", "multistep-h", (cfg, a, b), fit, upstream)
 
 
-def carried_gallery(steps: MultiStep, j: int, i: int, chained: bool) -> np.ndarray:
+def carried_gallery(steps: Generations, j: int, i: int, chained: bool) -> np.ndarray:
     """Generation j's test gallery carried into generation i's space: through every
     intermediate h (chained) or one h(j -> i) (direct)."""
     run = steps.run
@@ -226,19 +226,19 @@ def carried_gallery(steps: MultiStep, j: int, i: int, chained: bool) -> np.ndarr
     return gallery
 
 
-def _fct_case(steps: MultiStep, i: int, j: int, chained: bool) -> tuple[np.ndarray, np.ndarray]:
+def _fct_case(steps: Generations, i: int, j: int, chained: bool) -> tuple[np.ndarray, np.ndarray]:
     query = steps.run.embeddings(steps.generation("independent", i), "test")
     return query, (query if i == j else carried_gallery(steps, j, i, chained))
 
 
 @multistep_case("fct-chained")
-def fct_chained_case(steps: MultiStep, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+def fct_chained_case(steps: Generations, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Generation i's independent queries against gallery j carried by h(j -> j+1), ...,
     h(i-1 -> i)."""
     return _fct_case(steps, i, j, chained=True)
 
 
 @multistep_case("fct-direct")
-def fct_direct_case(steps: MultiStep, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+def fct_direct_case(steps: Generations, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Generation i's independent queries against gallery j carried by one h(j -> i)."""
     return _fct_case(steps, i, j, chained=False)

@@ -6,21 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fctlib.experiment.store import Artifact
 from fctlib.methods.fct import transformed_gallery
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.models.backbones import build_model
-from fctlib.suite.store import Artifact
 from fctlib.training.loop import classification_loss
 
 if TYPE_CHECKING:
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import RunContext
 
 CROSS_CHANGES = ("arch", "loss")  # how a cross model differs from the new one
 
 
 @artifact_kind("cross", form="cross:arch|loss")
-def cross_encoder(run: Run, change: str) -> Artifact:
+def cross_encoder(run: RunContext, change: str) -> Artifact:
     """A new model trained with the new recipe on every class: `cross:arch`, the network of
     `cross.model` (another family); `cross:loss`, the new network trained with a normalized
     softmax (cosine classifier of scale `cross.cosine_scale`)."""
@@ -40,7 +40,7 @@ def cross_encoder(run: Run, change: str) -> Artifact:
     return Artifact(f"cross:{change}", f"new-{change}", (spec, new.training, scale), fit)
 
 
-def _fct_to(run: Run, change: str) -> MethodCases:
+def _fct_to(run: RunContext, change: str) -> MethodCases:
     encoder, dim = f"cross:{change}", run.preset.side_info.model.embedding_dim
     query = run.embeddings(encoder, "test")
     return MethodCases(
@@ -49,12 +49,12 @@ def _fct_to(run: Run, change: str) -> MethodCases:
 
 
 @register_method("fct-arch", priced=False)
-def fct_cross_architecture(run: Run) -> MethodCases:
+def fct_cross_architecture(run: RunContext) -> MethodCases:
     """FCT to a new model of another family (`cross.model`): h maps the old gallery into it."""
     return _fct_to(run, "arch")
 
 
 @register_method("fct-loss", priced=False)
-def fct_cross_loss(run: Run) -> MethodCases:
+def fct_cross_loss(run: RunContext) -> MethodCases:
     """FCT to a new model trained with another loss (normalized softmax)."""
     return _fct_to(run, "loss")

@@ -12,6 +12,7 @@ from torch import nn
 from fctlib.data.batches import ImageBatches
 from fctlib.data.images import ImageSet
 from fctlib.data.splits import remap_labels, select_classes
+from fctlib.experiment.store import Artifact
 from fctlib.methods.registry import (
     MethodCases,
     artifact_kind,
@@ -19,17 +20,15 @@ from fctlib.methods.registry import (
     register_method,
 )
 from fctlib.models.backbones import build_model
-from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import classification_loss, train
 from fctlib.training.runtime import seed_everything
 
 if TYPE_CHECKING:
-    from fctlib.suite.multistep import MultiStep
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import Generations, RunContext
 
 
-def fit_classifier(run: Run, folder: Path, build: Callable[[], nn.Module], images: ImageSet,
+def fit_classifier(run: RunContext, folder: Path, build: Callable[[], nn.Module], images: ImageSet,
                    classes: list[int], loss: Callable, cfg: TrainConfig, *,
                    seed: int | None = None, desc: str) -> tuple[nn.Module, list[dict]]:
     """Seed, build the network, and train it on `images` with labels renumbered over `classes`
@@ -44,7 +43,7 @@ def fit_classifier(run: Run, folder: Path, build: Callable[[], nn.Module], image
     return model, history
 
 
-def _classifier(run: Run, generation: str) -> Artifact:
+def _classifier(run: RunContext, generation: str) -> Artifact:
     stage = run.preset.old if generation == "old" else run.preset.new
     s = run.splits
     classes = s.old_classes if generation == "old" else s.all_classes
@@ -59,19 +58,19 @@ def _classifier(run: Run, generation: str) -> Artifact:
 
 
 @artifact_kind("old")
-def old_encoder(run: Run, arg: str) -> Artifact:
+def old_encoder(run: RunContext, arg: str) -> Artifact:
     """phi_old: trained on the old classes' training images."""
     return _classifier(run, "old")
 
 
 @artifact_kind("new")
-def new_encoder(run: Run, arg: str) -> Artifact:
+def new_encoder(run: RunContext, arg: str) -> Artifact:
     """phi_new: trained on every class, unmodified (independent of the old model)."""
     return _classifier(run, "new")
 
 
 @register_method("independent", criteria=(("new/old", "old/old"),))
-def independent_cases(run: Run) -> MethodCases:
+def independent_cases(run: RunContext) -> MethodCases:
     """The old model searches its gallery, the new one a fully backfilled one; `new/old` (where
     the sizes match) shows that independently trained models are incompatible."""
     old, new = run.embeddings("old", "test"), run.embeddings("new", "test")
@@ -82,7 +81,7 @@ def independent_cases(run: Run) -> MethodCases:
 
 
 @multistep_chain("independent")
-def independent_generation(steps: MultiStep, k: int) -> Artifact:
+def independent_generation(steps: Generations, k: int) -> Artifact:
     """Generation k trained on its own (the suite's `new` model where it sees every class)."""
     run, classes, stage = steps.run, steps.generations[k], steps.stage(k)
     if k > 0 and classes == run.splits.all_classes:

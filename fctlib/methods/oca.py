@@ -32,13 +32,13 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import orthogonal
 
 from fctlib.data.splits import remap_labels
+from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.models.backbones import build_backbone
-from fctlib.suite.store import Artifact
 
 if TYPE_CHECKING:
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import RunContext
 
 EXTRA_DIMS = 32  # published: the new embedding is 32 dimensions wider than the old one
 CROSS_ENTROPY_WEIGHT, INFLUENCE_WEIGHT, PULL_WEIGHT = 5.0, 10.0, 5.0  # published weights
@@ -134,7 +134,7 @@ def oca_training_step(prototypes: torch.Tensor, old_dim: int,
 
 # -- in a run -------------------------------------------------------------------------------------
 @artifact_kind("oca")
-def oca_encoder(run: Run, arg: str) -> Artifact:
+def oca_encoder(run: RunContext, arg: str) -> Artifact:
     """OCA's new model (the new network without its embedding ReLU, new recipe, every class): an
     embedding `oca.extra_dims` wider than the old one under the orthogonal head, trained with
     oca_loss against the old model's class prototypes (means of its L2-normalised embeddings of
@@ -160,7 +160,7 @@ def oca_encoder(run: Run, arg: str) -> Artifact:
 
 
 @register_method("oca", criteria=(("oca/old", "old/old"),), protocol=("cosine",))
-def oca_cases(run: Run) -> MethodCases:
+def oca_cases(run: RunContext) -> MethodCases:
     """OCA: the re-normalised old-size slice of the new normalised embedding searches the old
     gallery directly (`oca/old`); the whole embedding searches its own gallery (`oca/oca`).
     Cosine is its protocol; its L2 rows are outside it."""

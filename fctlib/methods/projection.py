@@ -16,15 +16,15 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from fctlib.experiment.store import Artifact
 from fctlib.methods.registry import MethodCases, register_method
 from fctlib.models.mlp import mlp_layers
-from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import train
 from fctlib.training.runtime import default_device, seed_everything
 
 if TYPE_CHECKING:
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import RunContext
 
 
 class Projection(nn.Module):
@@ -84,7 +84,7 @@ def project_embeddings(model: Projection, new: np.ndarray, *, batch_size: int = 
 
 
 # -- in a run -------------------------------------------------------------------------------------
-def projection_artifact(run: Run) -> Artifact:
+def projection_artifact(run: RunContext) -> Artifact:
     """g: new embedding -> old embedding, fitted by MSE on the training set's cached embeddings
     by the new and the old model (the same images)."""
     cfg = run.preset.projection
@@ -100,14 +100,14 @@ def projection_artifact(run: Run) -> Artifact:
     return Artifact("projection", "projection", (cfg,), fit, (old, new))
 
 
-def projected_queries(run: Run, split: str = "test") -> np.ndarray:
+def projected_queries(run: RunContext, split: str = "test") -> np.ndarray:
     """g(new embedding) of a split: new-model queries mapped into the old model's space."""
     model, _ = run.trained(projection_artifact(run))
     return project_embeddings(model, run.embeddings("new", split), device=run.device)
 
 
 @register_method("projection")
-def projection_cases(run: Run) -> MethodCases:
+def projection_cases(run: RunContext) -> MethodCases:
     """Backward projection: g(new query) against the old gallery, unchanged."""
     return MethodCases({"proj/old": (projected_queries(run), run.embeddings("old", "test"))},
                        "new")

@@ -18,18 +18,17 @@ import numpy as np
 from fctlib.errors import UserError
 
 if TYPE_CHECKING:
-    from fctlib.suite.multistep import MultiStep
-    from fctlib.suite.run import Run
-    from fctlib.suite.store import Artifact
+    from fctlib.experiment.context import Generations, RunContext
+    from fctlib.experiment.store import Artifact
 
-ARTIFACT_KINDS: dict[str, Callable[[Run, str], Artifact]] = {}
+ARTIFACT_KINDS: dict[str, Callable[[RunContext, str], Artifact]] = {}
 ARTIFACT_FORMS: dict[str, str] = {}  # kind -> how its names are written (`fct train-step --step`)
 METHODS: dict[str, Method] = {}
 # method -> its generation k in the multi-step experiment: (steps, k) -> Artifact
-CHAINS: dict[str, Callable[[MultiStep, int], Artifact]] = {}
+CHAINS: dict[str, Callable[[Generations, int], Artifact]] = {}
 # method -> entry (i, j) of its multi-step matrix, for methods without models of their own:
 # (steps, i, j) -> (query, gallery)
-CASES: dict[str, Callable[[MultiStep, int, int], tuple[np.ndarray, np.ndarray]]] = {}
+CASES: dict[str, Callable[[Generations, int, int], tuple[np.ndarray, np.ndarray]]] = {}
 
 
 class ArtifactNameError(UserError, ValueError):
@@ -39,7 +38,7 @@ class ArtifactNameError(UserError, ValueError):
 def artifact_kind(kind: str, form: str | None = None):
     """Register `declare(run, arg) -> Artifact` for artifact names `<kind>` or `<kind>:<arg>`;
     `form` says how its names are written (default: the bare kind)."""
-    def register(declaration: Callable[[Run, str], Artifact]):
+    def register(declaration: Callable[[RunContext, str], Artifact]):
         if kind in ARTIFACT_KINDS:
             raise ValueError(f"artifact kind {kind!r} is registered twice")
         ARTIFACT_KINDS[kind] = declaration
@@ -49,7 +48,7 @@ def artifact_kind(kind: str, form: str | None = None):
     return register
 
 
-def declare(run: Run, name: str) -> Artifact:
+def declare(run: RunContext, name: str) -> Artifact:
     """The artifact behind a name (ARTIFACT_FORMS): encoders and transformations. A name that
     its kind refuses (a ValueError of its declaration) is an ArtifactNameError naming the forms."""
     forms = ", ".join(ARTIFACT_FORMS.values())
@@ -83,7 +82,7 @@ class Method:
     distances of its authors' protocol (None: any; rows under others are outside it)."""
 
     name: str
-    cases: Callable[[Run], MethodCases]
+    cases: Callable[[RunContext], MethodCases]
     criteria: tuple[tuple[str, str], ...] = ()
     priced: bool = True
     protocol: tuple[str, ...] | None = None
@@ -97,7 +96,7 @@ def register_method(name: str, *, criteria: tuple[tuple[str, str], ...] = (),
                     priced: bool = True, protocol: tuple[str, ...] | None = None):
     """Register a function `run -> MethodCases` as method `name`, in table order of import;
     `protocol`: the only distances its authors evaluate it with."""
-    def register(cases: Callable[[Run], MethodCases]):
+    def register(cases: Callable[[RunContext], MethodCases]):
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
         METHODS[name] = Method(name, cases, tuple(criteria), priced,
@@ -121,7 +120,7 @@ def unpriced_methods() -> list[str]:
 def multistep_chain(method: str):
     """Register `generation(steps, k) -> Artifact`: `method`'s model of generation k in the
     multi-step experiment (`suite.multistep`), trained on that generation's classes."""
-    def register(generation: Callable[[MultiStep, int], Artifact]):
+    def register(generation: Callable[[Generations, int], Artifact]):
         if method in CHAINS:
             raise ValueError(f"multi-step chain {method!r} is registered twice")
         CHAINS[method] = generation
@@ -133,7 +132,7 @@ def multistep_chain(method: str):
 def multistep_case(method: str):
     """Register `case(steps, i, j) -> (query, gallery)`: entry (i, j) of `method`'s multi-step
     matrix, for a method without models of its own per generation (FCT's upgraded galleries)."""
-    def register(case: Callable[[MultiStep, int, int], tuple[np.ndarray, np.ndarray]]):
+    def register(case: Callable[[Generations, int, int], tuple[np.ndarray, np.ndarray]]):
         if method in CASES or method in CHAINS:
             raise ValueError(f"multi-step method {method!r} is registered twice")
         CASES[method] = case

@@ -16,19 +16,19 @@ from fctlib.data.batches import ImageBatches
 from fctlib.data.images import ImageSet
 from fctlib.data.splits import select_classes
 from fctlib.data.transforms import SimCLRTransform
+from fctlib.experiment.config import SIDE_INFO_SOURCES
+from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import artifact_kind
 from fctlib.models.backbones import build_backbone, build_model
 from fctlib.models.mlp import mlp_layers
 from fctlib.models.spec import ModelSpec
-from fctlib.suite.config import SIDE_INFO_SOURCES
-from fctlib.suite.store import Artifact
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import classification_loss, train
 from fctlib.training.runtime import derived_seed, seed_everything
 
 if TYPE_CHECKING:
-    from fctlib.suite.run import Run
+    from fctlib.experiment.context import RunContext
 
 # Seed streams of the side-info ablation's networks: never the old model's initialisation, even
 # where the side-info network has the old model's shape.
@@ -116,7 +116,7 @@ def side_encoder(dim: int, source: str = "simclr") -> str:
     return f"side:{dim}" if source == "simclr" else f"side:{dim}:{source}"
 
 
-def simclr_artifact(run: Run, name: str, classes: list[int], spec: ModelSpec) -> Artifact:
+def simclr_artifact(run: RunContext, name: str, classes: list[int], spec: ModelSpec) -> Artifact:
     """psi of `spec` trained by SimCLR on the training images of `classes` (without their
     labels), with the preset's side-info recipe."""
     cfg = run.preset.side_info
@@ -134,7 +134,7 @@ def simclr_artifact(run: Run, name: str, classes: list[int], spec: ModelSpec) ->
 
 
 @artifact_kind("side", form="side:<dim>[:<source>]")
-def side_info_encoder(run: Run, arg: str) -> Artifact:
+def side_info_encoder(run: RunContext, arg: str) -> Artifact:
     """psi with `dim` outputs (`side:<dim>[:<source>]`): SimCLR on the old classes' training
     images, without labels; source `supervised`: the same network trained with the old classes'
     labels (the old model's recipe); `random`: that network untrained."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fctlib.experiment.records import BackfillCurve
 from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, mean_std, over_seeds, verdict
-from fctlib.suite.records import BackfillCurve
 
 AUC_RULES = ("mean", "trapezoid")
 # Published area under the backfilling curve (mean of 22 points, %), FastFill paper's tables.

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fctlib.experiment.records import BCTPoint, BCTRecord, InfluenceRow, SweepPoint
 from fctlib.report.common import METRICS, Records, over_seeds
-from fctlib.suite.records import BCTPoint, BCTRecord, InfluenceRow, SweepPoint
 
 CASES = {"bct_old": "bct_old", "bct_bct": "bct_bct", "old_old": "old_old", "new_new": "new_new"}
 VARIANT_KEYS = ["variant", "weight", "distance", "split"]

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from fctlib.io import atomic_write, load_json_if_exists
-from fctlib.suite.provenance import (
+from fctlib.experiment.provenance import (
     git_commit,
     portable_command,
     provenance,
     provenance_comment,
 )
-from fctlib.suite.records import Cases, Record
+from fctlib.experiment.records import Cases, Record
+from fctlib.io import atomic_write, load_json_if_exists
 
 METRICS = ("top1", "top5", "mAP")
 HEADLINE_METRICS = ("top1", "mAP")

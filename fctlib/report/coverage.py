@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fctlib.experiment.records import STEP_RECORDS
 from fctlib.io import load_json_if_exists
 from fctlib.report.common import Records
-from fctlib.suite.records import STEP_RECORDS
 
 UNRECORDED = "unrecorded"  # a record written before records carried their commit
 NOT_RUN_FILE = "not_run.json"  # {"steps": {notebook: why}, "methods": {method: why}}, by hand

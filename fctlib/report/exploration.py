@@ -7,8 +7,8 @@ import re
 
 import pandas as pd
 
+from fctlib.experiment.records import ExplorationRecord
 from fctlib.report.common import HEADLINE_METRICS
-from fctlib.suite.records import ExplorationRecord
 
 
 def exploration_table(records: list[ExplorationRecord]) -> pd.DataFrame:

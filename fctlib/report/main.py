@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fctlib.experiment.records import Cases
 from fctlib.report.common import (
     HEADLINE_METRICS,
     METRICS,
@@ -14,7 +15,6 @@ from fctlib.report.common import (
     stack,
     verdict,
 )
-from fctlib.suite.records import Cases
 
 CASE_ORDER = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
 CASE_STEPS = ("old", "new", "bct", "transformation")  # the steps whose `cases` are compared

@@ -7,8 +7,8 @@ from collections.abc import Collection, Iterable
 
 import pandas as pd
 
+from fctlib.experiment.records import Criterion, MethodRow
 from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds
-from fctlib.suite.records import Criterion, MethodRow
 
 METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1",
                    "in_protocol")  # in_protocol False: a distance the method's authors do not use

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fctlib.experiment.records import MatrixScores, MultistepRecord
 from fctlib.report.common import HEADLINE_METRICS, Records, over_seeds
-from fctlib.suite.records import MatrixScores, MultistepRecord
 
 MATRIX_COLUMNS = ["seed", "distance", "method", "metric", "query", "gallery", "value"]
 SCORE_COLUMNS = ["distance", "method", "AC", "AM", "AC_mAP", "AM_mAP"]

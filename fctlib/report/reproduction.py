@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fctlib.experiment.records import load_records
 from fctlib.report.common import METRICS, Records
-from fctlib.suite.records import load_records
 
 LEVEL = 0.95  # a number outside this prediction interval is not reproduced
 COLUMNS = ["step", "case", "metric", "yours", "seeds_yours", "committed", "std", "seeds",

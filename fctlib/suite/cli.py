@@ -117,9 +117,9 @@ def parse_overrides(assignments: list[str]) -> dict:
 def explore_on_tune(preset: str, overrides: dict, label: str, seed: int = 0,
                     runs_dir: str | Path | None = None) -> Path:
     """Run the steps under `overrides` and save every case's tune-split metrics with the setting."""
+    from fctlib.experiment.config import check_plain_name
+    from fctlib.experiment.records import ExplorationRecord
     from fctlib.suite.comparison import main_cases
-    from fctlib.suite.config import check_plain_name
-    from fctlib.suite.records import ExplorationRecord
     from fctlib.suite.run import Run
 
     check_plain_name(label, "--label", "results/<preset>/exploration/<label>.json")
@@ -291,8 +291,8 @@ def run_train_step(args) -> None:
 
 def run_compare(args) -> int:
     """`fct compare`: print the comparison; NOT_REPRODUCED when a number falls outside."""
+    from fctlib.experiment.config import load_preset
     from fctlib.report.reproduction import compare_results
-    from fctlib.suite.config import load_preset
 
     committed = args.to or results_root(load_preset(args.preset).name)
     for folder, flag in ((args.results_dir, "--results-dir"), (committed, "--to")):
@@ -323,7 +323,7 @@ def run_command(args) -> int | None:
     elif args.command == "fetch-data":
         print(f"{args.name}: {fetch_data(args.name)}")
     else:
-        from fctlib.suite.config import load_preset
+        from fctlib.experiment.config import load_preset
         from fctlib.suite.runner import run_suite
 
         seeds = load_preset(args.preset).seeds if args.all_seeds else args.seeds

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from fctlib.experiment.config import Preset
 from fctlib.paths import DEFAULT_PRESET, benchmarks_file, results_root
-from fctlib.suite.config import Preset
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ import numpy as np
 
 import fctlib.methods  # noqa: F401  (registers every method's chain)
 from fctlib.evaluation.compatibility import compatibility_scores
+from fctlib.experiment.config import StageConfig
+from fctlib.experiment.store import Artifact
 from fctlib.methods.registry import CASES, CHAINS
-from fctlib.suite.config import StageConfig
 from fctlib.suite.run import Run
-from fctlib.suite.store import Artifact
 
 TRAINED = tuple(CHAINS)  # methods with models of their own per generation, as registered
 MULTISTEP_METHODS = (*TRAINED, *CASES)  # and those whose cases are built otherwise (FCT's)

@@ -20,13 +20,13 @@ import fctlib.methods  # noqa: F401  (registers every method's artifacts)
 from fctlib.data.run_splits import Splits, load_splits
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropFlipTransform, EvalTransform
 from fctlib.evaluation.retrieval import evaluate_case
+from fctlib.experiment.config import Preset, load_preset
+from fctlib.experiment.provenance import compute, git_commit
+from fctlib.experiment.records import Record
+from fctlib.experiment.store import Artifact, ArtifactStore, fingerprint
 from fctlib.io import remove_stale_tmp
 from fctlib.methods.registry import declare
 from fctlib.paths import results_root, runs_root
-from fctlib.suite.config import Preset, load_preset
-from fctlib.suite.provenance import compute, git_commit
-from fctlib.suite.records import Record
-from fctlib.suite.store import Artifact, ArtifactStore, fingerprint
 from fctlib.training import distributed
 from fctlib.training.embed import embed
 from fctlib.training.runtime import default_device, set_cpu_threads

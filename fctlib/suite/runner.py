@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 from fctlib.errors import DataError, UserError
+from fctlib.experiment.config import Preset, PresetError, load_preset, resolve_preset_path
+from fctlib.experiment.provenance import provenance
 from fctlib.io import atomic_write, check_output_folder, load_json_if_exists, save_json
 from fctlib.paths import REPORT, STEPS, project_root, results_root
-from fctlib.suite.config import Preset, PresetError, load_preset, resolve_preset_path
-from fctlib.suite.provenance import provenance
 
 NOTEBOOKS_DIR = project_root() / "notebooks"
 KERNEL_EXIT_WAIT_S = 10  # after Ctrl-C: how long the notebook's thread may take to clean up

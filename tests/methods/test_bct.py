@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from fctlib.experiment.config import BCT_VARIANTS
 from fctlib.methods import bct, bct_diagnostic
 from fctlib.methods.bct import (
     VARIANTS,
@@ -18,7 +19,6 @@ from fctlib.methods.bct import (
 )
 from fctlib.models.backbones import CosineClassifier
 from fctlib.models.spec import ModelSpec
-from fctlib.suite.config import BCT_VARIANTS
 
 
 def _ce(logits, target, smoothing=0.0):

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import torch
 
+from fctlib.experiment.config import BCT_VARIANTS
 from fctlib.methods.bct_diagnostic import influence_diagnostic
-from fctlib.suite.config import BCT_VARIANTS
 
 
 def _separated_features(seed=0, per_class=40, signal=8.0, common=0.5, d=16):

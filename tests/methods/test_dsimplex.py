@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from fctlib.experiment.config import PresetError, load_preset
 from fctlib.methods.dsimplex import (
     SimplexClassifier,
     dsimplex_loss,
@@ -18,7 +19,6 @@ from fctlib.methods.dsimplex import (
     simplex_vertices,
 )
 from fctlib.methods.registry import METHODS
-from fctlib.suite.config import PresetError, load_preset
 from fctlib.suite.run import Run
 
 CPU = torch.device("cpu")

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
+from fctlib.experiment.config import PARAMS_DIR, PresetError, load_preset
 from fctlib.methods.fastfill import (
     fastfill_artifact,
     fastfill_gallery,
@@ -14,7 +15,6 @@ from fctlib.methods.fastfill import (
     train_fastfill,
 )
 from fctlib.models.transformation import FastFill, Transformation, upgrade_with_uncertainty
-from fctlib.suite.config import PARAMS_DIR, PresetError, load_preset
 from fctlib.suite.run import Run
 from fctlib.training.config import TrainConfig
 

@@ -1,7 +1,7 @@
 """The report's ablation tables (side-info source, data share, width) and their readings."""
 
 from fctlib import report
-from fctlib.suite.records import AblationsRecord
+from fctlib.experiment.records import AblationsRecord
 
 
 def _rows(values, key):

@@ -4,8 +4,8 @@ import pytest
 
 from fctlib import report
 from fctlib.evaluation.backfill import FRACTIONS
+from fctlib.experiment.records import FastFillRecord
 from fctlib.report.backfilling import area_under_curve
-from fctlib.suite.records import FastFillRecord
 
 
 def test_auc_rules_by_hand():

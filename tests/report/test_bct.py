@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from fctlib import report
+from fctlib.experiment.records import BCTPoint, BCTRecord, InfluenceRow, SweepPoint
 from fctlib.report import bct as bct_report
-from fctlib.suite.records import BCTPoint, BCTRecord, InfluenceRow, SweepPoint
 
 
 def _point(weight, cross, own):

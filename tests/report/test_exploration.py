@@ -3,7 +3,7 @@ import json
 import pandas as pd
 
 from fctlib import report
-from fctlib.suite.records import ExplorationRecord
+from fctlib.experiment.records import ExplorationRecord
 
 
 def test_one_row_per_setting_with_each_case_in_percent():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fctlib import report
-from fctlib.suite.records import NewRecord, OldRecord, SideInfoSizeRecord, TransformationRecord
+from fctlib.experiment.records import NewRecord, OldRecord, SideInfoSizeRecord, TransformationRecord
 
 
 def _split(top1, top5, mAP):

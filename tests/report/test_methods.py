@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from fctlib import report
-from fctlib.suite.records import Criterion, MethodRow, MethodsRecord
+from fctlib.experiment.records import Criterion, MethodRow, MethodsRecord
 
 
 def _record(rows, criteria=(), unpriced=()):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fctlib import report
+from fctlib.experiment.records import MultistepRecord
 from fctlib.suite.multistep import compatibility_scores
-from fctlib.suite.records import MultistepRecord
 
 
 def _record(offset, distances=("l2",), methods=("independent",)):

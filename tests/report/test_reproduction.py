@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from fctlib.experiment.records import NewRecord, OldRecord
 from fctlib.report.reproduction import (
     compare_results,
     machines,
@@ -11,7 +12,6 @@ from fctlib.report.reproduction import (
     reproduction_verdict,
     t_quantile,
 )
-from fctlib.suite.records import NewRecord, OldRecord
 
 
 def _metrics(top1, top5=0.9, mAP=0.5):

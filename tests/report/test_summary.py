@@ -5,8 +5,8 @@ import json
 import pandas as pd
 
 from fctlib import report
+from fctlib.experiment.records import BCTRecord
 from fctlib.report import summary
-from fctlib.suite.records import BCTRecord
 from tests.report.test_main import RECORDS, _split
 
 
@@ -73,7 +73,7 @@ def test_no_compared_cases_give_an_empty_headline_table():
 
 
 def test_the_report_opens_with_the_presets_purpose_and_a_tests_only_warning():
-    from fctlib.suite.config import load_preset
+    from fctlib.experiment.config import load_preset
 
     smoke = load_preset("smoke")
     html = summary.preset_intro(smoke.name, smoke.description, [0])

@@ -8,8 +8,8 @@ import importlib, pkgutil, sys
 import fctlib.report
 for module in pkgutil.walk_packages(fctlib.report.__path__, "fctlib.report."):
     importlib.import_module(module.name)
-import fctlib.suite.records
-from fctlib.suite.config import load_preset
+import fctlib.experiment.records
+from fctlib.experiment.config import load_preset
 load_preset("smoke")
 loaded = sorted(m for m in sys.modules if m.startswith("fctlib.report."))
 print(" ".join(loaded))
@@ -27,6 +27,7 @@ def test_report_records_and_config_do_not_import_torch():
 
 def test_the_check_sees_torch_when_it_is_imported():
     result = subprocess.run([sys.executable, "-c", CHECK.replace(
-        "import fctlib.suite.records", "import fctlib.suite.records, fctlib.data.preview")],
+        "import fctlib.experiment.records",
+        "import fctlib.experiment.records, fctlib.data.preview")],
         capture_output=True, text=True, check=True)
     assert result.stdout.splitlines()[-1] == "True"

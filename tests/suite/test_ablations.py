@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from fctlib.data.splits import nested_share
+from fctlib.experiment.config import PresetError, load_preset
 from fctlib.methods.fct import share_rows, transformation_artifact
 from fctlib.methods.side_info import side_encoder
 from fctlib.models.backbones import build_model
-from fctlib.suite.config import PresetError, load_preset
 from fctlib.suite.run import Run
 from fctlib.training.runtime import seed_everything
 

@@ -21,10 +21,10 @@ import torch
 import fctlib.deploy.cluster
 from fctlib.deploy.gallery_store import write_gallery_store
 from fctlib.deploy.upgrade import upgrade_gallery
+from fctlib.experiment.config import PresetError
 from fctlib.io import atomic_write
 from fctlib.models.transformation import Transformation, save_transformation
 from fctlib.suite.cli import main as fct
-from fctlib.suite.config import PresetError
 
 N, OLD, SIDE, NEW, SHARD = 300, 8, 4, 6, 100
 

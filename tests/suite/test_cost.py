@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fctlib.suite.config import load_preset
+from fctlib.experiment.config import load_preset
 from fctlib.suite.cost import (
     SplitSizes,
     class_split_sizes,

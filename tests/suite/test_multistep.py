@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fctlib.evaluation.compatibility import compatibility_scores
-from fctlib.suite.config import MultiStepConfig
+from fctlib.experiment.config import MultiStepConfig
 from fctlib.suite.multistep import generation_classes
 
 

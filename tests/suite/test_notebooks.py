@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fctlib.evaluation.distances import DISTANCES
+from fctlib.experiment.config import load_preset
 from fctlib.paths import REPORT, STEPS
 from fctlib.report import CASE_ORDER, read_table
-from fctlib.suite.config import load_preset
 from fctlib.suite.multistep import MULTISTEP_METHODS
 from fctlib.suite.runner import NOTEBOOKS_DIR, run_suite
 
@@ -279,7 +279,7 @@ def test_failing_notebook_names_the_error_and_the_executed_copy(tmp_path, monkey
 
 
 def test_class_split_is_checked_before_any_notebook(tmp_path):
-    from fctlib.suite.config import PresetError
+    from fctlib.experiment.config import PresetError
 
     with pytest.raises(PresetError, match=r"data.old_classes: old_classes \[42\] are not class"):
         run_suite("smoke", [0], only=["00_data"], overrides={"data": {"old_classes": [42]}},
@@ -289,7 +289,7 @@ def test_class_split_is_checked_before_any_notebook(tmp_path):
 
 
 def test_invalid_preset_stops_before_any_work(tmp_path):
-    from fctlib.suite.config import PresetError
+    from fctlib.experiment.config import PresetError
 
     with pytest.raises(PresetError, match="unknown key 'old.model.widht'"):
         run_suite("smoke", [0], overrides={"old": {"model": {"widht": 3}}},

@@ -5,8 +5,8 @@ import torch
 
 from fctlib.data.images import ArrayImages
 from fctlib.data.transforms import EvalTransform
+from fctlib.experiment.config import load_preset
 from fctlib.models.backbones import build_model
-from fctlib.suite.config import load_preset
 from fctlib.training.embed import embed
 from fctlib.training.runtime import embed_batch_size
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fctlib.experiment.config import Preset, load_preset
+from fctlib.experiment.records import load_exploration, load_records
 from fctlib.paths import results_root
 from fctlib.report import page
 from fctlib.report.backfilling import backfilling_rows
@@ -16,8 +18,6 @@ from fctlib.report.common import Records, run_provenance, write_table
 from fctlib.report.coverage import Coverage, coverage, load_not_run, not_run_line
 from fctlib.report.exploration import exploration_table
 from fctlib.report.main import case_rows
-from fctlib.suite.config import Preset, load_preset
-from fctlib.suite.records import load_exploration, load_records
 
 
 @dataclass

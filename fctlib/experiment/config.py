@@ -6,17 +6,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fctlib.data.spec import DATA_PATHS, DatasetSpec
+from fctlib.data.spec import DataConfig
 from fctlib.evaluation.distances import DISTANCES
-from fctlib.models.spec import ModelSpec
-from fctlib.paths import project_root
-from fctlib.suite.typed_yaml import (
+from fctlib.experiment.typed_yaml import (
     PresetError,
     build_typed,
     merge_layer,
     parse_overrides_text,
     read_yaml,
 )
+from fctlib.models.spec import ModelSpec
+from fctlib.paths import project_root
 from fctlib.training.config import TrainConfig
 
 PROJECT_ROOT = project_root()
@@ -24,33 +24,7 @@ PARAMS_DIR = PROJECT_ROOT / "params"
 DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
 SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is the default
 ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
-NORMALIZATIONS = ("dataset", "imagenet")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one folder or file name under results/
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data set, how it is split (old classes, tune share) and subsampled."""
-
-    dataset: DatasetSpec
-    old_classes: list[int] | None = None  # None: the first half of the classes by label index
-    tune_fraction: float = 0.1
-    train_per_class: int | None = None  # None: every training image
-    test_per_class: int | None = None
-    crop_padding: int = 2
-    flip: bool = True
-    normalization: str = "dataset"  # mean/std: the train split's, or ImageNet's (RGB only)
-    path: str = "auto"  # images served from memory, streamed from disk, or auto (by RAM)
-
-    def __post_init__(self):
-        if not 0 < self.tune_fraction < 1:
-            raise ValueError(f"tune_fraction must be in (0, 1), got {self.tune_fraction}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
-            )
-        if self.path not in DATA_PATHS:
-            raise ValueError(f"path must be one of {DATA_PATHS}, got {self.path!r}")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from fctlib.suite.config import PARAMS_DIR, PresetError, load_preset, resolve_preset_path
+from fctlib.experiment.config import PARAMS_DIR, PresetError, load_preset, resolve_preset_path
 
 PRESETS = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults")
 

@@ -9,8 +9,8 @@ from PIL import Image
 
 from fctlib.data.batches import decode_all
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from fctlib.experiment.config import PresetError, load_preset
 from fctlib.models.backbones import build_backbone, build_model
-from fctlib.suite.config import PresetError, load_preset
 from fctlib.suite.run import Run
 
 WEIGHT_DECAY = 2.0**-15  # 3.0517578125e-5, the reference's weight decay

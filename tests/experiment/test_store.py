@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from fctlib.errors import UserError
+from fctlib.experiment.provenance import git_commit
+from fctlib.experiment.store import UNRECORDED, Artifact, ArtifactStore
 from fctlib.io import remove_stale_tmp
 from fctlib.methods.registry import ARTIFACT_FORMS, ARTIFACT_KINDS
-from fctlib.suite.provenance import git_commit
 from fctlib.suite.run import Run
-from fctlib.suite.store import UNRECORDED, Artifact, ArtifactStore
 
 
 def _store(tmp_path, calls, log=None):

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from fctlib.experiment.jsondata import JsonData
 from fctlib.io import save_json
-from fctlib.suite.jsondata import JsonData
 
 Metrics = dict[str, dict[str, float]]  # {class split: {metric: value}}, values as fractions
 Cases = dict[str, Metrics]  # {case, e.g. "old/old": its metrics}

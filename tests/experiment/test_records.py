@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fctlib.paths import project_root
-from fctlib.suite.records import (
+from fctlib.experiment.records import (
     STEP_RECORDS,
     BCTPoint,
     BCTRecord,
@@ -20,6 +19,7 @@ from fctlib.suite.records import (
     load_record,
     load_records,
 )
+from fctlib.paths import project_root
 
 RESULTS = project_root() / "results"
 COMMITTED = sorted(RESULTS.glob("*/metrics/seed*/*.json"))

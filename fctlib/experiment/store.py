@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fctlib.experiment.provenance import git_commit
 from fctlib.io import load_json_if_exists, save_json, save_npy_atomic
-from fctlib.suite.provenance import git_commit
 
 ARTIFACT_FILE = "artifact.json"
 HISTORY_FILE = "history.json"

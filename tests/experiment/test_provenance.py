@@ -4,8 +4,8 @@ import sys
 
 import torch
 
-from fctlib.suite.provenance import compute, provenance
-from fctlib.suite.records import OldRecord
+from fctlib.experiment.provenance import compute, provenance
+from fctlib.experiment.records import OldRecord
 
 
 def test_compute_names_the_kernels_torch_picked():
@@ -17,7 +17,7 @@ def test_compute_names_the_kernels_torch_picked():
 
 
 def test_compute_sees_a_forced_capability():
-    script = "from fctlib.suite.provenance import compute; print(compute()['cpu_capability'])"
+    script = "from fctlib.experiment.provenance import compute; print(compute()['cpu_capability'])"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, env={**os.environ, "ATEN_CPU_CAPABILITY": "default"})
     assert out.stdout.strip() == "DEFAULT"
@@ -36,8 +36,8 @@ def test_records_keep_their_compute_and_omit_it_when_unknown():
 
 
 def test_commands_are_recorded_without_this_machines_paths():
+    from fctlib.experiment.provenance import portable_command
     from fctlib.paths import project_root
-    from fctlib.suite.provenance import portable_command
 
     inside = project_root() / "params" / "smoke.yaml"
     command = f"fct reproduce --preset {inside} --runs-dir /work/runs --results-dir /tmp/r /x"

@@ -1,0 +1,64 @@
+"""What a method may ask of the run it trains and measures in (RunContext) and of the multi-step
+experiment (Generations). `suite.run.Run` and `suite.multistep.MultiStep` implement them; methods
+type against these protocols, so they sit below the suite that drives them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from fctlib.data.run_splits import Splits
+    from fctlib.data.transforms import CropFlipTransform, EvalTransform
+    from fctlib.experiment.config import Preset, StageConfig
+    from fctlib.experiment.store import Artifact
+
+
+class RunContext(Protocol):
+    """One preset at one seed: its data, transforms and trained artifacts, and evaluation."""
+
+    preset: Preset
+    seed: int
+    device: torch.device
+
+    @property
+    def splits(self) -> Splits:
+        """The preset's train / tune / test images and class split."""
+
+    @property
+    def image_stats(self) -> tuple:
+        """(image size, channels, mean, std) of the preset's normalisation."""
+
+    def train_transform(self) -> CropFlipTransform:
+        """The training augmentation of the preset's images."""
+
+    def eval_transform(self) -> EvalTransform:
+        """The preset's images, normalised, without augmentation."""
+
+    def artifact(self, name: str | Artifact) -> Artifact:
+        """The declaration behind an artifact name."""
+
+    def trained(self, name: str | Artifact) -> tuple:
+        """(model, history) of an artifact: loaded, resumed or trained."""
+
+    def embeddings(self, name: str | Artifact, split: str) -> np.ndarray:
+        """Embeddings of a split by an encoder, cached."""
+
+    def evaluate(self, query: np.ndarray, gallery: np.ndarray, split: str = "test",
+                 distance: str | None = None) -> dict:
+        """Metrics by class split of a case under `distance` (None: the preset's)."""
+
+
+class Generations(Protocol):
+    """The multi-step experiment of a run: the classes of each generation and their models."""
+
+    run: RunContext
+    generations: list[list[int]]
+
+    def stage(self, k: int) -> StageConfig:
+        """The recipe of generation k."""
+
+    def generation(self, method: str, k: int) -> Artifact:
+        """Generation k of a method with models of its own."""
