@@ -25,6 +25,22 @@ DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
 SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is the default
 ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one folder or file name under results/
+# `methods.<name>` of a preset -> the dataclass of that section, registered by the method module
+# that reads it (`method_section`); its defaults are the dataclass's
+METHOD_SECTIONS: dict[str, type] = {}
+OPEN_SECTIONS = ("methods",)  # keys defaults.yaml need not list: checked by Preset.check_methods
+
+
+def method_section(name: str):
+    """Register a dataclass as the settings a method reads from `methods.<name>` of a preset, so
+    a method's preset defaults live in its own module."""
+    def register(cls: type) -> type:
+        if name in METHOD_SECTIONS:
+            raise ValueError(f"preset section methods.{name} is registered twice")
+        METHOD_SECTIONS[name] = cls
+        return cls
+
+    return register
 
 
 @dataclass(frozen=True)
@@ -256,6 +272,8 @@ class Preset:
     cross: CrossConfig
     distance: str = "l2"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    methods: dict = field(default_factory=dict)  # methods.<name>: see METHOD_SECTIONS
+    source: str = ""  # the files (and overrides) it was read from, for messages
 
     def __post_init__(self):
         if self.distance not in DISTANCES:
@@ -263,6 +281,22 @@ class Preset:
         check_plain_name(self.name, "name", "results/<name>/")
         if not self.seeds:
             raise ValueError("seeds is empty; list at least one seed, e.g. seeds: [0]")
+
+    def method(self, name: str):
+        """The settings of `methods.<name>` as the dataclass its method registered (its defaults
+        for keys the preset leaves out); a wrong key or value is a PresetError naming it."""
+        return build_typed(METHOD_SECTIONS[name], self.methods.get(name) or {}, self.source,
+                           f"methods.{name}.")
+
+    def check_methods(self) -> None:
+        """Refuse a `methods.<name>` no method registers and any invalid section, before any
+        work (call once the methods are imported)."""
+        unknown = sorted(set(self.methods) - set(METHOD_SECTIONS))
+        if unknown:
+            raise PresetError(f"{self.source}: unknown key 'methods.{unknown[0]}' (known: "
+                              f"{sorted(METHOD_SECTIONS)})")
+        for name in self.methods:
+            self.method(name)
 
 
 def check_plain_name(value: str, what: str, names: str) -> None:
@@ -296,10 +330,12 @@ def load_preset(preset: str | Path, overrides: dict | str | None = None) -> Pres
         raise PresetError(f"{path} is empty (no keys, or only comments); write the settings that "
                           "differ from params/defaults.yaml in it, at least `name: <results "
                           "folder>`, or pass another preset")
-    merged = merge_layer(merged, layer, str(path))
+    merged = merge_layer(merged, layer, str(path), open_keys=OPEN_SECTIONS)
     source = str(path)
     overrides = parse_overrides_text(overrides) if isinstance(overrides, str) else overrides
     if overrides:
-        merged = merge_layer(merged, overrides, f"overrides of {path}")
+        merged = merge_layer(merged, overrides, f"overrides of {path}", open_keys=OPEN_SECTIONS)
         source = f"{path} with overrides {overrides}"
-    return build_typed(Preset, merged, source)
+    if "source" in merged:
+        raise PresetError(f"{source}: unknown key 'source' (set by the suite, not a setting)")
+    return build_typed(Preset, {**merged, "source": source}, source)

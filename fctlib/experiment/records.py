@@ -28,6 +28,9 @@ class Record(JsonData):
 
     STEP: ClassVar[str]
     NOTEBOOK: ClassVar[str] = ""  # the notebook that writes it
+    # fields left out of the JSON while empty, so that records written without them save back
+    # unchanged
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("artifacts", "commit", "compute")
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
     commit: str = ""  # the git commit of the code that measured it ("" : unrecorded)
     compute: dict[str, str] = field(default_factory=dict)  # provenance.compute() of the run
@@ -38,10 +41,9 @@ class Record(JsonData):
             STEP_RECORDS[cls.STEP] = cls
 
     def to_json(self) -> dict:
-        """The record as plain JSON values (`artifacts`, `commit`, `compute` left out while
-        empty)."""
+        """The record as plain JSON values (OMITTED_WHEN_EMPTY left out while empty)."""
         data = super().to_json()
-        for key in ("artifacts", "commit", "compute"):
+        for key in self.OMITTED_WHEN_EMPTY:
             if not data[key]:
                 del data[key]
         return data
@@ -151,10 +153,12 @@ class BCTRecord(Record):
     """Notebook 04: BCT's cases at the variant and weight chosen on tune (under `distance`), every
     variant's points on tune and test under both distances, the influence diagnostic, and the
     chosen model's history. `sweep` is the weight-only form of records written before variants
-    (empty, and left out of the JSON, in new ones)."""
+    (empty, and left out of the JSON, in new ones); either form saves back unchanged."""
 
     STEP: ClassVar[str] = "bct"
     NOTEBOOK: ClassVar[str] = "04_bct"
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
+        *Record.OMITTED_WHEN_EMPTY, "variant", "distance", "points", "influence", "sweep")
     cases: Cases
     weight: float
     history: History
@@ -163,15 +167,6 @@ class BCTRecord(Record):
     points: list[BCTPoint] = field(default_factory=list)
     influence: list[InfluenceRow] = field(default_factory=list)
     sweep: list[SweepPoint] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        """The record as plain JSON values (the fields of only one of the two forms left out
-        while empty, so that either form saves back unchanged)."""
-        data = super().to_json()
-        for key in ("variant", "distance", "points", "influence", "sweep"):
-            if not data[key]:
-                del data[key]
-        return data
 
 
 @dataclass(kw_only=True)
@@ -306,16 +301,18 @@ class Criterion(JsonData):
 @dataclass(kw_only=True)
 class MethodsRecord(Record):
     """Notebook 09: the methods table's rows, backward projection, each method's compatibility
-    criterion, and the methods left out of the price table (their new model differs on
-    purpose)."""
+    criterion, the methods left out of the price table (their new model differs on purpose), and
+    every method registered when it ran (so the report names those without rows)."""
 
     STEP: ClassVar[str] = "methods"
     NOTEBOOK: ClassVar[str] = "09_methods"
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "methods")
     rows: list[MethodRow]
     bct_weight: float
     projection: dict  # {"cases": Cases, "history": History}
     criteria: list[Criterion]
     unpriced: list[str]
+    methods: list[str] = field(default_factory=list)  # registered methods, table order
 
 
 @dataclass

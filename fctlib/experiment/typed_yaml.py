@@ -46,16 +46,20 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def merge_layer(base: dict, layer: dict, source: str, prefix: str = "") -> dict:
-    """`layer` over `base`, nested mappings merged; a key `base` lacks is refused."""
+def merge_layer(base: dict, layer: dict, source: str, prefix: str = "",
+                open_keys: tuple[str, ...] = ()) -> dict:
+    """`layer` over `base`, nested mappings merged; a key `base` lacks is refused, except inside
+    the mappings named in `open_keys` (whose owners check them when they are built)."""
     out = dict(base)
+    parent = prefix.rstrip(".")
+    is_open = any(parent == k or parent.startswith(f"{k}.") for k in open_keys)
     for key, value in layer.items():
         name = f"{prefix}{key}"
-        if key not in base:
+        if key not in base and not is_open:
             known = ", ".join(sorted(base))
             raise PresetError(f"{source}: unknown key '{name}' (known keys here: {known})")
-        if isinstance(base[key], dict) and isinstance(value, dict):
-            out[key] = merge_layer(base[key], value, source, f"{name}.")
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            out[key] = merge_layer(base[key], value, source, f"{name}.", open_keys)
         else:
             out[key] = value
     return out
@@ -89,6 +93,8 @@ def coerce_value(hint, value, source: str, key: str):
         return coerce_value(options[0], value, source, key)
     if dataclasses.is_dataclass(hint):
         return build_typed(hint, value, source, f"{key}.")
+    if hint is dict and not isinstance(value, dict):
+        raise PresetError(f"{source}: '{key}' must be a mapping, got {value!r}")
     if origin in (list, tuple):
         if not isinstance(value, list):
             raise PresetError(f"{source}: '{key}' must be a list, got {value!r}")

@@ -1,16 +1,10 @@
 """One module per model-update method: its maths, the artifacts it trains, its cases and its
-compatibility criterion. Importing this package registers them all (`registry`); the order of
-the imports is the order of the methods table, so they are kept out of import sorting."""
-# isort: skip_file
+compatibility criterion. Importing this package imports every module in this folder, so each
+method registers itself (`registry`): the folder is the only list of methods, and each method
+states its place in the tables (`order`)."""
 
-from fctlib.methods import (  # noqa: F401
-    independent,
-    side_info,
-    bct,
-    fct,
-    fastfill,
-    projection,
-    dsimplex,
-    oca,
-    fct_cross,
-)
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

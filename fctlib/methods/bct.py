@@ -322,7 +322,9 @@ def chosen_artifact(run: RunContext) -> str:
     return artifact_name(variant, weight)
 
 
-@register_method("bct", criteria=(("bct/old", "old/old"),))
+@register_method("bct", order=20, criteria=(("bct/old", "old/old"),), notation=(
+    "`bct`", "a new model trained with BCT's influence loss through the old classifier (its "
+             "variant and weight chosen on `tune`)"))
 def bct_cases(run: RunContext) -> MethodCases:
     """BCT at the variant and influence-loss weight chosen on the tune split (choose)."""
     own = chosen_artifact(run)
@@ -330,7 +332,7 @@ def bct_cases(run: RunContext) -> MethodCases:
     return MethodCases({"bct/old": (query, old), "bct/bct": (query, query)}, own)
 
 
-@multistep_chain("bct")
+@multistep_chain("bct", order=20)
 def bct_generation(steps: Generations, k: int) -> Artifact:
     """Generation k trained with BCT's influence loss (variant `multistep.bct_variant`, its recipe
     and network) through generation k-1; the chain starts from an ordinary model."""

@@ -186,8 +186,9 @@ def dsimplex_encoder(run: RunContext, generation: str) -> Artifact:
                     fit, upstream, recipe=2)
 
 
-@register_method("dsimplex", criteria=(("dsimplex/old", "dsimplex-old/dsimplex-old"),
-                                       ("dsimplex/old", "old/old")), protocol=("cosine",))
+@register_method("dsimplex", order=60, criteria=(("dsimplex/old", "dsimplex-old/dsimplex-old"),
+                                       ("dsimplex/old", "old/old")), protocol=("cosine",),
+                 notation=("`dsimplex-old`, `dsimplex`", "d-Simplex's old and new models"))
 def dsimplex_cases(run: RunContext) -> MethodCases:
     """d-Simplex: both generations trained with the same fixed simplex classifier (the new one
     fine-tuned from the old with HOC), compared across models with no transformation; its old
@@ -198,7 +199,7 @@ def dsimplex_cases(run: RunContext) -> MethodCases:
                         "dsimplex/dsimplex": (new, new)}, "dsimplex:new")
 
 
-@multistep_chain("dsimplex")
+@multistep_chain("dsimplex", order=60)
 def dsimplex_generation(steps: Generations, k: int) -> Artifact:
     """Generation k on one preallocated simplex (the first generation's network), fine-tuned from
     generation k-1 with HOC against it; the first trained with cross-entropy over every vertex."""

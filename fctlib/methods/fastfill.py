@@ -160,7 +160,9 @@ def fastfill_gallery(run: RunContext, side_dim: int, split: str = "test"
     return upgrade_with_uncertainty(model, run.embeddings("old", split), side, device=run.device)
 
 
-@register_method("fastfill")
+@register_method("fastfill", order=40, notation=(
+    "`fastfill/no-side`, `fastfill/side`", "the same with FastFill's h, nothing backfilled (its "
+                                           "curves backfill a share at a time)"))
 def fastfill_cases(run: RunContext) -> MethodCases:
     """FastFill at 0% backfill: new queries against its transformed gallery, without and with
     side-info."""

@@ -179,7 +179,9 @@ def transformed_gallery(run: RunContext, side_dim: int, split: str = "test", **a
     return upgrade_embeddings(model, run.embeddings("old", split), side, device=run.device)
 
 
-@register_method("fct")
+@register_method("fct", order=30, notation=(
+    "`fct/no-side`, `fct/side`", "not a model pair: `new`'s queries against the old gallery "
+                                 "upgraded by h(old embedding) or h(old embedding, side-info)"))
 def fct_cases(run: RunContext) -> MethodCases:
     """FCT: new queries against the transformed old gallery, without and with side-info."""
     new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim
@@ -231,14 +233,14 @@ def _fct_case(steps: Generations, i: int, j: int, chained: bool) -> tuple[np.nda
     return query, (query if i == j else carried_gallery(steps, j, i, chained))
 
 
-@multistep_case("fct-chained")
+@multistep_case("fct-chained", order=30)
 def fct_chained_case(steps: Generations, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Generation i's independent queries against gallery j carried by h(j -> j+1), ...,
     h(i-1 -> i)."""
     return _fct_case(steps, i, j, chained=True)
 
 
-@multistep_case("fct-direct")
+@multistep_case("fct-direct", order=31)
 def fct_direct_case(steps: Generations, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Generation i's independent queries against gallery j carried by one h(j -> i)."""
     return _fct_case(steps, i, j, chained=False)

@@ -48,13 +48,15 @@ def _fct_to(run: RunContext, change: str) -> MethodCases:
          f"fct-{change}/side": (query, transformed_gallery(run, dim, target=encoder))}, encoder)
 
 
-@register_method("fct-arch", priced=False)
+@register_method("fct-arch", order=80, priced=False, notation=(
+    "`fct-arch/...`, `fct-loss/...`", "the same into a new model of another architecture, or "
+                                      "trained with another loss"))
 def fct_cross_architecture(run: RunContext) -> MethodCases:
     """FCT to a new model of another family (`cross.model`): h maps the old gallery into it."""
     return _fct_to(run, "arch")
 
 
-@register_method("fct-loss", priced=False)
+@register_method("fct-loss", order=90, priced=False)
 def fct_cross_loss(run: RunContext) -> MethodCases:
     """FCT to a new model trained with another loss (normalized softmax)."""
     return _fct_to(run, "loss")

@@ -69,7 +69,7 @@ def new_encoder(run: RunContext, arg: str) -> Artifact:
     return _classifier(run, "new")
 
 
-@register_method("independent", criteria=(("new/old", "old/old"),))
+@register_method("independent", order=10, criteria=(("new/old", "old/old"),))
 def independent_cases(run: RunContext) -> MethodCases:
     """The old model searches its gallery, the new one a fully backfilled one; `new/old` (where
     the sizes match) shows that independently trained models are incompatible."""
@@ -80,7 +80,7 @@ def independent_cases(run: RunContext) -> MethodCases:
     return MethodCases(cases, "new")
 
 
-@multistep_chain("independent")
+@multistep_chain("independent", order=10)
 def independent_generation(steps: Generations, k: int) -> Artifact:
     """Generation k trained on its own (the suite's `new` model where it sees every class)."""
     run, classes, stage = steps.run, steps.generations[k], steps.stage(k)

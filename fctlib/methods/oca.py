@@ -159,7 +159,8 @@ def oca_encoder(run: RunContext, arg: str) -> Artifact:
     return Artifact("oca", "oca", (spec, new.training, run.preset.oca), fit, (old,), recipe=2)
 
 
-@register_method("oca", criteria=(("oca/old", "old/old"),), protocol=("cosine",))
+@register_method("oca", order=70, criteria=(("oca/old", "old/old"),), protocol=("cosine",),
+                 notation=("`oca`", "OCA's new model"))
 def oca_cases(run: RunContext) -> MethodCases:
     """OCA: the re-normalised old-size slice of the new normalised embedding searches the old
     gallery directly (`oca/old`); the whole embedding searches its own gallery (`oca/oca`).

@@ -106,7 +106,8 @@ def projected_queries(run: RunContext, split: str = "test") -> np.ndarray:
     return project_embeddings(model, run.embeddings("new", split), device=run.device)
 
 
-@register_method("projection")
+@register_method("projection", order=50, notation=(
+    "`proj`", "`new`'s queries mapped back into the old space by g"))
 def projection_cases(run: RunContext) -> MethodCases:
     """Backward projection: g(new query) against the old gallery, unchanged."""
     return MethodCases({"proj/old": (projected_queries(run), run.embeddings("old", "test"))},

@@ -2,9 +2,10 @@
 like `bct:3.0` or `h:8`) and their rows in the methods comparison (cases, compatibility criteria,
 price).
 
-A method module calls `artifact_kind` for each kind of artifact it trains and `register_method`
-for its comparison; `fctlib.methods` imports every method module, so the registry is complete
-once that package is imported. Adding a method is one module and one import line there.
+A method module calls `artifact_kind` for each kind of artifact it trains, `register_method`
+for its comparison (with its place in the tables, `order`) and, in the multi-step experiment,
+`multistep_chain` or `multistep_case`; `fctlib.methods` imports every module in its folder, so
+the registry is complete once that package is imported. Adding a method is adding its module.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CHAINS: dict[str, Callable[[Generations, int], Artifact]] = {}
 # method -> entry (i, j) of its multi-step matrix, for methods without models of their own:
 # (steps, i, j) -> (query, gallery)
 CASES: dict[str, Callable[[Generations, int, int], tuple[np.ndarray, np.ndarray]]] = {}
+ORDER: dict[str, int] = {}  # method, chain or case -> its place in the tables (ascending)
 
 
 class ArtifactNameError(UserError, ValueError):
@@ -76,66 +78,85 @@ class MethodCases:
 
 @dataclass(frozen=True)
 class Method:
-    """A model-update method in the comparison: its cases, the compatibility criteria it must
-    meet ((cross-model case, the retrieval it must beat), ...), whether the price of its new
-    model against the independent one is meaningful (False: another model on purpose), and the
-    distances of its authors' protocol (None: any; rows under others are outside it)."""
+    """A model-update method in the comparison: its cases, its place in the tables, the
+    compatibility criteria it must meet ((cross-model case, the retrieval it must beat), ...),
+    whether the price of its new model against the independent one is meaningful (False: another
+    model on purpose), and the distances of its authors' protocol (None: any; rows under others
+    are outside it)."""
 
     name: str
     cases: Callable[[RunContext], MethodCases]
+    order: int
     criteria: tuple[tuple[str, str], ...] = ()
     priced: bool = True
     protocol: tuple[str, ...] | None = None
+    notation: tuple[str, str] | None = None
 
     def in_protocol(self, distance: str) -> bool:
         """Whether retrieval under `distance` is how the method's authors evaluate it."""
         return self.protocol is None or distance in self.protocol
 
 
-def register_method(name: str, *, criteria: tuple[tuple[str, str], ...] = (),
-                    priced: bool = True, protocol: tuple[str, ...] | None = None):
-    """Register a function `run -> MethodCases` as method `name`, in table order of import;
-    `protocol`: the only distances its authors evaluate it with."""
+def register_method(name: str, *, order: int, criteria: tuple[tuple[str, str], ...] = (),
+                    priced: bool = True, protocol: tuple[str, ...] | None = None,
+                    notation: tuple[str, str] | None = None):
+    """Register a function `run -> MethodCases` as method `name`, at place `order` of the
+    methods table; `protocol`: the only distances its authors evaluate it with; `notation`: its
+    row in the case notation, written as literals (the torch-free report reads it from the
+    source, `report.notation`)."""
     def register(cases: Callable[[RunContext], MethodCases]):
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered twice")
-        METHODS[name] = Method(name, cases, tuple(criteria), priced,
-                               None if protocol is None else tuple(protocol))
+        METHODS[name] = Method(name, cases, order, tuple(criteria), priced,
+                               None if protocol is None else tuple(protocol),
+                               None if notation is None else tuple(notation))
         return cases
 
     return register
 
 
+def methods() -> list[Method]:
+    """Every registered method in table order."""
+    return sorted(METHODS.values(), key=lambda m: m.order)
+
+
 def criteria() -> list[dict]:
     """Every registered criterion as {method, case, reference}, in table order."""
     return [{"method": m.name, "case": case, "reference": reference}
-            for m in METHODS.values() for case, reference in m.criteria]
+            for m in methods() for case, reference in m.criteria]
 
 
 def unpriced_methods() -> list[str]:
     """The methods whose new model differs from the independent one on purpose."""
-    return [m.name for m in METHODS.values() if not m.priced]
+    return [m.name for m in methods() if not m.priced]
 
 
-def multistep_chain(method: str):
+def multistep_chain(method: str, *, order: int):
     """Register `generation(steps, k) -> Artifact`: `method`'s model of generation k in the
-    multi-step experiment (`suite.multistep`), trained on that generation's classes."""
+    multi-step experiment (`suite.multistep`), trained on that generation's classes; `order`:
+    its place among the chains."""
     def register(generation: Callable[[Generations, int], Artifact]):
         if method in CHAINS:
             raise ValueError(f"multi-step chain {method!r} is registered twice")
-        CHAINS[method] = generation
+        CHAINS[method], ORDER[method] = generation, order
         return generation
 
     return register
 
 
-def multistep_case(method: str):
+def multistep_case(method: str, *, order: int):
     """Register `case(steps, i, j) -> (query, gallery)`: entry (i, j) of `method`'s multi-step
-    matrix, for a method without models of its own per generation (FCT's upgraded galleries)."""
+    matrix, for a method without models of its own per generation (FCT's upgraded galleries);
+    `order`: its place among the cases."""
     def register(case: Callable[[Generations, int, int], tuple[np.ndarray, np.ndarray]]):
         if method in CASES or method in CHAINS:
             raise ValueError(f"multi-step method {method!r} is registered twice")
-        CASES[method] = case
+        CASES[method], ORDER[method] = case, order
         return case
 
     return register
+
+
+def in_order(registered: dict[str, object]) -> tuple[str, ...]:
+    """The names of CHAINS or CASES in their registered order."""
+    return tuple(sorted(registered, key=ORDER.__getitem__))

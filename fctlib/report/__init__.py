@@ -73,6 +73,7 @@ from fctlib.report.methods import (
     methods_table,
     price_table,
     seeds_criteria,
+    seeds_methods,
     seeds_unpriced,
 )
 from fctlib.report.multistep import (
@@ -99,7 +100,8 @@ __all__ = [
     "matrix_frame", "matrix_rows", "matrix_table", "methods_frame", "methods_not_run",
     "methods_rows", "methods_sentence", "methods_table", "metrics_frame", "not_run_line",
     "paper_comparison", "price_table", "published_gaps", "read_table", "run_provenance",
-    "scores_frame", "scores_rows", "scores_table", "seeds_criteria", "seeds_unpriced",
+    "scores_frame", "scores_rows", "scores_table", "seeds_criteria", "seeds_methods",
+    "seeds_unpriced",
     "setting_frame", "side_info_size_rows", "side_info_size_table", "side_info_source_sentence",
     "side_info_source_table", "sweep_frame", "sweep_rows", "trend_sentence", "width_table",
     "write_table",

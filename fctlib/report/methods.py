@@ -12,9 +12,6 @@ from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds
 
 METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1",
                    "in_protocol")  # in_protocol False: a distance the method's authors do not use
-# every method notebook 09 measures (methods.registry.METHODS; kept torch-free here)
-METHOD_NAMES = ("independent", "bct", "fct", "fastfill", "projection", "dsimplex", "oca",
-                "fct-arch", "fct-loss")
 METHOD_VALUES = [*METRICS, "new_top1"]
 
 
@@ -78,6 +75,12 @@ def seeds_unpriced(records: Records) -> list[str]:
     return _distinct(records, "unpriced")
 
 
+def seeds_methods(records: Records) -> list[str]:
+    """Every method registered when any seed's notebook 09 ran, in table order (none for records
+    written before notebook 09 recorded them)."""
+    return _distinct(records, "methods")
+
+
 def criteria_table(methods: pd.DataFrame, criteria: Iterable[Criterion]) -> pd.DataFrame:
     """Each method's compatibility criterion per distance and metric (top-1, mAP): does its
     cross-model case beat the reference case (`holds`), and by how much (`margin`, points)."""
@@ -132,10 +135,10 @@ def criteria_sentence(criteria: pd.DataFrame, prices: pd.DataFrame, distance: st
     return text
 
 
-def methods_not_run(table: pd.DataFrame, reasons: dict[str, str]) -> str:
-    """One line naming the methods the table has no rows of, with the stated reason of each
-    (results/<preset>/not_run.json) where there is one; empty when every method ran."""
-    missing = [m for m in METHOD_NAMES if m not in set(table["method"])]
+def methods_not_run(table: pd.DataFrame, registered: list[str], reasons: dict[str, str]) -> str:
+    """One line naming the `registered` methods the table has no rows of, with the stated reason
+    of each (results/<preset>/not_run.json) where there is one; empty when every method ran."""
+    missing = [m for m in registered if m not in set(table["method"])]
     if not missing:
         return ""
     why = sorted({reasons[m] for m in missing if m in reasons})

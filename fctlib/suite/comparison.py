@@ -7,17 +7,17 @@ from __future__ import annotations
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.methods.bct import artifact_name
 from fctlib.methods.fct import transformed_gallery
-from fctlib.methods.registry import METHODS, Method
+from fctlib.methods.registry import Method, methods
 from fctlib.suite.run import Run
 
 
-def method_rows(run: Run, methods: list[Method] | None = None,
+def method_rows(run: Run, chosen: list[Method] | None = None,
                 distances: tuple[str, ...] = DISTANCES) -> list[dict]:
     """Rows of the methods table for one run (metrics as fractions, all test queries), ordered by
     method (registry order), then case, then distance; `in_protocol` False marks a distance its
     authors do not evaluate the method with."""
     rows, own_top1 = [], {}
-    for method in methods or METHODS.values():
+    for method in chosen or methods():
         result = method.cases(run)
         for distance in distances:
             key = (result.own_encoder, distance)

@@ -27,11 +27,11 @@ import fctlib.methods  # noqa: F401  (registers every method's chain)
 from fctlib.evaluation.compatibility import compatibility_scores
 from fctlib.experiment.config import StageConfig
 from fctlib.experiment.store import Artifact
-from fctlib.methods.registry import CASES, CHAINS
+from fctlib.methods.registry import CASES, CHAINS, in_order
 from fctlib.suite.run import Run
 
-TRAINED = tuple(CHAINS)  # methods with models of their own per generation, as registered
-MULTISTEP_METHODS = (*TRAINED, *CASES)  # and those whose cases are built otherwise (FCT's)
+TRAINED = in_order(CHAINS)  # methods with models of their own per generation, as registered
+MULTISTEP_METHODS = (*TRAINED, *in_order(CASES))  # and those whose cases are built otherwise
 
 
 def generation_classes(class_counts: list[int] | None, num_classes: int) -> list[list[int]]:

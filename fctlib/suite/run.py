@@ -39,6 +39,7 @@ class Run:
                  runs_dir: str | Path | None = None, results_dir: str | Path | None = None,
                  device: torch.device | None = None):
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset, overrides)
+        self.preset.check_methods()  # every method is registered once fctlib.methods is imported
         self.seed = seed
         self.root = Path(runs_dir or runs_root()) / self.preset.name / f"seed{seed}"
         self.results_dir = Path(results_dir or results_root(self.preset.name))

@@ -1,8 +1,16 @@
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from fctlib.experiment.config import PARAMS_DIR, PresetError, load_preset, resolve_preset_path
+from fctlib.experiment.config import (
+    METHOD_SECTIONS,
+    PARAMS_DIR,
+    PresetError,
+    load_preset,
+    resolve_preset_path,
+)
 
 PRESETS = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults")
 
@@ -80,3 +88,36 @@ def test_missing_preset_lists_places():
         resolve_preset_path("no-such-preset")
     assert resolve_preset_path("smoke") == (PARAMS_DIR / "smoke.yaml").resolve()
     assert Path(resolve_preset_path("params/smoke.yaml")).name == "smoke.yaml"
+
+
+@dataclass(frozen=True)
+class _Section:
+    weights: list[float] = field(default_factory=lambda: [1.0])
+
+    def __post_init__(self):
+        if min(self.weights) <= 0:
+            raise ValueError(f"weights must be > 0, got {self.weights}")
+
+
+def test_a_method_section_is_typed_by_the_dataclass_its_method_registers(tmp_path, monkeypatch):
+    monkeypatch.setitem(METHOD_SECTIONS, "demo", _Section)
+    assert load_preset("smoke").method("demo") == _Section()  # the dataclass's defaults
+    path = _write(tmp_path, "name: x\nmethods: {demo: {weights: [2, 3]}}\n")
+    preset = load_preset(path)
+    preset.check_methods()
+    assert preset.method("demo").weights == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: x\nmethods: {demo: {wieghts: [2]}}\n", "unknown key 'methods.demo.wieghts'"),
+    ("name: x\nmethods: {demo: {weights: [0]}}\n", "impossible value in 'methods.demo': weights"),
+    ("name: x\nmethods: {dmeo: {}}\n", "unknown key 'methods.dmeo' (known: ['demo'"),
+    ("name: x\nmethods: [demo]\n", "'methods' must be a mapping"),
+    ("name: x\nsource: here\n", "unknown key 'source'"),
+])
+def test_a_bad_method_section_is_refused_before_any_work(tmp_path, monkeypatch, text, message):
+    monkeypatch.setitem(METHOD_SECTIONS, "demo", _Section)
+    path = _write(tmp_path, text)
+    with pytest.raises(PresetError, match=re.escape(message)) as err:
+        load_preset(path).check_methods()
+    assert str(path) in str(err.value)

@@ -137,7 +137,7 @@ def test_every_artifact_kind_has_a_name_form():
 
 
 @pytest.mark.parametrize("name, message", [
-    ("bogus", "unknown artifact 'bogus'; artifact names are old, new, side:<dim>"),
+    ("bogus", "unknown artifact 'bogus'; artifact names are old, new, bct:<variant>:<weight>"),
     ("h:-3", "artifact 'h:-3' needs artifact 'side:-3': embedding_dim and width must be "
              "positive; artifact names are old, new"),
     ("side:abc", "artifact 'side:abc': invalid literal for int()"),

@@ -1,10 +1,15 @@
 """The report's methods table, compatibility criteria and price."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from fctlib import report
 from fctlib.experiment.records import Criterion, MethodRow, MethodsRecord
+
+NOTEBOOK_09 = Path(__file__).resolve().parents[2] / "notebooks" / "09_methods.ipynb"
 
 
 def _record(rows, criteria=(), unpriced=()):
@@ -92,13 +97,24 @@ def test_criteria_and_unpriced_methods_come_from_the_records():
 
 
 def test_methods_not_measured_are_named_with_the_stated_reason():
-    from fctlib.methods import registry
-    from fctlib.report.methods import METHOD_NAMES
-
-    assert set(METHOD_NAMES) == set(registry.METHODS)  # the torch-free copy has not drifted
+    registered = ["independent", "bct", "fct", "fastfill", "projection", "dsimplex", "oca",
+                  "fct-arch", "fct-loss"]
+    records = {0: {"methods": MethodsRecord(rows=[], bct_weight=1.0, projection={}, criteria=[],
+                                            unpriced=[], methods=registered)}}
+    assert report.seeds_methods(records) == registered
     table = pd.DataFrame({"method": ["independent", "bct", "fct", "fastfill", "projection"]})
-    line = report.methods_not_run(table, {"oca": "predates it", "fct-arch": "predates it"})
+    line = report.methods_not_run(table, registered,
+                                  {"oca": "predates it", "fct-arch": "predates it"})
     assert line == ("Not measured for this preset: dsimplex, oca, fct-arch, fct-loss "
                     "(predates it).")
-    every = pd.DataFrame({"method": list(registry.METHODS)})
-    assert report.methods_not_run(every, {}) == ""
+    every = pd.DataFrame({"method": registered})
+    assert report.methods_not_run(every, registered, {}) == ""
+
+
+def test_notebook_09_records_every_registered_method_in_table_order():
+    from fctlib.methods import registry
+
+    source = json.loads(NOTEBOOK_09.read_text())
+    code = "".join("".join(c["source"]) for c in source["cells"] if c["cell_type"] == "code")
+    assert "methods=[m.name for m in registry.methods()]" in code
+    assert [m.name for m in registry.methods()][0] == "independent"

@@ -123,7 +123,7 @@ PRESET_CASES = {
         "bad.yaml is empty"),
     "train-step-unknown-artifact": (
         lambda t: ["train-step", "--preset", "smoke", "--step", "old", "bogus"],
-        "unknown artifact 'bogus'; artifact names are old, new, side:<dim>"),
+        "unknown artifact 'bogus'; artifact names are old, new, bct:<variant>:<weight>"),
     "train-step-bad-argument": (
         lambda t: ["train-step", "--preset", "smoke", "--step", "old", "h:-3"],
         "artifact 'h:-3' needs artifact 'side:-3': embedding_dim and width must be positive; "

@@ -1,4 +1,4 @@
-import ast
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +6,14 @@ import pytest
 
 import fctlib.methods
 from fctlib.evaluation.retrieval import evaluate_case
-from fctlib.methods.registry import METHODS, Method, MethodCases, criteria, unpriced_methods
+from fctlib.methods.registry import (
+    METHODS,
+    Method,
+    MethodCases,
+    criteria,
+    methods,
+    unpriced_methods,
+)
 from fctlib.suite.comparison import method_rows
 
 LABELS = np.repeat([0, 1, 2, 3], 25)
@@ -39,9 +46,9 @@ class FakeRun:
 def _two_methods(run):
     old, new, bct = (run.store[k] for k in ("old", "new", "bct:3.0"))
     return [Method("first", lambda r: MethodCases({"new/old": (new, old),
-                                                    "new/new": (new, new)}, "new")),
+                                                    "new/new": (new, new)}, "new"), order=1),
             Method("second", lambda r: MethodCases({"bct/old": (bct, old)}, "bct:3.0"),
-                   protocol=("cosine",))]
+                   order=2, protocol=("cosine",))]
 
 
 def test_rows_in_method_case_distance_order_with_the_own_model_beside():
@@ -77,20 +84,24 @@ def test_cosine_and_l2_differ_only_where_norms_differ():
             assert unit[(case, "l2")][m] == pytest.approx(unit[(case, "cosine")][m], abs=1e-9)
 
 
-def test_method_order_criteria_and_price_rule_come_from_the_registry():
-    # the table's order is the import order of fctlib/methods/__init__.py: no list of methods here
-    package = ast.parse(Path(fctlib.methods.__file__).read_text())
-    imported = [a.name for node in ast.walk(package) if isinstance(node, ast.ImportFrom)
-                for a in node.names]
-    positions = [imported.index(m.cases.__module__.rsplit(".", 1)[1]) for m in METHODS.values()]
-    assert positions == sorted(positions) and METHODS
+def test_every_module_in_the_methods_folder_registers_and_states_its_place():
+    # the folder is the list: each module found there is imported, and each method says its order
+    folder = Path(fctlib.methods.__file__).parent
+    found = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert found <= {name.rsplit(".", 1)[1] for name in sys.modules
+                     if name.startswith("fctlib.methods.")}
+    ordered = methods()
+    assert [m.order for m in ordered] == sorted(m.order for m in METHODS.values())
+    assert len({m.order for m in ordered}) == len(ordered)  # no two share a place
+    assert ordered[0].name == "independent"  # the table starts from no compatibility
     found = [(c["method"], c["case"], c["reference"]) for c in criteria()]
     for criterion in [("independent", "new/old", "old/old"), ("bct", "bct/old", "old/old"),
                       ("dsimplex", "dsimplex/old", "dsimplex-old/dsimplex-old"),
                       ("dsimplex", "dsimplex/old", "old/old"), ("oca", "oca/old", "old/old")]:
         assert criterion in found
-    assert found == sorted(found, key=lambda c: list(METHODS).index(c[0]))  # in table order
+    names = [m.name for m in ordered]
+    assert found == sorted(found, key=lambda c: names.index(c[0]))  # in table order
     unpriced = unpriced_methods()
     assert {"fct-arch", "fct-loss"} <= set(unpriced) and "bct" not in unpriced
-    assert unpriced == [m.name for m in METHODS.values() if not m.priced]
+    assert unpriced == [m.name for m in ordered if not m.priced]
 

@@ -13,6 +13,7 @@ from fctlib.report.methods import (
     methods_table,
     price_table,
     seeds_criteria,
+    seeds_methods,
     seeds_unpriced,
 )
 from fctlib.report.sections.context import Report
@@ -27,7 +28,8 @@ def show_methods(report: Report) -> None:
     table = methods_table(methods_rows(covered.select(report.records)))
     report.save(table, "methods", "methods")
     page.markdown(methods_sentence(table, len(covered.seeds)))
-    missing = methods_not_run(table, report.reasons.get("methods", {}))
+    missing = methods_not_run(table, seeds_methods(report.records),
+                              report.reasons.get("methods", {}))
     if missing:
         page.show(page.not_run(missing))
     page.show(page.collapsed(
