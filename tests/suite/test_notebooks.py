@@ -10,6 +10,7 @@ import pytest
 
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.experiment.config import load_preset
+from fctlib.methods import registry
 from fctlib.paths import REPORT, STEPS
 from fctlib.report import CASE_ORDER, read_table
 from fctlib.suite.multistep import MULTISTEP_METHODS
@@ -151,17 +152,18 @@ def test_suite_ablation_and_methods_tables(smoke_results):
     outside = methods[~methods["in_protocol"].astype(bool)]
     assert set(outside["method"]) == {"oca", "dsimplex"}  # their authors evaluate with cosine
     assert set(outside["distance"]) == {"l2"}
-    cases = [("independent", "old/old"), ("independent", "new/new"), ("independent", "new/old"),
-             ("bct", "bct/old"),
-             ("bct", "bct/bct"), ("fct", "fct/no-side"), ("fct", "fct/side"),
-             ("fastfill", "fastfill/no-side"), ("fastfill", "fastfill/side"),
-             ("projection", "proj/old"), ("dsimplex", "dsimplex-old/dsimplex-old"),
-             ("dsimplex", "dsimplex/old"), ("dsimplex", "dsimplex/dsimplex"),
-             ("oca", "oca/old"), ("oca", "oca/oca"),
-             ("fct-arch", "fct-arch/no-side"), ("fct-arch", "fct-arch/side"),
-             ("fct-loss", "fct-loss/no-side"), ("fct-loss", "fct-loss/side")]
-    assert [tuple(r) for r in methods[["method", "case", "distance"]].values] == [
-        (*c, d) for c in cases for d in ("l2", "cosine")]
+    # every registered method, in table order, each case under both distances in turn
+    keys = [tuple(r) for r in methods[["method", "case", "distance"]].values]
+    order = [m.name for m in registry.methods()]
+    assert list(dict.fromkeys(k[0] for k in keys)) == order
+    assert [k[2] for k in keys] == ["l2", "cosine"] * (len(keys) // 2)
+    assert all(a[:2] == b[:2] for a, b in zip(keys[::2], keys[1::2], strict=True))
+    for method, case in [("independent", "old/old"), ("independent", "new/new"),
+                         ("independent", "new/old"), ("bct", "bct/old"), ("bct", "bct/bct"),
+                         ("fct", "fct/no-side"), ("fct", "fct/side"), ("projection", "proj/old"),
+                         ("dsimplex", "dsimplex/old"), ("oca", "oca/old"),
+                         ("fct-arch", "fct-arch/side"), ("fct-loss", "fct-loss/side")]:
+        assert (method, case, "l2") in keys, (method, case)
     values = methods[["top1", "top5", "mAP", "new_top1"]]
     assert values.apply(lambda c: c.between(0, 100)).all().all()
     by_key = methods.set_index(["case", "distance"])
