@@ -1,0 +1,108 @@
+"""L2 feature regression to the old model, the simplest compatibility baseline: the new model is
+trained with its own cross-entropy plus lambda times the mean squared difference between its
+embedding and the frozen old model's, lambda chosen on tune by l2/old.
+
+Form followed: the Euclidean feature loss of Less-Forgetful Learning as Avalanche implements it
+(ContinualAI/avalanche, `avalanche/training/plugins/lfl.py` at 12dff05: `mse_loss(features,
+prev_features)` times `lambda_e`, added to the task loss; the mean runs over the batch and the
+embedding's dimensions). Departures, both forced by the update setting: the old model is another
+network trained on fewer classes, so nothing of it is copied into the new one and no layer of the
+new one is frozen (LFL freezes its last layer to keep the old task's classifier); and the
+features of both models are taken as the training step computes them (LFL switches both models
+to eval mode for them), the old model in eval mode throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fctlib.experiment.config import method_section
+from fctlib.experiment.store import Artifact
+from fctlib.methods.independent import fit_classifier
+from fctlib.methods.registry import MethodCases, artifact_kind, register_method
+from fctlib.models.backbones import build_model
+
+if TYPE_CHECKING:
+    from fctlib.experiment.context import RunContext
+
+
+@method_section("l2-regression")
+@dataclass(frozen=True)
+class L2RegressionConfig:
+    """`methods.l2-regression` of a preset: the weights lambda tried (one model each), the one
+    with the best l2/old on tune kept."""
+
+    weights: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0])
+
+    def __post_init__(self):
+        if not self.weights or min(self.weights) <= 0 or len(set(self.weights)) < len(
+                self.weights):
+            raise ValueError(f"weights must be distinct and > 0, got {self.weights}")
+
+
+def l2_regression_loss(label_smoothing: float, old_model: nn.Module, weight: float) -> Callable:
+    """Loss step: the new model's label-smoothed cross-entropy plus `weight` times the mean
+    squared difference between its embedding and the frozen `old_model`'s."""
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def step(model: nn.Module, batch) -> torch.Tensor:
+        images, labels = batch[0], batch[1]
+        embedding, logits = model(images)
+        with torch.no_grad():
+            target = old_model(images)[0]
+        return criterion(logits, labels) + weight * F.mse_loss(embedding.float(), target.float())
+
+    return step
+
+
+@artifact_kind("l2", form="l2:<weight>")
+def l2_encoder(run: RunContext, arg: str) -> Artifact:
+    """phi_new trained on every class with the new recipe and the L2 pull towards phi_old at
+    weight `arg` (`l2:1`)."""
+    weight = float(arg)
+    if weight <= 0:
+        raise ValueError(f"the weight must be > 0, got {arg}")
+    new, old_stage, s = run.preset.new, run.preset.old, run.splits
+    if new.model.embedding_dim != old_stage.model.embedding_dim:
+        raise ValueError("L2 regression needs the old and new embedding sizes to match "
+                         f"({old_stage.model.embedding_dim} vs {new.model.embedding_dim})")
+    old = run.artifact("old")
+
+    def fit(folder: Path):
+        old_model = run.trained(old)[0].to(run.device).eval()
+        loss = l2_regression_loss(new.training.label_smoothing, old_model, weight)
+        return fit_classifier(
+            run, folder, lambda: build_model(new.model, s.bundle.channels, len(s.all_classes)),
+            s.train, s.all_classes, loss, new.training, desc=f"l2 regression w={weight:g}")
+
+    return Artifact(f"l2:{weight:g}", "l2-regression", (new.model, new.training, weight), fit,
+                    upstream=(old,))
+
+
+def chosen_weight(run: RunContext) -> float:
+    """The weight whose l2/old has the best mean of top-1 and mAP on tune, under the preset's
+    distance (ties: the first listed)."""
+    old = run.embeddings("old", "tune")
+
+    def score(weight: float) -> float:
+        metrics = run.evaluate(run.embeddings(f"l2:{weight:g}", "tune"), old, "tune")["all"]
+        return (metrics["top1"] + metrics["mAP"]) / 2
+
+    return max(run.preset.method("l2-regression").weights, key=score)
+
+
+@register_method("l2-regression", order=25, criteria=(("l2/old", "old/old"),), notation=(
+    "`l2`", "a new model trained with its cross-entropy plus lambda times the mean squared "
+            "distance of its embedding to the old model's (lambda chosen on `tune`)"))
+def l2_regression_cases(run: RunContext) -> MethodCases:
+    """The new model pulled towards the old embedding, at the weight chosen on tune."""
+    own = f"l2:{chosen_weight(run):g}"
+    query, old = run.embeddings(own, "test"), run.embeddings("old", "test")
+    return MethodCases({"l2/old": (query, old), "l2/l2": (query, query)}, own)
