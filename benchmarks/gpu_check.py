@@ -109,30 +109,27 @@ class Check:
 
 # -- rates -----------------------------------------------------------------------------------------
 def capacity_img_per_s(run: Run, steps: int, warmup: int) -> float:
-    """Training images/s of the new model's network, batch, optimiser, precision and compile mode
-    on synthetic batches already on the device (no data path): the ceiling the real training is
-    held to."""
+    """Training images/s of the new model's recipe and compile mode on synthetic batches already
+    on the device (no data path): the ceiling the real training is held to."""
     spec, cfg, bundle = run.preset.new.model, run.preset.new.training, run.splits.bundle
     model = prepare_model(build_model(spec, bundle.channels, bundle.num_classes), run.device)
-    model.train()
     optimizer = make_optimizer(model.parameters(), cfg)
     loss_step = LossStep(classification_loss(cfg.label_smoothing), model, run.device,
                          compile_mode(run.device))
-    images = torch.randn(cfg.batch_size, bundle.channels, bundle.image_size, bundle.image_size)
-    labels = torch.randint(0, bundle.num_classes, (cfg.batch_size,))
-    batch = to_device((images, labels), run.device)
+    size = (cfg.batch_size, bundle.channels, bundle.image_size, bundle.image_size)
+    batch = to_device((torch.randn(size), torch.randint(0, bundle.num_classes, size[:1])),
+                      run.device)
 
     def sgd_step():
-        loss = loss_step(batch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_step(batch).backward()
         optimizer.step()
 
-    for _ in range(warmup):
-        sgd_step()
-    synchronize(run.device)
-    began = time.perf_counter()
-    for _ in range(steps):
+    model.train()
+    for step in range(warmup + steps):
+        if step == warmup:
+            synchronize(run.device)
+            began = time.perf_counter()
         sgd_step()
     synchronize(run.device)
     return steps * cfg.batch_size / (time.perf_counter() - began)

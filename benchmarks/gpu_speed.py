@@ -7,7 +7,9 @@ with SGD, bt2's batch-128 Adam recipe, SimCLR's two views, h's MLP at batch 1024
 epoch's extra seconds (compilation, autotuning), FLOP/item (torch's FlopCounter, forward and
 backward) and the model FLOP utilisation against the GPU's dense bf16 peak. Rows are written to
 OUT/speed.csv and OUT/speed.json as they finish; a budget skips what would not fit.
-Usage: python benchmarks/gpu_speed.py OUT [--tiny] [--budget-s 420]
+Another preset's networks at its input shape: `--preset fashion-mnist --image 1 28 10` (how
+torch.compile does on a CPU).
+Usage: python benchmarks/gpu_speed.py OUT [--tiny] [--budget-s 420] [--preset P --image C S K]
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +49,25 @@ PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
 GOALS = {"supervised_img_per_s": 80_000, "h_items_per_s": 500_000, "embed_img_per_s": 40_000}
 
 
+@dataclass(frozen=True)
+class Setting:
+    """What is measured: a preset's networks at an input shape (channels, size, classes), how many
+    batches an epoch has, how many images `embed` runs over, the batch (None: the preset's)."""
+
+    preset: str = PRESET
+    channels: int = 3
+    size: int = 64
+    classes: int = 100
+    steps: int = 40
+    embed_images: int = 50_000
+    batch_size: int | None = None
+    h_batches: int = 100  # h's batches per epoch (stored vectors are cheap)
+
+
+# --tiny: runs on a CPU in minutes
+TINY = {"size": 32, "steps": 2, "embed_images": 64, "batch_size": 8, "h_batches": 64}
+
+
 class Case:
     """One network to train: how to build it, its loss step, its data and settings."""
 
@@ -55,47 +76,50 @@ class Case:
         self.cfg, self.items_per_row = cfg, items_per_row
 
 
-def cases(tiny: bool, device: torch.device) -> list[Case]:
+def cases(setting: Setting, device: torch.device) -> list[Case]:
     """The preset's trained networks at their batch sizes, on synthetic device-resident data."""
-    preset = load_preset(PRESET)
-    spec, classes, size = preset.new.model, 100, 64 if not tiny else 32
-    steps = 2 if tiny else 40
+    preset = load_preset(setting.preset)
+    spec, classes, size, steps = preset.new.model, setting.classes, setting.size, setting.steps
+    channels = setting.channels
 
     def labelled(batch: int) -> TensorDataset:
         n = batch * steps
-        return TensorDataset(torch.randn(n, 3, size, size, device=device),
+        return TensorDataset(torch.randn(n, channels, size, size, device=device),
                              torch.randint(0, classes, (n,), device=device))
 
     def two_views(batch: int) -> TensorDataset:
         n = batch * steps
-        return TensorDataset(*(torch.randn(n, 3, size, size, device=device) for _ in range(2)))
+        return TensorDataset(*(torch.randn(n, channels, size, size, device=device)
+                               for _ in range(2)))
 
     def config(cfg: TrainConfig) -> TrainConfig:
         cfg = replace(cfg, epochs=3, warmup_epochs=0, num_workers=0)
-        return replace(cfg, batch_size=8) if tiny else cfg
+        return replace(cfg, batch_size=setting.batch_size) if setting.batch_size else cfg
 
     new_cfg, bt2_cfg = config(preset.new.training), config(preset.bct.bt2_training)
     side_cfg, h_cfg = config(preset.side_info.training), config(preset.transformation.training)
     old_weight = torch.randn(classes, spec.embedding_dim)
     covered = torch.arange(classes) < classes // 2
     dim, side_dim = spec.embedding_dim, preset.side_info.model.embedding_dim
-    h_items = (64 if tiny else 100) * h_cfg.batch_size
+    h_items = setting.h_batches * h_cfg.batch_size
 
     def features():
         return [torch.randn(h_items, d, device=device) for d in (dim, side_dim, dim)]
 
     return [
-        Case("supervised (new, batch 512, SGD)", lambda: build_model(spec, 3, classes),
+        Case(f"supervised (new, batch {new_cfg.batch_size}, {new_cfg.optimizer})",
+             lambda: build_model(spec, channels, classes),
              classification_loss(0.1), lambda: labelled(new_cfg.batch_size),
              new_cfg),
-        Case("bt2 (batch 128, Adam)", lambda: build_bct_model("bt2", spec, 3, classes, 30.0),
+        Case(f"bt2 (batch {bt2_cfg.batch_size}, {bt2_cfg.optimizer})",
+             lambda: build_bct_model("bt2", spec, channels, classes, 30.0),
              variant_loss("bt2", 0.1, old_weight, covered, 10.0),
              lambda: labelled(bt2_cfg.batch_size), bt2_cfg),
-        Case("SimCLR (2 views, batch 512, Adam)",
-             lambda: SimCLRModel(build_backbone(preset.side_info.model, 3), side_dim),
+        Case(f"SimCLR (2 views, batch {side_cfg.batch_size}, {side_cfg.optimizer})",
+             lambda: SimCLRModel(build_backbone(preset.side_info.model, channels), side_dim),
              simclr_loss(0.5), lambda: two_views(side_cfg.batch_size),
              side_cfg, items_per_row=2),
-        Case("h (MLP, batch 1024, Adam)",
+        Case(f"h (MLP, batch {h_cfg.batch_size}, {h_cfg.optimizer})",
              lambda: Transformation(dim, side_dim, dim, tuple(preset.transformation.branch_widths),
                                     tuple(preset.transformation.mixer_widths)),
              _mse_step, lambda: TensorDataset(*features()), h_cfg),
@@ -135,14 +159,15 @@ def train_rate(case: Case, device: torch.device) -> dict:
             "fell_back_to_eager": fell_back[0] if fell_back else ""}
 
 
-def embed_rate(device: torch.device, tiny: bool) -> list[dict]:
-    """Images/s of `embed` (the library's batching, eval transform) with the preset's ResNet-18."""
-    preset = load_preset(PRESET)
-    n, size = (64, 32) if tiny else (50_000, 64)
-    images = ArrayImages(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8),
+def embed_rate(setting: Setting, device: torch.device) -> list[dict]:
+    """Images/s of `embed` (the library's batching, eval transform) with the preset's new
+    network."""
+    preset = load_preset(setting.preset)
+    n, size, channels = setting.embed_images, setting.size, setting.channels
+    images = ArrayImages(torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8),
                          torch.zeros(n, dtype=torch.long), layout="NCHW")
-    model = build_model(preset.new.model, 3, 100)
-    transform = EvalTransform(size, 3, (0.5,) * 3, (0.25,) * 3)
+    model = build_model(preset.new.model, channels, setting.classes)
+    transform = EvalTransform(size, channels, (0.5,) * channels, (0.25,) * channels)
     rows = []
     for batch in (512, 2048):
         embed(model, images.subset(range(min(n, 4 * batch))), transform, batch_size=batch,
@@ -183,6 +208,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--tiny", action="store_true", help="small images and batches (a CPU)")
+    parser.add_argument("--preset", default=PRESET)
+    parser.add_argument("--image", nargs=3, type=int, metavar=("CHANNELS", "SIZE", "CLASSES"),
+                        default=(3, 64, 100), help="the preset's input shape and classes")
+    parser.add_argument("--steps", type=int, default=40, help="batches per epoch")
+    parser.add_argument("--embed-images", type=int, default=50_000)
     parser.add_argument("--budget-s", type=float, default=420.0)
     parser.add_argument("--modes", nargs="+", default=["0", "default", "reduce-overhead"],
                         help="FCT_COMPILE values to measure, in order")
@@ -193,13 +223,17 @@ def main(argv: list[str] | None = None) -> None:
         torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-    results = Results(args.out, {**provenance(PRESET, [0], command=" ".join(sys.argv)),
+    channels, size, classes = args.image
+    setting = Setting(args.preset, channels, size, classes, args.steps, args.embed_images)
+    if args.tiny:
+        setting = replace(setting, **TINY)
+    results = Results(args.out, {**provenance(args.preset, [0], command=" ".join(sys.argv)),
                                  "peak_bf16_flop_s": peak})
-    for row in embed_rate(device, args.tiny):
+    for row in embed_rate(setting, device):
         results.add(row)
     # the slowest compile last: a budget cut loses the least informative rows
     for mode in args.modes:
-        for case in cases(args.tiny, device):
+        for case in cases(setting, device):
             left = args.budget_s - (time.perf_counter() - results.started)
             row = {"case": case.name, "mode": mode, "batch": case.cfg.batch_size}
             if left < (15 if mode == "0" else 90):
