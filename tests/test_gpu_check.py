@@ -2,6 +2,7 @@
 step over budget is skipped and recorded (benchmarks/gpu_check.py)."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,3 +52,15 @@ def test_a_step_over_budget_is_skipped_and_recorded(tmp_path):
     steps = json.loads((tmp_path / "figures.json").read_text())["steps"]
     assert [s["status"] for s in steps] == ["done", "skipped: over budget"]
     assert (tmp_path / "tables" / "steps.csv").read_text().startswith("# preset: x")
+
+
+def test_the_device_wrapper_names_its_usage_and_a_missing_stash(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_device.sh"
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path), "OUT": str(tmp_path / "out")}
+    usage = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    empty = tmp_path / "carried"
+    empty.mkdir()
+    second = subprocess.run(["bash", str(script), "run", str(empty)], capture_output=True,
+                            text=True, env=env)
+    assert second.returncode == 3 and "no stash: call 1 did not run" in second.stdout

@@ -7,7 +7,8 @@ On one H200 the GPU preset's ResNet-18 (batch 512, bf16) trained at 59.6k img/s 
 the default mode and 118.1k with CUDA graphs: at this size the GPU waits for kernel launches
 (`benchmarks/gpu_speed.py`, results/benchmarks/gpu/2026-12-04-compiled/speed). Only the network is
 compiled: the loss steps keep their data-dependent Python (BCT's covered classes) and checkpoints
-keep the network's own parameter names.
+keep the network's own parameter names. A steered CPU kernel setting compiles into an inductor
+cache of its own (`fctlib/__init__.py`).
 """
 
 from __future__ import annotations

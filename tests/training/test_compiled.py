@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -76,3 +80,19 @@ def test_errors_of_the_step_itself_are_raised_when_eager():
 
     with pytest.raises(ValueError, match="shape mismatch"):
         LossStep(bad_step, nn.Linear(3, 1), CPU, None)(torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("env, folder", [
+    ({}, None), ({"ATEN_CPU_CAPABILITY": "avx2"}, "aten_cpu_capability_avx2"),
+    ({"ATEN_CPU_CAPABILITY": "avx2", "TORCHINDUCTOR_CACHE_DIR": "/elsewhere"}, "/elsewhere")])
+def test_a_steered_kernel_setting_compiles_into_a_cache_of_its_own(env, folder):
+    code = "import os, fctlib; print(os.environ.get('TORCHINDUCTOR_CACHE_DIR'))"
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                          "TORCHINDUCTOR_CACHE_DIR")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    if folder is None:
+        assert out == "None"  # torch's default cache, untouched
+    else:
+        assert out.endswith(folder)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The GPU check on a lent machine whose calls carry at most 64 MiB: the Tiny-ImageNet-100 archives
+# (75 MB) travel in two calls back to back, the first stashing what it carried.
+#   call 1: benchmarks/gpu_device.sh stash <folder carried: train-part1.tar.gz, val.tar.gz, SHA256SUMS>
+#   call 2: benchmarks/gpu_device.sh run <folder carried: train-part2.tar.gz> [gpu_check.py options]
+# The second call runs benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
+# utilisation sampled every 5 s, and leaves in $OUT: console.txt, dmon.txt, gc.tar.gz (the out
+# folder without runs/). Set FCT_COMPILE to compare compile modes (0: eager).
+set -u
+stash="${TMPDIR:-/var/tmp}/fct-stash"
+case "${1:-}" in
+  stash)
+    mkdir -p "$stash" && cp "$2"/* "$stash"/ && ls -l "$stash"
+    ;;
+  run)
+    out="${OUT:?set OUT, the folder whose files come back}"
+    data="${TMPDIR:-/var/tmp}/fct-data" work="${TMPDIR:-/var/tmp}/fct-gpu-check"
+    mkdir -p "$data" "$out"
+    cp "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
+    cp "$2"/* "$data"/
+    if command -v nvidia-smi >/dev/null; then
+      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+      nvidia-smi dmon -s u -d 5 > "$out/dmon.txt" 2>&1 &
+    fi
+    export GPU_CHECK_BUDGET_S="${GPU_CHECK_BUDGET_S:-430}" FCT_PROGRESS=0
+    bash "$(dirname "$0")/gpu_check.sh" "$data" "$work" --cache-dir "$work-cache" "${@:3}" \
+      > "$out/console.txt" 2>&1
+    status=$?
+    (cd "$work" && tar czf "$out/gc.tar.gz" --exclude=./runs .)
+    grep "\[gpu_check\]" "$out/console.txt"
+    echo "gpu_device: exit $status"
+    exit "$status"
+    ;;
+  *)
+    echo "usage: $0 stash DIR | run DIR [gpu_check.py options]" >&2
+    exit 2
+    ;;
+esac
