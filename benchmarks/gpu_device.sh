@@ -10,14 +10,14 @@ set -u
 stash="${TMPDIR:-/var/tmp}/fct-stash"
 case "${1:-}" in
   stash)
-    mkdir -p "$stash" && cp "$2"/* "$stash"/ && ls -l "$stash"
+    mkdir -p "$stash" && cp -f "$2"/* "$stash"/ && ls -l "$stash"
     ;;
   run)
     out="${OUT:?set OUT, the folder whose files come back}"
     data="${TMPDIR:-/var/tmp}/fct-data" work="${TMPDIR:-/var/tmp}/fct-gpu-check"
     mkdir -p "$data" "$out"
-    cp "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
-    cp "$2"/* "$data"/
+    cp -f "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
+    cp -f "$2"/* "$data"/
     if command -v nvidia-smi >/dev/null; then
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
       nvidia-smi dmon -s u -d 5 > "$out/dmon.txt" 2>&1 &
