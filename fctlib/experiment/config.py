@@ -179,42 +179,6 @@ class AblationConfig:
 
 
 @dataclass(frozen=True)
-class ProjectionConfig:
-    """Backward projection g(new embedding) -> old embedding: MLP hidden widths and training."""
-
-    training: TrainConfig
-    hidden_widths: list[int] = field(default_factory=lambda: [256])
-
-    def __post_init__(self):
-        if self.hidden_widths and min(self.hidden_widths) < 1:
-            raise ValueError(f"hidden_widths must be positive, got {self.hidden_widths}")
-
-
-@dataclass(frozen=True)
-class OCAConfig:
-    """OCA: extra dimensions of the new embedding beyond the old size (trained with the new
-    model's recipe)."""
-
-    extra_dims: int = 32
-
-    def __post_init__(self):
-        if self.extra_dims < 0:
-            raise ValueError(f"extra_dims must be >= 0, got {self.extra_dims}")
-
-
-@dataclass(frozen=True)
-class DSimplexConfig:
-    """d-Simplex: the preallocated simplex's number of vertices (every model's classifier, all of
-    them in its cross-entropy); None: one per class of the data set."""
-
-    vertices: int | None = None
-
-    def __post_init__(self):
-        if self.vertices is not None and self.vertices < 2:
-            raise ValueError(f"vertices must be >= 2 or null, got {self.vertices}")
-
-
-@dataclass(frozen=True)
 class MultiStepConfig:
     """Multi-step updates: how many classes (the first ones by label index) each generation sees,
     and BCT's variant and influence-loss weight along the chain."""
@@ -239,19 +203,6 @@ class MultiStepConfig:
 
 
 @dataclass(frozen=True)
-class CrossConfig:
-    """FCT across architectures and losses: the new model of another family (`model`, trained with
-    the new recipe) and the normalized-softmax scale of the new model trained with another loss."""
-
-    model: ModelSpec
-    cosine_scale: float = 16.0
-
-    def __post_init__(self):
-        if self.cosine_scale <= 0:
-            raise ValueError(f"cosine_scale must be > 0, got {self.cosine_scale}")
-
-
-@dataclass(frozen=True)
 class Preset:
     """Everything a run of the suite depends on."""
 
@@ -264,12 +215,8 @@ class Preset:
     side_info: SideInfoConfig
     transformation: TransformationConfig
     ablation: AblationConfig
-    projection: ProjectionConfig
     fastfill: FastFillConfig
-    oca: OCAConfig
-    dsimplex: DSimplexConfig
     multistep: MultiStepConfig
-    cross: CrossConfig
     distance: str = "l2"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     methods: dict = field(default_factory=dict)  # methods.<name>: see METHOD_SECTIONS

@@ -2,8 +2,8 @@
 compatibility (HOC) loss (Biondi et al., CVPR 2024), as the authors' code builds them
 (miccunifi/iamcl2r @18495ac):
 
-- one regular simplex, preallocated (`dsimplex.vertices`, default: one vertex per class of the
-  data set, so every class of every generation has one), is every model's frozen classifier, and
+- one regular simplex, preallocated (`methods.dsimplex.vertices`, default: one vertex per class of
+  the data set, so every class of every generation has one), is every model's frozen classifier, and
   the cross-entropy of every model (the old one too) runs over all of its vertices: vertices of
   classes a model has not seen act as negatives (`models/__init__.py` create_model:
   `num_classes = args.preallocated_classes`; `train.py` criterion_cls on all logits);
@@ -25,6 +25,7 @@ schedule (SGD lr 1e-3, 70 epochs per task) nor their rehearsal memory.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fctlib.data.splits import select_classes
+from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import (
@@ -47,6 +49,19 @@ from fctlib.training.loop import classification_loss
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import Generations, RunContext
+
+
+@method_section("dsimplex")
+@dataclass(frozen=True)
+class DSimplexConfig:
+    """d-Simplex: the preallocated simplex's number of vertices (every model's classifier, all of
+    them in its cross-entropy); None: one per class of the data set."""
+
+    vertices: int | None = None
+
+    def __post_init__(self):
+        if self.vertices is not None and self.vertices < 2:
+            raise ValueError(f"vertices must be >= 2 or null, got {self.vertices}")
 
 CROSS_ENTROPY_WEIGHT, HOC_WEIGHT, HOC_SCALE = 0.1, 0.9, 10.0  # the published setting
 LABEL_SMOOTHING = 0.0  # published: a plain nn.CrossEntropyLoss()
@@ -139,13 +154,13 @@ def simplex_model(spec: ModelSpec, in_channels: int, num_vertices: int,
 
 
 def simplex_size(run: RunContext) -> int:
-    """The preallocated simplex's number of vertices: `dsimplex.vertices`, or one per class of the
-    data set (every class of every generation); at least that many."""
+    """The preallocated simplex's number of vertices: `methods.dsimplex.vertices`, or one per class
+    of the data set (every class of every generation); at least that many."""
     classes = run.splits.bundle.num_classes
-    vertices = run.preset.dsimplex.vertices or classes
+    vertices = run.preset.method("dsimplex").vertices or classes
     if vertices < classes:
-        raise ValueError(f"dsimplex.vertices = {vertices} is fewer than the data set's {classes} "
-                         "classes; every class needs a vertex")
+        raise ValueError(f"methods.dsimplex.vertices = {vertices} is fewer than the data set's "
+                         f"{classes} classes; every class needs a vertex")
     return vertices
 
 

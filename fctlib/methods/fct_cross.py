@@ -3,18 +3,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
 from fctlib.methods.fct import transformed_gallery
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.models.backbones import build_model
+from fctlib.models.spec import ModelSpec
 from fctlib.training.loop import classification_loss
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import RunContext
+
+
+@method_section("cross")
+@dataclass(frozen=True)
+class CrossConfig:
+    """FCT across architectures and losses: the new model of another family (`model`, trained with
+    the new recipe) and the normalized-softmax scale of the new model trained with another loss."""
+
+    model: ModelSpec
+    cosine_scale: float = 16.0
+
+    def __post_init__(self):
+        if self.cosine_scale <= 0:
+            raise ValueError(f"cosine_scale must be > 0, got {self.cosine_scale}")
 
 CROSS_CHANGES = ("arch", "loss")  # how a cross model differs from the new one
 
@@ -22,13 +39,14 @@ CROSS_CHANGES = ("arch", "loss")  # how a cross model differs from the new one
 @artifact_kind("cross", form="cross:arch|loss")
 def cross_encoder(run: RunContext, change: str) -> Artifact:
     """A new model trained with the new recipe on every class: `cross:arch`, the network of
-    `cross.model` (another family); `cross:loss`, the new network trained with a normalized
-    softmax (cosine classifier of scale `cross.cosine_scale`)."""
+    `methods.cross.model` (another family); `cross:loss`, the new network trained with a normalized
+    softmax (cosine classifier of scale `methods.cross.cosine_scale`)."""
     if change not in CROSS_CHANGES:
         raise ValueError(f"change must be one of {CROSS_CHANGES}, got {change!r}")
     new, s = run.preset.new, run.splits
-    spec = run.preset.cross.model if change == "arch" else new.model
-    scale = run.preset.cross.cosine_scale if change == "loss" else None
+    cross = run.preset.method("cross")
+    spec = cross.model if change == "arch" else new.model
+    scale = cross.cosine_scale if change == "loss" else None
 
     def fit(folder: Path):
         return fit_classifier(
@@ -52,7 +70,8 @@ def _fct_to(run: RunContext, change: str) -> MethodCases:
     "`fct-arch/...`, `fct-loss/...`", "the same into a new model of another architecture, or "
                                       "trained with another loss"))
 def fct_cross_architecture(run: RunContext) -> MethodCases:
-    """FCT to a new model of another family (`cross.model`): h maps the old gallery into it."""
+    """FCT to a new model of another family (`methods.cross.model`): h maps the old gallery into
+    it."""
     return _fct_to(run, "arch")
 
 

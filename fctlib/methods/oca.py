@@ -23,6 +23,7 @@ the authors' Adam 1e-3, batch 64, 100 epochs.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import orthogonal
 
 from fctlib.data.splits import remap_labels
+from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
@@ -39,6 +41,19 @@ from fctlib.models.backbones import build_backbone
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import RunContext
+
+
+@method_section("oca")
+@dataclass(frozen=True)
+class OCAConfig:
+    """OCA: extra dimensions of the new embedding beyond the old size (trained with the new
+    model's recipe)."""
+
+    extra_dims: int = 32
+
+    def __post_init__(self):
+        if self.extra_dims < 0:
+            raise ValueError(f"extra_dims must be >= 0, got {self.extra_dims}")
 
 EXTRA_DIMS = 32  # published: the new embedding is 32 dimensions wider than the old one
 CROSS_ENTROPY_WEIGHT, INFLUENCE_WEIGHT, PULL_WEIGHT = 5.0, 10.0, 5.0  # published weights
@@ -136,11 +151,11 @@ def oca_training_step(prototypes: torch.Tensor, old_dim: int,
 @artifact_kind("oca")
 def oca_encoder(run: RunContext, arg: str) -> Artifact:
     """OCA's new model (the new network without its embedding ReLU, new recipe, every class): an
-    embedding `oca.extra_dims` wider than the old one under the orthogonal head, trained with
-    oca_loss against the old model's class prototypes (means of its L2-normalised embeddings of
+    embedding `methods.oca.extra_dims` wider than the old one under the orthogonal head, trained
+    with oca_loss against the old model's class prototypes (means of its L2-normalised embeddings of
     the training set, new classes included)."""
     new, s = run.preset.new, run.splits
-    old_dim, extra = run.preset.old.model.embedding_dim, run.preset.oca.extra_dims
+    old_dim, extra = run.preset.old.model.embedding_dim, run.preset.method("oca").extra_dims
     spec = dataclasses.replace(new.model, embedding_dim=old_dim + extra, embedding_relu=False)
     old = run.artifact("old")
 
@@ -156,7 +171,8 @@ def oca_encoder(run: RunContext, arg: str) -> Artifact:
 
     # recipe 2: normalised prototypes, re-normalised slice taken before the orthogonal layer
     # (with bias), label smoothing on the influence term, no embedding ReLU (OCA @af89d7d)
-    return Artifact("oca", "oca", (spec, new.training, run.preset.oca), fit, (old,), recipe=2)
+    return Artifact("oca", "oca", (spec, new.training, run.preset.method("oca")), fit, (old,),
+                    recipe=2)
 
 
 @register_method("oca", order=70, criteria=(("oca/old", "old/old"),), protocol=("cosine",),

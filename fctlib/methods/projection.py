@@ -7,6 +7,7 @@ the training set's embeddings by both models. Case `proj/old`: g(new query) vs t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
 from fctlib.methods.registry import MethodCases, register_method
 from fctlib.models.mlp import mlp_layers
@@ -25,6 +27,19 @@ from fctlib.training.runtime import default_device, seed_everything
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import RunContext
+
+
+@method_section("projection")
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """Backward projection g(new embedding) -> old embedding: MLP hidden widths and training."""
+
+    training: TrainConfig
+    hidden_widths: list[int] = field(default_factory=lambda: [256])
+
+    def __post_init__(self):
+        if self.hidden_widths and min(self.hidden_widths) < 1:
+            raise ValueError(f"hidden_widths must be positive, got {self.hidden_widths}")
 
 
 class Projection(nn.Module):
@@ -87,7 +102,7 @@ def project_embeddings(model: Projection, new: np.ndarray, *, batch_size: int = 
 def projection_artifact(run: RunContext) -> Artifact:
     """g: new embedding -> old embedding, fitted by MSE on the training set's cached embeddings
     by the new and the old model (the same images)."""
-    cfg = run.preset.projection
+    cfg = run.preset.method("projection")
     old, new = run.artifact("old"), run.artifact("new")
 
     def fit(folder: Path):

@@ -111,7 +111,7 @@ def test_a_method_section_is_typed_by_the_dataclass_its_method_registers(tmp_pat
 @pytest.mark.parametrize("text, message", [
     ("name: x\nmethods: {demo: {wieghts: [2]}}\n", "unknown key 'methods.demo.wieghts'"),
     ("name: x\nmethods: {demo: {weights: [0]}}\n", "impossible value in 'methods.demo': weights"),
-    ("name: x\nmethods: {dmeo: {}}\n", "unknown key 'methods.dmeo' (known: ['demo'"),
+    ("name: x\nmethods: {dmeo: {}}\n", "unknown key 'methods.dmeo' (known: "),
     ("name: x\nmethods: [demo]\n", "'methods' must be a mapping"),
     ("name: x\nsource: here\n", "unknown key 'source'"),
 ])

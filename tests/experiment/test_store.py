@@ -89,14 +89,14 @@ def test_an_artifact_made_before_commits_were_recorded_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("name, overrides", [
-    ("cross:loss", {"cross": {"cosine_scale": 8.0}}),
-    ("cross:arch", {"cross": {"model": {"width": 6}}}),
+    ("cross:loss", {"methods": {"cross": {"cosine_scale": 8.0}}}),
+    ("cross:arch", {"methods": {"cross": {"model": {"width": 6}}}}),
     ("side:8", {"side_info": {"temperature": 0.2}}),
     ("bct:bt2:10", {"bct": {"bt2_training": {"lr": 0.002}}}),
     ("bct:openbct-normsm:1", {"bct": {"normsm_scale": 16.0}}),
     ("bct:openbct:1", {"new": {"training": {"lr": 0.05}}}),
     ("bct:openbct:1", {"old": {"model": {"width": 6}}}),  # through its upstream old model
-    ("oca", {"oca": {"extra_dims": 4}}),
+    ("oca", {"methods": {"oca": {"extra_dims": 4}}}),
     ("dsimplex:new", {"old": {"training": {"epochs": 2}}}),
     ("h:8", {"transformation": {"mixer_widths": [32]}}),
     ("h:0", {"new": {"training": {"lr": 0.05}}}),
@@ -123,7 +123,7 @@ def test_a_bct_artifact_s_key_moves_with_its_variant_and_weight(fashion_mnist, t
 
 def test_a_run_artifact_ignores_slices_it_does_not_declare(fashion_mnist, tmp_path):
     runs = [Run("smoke", 0, overrides=o, runs_dir=tmp_path)
-            for o in (None, {"cross": {"cosine_scale": 8.0}, "fastfill": {"mu": 0.2},
+            for o in (None, {"methods": {"cross": {"cosine_scale": 8.0}}, "fastfill": {"mu": 0.2},
                              "data": {"path": "stream"},
                              "bct": {"bt2_training": {"lr": 0.002}, "normsm_scale": 16.0,
                                      "sweep": [{"variant": "bt2", "weights": [1]}]}})]

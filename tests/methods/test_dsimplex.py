@@ -76,9 +76,9 @@ def test_dsimplex_loss_weights_cross_entropy_and_hoc():
 
 
 def test_simplex_size_is_a_preset_key():
-    assert load_preset("smoke").dsimplex.vertices is None
+    assert load_preset("smoke").method("dsimplex").vertices is None
     with pytest.raises(PresetError, match="vertices must be >= 2"):
-        load_preset("smoke", {"dsimplex": {"vertices": 1}})
+        load_preset("smoke", {"methods": {"dsimplex": {"vertices": 1}}}).check_methods()
     assert METHODS["dsimplex"].protocol == ("cosine",)  # the authors L2-normalise features
 
 
@@ -86,7 +86,8 @@ def test_new_model_starts_from_the_old_weights_and_every_vertex_is_in_its_loss(t
     """At step 0 the new d-Simplex network is the trained old one (state dicts equal), on a
     simplex of the preset's size, and its training loss is the cross-entropy over all of its
     vertices (here 12 for 10 classes) plus HOC."""
-    run = Run("smoke", 0, runs_dir=tmp_path, device=CPU, overrides={"dsimplex": {"vertices": 12}})
+    run = Run("smoke", 0, runs_dir=tmp_path, device=CPU,
+              overrides={"methods": {"dsimplex": {"vertices": 12}}})
     assert simplex_size(run) == 12
     old = run.trained("dsimplex:old")[0]
     start = simplex_network(run, "new")()
@@ -107,7 +108,8 @@ def test_new_model_starts_from_the_old_weights_and_every_vertex_is_in_its_loss(t
     got = dsimplex_training_step(old)(start, (images, labels))
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="fewer than the data set's 10 classes"):
-        simplex_size(Run("smoke", 0, runs_dir=tmp_path, overrides={"dsimplex": {"vertices": 8}}))
+        simplex_size(Run("smoke", 0, runs_dir=tmp_path,
+                         overrides={"methods": {"dsimplex": {"vertices": 8}}}))
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ from fctlib.suite.run import Run
 def test_cross_models_train_and_h_targets_them(tmp_path):
     run = Run("smoke", 0, runs_dir=tmp_path, overrides={
         "new": {"training": {"epochs": 3}},
-        "cross": {"model": {"arch": "small_resnet", "width": 4, "embedding_dim": 12}}})
+        "methods": {"cross": {"model": {"arch": "small_resnet", "width": 4,
+                                        "embedding_dim": 12}}}})
     arch, arch_history = run.trained("cross:arch")
     loss, loss_history = run.trained("cross:loss")
     assert isinstance(arch.backbone, SmallResNet)

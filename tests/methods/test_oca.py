@@ -114,7 +114,7 @@ def test_oca_model_trains_on_real_data(tmp_path):
     coordinates."""
     run = Run("smoke", 0, runs_dir=tmp_path, overrides={
         "old": {"training": {"epochs": 3}}, "new": {"training": {"epochs": 4}},
-        "oca": {"extra_dims": 8}})
+        "methods": {"oca": {"extra_dims": 8}}})
     model, history = run.trained("oca")
     # the influence term's logits lie in [-1, 1] (unit slice, prototypes of norm <= 1), so it
     # stays near 10 log(10 classes) = 23: the loss falls by points, not by a factor

@@ -50,7 +50,7 @@ def test_architecture_and_shape_checks():
 def test_run_step_learns_on_real_data_and_is_cached(smoke_run):
     g, history = smoke_run.trained(projection_artifact(smoke_run))
     losses = [h["loss"] for h in history]
-    assert len(losses) == smoke_run.preset.projection.training.epochs
+    assert len(losses) == smoke_run.preset.method("projection").training.epochs
     assert losses[-1] < 0.8 * losses[0], losses
     queries = projected_queries(smoke_run, "test")
     old_dim = smoke_run.preset.old.model.embedding_dim

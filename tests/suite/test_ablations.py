@@ -42,8 +42,8 @@ def test_nested_share_sizes_stratified_nested_and_deterministic():
 def test_ablation_keys_are_validated(ablation, message):
     with pytest.raises(PresetError, match=f"'ablation'.*{message}"):
         load_preset("smoke", {"ablation": ablation})
-    with pytest.raises(PresetError, match="unknown key 'projection.hidden'"):
-        load_preset("smoke", {"projection": {"hidden": [3]}})
+    with pytest.raises(PresetError, match="unknown key 'methods.projection.hidden'"):
+        load_preset("smoke", {"methods": {"projection": {"hidden": [3]}}}).check_methods()
 
 
 def test_side_info_sources_have_their_own_names_and_cache_keys(smoke_run):
