@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from fctlib.errors import UserError
 from fctlib.training.runtime import autocast
 
 COMPILE_MODES = {"0": None, "1": "default", "default": "default",
@@ -33,8 +34,8 @@ def compile_mode(device: torch.device) -> str | None:
     if value is None:
         return "reduce-overhead" if device.type == "cuda" else None
     if value not in COMPILE_MODES:
-        raise ValueError(f"FCT_COMPILE={value!r} is not one of {sorted(COMPILE_MODES)}; unset it "
-                         "to compile on CUDA only")
+        raise UserError(f"FCT_COMPILE={value!r} is not one of {sorted(COMPILE_MODES)}; unset it "
+                        "to compile on CUDA only")
     return COMPILE_MODES[value]
 
 
