@@ -39,16 +39,12 @@ from fctlib.training.runtime import (
     embed_batch_size,
     prepare_model,
     set_cpu_threads,
+    synchronize,
     to_device,
 )
 
 MEAN, STD = (0.29,), (0.35,)
 
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA), so that wall time covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def capacity(model, loss_of, cfg, batch, device, seconds: float) -> float:

@@ -49,7 +49,7 @@ from fctlib.suite.run import Run
 from fctlib.training.compiled import LossStep, compile_mode
 from fctlib.training.embed import embed
 from fctlib.training.loop import classification_loss, make_optimizer
-from fctlib.training.runtime import prepare_model, to_device
+from fctlib.training.runtime import prepare_model, synchronize, to_device
 
 PRESET = "tiny-imagenet-100-gpu"
 GOALS = {"training_share_of_capacity": 0.7, "embed_img_per_s": 20_000,
@@ -134,11 +134,6 @@ def capacity_img_per_s(run: Run, steps: int, warmup: int) -> float:
     synchronize(run.device)
     return steps * cfg.batch_size / (time.perf_counter() - began)
 
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA), so wall clocks measure it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def history_rate(history: list[dict], per_item: int = 1) -> float:

@@ -41,7 +41,13 @@ from fctlib.training.compiled import compile_mode
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
 from fctlib.training.loop import classification_loss, train
-from fctlib.training.runtime import autocast, default_device, prepare_model, to_device
+from fctlib.training.runtime import (
+    autocast,
+    default_device,
+    prepare_model,
+    synchronize,
+    to_device,
+)
 
 PRESET = "tiny-imagenet-100-gpu"
 # Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets, by device-name substring.
@@ -180,11 +186,6 @@ def embed_rate(setting: Setting, device: torch.device) -> list[dict]:
                      "items_per_s": round(n / (time.perf_counter() - began), 1)})
     return rows
 
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA), so wall clocks measure it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class Results:

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
+from fctlib.methods.bct import score
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.models.backbones import build_model
@@ -87,15 +88,14 @@ def l2_encoder(run: RunContext, arg: str) -> Artifact:
 
 
 def chosen_weight(run: RunContext) -> float:
-    """The weight whose l2/old has the best mean of top-1 and mAP on tune, under the preset's
-    distance (ties: the first listed)."""
+    """The weight whose l2/old scores best on tune (BCT's `score`: the mean of top-1 and mAP),
+    under the preset's distance (ties: the first listed)."""
     old = run.embeddings("old", "tune")
 
-    def score(weight: float) -> float:
-        metrics = run.evaluate(run.embeddings(f"l2:{weight:g}", "tune"), old, "tune")["all"]
-        return (metrics["top1"] + metrics["mAP"]) / 2
+    def tune_score(weight: float) -> float:
+        return score(run.evaluate(run.embeddings(f"l2:{weight:g}", "tune"), old, "tune")["all"])
 
-    return max(run.preset.method("l2-regression").weights, key=score)
+    return max(run.preset.method("l2-regression").weights, key=tune_score)
 
 
 @register_method("l2-regression", order=25, criteria=(("l2/old", "old/old"),), notation=(

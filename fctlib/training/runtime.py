@@ -53,6 +53,12 @@ def embed_batch_size(device: torch.device) -> int:
     return 128 if device.type == "cpu" else 512
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so that wall clocks measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def autocast(device: torch.device):
     """bfloat16 mixed precision on CUDA; a no-op context on CPU."""
     if device.type == "cuda":
