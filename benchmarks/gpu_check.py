@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from fctlib import report
+from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import provenance, provenance_comment
 from fctlib.experiment.records import (
     BCTPoint,
@@ -36,7 +37,9 @@ from fctlib.experiment.records import (
 )
 from fctlib.io import atomic_write, save_json
 from fctlib.methods import bct, bct_diagnostic
-from fctlib.methods.fct import transformed_gallery
+from fctlib.methods.fct import TransformationName, transformed_gallery
+from fctlib.methods.registry import parse_name
+from fctlib.methods.side_info import SideInfoName
 from fctlib.models.backbones import build_model
 from fctlib.suite import ablations
 from fctlib.suite.cost import (
@@ -144,7 +147,7 @@ def history_rate(history: list[dict], per_item: int = 1) -> float:
     return per_item * items / sum(e["seconds"] for e in epochs)
 
 
-def embed_img_per_s(run: Run, name: str, split: str) -> float:
+def embed_img_per_s(run: Run, name: Name, split: str) -> float:
     """Images/s of `embed` over a split with a trained encoder (the library's batching)."""
     model, _ = run.trained(name)
     images = run.splits.split(split)
@@ -167,10 +170,13 @@ def step_artifacts(preset) -> dict[str, list[str]]:
     """Per notebook step, the artifacts of main_comparison_work it trains, embeds or fits."""
     dim = preset.side_info.model.embedding_dim
     others = [d for d in side_info_dims(preset) if d != dim]
-    return {"01_train_old": ["old"], "02_side_info": [f"side:{dim}"], "03_train_new": ["new"],
-            "04_bct": [*(f"bct:{v}:{w:g}" for v, w in preset.bct.models()), "bct chosen"],
-            "05_transformation": ["h:0", f"h:{dim}"],
-            "06_side_info_size": [*(f"side:{d}" for d in others), *(f"h:{d}" for d in others)]}
+    names = {"01_train_old": ["old"], "02_side_info": [SideInfoName(dim)],
+             "03_train_new": ["new"],
+             "04_bct": [bct.BCTName(v, w) for v, w in preset.bct.models()],
+             "05_transformation": [TransformationName(0), TransformationName(dim)],
+             "06_side_info_size": [*map(SideInfoName, others), *map(TransformationName, others)]}
+    names["04_bct"].append("bct chosen")  # the chosen model's test embeddings
+    return {step: [str(name) for name in step_names] for step, step_names in names.items()}
 
 
 def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> float:
@@ -221,10 +227,10 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
     def estimate(step: str) -> float:
         return step_estimate(work, artifacts[step], rates)
 
-    def trained(name: str, per_item: int = 1):
+    def trained(name: Name, per_item: int = 1):
         model, history = run.trained(name)
-        histories[name] = history
-        trained_rates[name] = round(history_rate(history, per_item), 1)
+        histories[str(name)] = history
+        trained_rates[str(name)] = round(history_rate(history, per_item), 1)
         return model, history
 
     def old():
@@ -234,8 +240,8 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
                                   history=history))
 
     def side_info():
-        _, history = trained(f"side:{dim}", per_item=2)
-        side_test = run.embeddings(f"side:{dim}", "test")
+        _, history = trained(SideInfoName(dim), per_item=2)
+        side_test = run.embeddings(SideInfoName(dim), "test")
         run.save_record(SideInfoRecord(
             side_info_dim=dim, diagnostic={"side/side": run.evaluate(side_test, side_test)},
             history=history))
@@ -250,24 +256,25 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
 
     def bct_step():
         for variant, weight in run.preset.bct.models():
-            trained(bct.artifact_name(variant, weight))
+            trained(bct.BCTName(variant, weight))
         points = bct.variant_points(run)
         variant, weight = bct.choose_from(points, run.preset.distance)
-        name = bct.artifact_name(variant, weight)
+        name = bct.BCTName(variant, weight)
         own, old_test = run.embeddings(name, "test"), run.embeddings("old", "test")
         cases = {"bct/old": run.evaluate(own, old_test), "bct/bct": run.evaluate(own, own)}
         influence = [InfluenceRow.from_json(r) for r in bct_diagnostic.run_diagnostic(run)]
         run.save_record(BCTRecord(cases=cases, weight=weight, variant=variant,
-                                  distance=run.preset.distance, history=histories[name],
+                                  distance=run.preset.distance, history=histories[str(name)],
                                   points=[BCTPoint.from_json(p) for p in points],
                                   influence=influence))
 
     def transformation():
-        _, none = trained("h:0")
-        _, side = trained(f"h:{dim}")
+        h_none, h_side = TransformationName(0), TransformationName(dim)
+        _, none = trained(h_none)
+        _, side = trained(h_side)
         new_test = run.embeddings("new", "test")
-        cases = {"fct/no-side": run.evaluate(new_test, transformed_gallery(run, 0)),
-                 "fct/side": run.evaluate(new_test, transformed_gallery(run, dim))}
+        cases = {"fct/no-side": run.evaluate(new_test, transformed_gallery(run, h_none)),
+                 "fct/side": run.evaluate(new_test, transformed_gallery(run, h_side))}
         run.save_record(TransformationRecord(cases=cases, side_info_dim=dim,
                                              history={"no-side": none, "side": side}))
 
@@ -292,9 +299,10 @@ def measure_rates(check: Check) -> dict:
     """The measured rates against their goals (figures.json, tables/rates.csv); returns the rates
     the remaining steps are estimated at (None where not measured yet)."""
     figures = check.figures
-    trained = figures.get("training_img_per_s", {})
-    supervised = [r for n, r in trained.items() if n == "old" or n == "new" or n.startswith("bct")]
-    fits = [r for n, r in trained.items() if n.startswith("h:")]
+    trained = {parse_name(n): r for n, r in figures.get("training_img_per_s", {}).items()}
+    supervised = [r for n, r in trained.items() if n in ("old", "new") or isinstance(
+        n, bct.BCTName)]
+    fits = [r for n, r in trained.items() if isinstance(n, TransformationName)]
     capacity = figures.get("capacity_img_per_s")
     training = round(float(np.mean(supervised)), 1) if supervised else None
     measured = {"capacity_img_per_s": capacity, "training_img_per_s": training,

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from fctlib.data.run_splits import Splits
     from fctlib.data.transforms import CropFlipTransform, EvalTransform
     from fctlib.experiment.config import Preset, StageConfig
+    from fctlib.experiment.names import Name
     from fctlib.experiment.store import Artifact
 
 
@@ -37,13 +38,13 @@ class RunContext(Protocol):
     def eval_transform(self) -> EvalTransform:
         """The preset's images, normalised, without augmentation."""
 
-    def artifact(self, name: str | Artifact) -> Artifact:
+    def artifact(self, name: Name | Artifact) -> Artifact:
         """The declaration behind an artifact name."""
 
-    def trained(self, name: str | Artifact) -> tuple:
+    def trained(self, name: Name | Artifact) -> tuple:
         """(model, history) of an artifact: loaded, resumed or trained."""
 
-    def embeddings(self, name: str | Artifact, split: str) -> np.ndarray:
+    def embeddings(self, name: Name | Artifact, split: str) -> np.ndarray:
         """Embeddings of a split by an encoder, cached."""
 
     def evaluate(self, query: np.ndarray, gallery: np.ndarray, split: str = "test",

@@ -1,7 +1,7 @@
 """BCT (Shen et al., CVPR 2020) as its authors' code builds it: a family of named variants of the
-influence loss, each an artifact `bct:<variant>:<weight>`, and the (variant, weight) chosen on the
-tune split (`bct_diagnostic.py`: how each construction's rows classify the old model's own
-features, with no training).
+influence loss, each an artifact (BCTName, `bct:<variant>:<weight>`), and the (variant, weight)
+chosen on the tune split (`bct_diagnostic.py`: how each construction's rows classify the old
+model's own features, with no training).
 
 The variants (sources in params/defaults.yaml, `bct:`):
 - `openbct` (A): the frozen old classifier's rows, influence CE on old-class samples only;
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from fctlib.data.splits import select_classes
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.experiment.config import BCT_RECORD_ONLY, BCT_VARIANTS
+from fctlib.experiment.names import ArtifactName, number
 from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import (
@@ -83,26 +84,32 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
 )}  # in the order of config.BCT_VARIANTS (tests/methods/test_bct.py)
 
 
-def parse_name(name: str) -> tuple[Variant, float]:
-    """The variant and weight of an artifact name `bct:<variant>:<weight>` (or its argument
-    `<variant>:<weight>`)."""
-    arg = name.removeprefix("bct:")
-    variant, sep, weight = arg.partition(":")
-    if not sep or variant not in VARIANTS:
-        raise ValueError(f"BCT artifacts are named bct:<variant>:<weight>, variant one of "
-                         f"{BCT_VARIANTS}; got {name!r}")
-    try:
-        value = float(weight)
-    except ValueError:
-        raise ValueError(f"{name!r}: the weight {weight!r} is not a number") from None
-    if not value >= 0:
-        raise ValueError(f"{name!r}: the weight must be >= 0")
-    return VARIANTS[variant], value
+@dataclass(frozen=True)
+class BCTName(ArtifactName):
+    """phi_new trained with BCT's influence loss as `variant` (VARIANTS) builds it, at `weight`."""
 
+    variant: str
+    weight: float
+    kind: ClassVar[str] = "bct"
+    form: ClassVar[str] = "bct:<variant>:<weight>"
+    example: ClassVar[str] = "bct:bt2:10.0"
 
-def artifact_name(variant: str, weight: float) -> str:
-    """The artifact name of a variant at a weight: `bct:<variant>:<weight as float>`."""
-    return f"bct:{VARIANTS[variant].name}:{float(weight)}"
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"BCT artifacts are named bct:<variant>:<weight>, variant one of "
+                             f"{BCT_VARIANTS}; got variant {self.variant!r}")
+        if not self.weight >= 0:
+            raise ValueError(f"the weight must be >= 0, got {self.weight}")
+
+    @classmethod
+    def parse(cls, arg: str) -> BCTName:
+        variant, sep, weight = arg.partition(":")
+        if not sep:
+            raise ValueError(f"BCT artifacts are named bct:<variant>:<weight>, got bct:{arg}")
+        return cls(variant, number(weight, "the weight"))
+
+    def __str__(self) -> str:
+        return f"bct:{self.variant}:{float(self.weight)}"
 
 
 # -- the influence rows and loss ---------------------------------------------------------------
@@ -234,11 +241,11 @@ def build_bct_model(variant: Variant | str, spec: ModelSpec, channels: int, num_
     return model
 
 
-@artifact_kind("bct", form="bct:<variant>:<weight>")
-def bct_encoder(run: RunContext, arg: str) -> Artifact:
-    """phi_new trained with BCT's influence loss: `bct:<variant>:<weight>`, the variant's rows,
-    model and recipe (`bct.bt2_training` for bt2, the new model's otherwise)."""
-    variant, weight = parse_name(arg)
+@artifact_kind(BCTName)
+def bct_encoder(run: RunContext, name: BCTName) -> Artifact:
+    """phi_new trained with BCT's influence loss: the variant's rows, model and recipe
+    (`bct.bt2_training` for bt2, the new model's otherwise)."""
+    variant, weight = VARIANTS[name.variant], name.weight
     new, s, cfg = run.preset.new, run.splits, run.preset.bct
     if new.model.embedding_dim != run.preset.old.model.embedding_dim:
         raise ValueError(
@@ -258,7 +265,7 @@ def bct_encoder(run: RunContext, arg: str) -> Artifact:
                                                  len(s.all_classes), cfg.normsm_scale),
             s.train, s.all_classes, loss, training, desc=f"bct {variant.name} w={weight:g}")
 
-    return Artifact(artifact_name(variant.name, weight), f"bct-{variant.name}",
+    return Artifact(str(name), f"bct-{variant.name}",
                     (variant, new.model, training, scale, weight), fit, upstream=(old,))
 
 
@@ -280,7 +287,7 @@ def variant_points(run: RunContext, splits: tuple[str, ...] = ("tune", "test"),
         old_old = {d: run.evaluate(old, old, split, d)["all"] for d in distances}
         new_new = {d: run.evaluate(new, new, split, d)["all"] for d in distances}
         for variant, weight in run.preset.bct.models():
-            bct = run.embeddings(artifact_name(variant, weight), split)
+            bct = run.embeddings(BCTName(variant, weight), split)
             ratio = float(np.linalg.norm(bct, axis=1).mean()) / max(old_norm, 1e-12)
             for d in distances:
                 points.append({"variant": variant, "weight": float(weight), "split": split,
@@ -316,10 +323,10 @@ def choose_weight(run: RunContext) -> tuple[float, list[dict]]:
     return weight, points
 
 
-def chosen_artifact(run: RunContext) -> str:
+def chosen_artifact(run: RunContext) -> BCTName:
     """The artifact name of the (variant, weight) chosen on tune."""
     variant, weight, _ = choose(run)
-    return artifact_name(variant, weight)
+    return BCTName(variant, weight)
 
 
 @register_method("bct", order=20, criteria=(("bct/old", "old/old"),), notation=(

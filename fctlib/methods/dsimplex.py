@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from fctlib.data.splits import select_classes
 from fctlib.experiment.config import method_section
+from fctlib.experiment.names import ArtifactName
 from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import (
@@ -169,22 +170,42 @@ def simplex_network(run: RunContext, generation: str):
     model's network for both (fine-tuning needs one network), `new` loaded with the trained old
     d-Simplex model's weights."""
     s, vertices = run.splits, simplex_size(run)
-    init = run.trained("dsimplex:old")[0] if generation == "new" else None
+    init = run.trained(DSimplexName("old"))[0] if generation == "new" else None
     return lambda: simplex_model(run.preset.old.model, s.bundle.channels, vertices, init)
 
 
-@artifact_kind("dsimplex", form="dsimplex:old|new")
-def dsimplex_encoder(run: RunContext, generation: str) -> Artifact:
+@dataclass(frozen=True)
+class DSimplexName(ArtifactName):
+    """d-Simplex's model of `generation` `old` or `new`."""
+
+    generation: str
+    kind: ClassVar[str] = "dsimplex"
+    form: ClassVar[str] = "dsimplex:old|new"
+    example: ClassVar[str] = "dsimplex:new"
+
+    def __post_init__(self):
+        if self.generation not in ("old", "new"):
+            raise ValueError(f"generation must be 'old' or 'new', got {self.generation!r}")
+
+    @classmethod
+    def parse(cls, arg: str) -> DSimplexName:
+        return cls(arg)
+
+    def __str__(self) -> str:
+        return f"dsimplex:{self.generation}"
+
+
+@artifact_kind(DSimplexName)
+def dsimplex_encoder(run: RunContext, name: DSimplexName) -> Artifact:
     """d-Simplex models (`dsimplex:old|new`), both with the old model's network and the classifier
     frozen to the preallocated simplex (cross-entropy over every vertex, no label smoothing):
     `old` on the old classes with the old recipe, `new` fine-tuned from it on all classes with the
     new recipe (0.1 cross-entropy + 0.9 HOC against the old d-Simplex model's features)."""
-    if generation not in ("old", "new"):
-        raise ValueError(f"generation must be 'old' or 'new', got {generation!r}")
+    generation = name.generation
     s = run.splits
     stage = run.preset.old if generation == "old" else run.preset.new
     classes = s.old_classes if generation == "old" else s.all_classes
-    upstream = () if generation == "old" else (run.artifact("dsimplex:old"),)
+    upstream = () if generation == "old" else (run.artifact(DSimplexName("old")),)
 
     def fit(folder: Path):
         loss = (dsimplex_training_step(run.trained(upstream[0])[0]) if upstream
@@ -196,7 +217,7 @@ def dsimplex_encoder(run: RunContext, generation: str) -> Artifact:
 
     # recipe 2: preallocated simplex, CE over every vertex without smoothing, fine-tuned new
     # model, HOC anchored on the old feature (iamcl2r @18495ac)
-    return Artifact(f"dsimplex:{generation}", f"dsimplex-{generation}",
+    return Artifact(str(name), f"dsimplex-{generation}",
                     (simplex_spec(run.preset.old.model), stage.training, simplex_size(run)),
                     fit, upstream, recipe=2)
 
@@ -209,9 +230,9 @@ def dsimplex_cases(run: RunContext) -> MethodCases:
     fine-tuned from the old with HOC), compared across models with no transformation; its old
     model's own retrieval (`dsimplex-old/dsimplex-old`) is what `dsimplex/old` must beat to be
     compatible. Its protocol is cosine (the authors L2-normalise features)."""
-    old, new = run.embeddings("dsimplex:old", "test"), run.embeddings("dsimplex:new", "test")
+    old, new = (run.embeddings(DSimplexName(g), "test") for g in ("old", "new"))
     return MethodCases({"dsimplex-old/dsimplex-old": (old, old), "dsimplex/old": (new, old),
-                        "dsimplex/dsimplex": (new, new)}, "dsimplex:new")
+                        "dsimplex/dsimplex": (new, new)}, DSimplexName("new"))
 
 
 @multistep_chain("dsimplex", order=60)

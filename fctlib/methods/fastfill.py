@@ -35,7 +35,7 @@ from fctlib.data.splits import remap_labels
 from fctlib.experiment.store import Artifact
 from fctlib.methods.fct import freeze_batchnorm_from, training_features, training_tensors
 from fctlib.methods.registry import MethodCases, register_method
-from fctlib.methods.side_info import side_encoder
+from fctlib.methods.side_info import SideInfoName
 from fctlib.models.transformation import FastFill, Transformation, upgrade_with_uncertainty
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import train
@@ -130,11 +130,12 @@ def fastfill_artifact(run: RunContext, side_dim: int) -> Artifact:
     """FastFill's h (the transformation's widths) and uncertainty head, fitted on the training
     set against the frozen new classifier; `side_dim=0`: without side-info."""
     cfg, h = run.preset.fastfill, run.preset.transformation
+    side_info = SideInfoName(side_dim) if side_dim else None
     upstream = (run.artifact("old"), run.artifact("new"))
-    upstream += (run.artifact(side_encoder(side_dim)),) if side_dim else ()
+    upstream += (run.artifact(side_info),) if side_info else ()
 
     def fit(folder: Path):
-        old, side, new = training_features(run, side_dim)
+        old, side, new = training_features(run, side_info)
         labels = remap_labels(run.splits.train, run.splits.all_classes).labels
         seed_everything(run.seed)
         model = FastFill(Transformation(old.shape[1], side_dim, new.shape[1],
@@ -156,7 +157,7 @@ def fastfill_gallery(run: RunContext, side_dim: int, split: str = "test"
                      ) -> tuple[np.ndarray, np.ndarray]:
     """FastFill's transformed gallery of a split (from stored vectors) and each item's sigma."""
     model, _ = run.trained(fastfill_artifact(run, side_dim))
-    side = run.embeddings(side_encoder(side_dim), split) if side_dim else None
+    side = run.embeddings(SideInfoName(side_dim), split) if side_dim else None
     return upgrade_with_uncertainty(model, run.embeddings("old", split), side, device=run.device)
 
 

@@ -1,10 +1,12 @@
 """FCT's transformation h(old embedding, side-info) -> new embedding: its training, its artifacts
-`h:<dim>[,options]`, transformed galleries and cases (h itself: `fctlib.models.transformation`)."""
+(TransformationName, `h:<dim>[,options]`), transformed galleries and cases (h itself:
+`fctlib.models.transformation`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -13,14 +15,17 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from fctlib.data.splits import nested_share
+from fctlib.experiment.config import SIDE_INFO_SOURCES
+from fctlib.experiment.names import ArtifactName, Name, integer, number
 from fctlib.experiment.store import Artifact
 from fctlib.methods.registry import (
     MethodCases,
     artifact_kind,
     multistep_case,
+    parse_name,
     register_method,
 )
-from fctlib.methods.side_info import side_encoder, simclr_artifact
+from fctlib.methods.side_info import SideInfoName, simclr_artifact
 from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
@@ -30,8 +35,59 @@ from fctlib.training.runtime import seed_everything
 if TYPE_CHECKING:
     from fctlib.experiment.context import Generations, RunContext
 
-# h's ablation options as they appear in its artifact name (`h:<dim>,share=0.5`), with defaults
-H_OPTIONS = {"source": "simclr", "share": 1.0, "width": 1.0, "to": "new"}
+
+@dataclass(frozen=True)
+class TransformationName(ArtifactName):
+    """h fitted on the training set with side-info of size `side_dim` (0: none) from `source`;
+    the ablations' options: fitted on a `share` of the training set (`share_rows`), hidden widths
+    times `width`, mapping into the encoder `to` (`new`, or `cross:arch|loss`)."""
+
+    side_dim: int
+    source: str = "simclr"
+    share: float = 1.0
+    width: float = 1.0
+    to: Name = "new"
+    kind: ClassVar[str] = "h"
+    form: ClassVar[str] = "h:<side dim>[,source=..][,share=..][,width=..][,to=..]"
+    example: ClassVar[str] = "h:8,source=random,share=0.5,width=2.0,to=cross:arch"
+
+    def __post_init__(self):
+        if self.side_dim < 0:
+            raise ValueError(f"h's side-info size must be >= 0, got {self.side_dim}")
+        if self.source not in SIDE_INFO_SOURCES:
+            raise ValueError(f"unknown side-info source {self.source!r}; choose one of "
+                             f"{SIDE_INFO_SOURCES}")
+        if not 0.0 < self.share <= 1.0 or self.width <= 0:
+            raise ValueError(f"h's share must be in (0, 1] and its width factor above 0, got "
+                             f"share {self.share} and width {self.width}")
+        if isinstance(self.to, str):  # a target's string form: its structured name
+            object.__setattr__(self, "to", parse_name(self.to))
+
+    @property
+    def side_info(self) -> SideInfoName | None:
+        """The side-info it is fitted with (None: without)."""
+        return SideInfoName(self.side_dim, self.source) if self.side_dim else None
+
+    @classmethod
+    def parse(cls, arg: str) -> TransformationName:
+        dim, *options = arg.split(",")
+        malformed = [option for option in options if "=" not in option]
+        if malformed:
+            raise ValueError(f"options are KEY=VALUE, got {malformed}")
+        given = dict(option.split("=", 1) for option in options)
+        known = [f.name for f in fields(cls)][1:]
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown}; options are {known}")
+        given.update({key: number(given[key], key) for key in ("share", "width") if key in given})
+        return cls(integer(dim, "h's side-info size"), **given)
+
+    def __str__(self) -> str:
+        options = {f.name: (getattr(self, f.name), f.default) for f in fields(self)[1:]}
+        if not self.side_dim:  # no side-info: its source is moot
+            options.pop("source")
+        return ",".join([f"h:{self.side_dim}", *(f"{key}={value}" for key, (value, default)
+                                                 in options.items() if value != default)])
 
 
 def _mse_step(model: nn.Module, batch) -> torch.Tensor:
@@ -87,22 +143,21 @@ def train_transformation(
 
 
 # -- in a run -------------------------------------------------------------------------------------
-def training_features(run: RunContext, side_dim: int, source: str = "simclr", target: str = "new"
+def training_features(run: RunContext, side: SideInfoName | None, target: Name = "new"
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(old, side, new) features of the training set, over `transformation.feature_views`
-    augmented passes; `new` by the encoder `target`."""
+    augmented passes (`side`: None without side-info); `new` by the encoder `target`."""
     views = run.preset.transformation.feature_views
-    side_name = side_encoder(side_dim, source) if side_dim else None
     if views == 1:
-        side = run.embeddings(side_name, "train") if side_dim else None
-        return run.embeddings("old", "train"), side, run.embeddings(target, "train")
-    encoders = [run.trained(name)[0] for name in ("old", target, side_name) if name]
+        side_train = run.embeddings(side, "train") if side else None
+        return run.embeddings("old", "train"), side_train, run.embeddings(target, "train")
+    encoders = [run.trained(name)[0] for name in ("old", target, side) if name]
     chunks = [embed(encoders, run.splits.train, run.train_transform(), device=run.device,
                     seed=run.seed * 1000 + v, desc=f"features view {v + 1}/{views}")
               for v in range(views)]
     old, new = (np.concatenate([c[i] for c in chunks]) for i in (0, 1))
-    side = np.concatenate([c[2] for c in chunks]) if side_dim else None
-    return old, side, new
+    side_train = np.concatenate([c[2] for c in chunks]) if side else None
+    return old, side_train, new
 
 
 def share_rows(run: RunContext, share: float) -> np.ndarray:
@@ -115,67 +170,38 @@ def _scaled(widths: list[int], factor: float) -> tuple[int, ...]:
     return tuple(max(1, round(w * factor)) for w in widths)
 
 
-def transformation_artifact(run: RunContext, side_dim: int, *, source: str = "simclr",
-                            data_share: float = 1.0, width_factor: float = 1.0,
-                            target: str = "new") -> Artifact:
-    """h fitted on the training set; `side_dim=0` is the no-side-info transformation. Ablations:
-    side-info from `source`, fitted on a `data_share` of the training set (share_rows), hidden
-    widths times `width_factor`; `target`: the encoder h maps into (`new` or `cross:arch|loss`)."""
-    if not 0.0 < data_share <= 1.0 or width_factor <= 0:
-        raise ValueError(f"h's share must be in (0, 1] and its width factor above 0, got share "
-                         f"{data_share} and width {width_factor}")
-    cfg = run.preset.transformation
-    side_name = side_encoder(side_dim, source)  # validates the source, used or not
-    options = {"source": source if side_dim else "simclr", "share": data_share,
-               "width": width_factor, "to": target}
-    name = ",".join([f"h:{side_dim}", *(f"{k}={v}" for k, v in options.items()
-                                        if v != H_OPTIONS[k])])
-    upstream = (run.artifact("old"), run.artifact(target))
-    upstream += (run.artifact(side_name),) if side_dim else ()
+@artifact_kind(TransformationName)
+def transformation_artifact(run: RunContext, name: TransformationName) -> Artifact:
+    """h fitted on the training set as `name` says (its side-info, share, widths and target)."""
+    cfg, side = run.preset.transformation, name.side_info
+    upstream = (run.artifact("old"), run.artifact(name.to))
+    upstream += (run.artifact(side),) if side else ()
 
     def fit(folder: Path):
-        old, side, new = training_features(run, side_dim, source, target)
-        if data_share != 1.0:
-            rows = share_rows(run, data_share)
+        old, side_train, new = training_features(run, side, name.to)
+        if name.share != 1.0:
+            rows = share_rows(run, name.share)
             rows = np.concatenate([rows + v * len(run.splits.train)
                                    for v in range(cfg.feature_views)])
             old, new = old[rows], new[rows]
-            side = side[rows] if side is not None else None
+            side_train = side_train[rows] if side_train is not None else None
         seed_everything(run.seed)
-        model = Transformation(old.shape[1], side_dim, new.shape[1],
-                               _scaled(cfg.branch_widths, width_factor),
-                               _scaled(cfg.mixer_widths, width_factor))
-        return model, train_transformation(model, old, side, new, cfg.training, seed=run.seed,
-                                           checkpoint=folder / "model.pt", device=run.device)
+        model = Transformation(old.shape[1], name.side_dim, new.shape[1],
+                               _scaled(cfg.branch_widths, name.width),
+                               _scaled(cfg.mixer_widths, name.width))
+        return model, train_transformation(model, old, side_train, new, cfg.training,
+                                           seed=run.seed, checkpoint=folder / "model.pt",
+                                           device=run.device)
 
-    return Artifact(name, "transformation", (cfg, side_dim, data_share, width_factor), fit,
+    return Artifact(str(name), "transformation", (cfg, name.side_dim, name.share, name.width), fit,
                     upstream)
 
 
-@artifact_kind("h", form="h:<side dim>[,source=..][,share=..][,width=..][,to=..]")
-def transformation_from_name(run: RunContext, arg: str) -> Artifact:
-    """The transformation named `h:<side dim>[,source=..][,share=..][,width=..][,to=..]`."""
-    dim, *options = arg.split(",")
-    malformed = [option for option in options if "=" not in option]
-    if malformed:
-        raise ValueError(f"h:{arg}: options are KEY=VALUE, got {malformed}")
-    given = dict(option.split("=", 1) for option in options)
-    unknown = sorted(set(given) - set(H_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} in h:{arg}; options are {list(H_OPTIONS)}")
-    return transformation_artifact(
-        run, int(dim), source=given.get("source", "simclr"),
-        data_share=float(given.get("share", 1.0)), width_factor=float(given.get("width", 1.0)),
-        target=given.get("to", "new"))
-
-
-def transformed_gallery(run: RunContext, side_dim: int, split: str = "test", **ablation
+def transformed_gallery(run: RunContext, name: TransformationName, split: str = "test"
                         ) -> np.ndarray:
-    """h(old embedding, side-info) of a split: the upgraded gallery, computed without images;
-    `ablation`: transformation_artifact's keywords (source, data_share, width_factor, target)."""
-    model, _ = run.trained(transformation_artifact(run, side_dim, **ablation))
-    source = ablation.get("source", "simclr")
-    side = run.embeddings(side_encoder(side_dim, source), split) if side_dim else None
+    """h(old embedding, side-info) of a split: the upgraded gallery, computed without images."""
+    model, _ = run.trained(name)
+    side = run.embeddings(name.side_info, split) if name.side_info else None
     return upgrade_embeddings(model, run.embeddings("old", split), side, device=run.device)
 
 
@@ -185,8 +211,9 @@ def transformed_gallery(run: RunContext, side_dim: int, split: str = "test", **a
 def fct_cases(run: RunContext) -> MethodCases:
     """FCT: new queries against the transformed old gallery, without and with side-info."""
     new, dim = run.embeddings("new", "test"), run.preset.side_info.model.embedding_dim
-    return MethodCases({"fct/no-side": (new, transformed_gallery(run, 0)),
-                        "fct/side": (new, transformed_gallery(run, dim))}, "new")
+    return MethodCases({"fct/no-side": (new, transformed_gallery(run, TransformationName(0))),
+                        "fct/side": (new, transformed_gallery(run, TransformationName(dim)))},
+                       "new")
 
 
 # -- the multi-step experiment: galleries carried across generations ---------------------------

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from fctlib.experiment.config import method_section
+from fctlib.experiment.names import ArtifactName
 from fctlib.experiment.store import Artifact
-from fctlib.methods.fct import transformed_gallery
+from fctlib.methods.fct import TransformationName, transformed_gallery
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
 from fctlib.models.backbones import build_model
@@ -36,14 +37,34 @@ class CrossConfig:
 CROSS_CHANGES = ("arch", "loss")  # how a cross model differs from the new one
 
 
-@artifact_kind("cross", form="cross:arch|loss")
-def cross_encoder(run: RunContext, change: str) -> Artifact:
+@dataclass(frozen=True)
+class CrossName(ArtifactName):
+    """A new model that differs from `new` beyond its classes: `change` is `arch` (another
+    network family) or `loss` (a normalized softmax)."""
+
+    change: str
+    kind: ClassVar[str] = "cross"
+    form: ClassVar[str] = "cross:arch|loss"
+    example: ClassVar[str] = "cross:loss"
+
+    def __post_init__(self):
+        if self.change not in CROSS_CHANGES:
+            raise ValueError(f"change must be one of {CROSS_CHANGES}, got {self.change!r}")
+
+    @classmethod
+    def parse(cls, arg: str) -> CrossName:
+        return cls(arg)
+
+    def __str__(self) -> str:
+        return f"cross:{self.change}"
+
+
+@artifact_kind(CrossName)
+def cross_encoder(run: RunContext, name: CrossName) -> Artifact:
     """A new model trained with the new recipe on every class: `cross:arch`, the network of
     `methods.cross.model` (another family); `cross:loss`, the new network trained with a normalized
     softmax (cosine classifier of scale `methods.cross.cosine_scale`)."""
-    if change not in CROSS_CHANGES:
-        raise ValueError(f"change must be one of {CROSS_CHANGES}, got {change!r}")
-    new, s = run.preset.new, run.splits
+    new, s, change = run.preset.new, run.splits, name.change
     cross = run.preset.method("cross")
     spec = cross.model if change == "arch" else new.model
     scale = cross.cosine_scale if change == "loss" else None
@@ -55,15 +76,17 @@ def cross_encoder(run: RunContext, change: str) -> Artifact:
             s.train, s.all_classes, classification_loss(new.training.label_smoothing),
             new.training, desc=f"new ({change})")
 
-    return Artifact(f"cross:{change}", f"new-{change}", (spec, new.training, scale), fit)
+    return Artifact(str(name), f"new-{change}", (spec, new.training, scale), fit)
 
 
 def _fct_to(run: RunContext, change: str) -> MethodCases:
-    encoder, dim = f"cross:{change}", run.preset.side_info.model.embedding_dim
+    encoder, dim = CrossName(change), run.preset.side_info.model.embedding_dim
     query = run.embeddings(encoder, "test")
     return MethodCases(
-        {f"fct-{change}/no-side": (query, transformed_gallery(run, 0, target=encoder)),
-         f"fct-{change}/side": (query, transformed_gallery(run, dim, target=encoder))}, encoder)
+        {f"fct-{change}/no-side": (query, transformed_gallery(
+            run, TransformationName(0, to=encoder))),
+         f"fct-{change}/side": (query, transformed_gallery(
+             run, TransformationName(dim, to=encoder)))}, encoder)
 
 
 @register_method("fct-arch", order=80, priced=False, notation=(

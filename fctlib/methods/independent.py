@@ -58,13 +58,13 @@ def _classifier(run: RunContext, generation: str) -> Artifact:
 
 
 @artifact_kind("old")
-def old_encoder(run: RunContext, arg: str) -> Artifact:
+def old_encoder(run: RunContext) -> Artifact:
     """phi_old: trained on the old classes' training images."""
     return _classifier(run, "old")
 
 
 @artifact_kind("new")
-def new_encoder(run: RunContext, arg: str) -> Artifact:
+def new_encoder(run: RunContext) -> Artifact:
     """phi_new: trained on every class, unmodified (independent of the old model)."""
     return _classifier(run, "new")
 

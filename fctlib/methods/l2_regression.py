@@ -17,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from fctlib.experiment.config import method_section
+from fctlib.experiment.names import ArtifactName, number
 from fctlib.experiment.store import Artifact
 from fctlib.methods.bct import score
 from fctlib.methods.independent import fit_classifier
@@ -63,13 +64,32 @@ def l2_regression_loss(label_smoothing: float, old_model: nn.Module, weight: flo
     return step
 
 
-@artifact_kind("l2", form="l2:<weight>")
-def l2_encoder(run: RunContext, arg: str) -> Artifact:
+@dataclass(frozen=True)
+class L2Name(ArtifactName):
+    """phi_new trained with the L2 pull towards phi_old at `weight` (> 0)."""
+
+    weight: float
+    kind: ClassVar[str] = "l2"
+    form: ClassVar[str] = "l2:<weight>"
+    example: ClassVar[str] = "l2:0.1"
+
+    def __post_init__(self):
+        if not self.weight > 0:
+            raise ValueError(f"the weight must be > 0, got {self.weight}")
+
+    @classmethod
+    def parse(cls, arg: str) -> L2Name:
+        return cls(number(arg, "the weight"))
+
+    def __str__(self) -> str:
+        return f"l2:{self.weight:g}"
+
+
+@artifact_kind(L2Name)
+def l2_encoder(run: RunContext, name: L2Name) -> Artifact:
     """phi_new trained on every class with the new recipe and the L2 pull towards phi_old at
-    weight `arg` (`l2:1`)."""
-    weight = float(arg)
-    if weight <= 0:
-        raise ValueError(f"the weight must be > 0, got {arg}")
+    `name.weight`."""
+    weight = name.weight
     new, old_stage, s = run.preset.new, run.preset.old, run.splits
     if new.model.embedding_dim != old_stage.model.embedding_dim:
         raise ValueError("L2 regression needs the old and new embedding sizes to match "
@@ -83,7 +103,7 @@ def l2_encoder(run: RunContext, arg: str) -> Artifact:
             run, folder, lambda: build_model(new.model, s.bundle.channels, len(s.all_classes)),
             s.train, s.all_classes, loss, new.training, desc=f"l2 regression w={weight:g}")
 
-    return Artifact(f"l2:{weight:g}", "l2-regression", (new.model, new.training, weight), fit,
+    return Artifact(str(name), "l2-regression", (new.model, new.training, weight), fit,
                     upstream=(old,))
 
 
@@ -93,7 +113,7 @@ def chosen_weight(run: RunContext) -> float:
     old = run.embeddings("old", "tune")
 
     def tune_score(weight: float) -> float:
-        return score(run.evaluate(run.embeddings(f"l2:{weight:g}", "tune"), old, "tune")["all"])
+        return score(run.evaluate(run.embeddings(L2Name(weight), "tune"), old, "tune")["all"])
 
     return max(run.preset.method("l2-regression").weights, key=tune_score)
 
@@ -103,6 +123,6 @@ def chosen_weight(run: RunContext) -> float:
             "distance of its embedding to the old model's (lambda chosen on `tune`)"))
 def l2_regression_cases(run: RunContext) -> MethodCases:
     """The new model pulled towards the old embedding, at the weight chosen on tune."""
-    own = f"l2:{chosen_weight(run):g}"
+    own = L2Name(chosen_weight(run))
     query, old = run.embeddings(own, "test"), run.embeddings("old", "test")
     return MethodCases({"l2/old": (query, old), "l2/l2": (query, query)}, own)

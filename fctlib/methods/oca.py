@@ -149,7 +149,7 @@ def oca_training_step(prototypes: torch.Tensor, old_dim: int,
 
 # -- in a run -------------------------------------------------------------------------------------
 @artifact_kind("oca")
-def oca_encoder(run: RunContext, arg: str) -> Artifact:
+def oca_encoder(run: RunContext) -> Artifact:
     """OCA's new model (the new network without its embedding ReLU, new recipe, every class): an
     embedding `methods.oca.extra_dims` wider than the old one under the orthogonal head, trained
     with oca_loss against the old model's class prototypes (means of its L2-normalised embeddings of

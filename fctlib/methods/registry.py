@@ -1,6 +1,6 @@
-"""Where methods register themselves: the artifacts they declare (by kind, resolved from names
-like `bct:3.0` or `h:8`) and their rows in the methods comparison (cases, compatibility criteria,
-price).
+"""Where methods register themselves: the artifacts they declare (by kind: a plain name like
+`old`, or a structured name like `BCTName("bt2", 10.0)`, written `bct:bt2:10.0`) and their rows in
+the methods comparison (cases, compatibility criteria, price).
 
 A method module calls `artifact_kind` for each kind of artifact it trains, `register_method`
 for its comparison (with its place in the tables, `order`) and, in the multi-step experiment,
@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fctlib.errors import UserError
+from fctlib.experiment.names import ArtifactName, Name
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import Generations, RunContext
     from fctlib.experiment.store import Artifact
 
-ARTIFACT_KINDS: dict[str, Callable[[RunContext, str], Artifact]] = {}
-ARTIFACT_FORMS: dict[str, str] = {}  # kind -> how its names are written (`fct train-step --step`)
+# kind -> its declaration: `(run) -> Artifact` for a plain kind, `(run, name) -> Artifact` for one
+# with a structured name
+ARTIFACT_KINDS: dict[str, Callable[..., Artifact]] = {}
+NAME_TYPES: dict[str, type[ArtifactName]] = {}  # kind -> its structured name, if it has arguments
 METHODS: dict[str, Method] = {}
 # method -> its generation k in the multi-step experiment: (steps, k) -> Artifact
 CHAINS: dict[str, Callable[[Generations, int], Artifact]] = {}
@@ -37,34 +40,60 @@ class ArtifactNameError(UserError, ValueError):
     """A name that no artifact kind declares, or a kind's argument it refuses."""
 
 
-def artifact_kind(kind: str, form: str | None = None):
-    """Register `declare(run, arg) -> Artifact` for artifact names `<kind>` or `<kind>:<arg>`;
-    `form` says how its names are written (default: the bare kind)."""
-    def register(declaration: Callable[[RunContext, str], Artifact]):
-        if kind in ARTIFACT_KINDS:
-            raise ValueError(f"artifact kind {kind!r} is registered twice")
-        ARTIFACT_KINDS[kind] = declaration
-        ARTIFACT_FORMS[kind] = form or kind
+def artifact_kind(kind: str | type[ArtifactName]):
+    """Register the declaration of a kind of artifact: `(run) -> Artifact` for a plain kind (a
+    string, e.g. `old`), `(run, name) -> Artifact` for a structured name's class."""
+    key = kind if isinstance(kind, str) else kind.kind
+
+    def register(declaration: Callable[..., Artifact]):
+        if key in ARTIFACT_KINDS:
+            raise ValueError(f"artifact kind {key!r} is registered twice")
+        ARTIFACT_KINDS[key] = declaration
+        if not isinstance(kind, str):
+            NAME_TYPES[key] = kind
         return declaration
 
     return register
 
 
-def declare(run: RunContext, name: str) -> Artifact:
-    """The artifact behind a name (ARTIFACT_FORMS): encoders and transformations. A name that
-    its kind refuses (a ValueError of its declaration) is an ArtifactNameError naming the forms."""
-    forms = ", ".join(ARTIFACT_FORMS.values())
-    kind, _, arg = name.partition(":")
-    if kind not in ARTIFACT_KINDS:
-        raise ArtifactNameError(f"unknown artifact {name!r}; artifact names are {forms}")
+def name_forms() -> str:
+    """How every artifact name is written, for messages (`old, new, side:<dim>[:<source>], ...`)."""
+    return ", ".join(NAME_TYPES[k].form if k in NAME_TYPES else k for k in ARTIFACT_KINDS)
+
+
+def parse_name(text: str) -> Name:
+    """The name a string form writes (`side:128` -> SideInfoName(128)); a plain kind is its own
+    string. Anything else is an ArtifactNameError naming the forms."""
+    kind, sep, arg = text.partition(":")
+    if kind in NAME_TYPES and sep:
+        try:
+            return NAME_TYPES[kind].parse(arg)
+        except ArtifactNameError as err:  # a name inside this one (h's target)
+            raise ArtifactNameError(f"artifact {text!r} needs {err}") from err
+        except ValueError as err:
+            raise ArtifactNameError(
+                f"artifact {text!r}: {err}; artifact names are {name_forms()}") from err
+    if kind in ARTIFACT_KINDS and not sep and kind not in NAME_TYPES:
+        return kind
+    raise ArtifactNameError(f"unknown artifact {text!r}; artifact names are {name_forms()}")
+
+
+def declare(run: RunContext, name: Name) -> Artifact:
+    """The artifact behind a name (a string form is parsed first): encoders and transformations.
+    A name its kind refuses (a ValueError of its declaration) is an ArtifactNameError naming the
+    forms."""
+    name = parse_name(name) if isinstance(name, str) else name
     try:
-        return ARTIFACT_KINDS[kind](run, arg)
+        if isinstance(name, str):
+            return ARTIFACT_KINDS[name](run)
+        return ARTIFACT_KINDS[name.kind](run, name)
     except ArtifactNameError as err:  # an upstream artifact's name, made from this one
-        raise ArtifactNameError(f"artifact {name!r} needs {err}") from err
+        raise ArtifactNameError(f"artifact {str(name)!r} needs {err}") from err
     except UserError:  # bad data or preset, named by its own message
         raise
     except ValueError as err:
-        raise ArtifactNameError(f"artifact {name!r}: {err}; artifact names are {forms}") from err
+        raise ArtifactNameError(
+            f"artifact {str(name)!r}: {err}; artifact names are {name_forms()}") from err
 
 
 @dataclass
@@ -73,7 +102,7 @@ class MethodCases:
     (`new`, `bct:<w>`): the model whose own retrieval (query = gallery) gives `new_top1`."""
 
     cases: dict[str, tuple[np.ndarray, np.ndarray]]
-    own_encoder: str
+    own_encoder: Name
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from fctlib.data.images import ImageSet
 from fctlib.data.splits import select_classes
 from fctlib.data.transforms import SimCLRTransform
 from fctlib.experiment.config import SIDE_INFO_SOURCES
+from fctlib.experiment.names import ArtifactName, integer
 from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import artifact_kind
@@ -108,12 +110,30 @@ def random_side_info_model(spec: ModelSpec, in_channels: int, *, seed: int) -> n
     return build_backbone(spec, in_channels).eval()
 
 
-def side_encoder(dim: int, source: str = "simclr") -> str:
-    """The encoder name of side-info of size `dim` from `source`: `side:<dim>` for the default
-    SimCLR model, else `side:<dim>:<source>`."""
-    if source not in SIDE_INFO_SOURCES:
-        raise ValueError(f"unknown side-info source {source!r}; choose one of {SIDE_INFO_SOURCES}")
-    return f"side:{dim}" if source == "simclr" else f"side:{dim}:{source}"
+@dataclass(frozen=True)
+class SideInfoName(ArtifactName):
+    """psi with `dim` outputs, from `source` (SIDE_INFO_SOURCES; SimCLR by default)."""
+
+    dim: int
+    source: str = "simclr"
+    kind: ClassVar[str] = "side"
+    form: ClassVar[str] = "side:<dim>[:<source>]"
+    example: ClassVar[str] = "side:8:random"
+
+    def __post_init__(self):
+        if self.dim < 1:
+            raise ValueError(f"the side-info size must be >= 1, got {self.dim}")
+        if self.source not in SIDE_INFO_SOURCES:
+            raise ValueError(f"unknown side-info source {self.source!r}; choose one of "
+                             f"{SIDE_INFO_SOURCES}")
+
+    @classmethod
+    def parse(cls, arg: str) -> SideInfoName:
+        dim, sep, source = arg.partition(":")
+        return cls(integer(dim, "the side-info size"), *([source] if sep else []))
+
+    def __str__(self) -> str:
+        return f"side:{self.dim}" if self.source == "simclr" else f"side:{self.dim}:{self.source}"
 
 
 def simclr_artifact(run: RunContext, name: str, classes: list[int], spec: ModelSpec) -> Artifact:
@@ -133,21 +153,19 @@ def simclr_artifact(run: RunContext, name: str, classes: list[int], spec: ModelS
     return Artifact(name, "side", (spec, cfg.training, cfg.temperature, classes), fit)
 
 
-@artifact_kind("side", form="side:<dim>[:<source>]")
-def side_info_encoder(run: RunContext, arg: str) -> Artifact:
-    """psi with `dim` outputs (`side:<dim>[:<source>]`): SimCLR on the old classes' training
-    images, without labels; source `supervised`: the same network trained with the old classes'
-    labels (the old model's recipe); `random`: that network untrained."""
-    dim, _, source = arg.partition(":")
-    source = source or "simclr"
-    name = side_encoder(int(dim), source)  # validates the source
-    spec = dataclasses.replace(run.preset.side_info.model, embedding_dim=int(dim))
+@artifact_kind(SideInfoName)
+def side_info_encoder(run: RunContext, name: SideInfoName) -> Artifact:
+    """psi with `name.dim` outputs: SimCLR on the old classes' training images, without labels;
+    source `supervised`: the same network trained with the old classes' labels (the old model's
+    recipe); `random`: that network untrained."""
+    source = name.source
+    spec = dataclasses.replace(run.preset.side_info.model, embedding_dim=name.dim)
     s = run.splits
     if source == "simclr":
-        return simclr_artifact(run, name, s.old_classes, spec)
+        return simclr_artifact(run, str(name), s.old_classes, spec)
     seed = derived_seed(run.seed, SIDE_SOURCE_STREAM[source])
     if source == "random":
-        return Artifact(name, "side-random", (spec, seed), lambda folder: (
+        return Artifact(str(name), "side-random", (spec, seed), lambda folder: (
             random_side_info_model(spec, s.bundle.channels, seed=seed), []))
     recipe = run.preset.old.training
 
@@ -159,4 +177,4 @@ def side_info_encoder(run: RunContext, arg: str) -> Artifact:
             desc="side-info (supervised)")
         return model.backbone, history
 
-    return Artifact(name, "side-supervised", (spec, recipe), fit)
+    return Artifact(str(name), "side-supervised", (spec, recipe), fit)

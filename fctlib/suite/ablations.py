@@ -4,7 +4,7 @@ of the preset's size otherwise) and evaluates new queries against its transforme
 
 from __future__ import annotations
 
-from fctlib.methods.fct import share_rows, transformation_artifact, transformed_gallery
+from fctlib.methods.fct import TransformationName, share_rows, transformed_gallery
 from fctlib.suite.run import Run
 
 
@@ -12,7 +12,8 @@ def side_info_size_rows(run: Run) -> list[dict]:
     """One row per side-info size of the preset's sweep, and size 0 (no side-info), with
     metrics."""
     new = run.embeddings("new", "test")
-    return [{"side_info_dim": dim, "metrics": run.evaluate(new, transformed_gallery(run, dim))}
+    return [{"side_info_dim": dim,
+             "metrics": run.evaluate(new, transformed_gallery(run, TransformationName(dim)))}
             for dim in (0, *run.preset.side_info.ablation_dims)]
 
 
@@ -22,10 +23,9 @@ def side_info_source_rows(run: Run) -> list[dict]:
     new = run.embeddings("new", "test")
     rows = []
     for source in run.preset.ablation.side_info_sources:
-        gallery = (transformed_gallery(run, 0) if source == "none"
-                   else transformed_gallery(run, dim, source=source))
-        rows.append({"source": source, "side_info_dim": 0 if source == "none" else dim,
-                     "metrics": run.evaluate(new, gallery)})
+        h = TransformationName(0) if source == "none" else TransformationName(dim, source)
+        rows.append({"source": source, "side_info_dim": h.side_dim,
+                     "metrics": run.evaluate(new, transformed_gallery(run, h))})
     return rows
 
 
@@ -34,7 +34,8 @@ def data_share_rows(run: Run) -> list[dict]:
     dim = run.preset.side_info.model.embedding_dim
     new = run.embeddings("new", "test")
     return [{"data_share": share, "train_images": len(share_rows(run, share)),
-             "metrics": run.evaluate(new, transformed_gallery(run, dim, data_share=share))}
+             "metrics": run.evaluate(new, transformed_gallery(
+                 run, TransformationName(dim, share=share)))}
             for share in run.preset.ablation.data_shares]
 
 
@@ -45,9 +46,9 @@ def width_rows(run: Run) -> list[dict]:
     new = run.embeddings("new", "test")
     rows = []
     for factor in run.preset.ablation.width_factors:
-        h, _ = run.trained(transformation_artifact(run, dim, width_factor=factor))
-        gallery = transformed_gallery(run, dim, width_factor=factor)
+        name = TransformationName(dim, width=factor)
+        h, _ = run.trained(name)
         rows.append({"width_factor": factor, "parameters": sum(p.numel() for p in h.parameters()),
-                     "metrics": run.evaluate(new, gallery)})
+                     "metrics": run.evaluate(new, transformed_gallery(run, name))})
     return rows
 

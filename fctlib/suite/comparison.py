@@ -5,8 +5,8 @@ on any split, to explore a protocol on `tune` before anything is run on `test`."
 from __future__ import annotations
 
 from fctlib.evaluation.distances import DISTANCES
-from fctlib.methods.bct import artifact_name
-from fctlib.methods.fct import transformed_gallery
+from fctlib.methods.bct import BCTName
+from fctlib.methods.fct import TransformationName, transformed_gallery
 from fctlib.methods.registry import Method, methods
 from fctlib.suite.run import Run
 
@@ -41,10 +41,11 @@ def main_cases(run: Run, split: str = "tune") -> dict[str, dict]:
     cases = {"old/old": run.evaluate(old, old, split),
              "new/new": run.evaluate(new, new, split)}
     for variant, w in run.preset.bct.models():
-        bct = run.embeddings(artifact_name(variant, w), split)
+        bct = run.embeddings(BCTName(variant, w), split)
         cases[f"bct/old {variant} w={w}"] = run.evaluate(bct, old, split)
         cases[f"bct/bct {variant} w={w}"] = run.evaluate(bct, bct, split)
     for name, dim in (("fct/no-side", 0), ("fct/side", side_dim)):
-        cases[name] = run.evaluate(new, transformed_gallery(run, dim, split), split)
+        cases[name] = run.evaluate(new, transformed_gallery(run, TransformationName(dim), split),
+                                   split)
     return cases
 

@@ -1,6 +1,7 @@
 """What one seed costs a preset: for notebooks 00-06 (with the BCT sweep) the image passes of
-every training, embedding and h fit and the seconds they take at given rates (torch-free, so a
-preset can be sized before any machine runs it); for every notebook, what it took when measured."""
+every training, embedding and h fit and the seconds they take at given rates (from the preset
+alone, so it can be sized before any machine runs it); for every notebook, what it took when
+measured."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fctlib.experiment.config import Preset
+from fctlib.methods.bct import BCTName
+from fctlib.methods.fct import TransformationName
+from fctlib.methods.side_info import SideInfoName
 from fctlib.paths import DEFAULT_PRESET, benchmarks_file, results_root
 
 
@@ -46,24 +50,25 @@ def side_info_dims(preset: Preset) -> list[int]:
 
 def main_comparison_work(preset: Preset, sizes: SplitSizes) -> ComparisonWork:
     """The training, embedding and h-fitting work of old, SimCLR side-info, new, every BCT
-    variant and weight of the sweep (`bct:<variant>:<w>`), h without and with side-info and the
-    side-info size ablation (notebooks 00-06)."""
+    variant and weight of the sweep, h without and with side-info and the side-info size
+    ablation (notebooks 00-06), by the artifacts' names (their string forms)."""
     new_epochs = preset.new.training.epochs
     side_epochs = preset.side_info.training.epochs
     training = {"old": sizes.old_train * preset.old.training.epochs,
                 "new": sizes.train * new_epochs}
-    bct = {f"bct:{v}:{w:g}": preset.bct.training(v, preset.new.training).epochs
+    bct = {str(BCTName(v, w)): preset.bct.training(v, preset.new.training).epochs
            for v, w in preset.bct.models()}
     training.update({name: sizes.train * epochs for name, epochs in bct.items()})
-    training.update({f"side:{d}": 2 * sizes.old_train * side_epochs
+    training.update({str(SideInfoName(d)): 2 * sizes.old_train * side_epochs
                      for d in side_info_dims(preset)})
     embedding = {"old": sizes.train + sizes.tune + sizes.test, "new": sizes.train + sizes.test}
     embedding.update({name: sizes.tune for name in bct})
     embedding["bct chosen"] = sizes.test
-    embedding.update({f"side:{d}": sizes.train + sizes.test for d in side_info_dims(preset)})
+    embedding.update({str(SideInfoName(d)): sizes.train + sizes.test
+                      for d in side_info_dims(preset)})
     h = preset.transformation
     fitted = sorted({0, *side_info_dims(preset)})
-    transformation = {f"h:{d}": sizes.train * h.feature_views * h.training.epochs
+    transformation = {str(TransformationName(d)): sizes.train * h.feature_views * h.training.epochs
                       for d in fitted}
     return ComparisonWork(training, embedding, transformation)
 

@@ -19,7 +19,8 @@ from fctlib.errors import UserError
 from fctlib.evaluation.distances import for_distance
 from fctlib.io import check_output_folder
 from fctlib.methods.fastfill import fastfill_artifact
-from fctlib.methods.fct import transformation_artifact
+from fctlib.methods.fct import TransformationName
+from fctlib.methods.side_info import SideInfoName
 from fctlib.models.transformation import save_fastfill, save_transformation
 from fctlib.suite.run import Run
 
@@ -36,15 +37,14 @@ def export_gallery(run: Run, folder: str | Path, *, split: str = "test",
                                 "another --out or remove that folder")
     side_dim = run.preset.side_info.model.embedding_dim if side_dim is None else side_dim
     old = run.embeddings("old", split)
-    side = run.embeddings(f"side:{side_dim}", split) if side_dim else None
+    side = run.embeddings(SideInfoName(side_dim), split) if side_dim else None
     source = {"preset": run.preset.name, "seed": run.seed, "split": split, "side_dim": side_dim}
     store = write_gallery_store(folder / "gallery", np.arange(len(old)), old, side,
                                 shard_size=shard_size, source=source)
     path = folder / "transformation.pt"
     if fastfill:
         return store, save_fastfill(run.trained(fastfill_artifact(run, side_dim))[0], path)
-    return store, save_transformation(run.trained(transformation_artifact(run, side_dim))[0],
-                                          path)
+    return store, save_transformation(run.trained(TransformationName(side_dim))[0], path)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """One preset at one seed: its data, its transforms, its artifact store, and the evaluation of a
-case. Every trained thing is reached by name through the store (`run.trained("bct:3.0")`,
-`run.embeddings("old", "test")`); what each name means is declared by the method that owns it.
+case. Every trained thing is reached by name through the store (`run.trained("old")`,
+`run.embeddings(SideInfoName(128), "test")`, or a name's string form `run.trained("side:128")`);
+what each name means is declared by the method that owns it.
 
 Artifacts live under `runs/<preset>/seed<k>/`: re-running a step with the same parameters loads
 them, changed parameters get new folders, and an interrupted training resumes from its last
@@ -21,6 +22,7 @@ from fctlib.data.run_splits import Splits, load_splits
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropFlipTransform, EvalTransform
 from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.experiment.config import Preset, load_preset
+from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import compute, git_commit
 from fctlib.experiment.records import Record
 from fctlib.experiment.store import Artifact, ArtifactStore, fingerprint
@@ -101,17 +103,18 @@ class Run:
         return embed(model, self.splits.split(split), self.eval_transform(), device=self.device,
                      desc=f"embed {name} {split}")
 
-    def artifact(self, name: str | Artifact) -> Artifact:
-        """The declaration behind an encoder name (an Artifact is returned as it is)."""
+    def artifact(self, name: Name | Artifact) -> Artifact:
+        """The declaration behind an artifact name or its string form (an Artifact is returned as
+        it is)."""
         return name if isinstance(name, Artifact) else declare(self, name)
 
-    def trained(self, name: str | Artifact) -> tuple:
+    def trained(self, name: Name | Artifact) -> tuple:
         """(model, history) of an artifact or encoder name: loaded, resumed or trained."""
         return self.store.trained(self.artifact(name))
 
-    def embeddings(self, name: str | Artifact, split: str) -> np.ndarray:
-        """Embeddings of a split by an encoder (`old`, `new`, `bct:<w>`, `side:<dim>[:<source>]`,
-        `dsimplex:old|new`, `oca`, `cross:arch|loss`, or an Artifact), cached."""
+    def embeddings(self, name: Name | Artifact, split: str) -> np.ndarray:
+        """Embeddings of a split by an encoder (its name, e.g. `old`, `SideInfoName(8)` or
+        `side:8`, or an Artifact), cached."""
         return self.store.embeddings(self.artifact(name), split)
 
     # -- evaluation ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from fctlib.errors import UserError
 from fctlib.experiment.provenance import git_commit
 from fctlib.experiment.store import UNRECORDED, Artifact, ArtifactStore
 from fctlib.io import remove_stale_tmp
-from fctlib.methods.registry import ARTIFACT_FORMS, ARTIFACT_KINDS
+from fctlib.methods.registry import NAME_TYPES, name_forms, parse_name
 from fctlib.suite.run import Run
 
 
@@ -131,30 +131,45 @@ def test_a_run_artifact_ignores_slices_it_does_not_declare(fashion_mnist, tmp_pa
         assert len({_where(r.store, r.artifact(name)) for r in runs}) == 1, name
 
 
-def test_every_artifact_kind_has_a_name_form():
-    assert list(ARTIFACT_FORMS) == list(ARTIFACT_KINDS)
-    assert all(form.split(":")[0] == kind for kind, form in ARTIFACT_FORMS.items())
+def test_every_structured_name_reads_back_from_its_one_string_form():
+    assert NAME_TYPES, "no kind with a structured name is registered"
+    for kind, name_type in NAME_TYPES.items():
+        assert name_type.form.startswith(f"{kind}:") and name_type.example.startswith(f"{kind}:")
+        name = parse_name(name_type.example)
+        assert type(name) is name_type and str(name) == name_type.example
+        assert parse_name(str(name)) == name and hash(parse_name(str(name))) == hash(name)
+    assert parse_name("old") == "old"
+    assert str(parse_name("h:8,width=1.0,share=0.5")) == "h:8,share=0.5"  # defaults left out
+    assert str(parse_name("h:0,source=random")) == "h:0"  # no side-info: no source
+    assert str(parse_name("bct:bt2:10")) == "bct:bt2:10.0"
 
 
 @pytest.mark.parametrize("name, message", [
     ("bogus", "unknown artifact 'bogus'; artifact names are old, new, bct:<variant>:<weight>"),
-    ("h:-3", "artifact 'h:-3' needs artifact 'side:-3': embedding_dim and width must be "
-             "positive; artifact names are old, new"),
-    ("side:abc", "artifact 'side:abc': invalid literal for int()"),
-    ("h:8,share", "artifact 'h:8,share': h:8,share: options are KEY=VALUE, got ['share']"),
+    ("old:1", "unknown artifact 'old:1'"),
+    ("side", "unknown artifact 'side'"),
+    ("h:-3", "artifact 'h:-3': h's side-info size must be >= 0, got -3; artifact names are old"),
+    ("side:abc", "artifact 'side:abc': the side-info size must be an integer, got 'abc'"),
+    ("h:8,share", "artifact 'h:8,share': options are KEY=VALUE, got ['share']"),
     ("h:8,share=2", "artifact 'h:8,share=2': h's share must be in (0, 1]"),
     ("h:8,width=0", "artifact 'h:8,width=0': h's share must be in (0, 1] and its width factor "
                     "above 0, got share 1.0 and width 0.0"),
+    ("h:8,to=cross:depth", "artifact 'h:8,to=cross:depth' needs artifact 'cross:depth': change "
+                           "must be one of"),
     ("dsimplex:mid", "artifact 'dsimplex:mid': generation must be 'old' or 'new'"),
     ("bct:drop:1", "artifact 'bct:drop:1': BCT artifacts are named bct:<variant>:<weight>"),
+    ("bct:openbct:1", None),  # a name its kind accepts
 ])
 def test_a_bad_artifact_name_is_a_user_error_naming_the_forms(fashion_mnist, tmp_path, name,
                                                               message):
     run = Run("smoke", 0, runs_dir=tmp_path)
+    if message is None:
+        assert run.artifact(name).name == str(parse_name(name))
+        return
     with pytest.raises(UserError) as err:
         run.artifact(name)
     assert str(err.value).startswith(message), err.value
-    assert f"artifact names are {', '.join(ARTIFACT_FORMS.values())}" in str(err.value)
+    assert f"artifact names are {name_forms()}" in str(err.value)
     assert str(err.value).count("artifact names are") == 1
 
 

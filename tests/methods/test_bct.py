@@ -8,15 +8,15 @@ from fctlib.experiment.config import BCT_VARIANTS
 from fctlib.methods import bct, bct_diagnostic
 from fctlib.methods.bct import (
     VARIANTS,
-    artifact_name,
+    BCTName,
     bct_loss,
     build_bct_model,
     choose_from,
     influence_loss,
     influence_rows,
-    parse_name,
     variant_loss,
 )
+from fctlib.methods.registry import parse_name
 from fctlib.models.backbones import CosineClassifier
 from fctlib.models.spec import ModelSpec
 
@@ -130,9 +130,8 @@ def test_variants_are_the_published_ones_with_their_weights():
 
 
 def test_artifact_names_carry_the_variant():
-    assert parse_name("bct:openbct-g:3") == (VARIANTS["openbct-g"], 3.0)
-    assert parse_name("bt2:10") == (VARIANTS["bt2"], 10.0)
-    assert artifact_name("bt2", 10) == "bct:bt2:10.0"
+    assert parse_name("bct:openbct-g:3") == BCTName("openbct-g", 3.0)
+    assert str(BCTName("bt2", 10)) == "bct:bt2:10.0"  # one string form per name
     for bad in ("bct:1.0", "bct:nope:1", "bct:openbct:x", "bct:openbct:-1"):
         with pytest.raises(ValueError, match="bct"):
             parse_name(bad)
@@ -178,7 +177,7 @@ NORMSM_DRIFT = ("a normalised softmax leaves the embedding's norm free (openBCT 
     pytest.param("openbct-normsm", marks=pytest.mark.xfail(strict=True, reason=NORMSM_DRIFT))])
 def test_smoke_run_bct_embeddings_stay_within_10x_of_the_old_norm(smoke_run, variant):
     old = np.linalg.norm(smoke_run.embeddings("old", "tune"), axis=1).mean()
-    name = artifact_name(variant, VARIANTS[variant].published_weight)
+    name = BCTName(variant, VARIANTS[variant].published_weight)
     norm = np.linalg.norm(smoke_run.embeddings(name, "tune"), axis=1).mean()
     assert 0.1 * old < norm < 10 * old, (name, norm, old)
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from fctlib.methods.fct import transformed_gallery
+from fctlib.methods.fct import TransformationName, transformed_gallery
+from fctlib.methods.fct_cross import CrossName
 from fctlib.models.backbones import CosineClassifier, SmallResNet
 from fctlib.suite.run import Run
 
@@ -19,8 +20,8 @@ def test_cross_models_train_and_h_targets_them(tmp_path):
     assert isinstance(loss.classifier, CosineClassifier)
     for history in (arch_history, loss_history):
         assert history[-1]["loss"] < 0.9 * history[0]["loss"], history
-    gallery = transformed_gallery(run, 0, target="cross:arch")
+    gallery = transformed_gallery(run, TransformationName(0, to=CrossName("arch")))
     assert gallery.shape == (len(run.splits.test), 12)  # the cross model's embedding size
-    assert transformed_gallery(run, 0).shape[1] == 16  # the suite's own h still maps to `new`
+    assert transformed_gallery(run, TransformationName(0)).shape[1] == 16  # own h: into `new`
     with pytest.raises(ValueError, match="change must be one of"):
         run.trained("cross:depth")

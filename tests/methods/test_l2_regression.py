@@ -13,7 +13,7 @@ from fctlib.data.splits import remap_labels, select_classes, subsample_per_class
 from fctlib.data.transforms import CropFlipTransform
 from fctlib.experiment.config import PresetError, load_preset
 from fctlib.methods import registry
-from fctlib.methods.l2_regression import chosen_weight, l2_regression_loss
+from fctlib.methods.l2_regression import L2Name, chosen_weight, l2_regression_loss
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
 from fctlib.training.config import TrainConfig
@@ -114,11 +114,11 @@ def test_smoke_run_chooses_the_weight_on_tune_and_measures_both_cases(smoke_run)
     old = smoke_run.embeddings("old", "tune")
 
     def tune_score(w):
-        m = smoke_run.evaluate(smoke_run.embeddings(f"l2:{w:g}", "tune"), old, "tune")["all"]
+        m = smoke_run.evaluate(smoke_run.embeddings(L2Name(w), "tune"), old, "tune")["all"]
         return (m["top1"] + m["mAP"]) / 2
 
     assert tune_score(weight) == max(tune_score(w) for w in (1.0, 10.0))
     result = registry.METHODS["l2-regression"].cases(smoke_run)
-    assert set(result.cases) == {"l2/old", "l2/l2"} and result.own_encoder == f"l2:{weight:g}"
+    assert set(result.cases) == {"l2/old", "l2/l2"} and result.own_encoder == L2Name(weight)
     query, gallery = result.cases["l2/old"]
     assert query.shape == gallery.shape and np.isfinite(query).all()

@@ -4,8 +4,8 @@ import torch
 
 from fctlib.data.splits import nested_share
 from fctlib.experiment.config import PresetError, load_preset
-from fctlib.methods.fct import share_rows, transformation_artifact
-from fctlib.methods.side_info import side_encoder
+from fctlib.methods.fct import TransformationName, share_rows
+from fctlib.methods.side_info import SideInfoName
 from fctlib.models.backbones import build_model
 from fctlib.suite.run import Run
 from fctlib.training.runtime import seed_everything
@@ -47,15 +47,15 @@ def test_ablation_keys_are_validated(ablation, message):
 
 
 def test_side_info_sources_have_their_own_names_and_cache_keys(smoke_run):
-    names = [side_encoder(8, s) for s in ("simclr", "supervised", "random")]
-    assert names == ["side:8", "side:8:supervised", "side:8:random"]
+    names = [SideInfoName(8, s) for s in ("simclr", "supervised", "random")]
+    assert [str(n) for n in names] == ["side:8", "side:8:supervised", "side:8:random"]
     store = smoke_run.store
     assert len({store.key(smoke_run.artifact(n)) for n in names}) == 3
     assert len({store.folder(smoke_run.artifact(n)) for n in names}) == 3
     with pytest.raises(ValueError, match="unknown side-info source"):
-        side_encoder(8, "imagenet")
+        SideInfoName(8, "imagenet")
     with pytest.raises(ValueError, match="unknown side-info source"):
-        transformation_artifact(smoke_run, 0, source="imagenet")
+        TransformationName(0, source="imagenet")
 
 
 def _bn_untouched(model):
@@ -83,13 +83,13 @@ def test_random_side_info_is_untrained_shaped_and_seeded(smoke_run):
 
 def test_supervised_side_info_is_trained_on_old_labels_with_its_own_seed(smoke_run):
     dim = smoke_run.preset.side_info.model.embedding_dim
-    net, history = smoke_run.trained(side_encoder(dim, "supervised"))
+    net, history = smoke_run.trained(SideInfoName(dim, "supervised"))
     assert len(history) == smoke_run.preset.old.training.epochs
     assert not _bn_untouched(net)
     assert net(torch.randn(3, 1, 28, 28)).shape == (3, dim)
-    emb = smoke_run.embeddings(side_encoder(dim, "supervised"), "test")
+    emb = smoke_run.embeddings(SideInfoName(dim, "supervised"), "test")
     assert emb.shape == (len(smoke_run.splits.test), dim)
-    assert not np.array_equal(emb, smoke_run.embeddings(side_encoder(dim), "test"))
+    assert not np.array_equal(emb, smoke_run.embeddings(SideInfoName(dim), "test"))
 
 
 def test_transformation_ablations_fit_the_right_data_and_width(smoke_run, monkeypatch):
@@ -104,19 +104,19 @@ def test_transformation_ablations_fit_the_right_data_and_width(smoke_run, monkey
 
     monkeypatch.setattr(fct, "train_transformation", spy)
     folders = [{p.name for p in smoke_run.root.glob("transformation-*")}]
-    smoke_run.trained(transformation_artifact(smoke_run, dim, data_share=0.25))
+    smoke_run.trained(TransformationName(dim, share=0.25))
     folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
     counts = np.bincount(smoke_run.splits.train.labels[share_rows(smoke_run, 0.25)])
     assert fitted["rows"] == counts.sum() == len(share_rows(smoke_run, 0.25))
     assert len(set(counts.tolist())) == 1  # the smoke train split is balanced: so is its share
-    h, _ = smoke_run.trained(transformation_artifact(smoke_run, dim, width_factor=0.5))
+    h, _ = smoke_run.trained(TransformationName(dim, width=0.5))
     folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
     widths = [m.out_features for m in h.modules() if isinstance(m, torch.nn.Linear)]
     cfg = smoke_run.preset.transformation
     assert widths[:-1] == [w // 2 for w in (*cfg.branch_widths, *cfg.branch_widths,
                                             *cfg.mixer_widths)]
-    smoke_run.trained(transformation_artifact(smoke_run, dim, source="random"))
-    side = smoke_run.embeddings(side_encoder(dim, "random"), "train")
+    smoke_run.trained(TransformationName(dim, "random"))
+    side = smoke_run.embeddings(SideInfoName(dim, "random"), "train")
     np.testing.assert_array_equal(fitted["side"], side)
     folders.append({p.name for p in smoke_run.root.glob("transformation-*")})
     # each ablated h gets a folder of its own, never the default h's

@@ -126,8 +126,7 @@ PRESET_CASES = {
         "unknown artifact 'bogus'; artifact names are old, new, bct:<variant>:<weight>"),
     "train-step-bad-argument": (
         lambda t: ["train-step", "--preset", "smoke", "--step", "old", "h:-3"],
-        "artifact 'h:-3' needs artifact 'side:-3': embedding_dim and width must be positive; "
-        "artifact names are"),
+        "artifact 'h:-3': h's side-info size must be >= 0, got -3; artifact names are"),
 }
 
 

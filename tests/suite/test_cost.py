@@ -31,9 +31,9 @@ def test_work_counts_every_artifact_of_notebooks_00_to_06():
     preset = load_preset("tiny-imagenet-100-gpu")
     work = main_comparison_work(preset, SplitSizes(old_train=10, train=20, tune=3, test=4))
     assert side_info_dims(preset) == [128, 32]
-    assert work.training == {"old": 300, "new": 600, "bct:openbct:1": 600,
-                             "bct:openbct-g:1": 600, "bct:bt2:10": 600,
-                             "bct:openbct-normsm:1": 600,
+    assert work.training == {"old": 300, "new": 600, "bct:openbct:1.0": 600,
+                             "bct:openbct-g:1.0": 600, "bct:bt2:10.0": 600,
+                             "bct:openbct-normsm:1.0": 600,
                              "side:128": 800, "side:32": 800}  # SimCLR: two views per image
     assert work.embedding["old"] == 27 and work.embedding["bct chosen"] == 4
     assert sorted(work.transformation) == ["h:0", "h:128", "h:32"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fctlib.deploy.gallery_store import MANIFEST
-from fctlib.methods.fct import transformed_gallery
+from fctlib.methods.fct import TransformationName, transformed_gallery
 from fctlib.suite.cli import main as fct
 from fctlib.suite.export import SearchResult, hit_rates, search_index
 from fctlib.suite.run import Run
@@ -64,7 +64,8 @@ def test_export_upgrade_search_on_the_smoke_run(tmp_path, capsys):
     found = search_run(tmp_path / "fm" / "gallery-upgraded", [3], k=5, runs_dir=runs)
     run = Run("smoke", 0, runs_dir=runs)
     side_dim = run.preset.side_info.model.embedding_dim
-    expected = run.evaluate(run.embeddings("new", "test"), transformed_gallery(run, side_dim))
+    expected = run.evaluate(run.embeddings("new", "test"),
+                            transformed_gallery(run, TransformationName(side_dim)))
     assert found["hit_rates"]["top1"] == pytest.approx(100 * expected["all"]["top1"], abs=0.5)
     assert found["hit_rates"]["top5"] == pytest.approx(100 * expected["all"]["top5"], abs=0.5)
     assert 3 not in found["neighbours"][3]["ids"] and len(found["neighbours"][3]["ids"]) == 5
