@@ -172,7 +172,7 @@ def step_artifacts(preset) -> dict[str, list[str]]:
     others = [d for d in side_info_dims(preset) if d != dim]
     names = {"01_train_old": ["old"], "02_side_info": [SideInfoName(dim)],
              "03_train_new": ["new"],
-             "04_bct": [bct.BCTName(v, w) for v, w in preset.bct.models()],
+             "04_bct": [bct.BCTName(v, w) for v, w in preset.method("bct").models()],
              "05_transformation": [TransformationName(0), TransformationName(dim)],
              "06_side_info_size": [*map(SideInfoName, others), *map(TransformationName, others)]}
     names["04_bct"].append("bct chosen")  # the chosen model's test embeddings
@@ -255,7 +255,7 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
                                   diagnostic=diagnostic, history=history))
 
     def bct_step():
-        for variant, weight in run.preset.bct.models():
+        for variant, weight in run.preset.method("bct").models():
             trained(bct.BCTName(variant, weight))
         points = bct.variant_points(run)
         variant, weight = bct.choose_from(points, run.preset.distance)

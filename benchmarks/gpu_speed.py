@@ -32,7 +32,7 @@ from fctlib.data.transforms import EvalTransform
 from fctlib.experiment.config import load_preset
 from fctlib.experiment.provenance import provenance
 from fctlib.io import atomic_write, save_json
-from fctlib.methods.bct import build_bct_model, variant_loss
+from fctlib.methods.bct_variants import build_bct_model, variant_loss
 from fctlib.methods.fct import _mse_step
 from fctlib.methods.side_info import SimCLRModel, simclr_loss
 from fctlib.models.backbones import build_backbone, build_model
@@ -102,7 +102,7 @@ def cases(setting: Setting, device: torch.device) -> list[Case]:
         cfg = replace(cfg, epochs=3, warmup_epochs=0, num_workers=0)
         return replace(cfg, batch_size=setting.batch_size) if setting.batch_size else cfg
 
-    new_cfg, bt2_cfg = config(preset.new.training), config(preset.bct.bt2_training)
+    new_cfg, bt2_cfg = config(preset.new.training), config(preset.method("bct").bt2_training)
     side_cfg, h_cfg = config(preset.side_info.training), config(preset.transformation.training)
     old_weight = torch.randn(classes, spec.embedding_dim)
     covered = torch.arange(classes) < classes // 2

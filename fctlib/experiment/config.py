@@ -29,6 +29,11 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one folder or file nam
 # that reads it (`method_section`); its defaults are the dataclass's
 METHOD_SECTIONS: dict[str, type] = {}
 OPEN_SECTIONS = ("methods",)  # keys defaults.yaml need not list: checked by Preset.check_methods
+# keys that moved into a method's own section: a preset still using them is told where to
+MOVED_KEYS = {**{k: f"methods.{k}" for k in ("bct", "fastfill", "projection", "oca", "dsimplex",
+                                             "cross")},
+              "multistep.bct_variant": "methods.bct.multistep_variant",
+              "multistep.bct_weight": "methods.bct.multistep_weight"}
 
 
 def method_section(name: str):
@@ -49,58 +54,6 @@ class StageConfig:
 
     model: ModelSpec
     training: TrainConfig
-
-
-# BCT's published variants (fctlib.methods.bct builds each; params/defaults.yaml gives sources):
-# openbct (A), openbct-g (B), bt2 (C), openbct-normsm (D), and this suite's earlier hybrid, kept
-# for the record only: it is measured when a preset lists it but never chosen.
-BCT_VARIANTS = ("openbct", "openbct-g", "bt2", "openbct-normsm", "hybrid")
-BCT_RECORD_ONLY = ("hybrid",)
-
-
-@dataclass(frozen=True)
-class BCTSweep:
-    """One BCT variant and the influence-loss weights it is trained with."""
-
-    variant: str
-    weights: list[float]
-
-    def __post_init__(self):
-        if self.variant not in BCT_VARIANTS:
-            raise ValueError(f"variant must be one of {BCT_VARIANTS}, got {self.variant!r}")
-        if not self.weights or min(self.weights) < 0 or len(set(self.weights)) != len(
-                self.weights):
-            raise ValueError(f"weights of {self.variant} must be distinct values >= 0, got "
-                             f"{self.weights}")
-
-
-@dataclass(frozen=True)
-class BCTConfig:
-    """BCT baseline: the variants and weights trained and compared on the tune split (the one
-    used is chosen there), the normalised-softmax scale of `openbct-normsm` and the optimisation
-    of `bt2` (the other variants use the new model's recipe)."""
-
-    sweep: list[BCTSweep]
-    bt2_training: TrainConfig
-    normsm_scale: float = 30.0
-
-    def __post_init__(self):
-        variants = [s.variant for s in self.sweep]
-        if len(set(variants)) != len(variants):
-            raise ValueError(f"sweep lists a variant more than once: {variants}")
-        if not set(variants) - set(BCT_RECORD_ONLY):
-            raise ValueError(f"sweep needs a variant that can be chosen (not only "
-                             f"{BCT_RECORD_ONLY}), got {variants}")
-        if self.normsm_scale <= 0:
-            raise ValueError(f"normsm_scale must be > 0, got {self.normsm_scale}")
-
-    def models(self) -> list[tuple[str, float]]:
-        """Every (variant, weight) of the sweep, in preset order."""
-        return [(s.variant, w) for s in self.sweep for w in s.weights]
-
-    def training(self, variant: str, new: TrainConfig) -> TrainConfig:
-        """The optimisation a variant's model is trained with (`new`: the new model's)."""
-        return self.bt2_training if variant == "bt2" else new
 
 
 @dataclass(frozen=True)
@@ -136,24 +89,6 @@ class TransformationConfig:
 
 
 @dataclass(frozen=True)
-class FastFillConfig:
-    """FastFill: the transformation (the preset's widths) with an uncertainty head, its loss weight
-    mu, the label smoothing of its classification term and its training."""
-
-    training: TrainConfig
-    mu: float = 0.5  # weight of sigma in mean(0.5 * exp(-sigma) * l + mu * sigma), as published
-    label_smoothing: float = 0.1  # on the frozen new classifier's cross-entropy, as published
-    head_width: int | None = None  # None: one linear layer to sigma (published); a width: an MLP
-
-    def __post_init__(self):
-        if self.mu <= 0 or (self.head_width is not None and self.head_width < 1):
-            raise ValueError(f"need mu > 0 and head_width >= 1 or null, got {self.mu}, "
-                             f"{self.head_width}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-
-
-@dataclass(frozen=True)
 class AblationConfig:
     """FCT ablations: side-info sources, shares of the training set fitting h, h's width factors."""
 
@@ -180,12 +115,10 @@ class AblationConfig:
 
 @dataclass(frozen=True)
 class MultiStepConfig:
-    """Multi-step updates: how many classes (the first ones by label index) each generation sees,
-    and BCT's variant and influence-loss weight along the chain."""
+    """Multi-step updates: how many classes (the first ones by label index) each generation sees
+    (each method's settings along the chain: its `methods.<name>` section)."""
 
     class_counts: list[int] | None = None  # None: half, three quarters and all of the classes
-    bct_weight: float = 1.0
-    bct_variant: str = "openbct"
 
     def __post_init__(self):
         counts = self.class_counts
@@ -193,13 +126,6 @@ class MultiStepConfig:
         if counts is not None and (len(counts) < 2 or min(counts) < 2 or not rising):
             raise ValueError(f"class_counts must rise strictly over >= 2 generations, each >= 2, "
                              f"got {counts}")
-        if self.bct_weight < 0:
-            raise ValueError(f"bct_weight must be >= 0, got {self.bct_weight}")
-        chainable = tuple(v for v in BCT_VARIANTS if v != "openbct-normsm")
-        if self.bct_variant not in chainable:
-            raise ValueError(f"bct_variant must be one of {chainable} (a normalised-softmax "
-                             f"generation has no linear rows for the next), got "
-                             f"{self.bct_variant!r}")
 
 
 @dataclass(frozen=True)
@@ -211,11 +137,9 @@ class Preset:
     data: DataConfig
     old: StageConfig
     new: StageConfig
-    bct: BCTConfig
     side_info: SideInfoConfig
     transformation: TransformationConfig
     ablation: AblationConfig
-    fastfill: FastFillConfig
     multistep: MultiStepConfig
     distance: str = "l2"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -232,6 +156,9 @@ class Preset:
     def method(self, name: str):
         """The settings of `methods.<name>` as the dataclass its method registered (its defaults
         for keys the preset leaves out); a wrong key or value is a PresetError naming it."""
+        if name not in METHOD_SECTIONS:
+            raise KeyError(f"no method registers methods.{name} (registered: "
+                           f"{sorted(METHOD_SECTIONS)}); import fctlib.methods first")
         return build_typed(METHOD_SECTIONS[name], self.methods.get(name) or {}, self.source,
                            f"methods.{name}.")
 
@@ -267,6 +194,15 @@ def resolve_preset_path(preset: str | Path) -> Path:
                             f"{known} or the path of a preset YAML")
 
 
+def refuse_moved_keys(layer: dict, source: str) -> None:
+    """A PresetError naming the first key of `layer` that moved (MOVED_KEYS) and where to."""
+    for old, new in MOVED_KEYS.items():
+        section, _, key = old.partition(".")
+        value = layer.get(section)
+        if section in layer and (not key or isinstance(value, dict) and key in value):
+            raise PresetError(f"{source}: '{old}' is now '{new}'; move it there (under methods:)")
+
+
 def load_preset(preset: str | Path, overrides: dict | str | None = None) -> Preset:
     """Read defaults.yaml, layer the preset file and `overrides` (a dict, or its YAML/JSON text as
     papermill's `-p overrides '{...}'` passes it) on it, and validate the result."""
@@ -277,10 +213,12 @@ def load_preset(preset: str | Path, overrides: dict | str | None = None) -> Pres
         raise PresetError(f"{path} is empty (no keys, or only comments); write the settings that "
                           "differ from params/defaults.yaml in it, at least `name: <results "
                           "folder>`, or pass another preset")
+    refuse_moved_keys(layer, str(path))
     merged = merge_layer(merged, layer, str(path), open_keys=OPEN_SECTIONS)
     source = str(path)
     overrides = parse_overrides_text(overrides) if isinstance(overrides, str) else overrides
     if overrides:
+        refuse_moved_keys(overrides, f"overrides of {path}")
         merged = merge_layer(merged, overrides, f"overrides of {path}", open_keys=OPEN_SECTIONS)
         source = f"{path} with overrides {overrides}"
     if "source" in merged:

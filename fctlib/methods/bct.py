@@ -1,36 +1,29 @@
-"""BCT (Shen et al., CVPR 2020) as its authors' code builds it: a family of named variants of the
-influence loss, each an artifact (BCTName, `bct:<variant>:<weight>`), and the (variant, weight)
-chosen on the tune split (`bct_diagnostic.py`: how each construction's rows classify the old
-model's own features, with no training).
-
-The variants (sources in params/defaults.yaml, `bct:`):
-- `openbct` (A): the frozen old classifier's rows, influence CE on old-class samples only;
-- `openbct-g` (B): rows = class means of L2-normalised old features, every class;
-- `bt2` (C): L2-normalised new feature (own classifier and influence), rows as B, label
-  smoothing 0.1 on both terms, weight 10, BT-2's optimiser;
-- `openbct-normsm` (D): the new model's own classifier a normalised softmax (scale 30), influence
-  as A;
-- `hybrid`: old trained rows + raw new-class means in one softmax (this suite before issue 15),
-  for the record only: anti-compatible by construction, never chosen.
+"""BCT (Shen et al., CVPR 2020) in a run: each published variant (`bct_variants.py`) at each
+weight of the preset's sweep is an artifact (BCTName, `bct:<variant>:<weight>`), the (variant,
+weight) used is chosen on the tune split (`bct_diagnostic.py`: how each construction's rows
+classify the old model's own features, with no training), and `methods.bct` holds its settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from fctlib.data.splits import select_classes
 from fctlib.evaluation.distances import DISTANCES
-from fctlib.experiment.config import BCT_RECORD_ONLY, BCT_VARIANTS
+from fctlib.experiment.config import method_section
 from fctlib.experiment.names import ArtifactName, number
 from fctlib.experiment.store import Artifact
+from fctlib.methods.bct_variants import (
+    RECORD_ONLY,
+    VARIANTS,
+    build_bct_model,
+    influence_rows,
+    variant_loss,
+)
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import (
     MethodCases,
@@ -38,50 +31,10 @@ from fctlib.methods.registry import (
     multistep_chain,
     register_method,
 )
-from fctlib.models.backbones import build_model
+from fctlib.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import Generations, RunContext
-    from fctlib.models.spec import ModelSpec
-
-ROWS = ("old-classifier", "unit-means", "hybrid")  # how the influence rows are built
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One published construction of BCT: its influence rows, which samples and classes take part
-    (`classes`: "old", only old-class samples and old rows; "all"), whether the new feature is
-    L2-normalised (in the model's output, its own classifier and the influence term), the label
-    smoothing of the influence CE, whether the new model's own classifier is a normalised softmax,
-    and its published weight."""
-
-    name: str
-    rows: str
-    classes: str
-    normalize: bool
-    influence_smoothing: float
-    normsm: bool
-    published_weight: float
-    source: str
-
-    @property
-    def choosable(self) -> bool:
-        """Whether the variant may be chosen on tune (the hybrid is for the record only)."""
-        return self.name not in BCT_RECORD_ONLY
-
-
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("openbct", "old-classifier", "old", False, 0.0, False, 1.0,
-            "openBCT @69e798c main.py, --old-fc --n2o-map"),
-    Variant("openbct-g", "unit-means", "all", False, 0.0, False, 1.0,
-            "openBCT @69e798c -g, evaluate/evaluators.py ClassifierGenerator"),
-    Variant("bt2", "unit-means", "all", True, 0.1, False, 10.0,
-            "BT-2 @8282360 train_BCT.py, trainers/bct_trainer.py, configs/cifar100_BCT.yaml"),
-    Variant("openbct-normsm", "old-classifier", "old", False, 0.0, True, 1.0,
-            "openBCT @69e798c --use-norm-sm, models/resnet.py"),
-    Variant("hybrid", "hybrid", "all", False, 0.0, False, 1.0,
-            "this suite before issue 15 (published by no one)"),
-)}  # in the order of config.BCT_VARIANTS (tests/methods/test_bct.py)
 
 
 @dataclass(frozen=True)
@@ -97,7 +50,7 @@ class BCTName(ArtifactName):
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"BCT artifacts are named bct:<variant>:<weight>, variant one of "
-                             f"{BCT_VARIANTS}; got variant {self.variant!r}")
+                             f"{tuple(VARIANTS)}; got variant {self.variant!r}")
         if not self.weight >= 0:
             raise ValueError(f"the weight must be >= 0, got {self.weight}")
 
@@ -112,141 +65,67 @@ class BCTName(ArtifactName):
         return f"bct:{self.variant}:{float(self.weight)}"
 
 
-# -- the influence rows and loss ---------------------------------------------------------------
-def class_means(embeddings: torch.Tensor, labels: torch.Tensor, classes: list[int],
-                dim: int, normalize: bool) -> torch.Tensor:
-    """Row c = the mean embedding of class c (of L2-normalised embeddings if `normalize`, the mean
-    itself not re-normalised, as openBCT's ClassifierGenerator and BT-2's train_BCT.py)."""
-    x = F.normalize(embeddings, dim=1) if normalize else embeddings
-    rows = torch.zeros(len(classes), dim)
-    for i, c in enumerate(classes):
-        members = x[labels == c]
-        if len(members) == 0:
-            raise ValueError(f"class {c} has no samples to build its influence row from")
-        rows[i] = members.mean(0)
-    return rows
+@dataclass(frozen=True)
+class BCTSweep:
+    """One BCT variant and the influence-loss weights it is trained with."""
+
+    variant: str
+    weights: list[float]
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {self.variant!r}")
+        if not self.weights or min(self.weights) < 0 or len(set(self.weights)) != len(
+                self.weights):
+            raise ValueError(f"weights of {self.variant} must be distinct values >= 0, got "
+                             f"{self.weights}")
 
 
-def influence_rows(
-    variant: Variant | str, old_weight: torch.Tensor, old_classes: list[int], num_classes: int,
-    old_embeddings: np.ndarray | torch.Tensor, labels: np.ndarray,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen rows of a variant's influence softmax (num_classes x d) and the mask of the
-    classes taking part (their samples count, their rows compete).
+@method_section("bct")
+@dataclass(frozen=True)
+class BCTConfig:
+    """`methods.bct` of a preset: the variants and weights trained and compared on the tune split
+    (the one used is chosen there), the normalised-softmax scale of `openbct-normsm`, the
+    optimisation of `bt2` (the other variants use the new model's recipe), and the variant and
+    weight along the multi-step chain."""
 
-    `old_weight` holds the old classifier's rows in `old_classes` order; `old_embeddings` and
-    `labels` are the old model's embeddings of the training images (every class) and their labels.
-    """
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
-    old_weight = torch.as_tensor(old_weight, dtype=torch.float32).detach().cpu()
-    if old_weight.shape[0] != len(old_classes):
-        raise ValueError(
-            f"old classifier has {old_weight.shape[0]} rows but {len(old_classes)} old classes")
-    embeddings = torch.as_tensor(np.asarray(old_embeddings), dtype=torch.float32)
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    dim = old_weight.shape[1]
-    weight = torch.zeros(num_classes, dim)
-    covered = torch.zeros(num_classes, dtype=torch.bool)
-    old = list(old_classes)
-    new = sorted(set(range(num_classes)) - set(old))
-    if v.rows in ("old-classifier", "hybrid"):
-        weight[old], covered[old] = old_weight, True
-    if v.rows == "hybrid" and new:
-        weight[new] = class_means(embeddings, labels, new, dim, normalize=False)
-        covered[new] = True
-    if v.rows == "unit-means":
-        every = list(range(num_classes))
-        weight[every] = class_means(embeddings, labels, every, dim, normalize=True)
-        covered[:] = True
-    return weight, covered
+    sweep: list[BCTSweep]
+    bt2_training: TrainConfig
+    normsm_scale: float = 30.0
+    multistep_variant: str = "openbct"
+    multistep_weight: float = 1.0
 
+    def __post_init__(self):
+        variants = [s.variant for s in self.sweep]
+        if len(set(variants)) != len(variants):
+            raise ValueError(f"sweep lists a variant more than once: {variants}")
+        if not set(variants) - set(RECORD_ONLY):
+            raise ValueError(f"sweep needs a variant that can be chosen (not only "
+                             f"{RECORD_ONLY}), got {variants}")
+        if self.normsm_scale <= 0 or self.multistep_weight < 0:
+            raise ValueError(f"normsm_scale must be > 0 and multistep_weight >= 0, got "
+                             f"{self.normsm_scale} and {self.multistep_weight}")
+        chainable = tuple(v for v in VARIANTS if not VARIANTS[v].normsm)
+        if self.multistep_variant not in chainable:
+            raise ValueError(f"multistep_variant must be one of {chainable} (a normalised-softmax "
+                             f"generation has no linear rows for the next), got "
+                             f"{self.multistep_variant!r}")
 
-def influence_logits(new_embedding: torch.Tensor, labels: torch.Tensor, old_weight: torch.Tensor,
-                     covered: torch.Tensor, *, normalize: bool = False
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits over the covered classes only (columns in class order) of the samples of covered
-    classes, and those samples' targets as column indices."""
-    keep = covered[labels]
-    columns = torch.nonzero(covered).flatten()
-    position = torch.full((len(covered),), -1, dtype=torch.long, device=labels.device)
-    position[columns] = torch.arange(len(columns), device=labels.device)
-    f = new_embedding[keep].float()
-    if normalize:
-        f = F.normalize(f, dim=1)
-    return f @ old_weight[columns].t(), position[labels[keep]]
+    def models(self) -> list[tuple[str, float]]:
+        """Every (variant, weight) of the sweep, in preset order."""
+        return [(s.variant, w) for s in self.sweep for w in s.weights]
 
-
-def influence_loss(
-    new_embedding: torch.Tensor, labels: torch.Tensor, old_weight: torch.Tensor,
-    covered: torch.Tensor, *, label_smoothing: float = 0.0, normalize: bool = False,
-) -> torch.Tensor:
-    """Cross-entropy of the new embedding (L2-normalised first if `normalize`) through the frozen
-    rows, with `label_smoothing`; only samples of covered classes count, and only covered classes
-    compete in the softmax (smoothing spreads over them alone)."""
-    if not covered[labels].any():
-        return new_embedding.sum() * 0.0
-    logits, target = influence_logits(new_embedding, labels, old_weight, covered,
-                                      normalize=normalize)
-    return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
-
-
-def bct_loss(
-    label_smoothing: float, old_weight: torch.Tensor, covered: torch.Tensor,
-    influence_weight: float, *, influence_smoothing: float = 0.0, normalize: bool = False,
-) -> Callable:
-    """Loss step of BCT training: the new model's own (label-smoothed) CE plus the weighted
-    influence loss."""
-    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-
-    def step(model: nn.Module, batch) -> torch.Tensor:
-        images, labels = batch[0], batch[1]
-        embedding, logits = model(images)
-        weight, mask = old_weight.to(labels.device), covered.to(labels.device)
-        return criterion(logits, labels) + influence_weight * influence_loss(
-            embedding, labels, weight, mask, label_smoothing=influence_smoothing,
-            normalize=normalize)
-
-    return step
-
-
-def variant_loss(variant: Variant | str, label_smoothing: float, old_weight: torch.Tensor,
-                 covered: torch.Tensor, influence_weight: float) -> Callable:
-    """bct_loss as `variant` builds it (its influence smoothing and normalisation)."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
-    return bct_loss(label_smoothing, old_weight, covered, influence_weight,
-                    influence_smoothing=v.influence_smoothing, normalize=v.normalize)
-
-
-class UnitEmbedding(nn.Module):
-    """A backbone whose embedding is L2-normalised (BT-2's `norm_feature: True`)."""
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.backbone(x), dim=1)
-
-
-def build_bct_model(variant: Variant | str, spec: ModelSpec, channels: int, num_classes: int,
-                    normsm_scale: float) -> nn.Module:
-    """The new network a variant trains: the new architecture with a bias-free linear classifier,
-    on the L2-normalised embedding for `bt2`, a normalised softmax of `normsm_scale` for
-    `openbct-normsm`."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
-    model = build_model(spec, channels, num_classes,
-                        cosine_scale=normsm_scale if v.normsm else None)
-    if v.normalize:
-        model.backbone = UnitEmbedding(model.backbone)
-    return model
+    def training(self, variant: str, new: TrainConfig) -> TrainConfig:
+        """The optimisation a variant's model is trained with (`new`: the new model's)."""
+        return self.bt2_training if variant == "bt2" else new
 
 
 @artifact_kind(BCTName)
 def bct_encoder(run: RunContext, name: BCTName) -> Artifact:
     """phi_new trained with BCT's influence loss: the variant's rows, model and recipe
-    (`bct.bt2_training` for bt2, the new model's otherwise)."""
+    (`methods.bct.bt2_training` for bt2, the new model's otherwise)."""
     variant, weight = VARIANTS[name.variant], name.weight
-    new, s, cfg = run.preset.new, run.splits, run.preset.bct
+    new, s, cfg = run.preset.new, run.splits, run.preset.method("bct")
     if new.model.embedding_dim != run.preset.old.model.embedding_dim:
         raise ValueError(
             "BCT needs the old and new embedding sizes to match "
@@ -286,7 +165,7 @@ def variant_points(run: RunContext, splits: tuple[str, ...] = ("tune", "test"),
         old_norm = float(np.linalg.norm(old, axis=1).mean())
         old_old = {d: run.evaluate(old, old, split, d)["all"] for d in distances}
         new_new = {d: run.evaluate(new, new, split, d)["all"] for d in distances}
-        for variant, weight in run.preset.bct.models():
+        for variant, weight in run.preset.method("bct").models():
             bct = run.embeddings(BCTName(variant, weight), split)
             ratio = float(np.linalg.norm(bct, axis=1).mean()) / max(old_norm, 1e-12)
             for d in distances:
@@ -339,16 +218,17 @@ def bct_cases(run: RunContext) -> MethodCases:
     return MethodCases({"bct/old": (query, old), "bct/bct": (query, query)}, own)
 
 
-@multistep_chain("bct", order=20)
+@multistep_chain("bct")
 def bct_generation(steps: Generations, k: int) -> Artifact:
-    """Generation k trained with BCT's influence loss (variant `multistep.bct_variant`, its recipe
+    """Generation k trained with BCT's influence loss (`methods.bct.multistep_variant`, its recipe
     and network) through generation k-1; the chain starts from an ordinary model."""
     if k == 0:
         return steps.generation("independent", 0)
     run, classes, stage = steps.run, steps.generations[k], steps.stage(k)
     previous = steps.generation("bct", k - 1)
-    weight, variant = run.preset.multistep.bct_weight, run.preset.multistep.bct_variant
-    training = run.preset.bct.training(variant, stage.training)
+    cfg = run.preset.method("bct")
+    weight, variant = cfg.multistep_weight, cfg.multistep_variant
+    training = cfg.training(variant, stage.training)
     channels = run.splits.bundle.channels
 
     def fit(folder: Path):
@@ -360,7 +240,7 @@ def bct_generation(steps: Generations, k: int) -> Artifact:
                             weight)
         return fit_classifier(
             run, folder, lambda: build_bct_model(variant, stage.model, channels, len(classes),
-                                                 run.preset.bct.normsm_scale),
+                                                 cfg.normsm_scale),
             select_classes(run.splits.train, classes), classes, loss, training,
             desc=f"bct generation {k + 1}")
 

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fctlib.experiment.config import BCT_VARIANTS
-from fctlib.methods.bct import VARIANTS, influence_logits, influence_rows
+from fctlib.methods.bct_variants import VARIANTS, influence_logits, influence_rows
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import RunContext
@@ -45,7 +44,7 @@ def influence_floor(rows: torch.Tensor, covered: torch.Tensor, label_smoothing: 
 
 def influence_diagnostic(
     old_embeddings: np.ndarray, labels: np.ndarray, old_weight: torch.Tensor,
-    old_classes: list[int], num_classes: int, variants: tuple[str, ...] = BCT_VARIANTS,
+    old_classes: list[int], num_classes: int, variants: tuple[str, ...] = tuple(VARIANTS),
 ) -> list[dict]:
     """Per construction, the influence CE of the old model's own training embeddings (as if the
     new model were the old one): `ce` over the samples it covers, `ce_old` over old-class samples,

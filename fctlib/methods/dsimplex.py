@@ -235,7 +235,7 @@ def dsimplex_cases(run: RunContext) -> MethodCases:
                         "dsimplex/dsimplex": (new, new)}, DSimplexName("new"))
 
 
-@multistep_chain("dsimplex", order=60)
+@multistep_chain("dsimplex")
 def dsimplex_generation(steps: Generations, k: int) -> Artifact:
     """Generation k on one preallocated simplex (the first generation's network), fine-tuned from
     generation k-1 with HOC against it; the first trained with cross-entropy over every vertex."""

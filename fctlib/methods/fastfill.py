@@ -21,6 +21,7 @@ The model (`FastFill`), its saved file and its use on stored vectors are in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from fctlib.data.splits import remap_labels
+from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
 from fctlib.methods.fct import freeze_batchnorm_from, training_features, training_tensors
 from fctlib.methods.registry import MethodCases, register_method
@@ -45,6 +47,25 @@ if TYPE_CHECKING:
     from fctlib.experiment.context import RunContext
 
 MU, LABEL_SMOOTHING = 0.5, 0.1  # published: mu_uncertainty 0.5, LabelSmoothing 0.1 (mu_disc 1)
+
+
+@method_section("fastfill")
+@dataclass(frozen=True)
+class FastFillConfig:
+    """`methods.fastfill` of a preset: the transformation (the preset's widths) with an uncertainty
+    head, its loss weight mu, the label smoothing of its classification term and its training."""
+
+    training: TrainConfig
+    mu: float = MU  # weight of sigma in mean(0.5 * exp(-sigma) * l + mu * sigma), as published
+    label_smoothing: float = LABEL_SMOOTHING  # on the frozen new classifier's CE, as published
+    head_width: int | None = None  # None: one linear layer to sigma (published); a width: an MLP
+
+    def __post_init__(self):
+        if self.mu <= 0 or (self.head_width is not None and self.head_width < 1):
+            raise ValueError(f"need mu > 0 and head_width >= 1 or null, got {self.mu}, "
+                             f"{self.head_width}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 def per_sample_loss(feature: torch.Tensor, new: torch.Tensor, logits: torch.Tensor,
@@ -129,7 +150,7 @@ def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.
 def fastfill_artifact(run: RunContext, side_dim: int) -> Artifact:
     """FastFill's h (the transformation's widths) and uncertainty head, fitted on the training
     set against the frozen new classifier; `side_dim=0`: without side-info."""
-    cfg, h = run.preset.fastfill, run.preset.transformation
+    cfg, h = run.preset.method("fastfill"), run.preset.transformation
     side_info = SideInfoName(side_dim) if side_dim else None
     upstream = (run.artifact("old"), run.artifact("new"))
     upstream += (run.artifact(side_info),) if side_info else ()

@@ -80,7 +80,7 @@ def independent_cases(run: RunContext) -> MethodCases:
     return MethodCases(cases, "new")
 
 
-@multistep_chain("independent", order=10)
+@multistep_chain("independent")
 def independent_generation(steps: Generations, k: int) -> Artifact:
     """Generation k trained on its own (the suite's `new` model where it sees every class)."""
     run, classes, stage = steps.run, steps.generations[k], steps.stage(k)

@@ -160,14 +160,17 @@ def unpriced_methods() -> list[str]:
     return [m.name for m in methods() if not m.priced]
 
 
-def multistep_chain(method: str, *, order: int):
-    """Register `generation(steps, k) -> Artifact`: `method`'s model of generation k in the
-    multi-step experiment (`suite.multistep`), trained on that generation's classes; `order`:
-    its place among the chains."""
+def multistep_chain(method: str):
+    """Register `generation(steps, k) -> Artifact`: the registered method's model of generation k
+    in the multi-step experiment (`suite.multistep`), trained on that generation's classes; its
+    place among the chains is the method's in the tables."""
     def register(generation: Callable[[Generations, int], Artifact]):
         if method in CHAINS:
             raise ValueError(f"multi-step chain {method!r} is registered twice")
-        CHAINS[method], ORDER[method] = generation, order
+        if method not in METHODS:
+            raise ValueError(f"multi-step chain {method!r}: register the method first "
+                             "(register_method)")
+        CHAINS[method], ORDER[method] = generation, METHODS[method].order
         return generation
 
     return register

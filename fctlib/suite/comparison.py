@@ -40,7 +40,7 @@ def main_cases(run: Run, split: str = "tune") -> dict[str, dict]:
     side_dim = run.preset.side_info.model.embedding_dim
     cases = {"old/old": run.evaluate(old, old, split),
              "new/new": run.evaluate(new, new, split)}
-    for variant, w in run.preset.bct.models():
+    for variant, w in run.preset.method("bct").models():
         bct = run.embeddings(BCTName(variant, w), split)
         cases[f"bct/old {variant} w={w}"] = run.evaluate(bct, old, split)
         cases[f"bct/bct {variant} w={w}"] = run.evaluate(bct, bct, split)

@@ -56,8 +56,9 @@ def main_comparison_work(preset: Preset, sizes: SplitSizes) -> ComparisonWork:
     side_epochs = preset.side_info.training.epochs
     training = {"old": sizes.old_train * preset.old.training.epochs,
                 "new": sizes.train * new_epochs}
-    bct = {str(BCTName(v, w)): preset.bct.training(v, preset.new.training).epochs
-           for v, w in preset.bct.models()}
+    bct_cfg = preset.method("bct")
+    bct = {str(BCTName(v, w)): bct_cfg.training(v, preset.new.training).epochs
+           for v, w in bct_cfg.models()}
     training.update({name: sizes.train * epochs for name, epochs in bct.items()})
     training.update({str(SideInfoName(d)): 2 * sizes.old_train * side_epochs
                      for d in side_info_dims(preset)})

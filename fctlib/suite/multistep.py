@@ -6,17 +6,8 @@ model's recipe, the later ones the new model's. The gallery is stored at each ge
 side-info from one SimCLR model trained on the first generation's images and frozen from then on.
 For each method, entry (i, j) of its compatibility matrix is the retrieval of generation i's
 queries against generation j's gallery (j <= i) on the whole test split. A method with models of
-its own registers how generation k is trained in its module (`methods.registry.multistep_chain`);
-FCT registers its entries, upgraded galleries, in `methods/fct.py` (`multistep_case`):
-
-- `independent`: every generation trained on its own, compared as they are;
-- `bct`: generation k trained with BCT's influence loss (variant `multistep.bct_variant`)
-  through generation k-1 (its classifier or its features' class means);
-- `dsimplex`: every generation on one preallocated simplex classifier (features without ReLU,
-  the first generation's network), k fine-tuned from k-1 with HOC against it;
-- `fct-chained`: the independent models, generation j's gallery carried to i through
-  h(j -> j+1), ..., h(i-1 -> i), each h(old, side-info) fitted on generation i's training images;
-- `fct-direct`: the same with one h(j -> i) per pair.
+its own registers how generation k is trained in its module (`methods.registry.multistep_chain`),
+one without its matrix entries (`multistep_case`, as FCT's carried galleries in `methods/fct.py`).
 """
 
 from __future__ import annotations

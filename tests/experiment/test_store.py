@@ -92,8 +92,8 @@ def test_an_artifact_made_before_commits_were_recorded_says_so(tmp_path):
     ("cross:loss", {"methods": {"cross": {"cosine_scale": 8.0}}}),
     ("cross:arch", {"methods": {"cross": {"model": {"width": 6}}}}),
     ("side:8", {"side_info": {"temperature": 0.2}}),
-    ("bct:bt2:10", {"bct": {"bt2_training": {"lr": 0.002}}}),
-    ("bct:openbct-normsm:1", {"bct": {"normsm_scale": 16.0}}),
+    ("bct:bt2:10", {"methods": {"bct": {"bt2_training": {"lr": 0.002}}}}),
+    ("bct:openbct-normsm:1", {"methods": {"bct": {"normsm_scale": 16.0}}}),
     ("bct:openbct:1", {"new": {"training": {"lr": 0.05}}}),
     ("bct:openbct:1", {"old": {"model": {"width": 6}}}),  # through its upstream old model
     ("oca", {"methods": {"oca": {"extra_dims": 4}}}),
@@ -123,10 +123,11 @@ def test_a_bct_artifact_s_key_moves_with_its_variant_and_weight(fashion_mnist, t
 
 def test_a_run_artifact_ignores_slices_it_does_not_declare(fashion_mnist, tmp_path):
     runs = [Run("smoke", 0, overrides=o, runs_dir=tmp_path)
-            for o in (None, {"methods": {"cross": {"cosine_scale": 8.0}}, "fastfill": {"mu": 0.2},
-                             "data": {"path": "stream"},
-                             "bct": {"bt2_training": {"lr": 0.002}, "normsm_scale": 16.0,
-                                     "sweep": [{"variant": "bt2", "weights": [1]}]}})]
+            for o in (None, {"methods": {"cross": {"cosine_scale": 8.0}, "fastfill": {"mu": 0.2},
+                                         "bct": {"bt2_training": {"lr": 0.002},
+                                                 "normsm_scale": 16.0,
+                                                 "sweep": [{"variant": "bt2", "weights": [1]}]}},
+                             "data": {"path": "stream"}})]
     for name in ("old", "new", "cross:arch", "side:8", "h:8", "bct:openbct:1"):
         assert len({_where(r.store, r.artifact(name)) for r in runs}) == 1, name
 

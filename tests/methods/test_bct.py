@@ -1,17 +1,17 @@
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from fctlib.experiment.config import BCT_VARIANTS
+from fctlib.experiment.config import PresetError, load_preset
 from fctlib.methods import bct, bct_diagnostic
-from fctlib.methods.bct import (
+from fctlib.methods.bct import BCTName, choose_from
+from fctlib.methods.bct_variants import (
     VARIANTS,
-    BCTName,
     bct_loss,
     build_bct_model,
-    choose_from,
     influence_loss,
     influence_rows,
     variant_loss,
@@ -121,12 +121,27 @@ def test_bct_step_adds_weighted_influence():
 
 
 def test_variants_are_the_published_ones_with_their_weights():
-    assert tuple(VARIANTS) == BCT_VARIANTS
+    sweep = [s.variant for s in load_preset("smoke").method("bct").sweep]
+    assert sweep == [name for name, v in VARIANTS.items() if v.choosable]  # in VARIANTS order
     published = {name: v.published_weight for name, v in VARIANTS.items() if v.choosable}
     assert published == {"openbct": 1.0, "openbct-g": 1.0, "bt2": 10.0, "openbct-normsm": 1.0}
     assert not VARIANTS["hybrid"].choosable
     assert VARIANTS["bt2"].normalize and VARIANTS["bt2"].influence_smoothing == 0.1
     assert VARIANTS["openbct-normsm"].normsm and VARIANTS["openbct-normsm"].classes == "old"
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"sweep": 3}, "'methods.bct.sweep' must be a list"),
+    ({"sweep": [{"variant": "drop", "weights": [1]}]}, "variant must be one of"),
+    ({"sweep": [{"variant": "hybrid", "weights": [1]}]}, "a variant that can be chosen"),
+    ({"sweep": [{"variant": "bt2", "weights": [1, 1]}]}, "must be distinct"),
+    ({"normsm_scale": 0}, "normsm_scale must be > 0"),
+    ({"multistep_variant": "openbct-normsm"}, "multistep_variant must be one of"),
+    ({"sweeps": []}, "unknown key 'methods.bct.sweeps'"),
+])
+def test_bct_settings_are_refused_before_a_run_starts(section, message):
+    with pytest.raises(PresetError, match=re.escape(message)):
+        load_preset("smoke", {"methods": {"bct": section}}).check_methods()
 
 
 def test_artifact_names_carry_the_variant():
@@ -194,8 +209,8 @@ def test_smoke_run_points_cover_both_splits_and_distances_and_the_choice_is_swep
     points = bct.variant_points(smoke_run)
     assert {(p["split"], p["distance"]) for p in points} == {
         (s, d) for s in ("tune", "test") for d in ("l2", "cosine")}
-    assert len(points) == 4 * len(smoke_run.preset.bct.models())
+    assert len(points) == 4 * len(smoke_run.preset.method("bct").models())
     variant, weight = choose_from(points, smoke_run.preset.distance)
-    assert (variant, weight) in smoke_run.preset.bct.models()
+    assert (variant, weight) in smoke_run.preset.method("bct").models()
     rows = bct_diagnostic.run_diagnostic(smoke_run)
-    assert [r["variant"] for r in rows] == list(BCT_VARIANTS)
+    assert [r["variant"] for r in rows] == list(VARIANTS)

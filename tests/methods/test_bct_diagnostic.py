@@ -3,8 +3,8 @@ import math
 import numpy as np
 import torch
 
-from fctlib.experiment.config import BCT_VARIANTS
 from fctlib.methods.bct_diagnostic import influence_diagnostic
+from fctlib.methods.bct_variants import VARIANTS
 
 
 def _separated_features(seed=0, per_class=40, signal=8.0, common=0.5, d=16):
@@ -22,7 +22,7 @@ def test_diagnostic_separated_old_features_sit_near_the_floor_except_under_the_h
     x, labels, old_rows = _separated_features()
     rows = {r["variant"]: r for r in influence_diagnostic(x, labels, old_rows, [0, 1, 2, 3, 4],
                                                           10)}
-    assert list(rows) == list(BCT_VARIANTS)
+    assert list(rows) == list(VARIANTS)
     for name in ("openbct", "openbct-g", "bt2", "openbct-normsm"):
         r = rows[name]
         assert r["ce"] - r["floor"] < 0.15, (name, r)

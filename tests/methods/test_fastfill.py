@@ -59,8 +59,8 @@ def test_uncertainty_head_is_one_linear_layer_by_default():
     assert [type(m) for m in head] == [torch.nn.Linear]
     assert (head[0].in_features, head[0].out_features) == (4, 1)
     assert len(FastFill(h, head_width=6).uncertainty) == 3  # the MLP variant: linear, ReLU, linear
-    assert load_preset("smoke").fastfill.head_width is None
-    assert load_preset("smoke").fastfill.label_smoothing == 0.1
+    assert load_preset("smoke").method("fastfill").head_width is None
+    assert load_preset("smoke").method("fastfill").label_smoothing == 0.1
 
 
 def test_sigma_optimum_is_the_log_of_the_loss():
@@ -103,15 +103,16 @@ def test_every_preset_trains_fastfill_with_the_transformation_recipe():
         if path.name == "defaults.yaml":
             continue
         preset = load_preset(path)
-        assert preset.fastfill.training == preset.transformation.training, path.name
-        assert preset.fastfill.mu == 0.5, path.name
+        fastfill = preset.method("fastfill")
+        assert fastfill.training == preset.transformation.training, path.name
+        assert fastfill.mu == 0.5, path.name
 
 
 def test_fastfill_settings_are_validated():
     with pytest.raises(PresetError, match="mu > 0"):
-        load_preset("smoke", {"fastfill": {"mu": 0}})
-    with pytest.raises(PresetError, match="unknown key 'fastfill.muu'"):
-        load_preset("smoke", {"fastfill": {"muu": 1.0}})
+        load_preset("smoke", {"methods": {"fastfill": {"mu": 0}}}).check_methods()
+    with pytest.raises(PresetError, match="unknown key 'methods.fastfill.muu'"):
+        load_preset("smoke", {"methods": {"fastfill": {"muu": 1.0}}}).check_methods()
 
 
 def test_loss_goes_down_and_sigma_tracks_the_loss_on_fashion_mnist(fashion_mnist, tmp_path):
@@ -119,7 +120,7 @@ def test_loss_goes_down_and_sigma_tracks_the_loss_on_fashion_mnist(fashion_mnist
     means something): the loss falls, sigma ranks samples like their loss l, the step is cached
     by its settings."""
     overrides = {"old": {"training": {"epochs": 5}}, "new": {"training": {"epochs": 5}},
-                 "fastfill": {"training": {"epochs": 60, "lr": 0.002}}}
+                 "methods": {"fastfill": {"training": {"epochs": 60, "lr": 0.002}}}}
     run = Run("smoke", 0, overrides=overrides, runs_dir=tmp_path, device=CPU)
     model, history = run.trained(fastfill_artifact(run, 8))
     losses = [h["loss"] for h in history]
@@ -138,7 +139,8 @@ def test_loss_goes_down_and_sigma_tracks_the_loss_on_fashion_mnist(fashion_mnist
     assert gallery.shape == run.embeddings("new", "test").shape
     assert test_sigma.shape == (len(gallery),)
     assert len(list(run.root.glob("fastfill-*"))) == 1
-    other_mu = {**overrides, "fastfill": {**overrides["fastfill"], "mu": 0.2}}
+    other_mu = {**overrides, "methods": {"fastfill": {**overrides["methods"]["fastfill"],
+                                                      "mu": 0.2}}}
     other = Run("smoke", 0, overrides=other_mu, runs_dir=tmp_path, device=CPU)
     other.trained(fastfill_artifact(other, 8))
     assert len(list(run.root.glob("fastfill-*"))) == 2

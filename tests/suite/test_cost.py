@@ -61,7 +61,7 @@ def test_gpu_preset_is_the_issue_recipe():
     assert preset.data.old_classes is None and preset.data.train_per_class is None
     for stage in (preset.old, preset.new, preset.side_info):
         assert (stage.model.arch, stage.model.embedding_dim) == ("resnet18", 128)
-    assert len(preset.bct.models()) > 1  # the sweep, chosen on tune
+    assert len(preset.method("bct").models()) > 1  # the sweep, chosen on tune
     h = preset.transformation
     assert (h.branch_widths, h.mixer_widths) == ([256, 256], [2048, 2048])
 

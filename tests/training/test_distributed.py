@@ -182,8 +182,6 @@ old:
 new:
   model: {{width: 2, embedding_dim: 4}}
   training: {{epochs: 1, batch_size: 8, warmup_epochs: 0}}
-bct:
-  sweep: [{{variant: openbct, weights: [1]}}]
 side_info:
   model: {{width: 2, embedding_dim: 4}}
   training: {{epochs: 1, batch_size: 8, warmup_epochs: 0}}
@@ -192,6 +190,9 @@ transformation:
   branch_widths: [8]
   mixer_widths: [8]
   training: {{epochs: 2, batch_size: 8, warmup_epochs: 0}}
+methods:
+  bct:
+    sweep: [{{variant: openbct, weights: [1]}}]
 """
 
 
