@@ -37,7 +37,7 @@ from fctlib.experiment.records import (
 )
 from fctlib.io import atomic_write, save_json
 from fctlib.methods import bct, bct_diagnostic
-from fctlib.methods.fct import TransformationName, transformed_gallery
+from fctlib.methods.fct import TransformationName, fit_error, transformed_gallery
 from fctlib.methods.registry import parse_name
 from fctlib.methods.side_info import SideInfoName
 from fctlib.models.backbones import build_model
@@ -170,24 +170,20 @@ def step_artifacts(preset) -> dict[str, list[str]]:
     """Per notebook step, the artifacts of main_comparison_work it trains, embeds or fits."""
     dim = preset.side_info.model.embedding_dim
     others = [d for d in side_info_dims(preset) if d != dim]
-    names = {"01_train_old": ["old"], "02_side_info": [SideInfoName(dim)],
-             "03_train_new": ["new"],
-             "04_bct": [bct.BCTName(v, w) for v, w in preset.method("bct").models()],
+    names = {"01_train_old": ["old"], "02_side_info": [SideInfoName(dim)], "03_train_new": ["new"],
+             "04_bct": [*(bct.BCTName(v, w) for v, w in preset.method("bct").models()),
+                        "bct chosen"],  # and the chosen model's test embeddings
              "05_transformation": [TransformationName(0), TransformationName(dim)],
              "06_side_info_size": [*map(SideInfoName, others), *map(TransformationName, others)]}
-    names["04_bct"].append("bct chosen")  # the chosen model's test embeddings
     return {step: [str(name) for name in step_names] for step, step_names in names.items()}
 
 
 def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> float:
     """Seconds a step's artifacts should take at `rates` (train_per_s, embed_per_s,
     h_items_per_s)."""
-    def total(parts: dict) -> int:
-        return sum(parts.get(name, 0) for name in artifacts)
-
-    return (total(work.training) / rates["train_per_s"]
-            + total(work.embedding) / rates["embed_per_s"]
-            + total(work.transformation) / rates["h_items_per_s"])
+    parts = ((work.training, "train_per_s"), (work.embedding, "embed_per_s"),
+             (work.transformation, "h_items_per_s"))
+    return sum(sum(part.get(a, 0) for a in artifacts) / rates[rate] for part, rate in parts)
 
 
 # -- the main comparison ---------------------------------------------------------------------------
@@ -269,14 +265,15 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
                                   influence=influence))
 
     def transformation():
-        h_none, h_side = TransformationName(0), TransformationName(dim)
-        _, none = trained(h_none)
-        _, side = trained(h_side)
+        names = {"no-side": TransformationName(0), "side": TransformationName(dim)}
+        histories = {key: trained(name)[1] for key, name in names.items()}
         new_test = run.embeddings("new", "test")
-        cases = {"fct/no-side": run.evaluate(new_test, transformed_gallery(run, h_none)),
-                 "fct/side": run.evaluate(new_test, transformed_gallery(run, h_side))}
-        run.save_record(TransformationRecord(cases=cases, side_info_dim=dim,
-                                             history={"no-side": none, "side": side}))
+        cases = {f"fct/{key}": run.evaluate(new_test, transformed_gallery(run, name))
+                 for key, name in names.items()}
+        errors = {key: {split: fit_error(run, name, split) for split in ("train", "tune")}
+                  for key, name in names.items()}
+        run.save_record(TransformationRecord(cases=cases, side_info_dim=dim, history=histories,
+                                             fit_error=errors))
 
     def side_info_size():
         rows = [SideInfoSizeRow.from_json(r) for r in ablations.side_info_size_rows(run)]

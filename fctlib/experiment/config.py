@@ -77,15 +77,18 @@ class TransformationConfig:
     training: TrainConfig
     branch_widths: list[int] = field(default_factory=lambda: [256, 256])
     mixer_widths: list[int] = field(default_factory=lambda: [2048, 2048])
-    feature_views: int = 1  # augmented passes of the new training set cached as features
+    # the features h is fitted on: 1, the cached unaugmented embeddings; k > 1, k augmented passes
+    # cached, one per epoch; 0, fresh augmentations every batch (ml-fct)
+    feature_views: int = 1
 
     def __post_init__(self):
         if not self.branch_widths or min(self.branch_widths + self.mixer_widths) < 1:
             raise ValueError(
                 "branch_widths and mixer_widths must be positive, branch_widths non-empty"
             )
-        if self.feature_views < 1:
-            raise ValueError(f"feature_views must be >= 1, got {self.feature_views}")
+        if self.feature_views < 0:
+            raise ValueError(f"feature_views must be >= 0 (0: fresh augmentations every batch), "
+                             f"got {self.feature_views}")
 
 
 @dataclass(frozen=True)

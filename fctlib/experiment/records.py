@@ -175,9 +175,12 @@ class TransformationRecord(Record):
 
     STEP: ClassVar[str] = "transformation"
     NOTEBOOK: ClassVar[str] = "05_transformation"
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "fit_error")
     cases: Cases
     side_info_dim: int
     history: dict[str, History]  # "no-side", "side"
+    # h's mean squared error by h ("no-side", "side") and split ("train", "tune"): overfitting shows
+    fit_error: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass

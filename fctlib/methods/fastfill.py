@@ -30,12 +30,17 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import TensorDataset
 
 from fctlib.data.splits import remap_labels
 from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
-from fctlib.methods.fct import freeze_batchnorm_from, training_features, training_tensors
+from fctlib.methods.fct import (
+    FreshViews,
+    ViewCycle,
+    fresh_views,
+    training_features,
+    training_tensors,
+)
 from fctlib.methods.registry import MethodCases, register_method
 from fctlib.methods.side_info import SideInfoName
 from fctlib.models.transformation import FastFill, Transformation, upgrade_with_uncertainty
@@ -87,14 +92,22 @@ def fastfill_loss(feature: torch.Tensor, sigma: torch.Tensor, new: torch.Tensor,
     return (0.5 * torch.exp(-sigma) * loss + mu * sigma).mean()
 
 
-def _loss_step(classifier_weight: torch.Tensor, mu: float, label_smoothing: float):
+def _loss_step(h: Transformation, classifier_weight: torch.Tensor, mu: float,
+               label_smoothing: float):
+    """FastFill's loss step on (old, side, new, labels) batches, through the frozen classifier."""
+    if mu <= 0:
+        raise ValueError(f"mu must be > 0, got {mu}")
+    weight = classifier_weight.detach().float().cpu()
+    if weight.ndim != 2 or weight.shape[1] != h.new_dim:
+        raise ValueError(f"classifier weight must be (classes, {h.new_dim}), "
+                         f"got {tuple(weight.shape)}")
     on_device: dict[torch.device, torch.Tensor] = {}  # the frozen weight, copied once per device
 
     def step(model: nn.Module, batch) -> torch.Tensor:
         old, side, new, labels = batch
         feature, sigma = model(old, side)
         if feature.device not in on_device:
-            on_device[feature.device] = classifier_weight.to(feature.device)
+            on_device[feature.device] = weight.to(feature.device)
         logits = F.linear(feature.float(), on_device[feature.device])
         return fastfill_loss(feature, sigma, new, logits, labels, mu=mu,
                              label_smoothing=label_smoothing)
@@ -114,28 +127,37 @@ def train_fastfill(
     mu: float = MU,
     label_smoothing: float = LABEL_SMOOTHING,
     seed: int,
+    views: int = 1,
     checkpoint=None,
     device=None,
 ) -> list[dict]:
     """Fit h and its uncertainty head by the FastFill loss against the frozen new classifier
     (`classifier_weight`, classes x new_dim, bias-free), `label_smoothing` on its cross-entropy;
-    BatchNorm is frozen for the second half."""
-    if mu <= 0:
-        raise ValueError(f"mu must be > 0, got {mu}")
+    the arrays hold `views` passes over the items (ViewCycle); BatchNorm is frozen for the second
+    half."""
     h = model.transformation
     tensors = training_tensors(h, old, side, new, np.asarray(labels, dtype=np.int64))
     labels_t = tensors[-1]
-    weight = classifier_weight.detach().float().cpu()
-    if weight.ndim != 2 or weight.shape[1] != h.new_dim:
-        raise ValueError(f"classifier weight must be (classes, {h.new_dim}), "
-                         f"got {tuple(weight.shape)}")
-    if len(labels_t) and not 0 <= int(labels_t.min()) <= int(labels_t.max()) < weight.shape[0]:
-        raise ValueError(f"labels must be class indices in [0, {weight.shape[0]})")
-    return train(
-        model, TensorDataset(*tensors),
-        _loss_step(weight, mu, label_smoothing), cfg, seed=seed, checkpoint=checkpoint,
-        device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2), desc="fastfill",
-    )
+    if len(labels_t) and not 0 <= int(labels_t.min()) <= int(labels_t.max()) < len(
+            classifier_weight):
+        raise ValueError(f"labels must be class indices in [0, {len(classifier_weight)})")
+    cycle = ViewCycle(views, cfg.epochs // 2)
+    return train(model, cycle.dataset(tensors),
+                 cycle.step(_loss_step(h, classifier_weight, mu, label_smoothing)), cfg,
+                 seed=seed, checkpoint=checkpoint, device=device,
+                 on_epoch_start=cycle.on_epoch_start, desc="fastfill")
+
+
+def train_fastfill_fresh(model: FastFill, views: FreshViews, classifier_weight: torch.Tensor,
+                         cfg: TrainConfig, *, mu: float = MU,
+                         label_smoothing: float = LABEL_SMOOTHING, seed: int, checkpoint=None,
+                         device=None) -> list[dict]:
+    """train_fastfill on images augmented afresh every batch (FreshViews with labels)."""
+    return train(model, views.dataset,
+                 views.step(_loss_step(model.transformation, classifier_weight, mu,
+                                       label_smoothing)),
+                 cfg, seed=seed, checkpoint=checkpoint, device=device,
+                 on_epoch_start=views.on_epoch_start, desc="fastfill")
 
 
 def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.ndarray) -> float:
@@ -149,29 +171,40 @@ def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.
 # -- in a run -------------------------------------------------------------------------------------
 def fastfill_artifact(run: RunContext, side_dim: int) -> Artifact:
     """FastFill's h (the transformation's widths) and uncertainty head, fitted on the training
-    set against the frozen new classifier; `side_dim=0`: without side-info."""
+    set against the frozen new classifier, on the features `transformation.feature_views` says;
+    `side_dim=0`: without side-info."""
     cfg, h = run.preset.method("fastfill"), run.preset.transformation
     side_info = SideInfoName(side_dim) if side_dim else None
     upstream = (run.artifact("old"), run.artifact("new"))
     upstream += (run.artifact(side_info),) if side_info else ()
 
     def fit(folder: Path):
-        old, side, new = training_features(run, side_info)
-        labels = remap_labels(run.splits.train, run.splits.all_classes).labels
-        seed_everything(run.seed)
-        model = FastFill(Transformation(old.shape[1], side_dim, new.shape[1],
-                                        tuple(h.branch_widths), tuple(h.mixer_widths)),
-                         cfg.head_width)
-        return model, train_fastfill(
-            model, old, side, new, np.tile(labels, len(old) // len(labels)),
-            run.trained("new")[0].classifier.weight, cfg.training, mu=cfg.mu,
-            label_smoothing=cfg.label_smoothing, seed=run.seed, checkpoint=folder / "model.pt",
-            device=run.device)
+        train_set = remap_labels(run.splits.train, run.splits.all_classes)
+        weight = run.trained("new")[0].classifier.weight
+        options = {"mu": cfg.mu, "label_smoothing": cfg.label_smoothing, "seed": run.seed,
+                   "checkpoint": folder / "model.pt", "device": run.device}
 
-    # recipe 2: mean (not summed) squared error, label smoothing, linear head (as published)
+        def model_for(old_dim: int, new_dim: int) -> FastFill:
+            seed_everything(run.seed)
+            return FastFill(Transformation(old_dim, side_dim, new_dim, tuple(h.branch_widths),
+                                           tuple(h.mixer_widths)), cfg.head_width)
+
+        if h.feature_views == 0:
+            model = model_for(*(run.embeddings(u, "test").shape[1] for u in upstream[:2]))
+            views = fresh_views(run, list(upstream), train_set, cfg.training, labels=True)
+            return model, train_fastfill_fresh(model, views, weight, cfg.training, **options)
+        old, new, *side = training_features(run, list(upstream))
+        model = model_for(old.shape[1], new.shape[1])
+        return model, train_fastfill(
+            model, old, side[0] if side else None, new,
+            np.tile(train_set.labels, h.feature_views), weight, cfg.training,
+            views=h.feature_views, **options)
+
+    # recipe 2: mean (not summed) squared error, label smoothing, linear head (as published);
+    # recipe 3 where h sees augmented features: one pass per epoch
     return Artifact(f"fastfill:{side_dim}", "fastfill",
                     (cfg, h.branch_widths, h.mixer_widths, h.feature_views, side_dim), fit,
-                    upstream, recipe=2)
+                    upstream, recipe=2 if h.feature_views == 1 else 3)
 
 
 def fastfill_gallery(run: RunContext, side_dim: int, split: str = "test"

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -14,7 +15,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from fctlib.data.batches import ImageBatches
+from fctlib.data.images import ImageSet
 from fctlib.data.splits import nested_share
+from fctlib.data.transforms import BatchTransform
 from fctlib.experiment.config import SIDE_INFO_SOURCES
 from fctlib.experiment.names import ArtifactName, Name, integer, number
 from fctlib.experiment.store import Artifact
@@ -30,7 +34,7 @@ from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
 from fctlib.training.loop import train
-from fctlib.training.runtime import seed_everything
+from fctlib.training.runtime import autocast, prepare_model, seed_everything
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import Generations, RunContext
@@ -123,6 +127,37 @@ def training_tensors(model: Transformation, old: np.ndarray, side: np.ndarray | 
     return tensors
 
 
+class ViewCycle:
+    """Features of `views` augmented passes over the same items, one pass per epoch (epoch e fits
+    pass e mod `views`): each epoch shows every item once, as ml-fct's per-batch augmentation
+    does; BatchNorm statistics are frozen from epoch `freeze_from` on."""
+
+    def __init__(self, views: int, freeze_from: int):
+        if views < 1:
+            raise ValueError(f"views must be >= 1, got {views}")
+        self.views, self.view = views, 0
+        self._freeze = freeze_batchnorm_from(freeze_from)
+
+    def dataset(self, tensors: list[torch.Tensor]) -> TensorDataset:
+        """The tensors' rows (pass after pass) as items with their passes side by side."""
+        items, left = divmod(len(tensors[0]), self.views)
+        if left:
+            raise ValueError(f"{len(tensors[0])} rows are not {self.views} passes of equal length")
+        return TensorDataset(*(t.reshape(self.views, items, *t.shape[1:]).transpose(0, 1)
+                               .contiguous() for t in tensors))
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        self._freeze(model, epoch)
+        self.view = epoch % self.views
+
+    def step(self, loss_step: Callable) -> Callable:
+        """`loss_step` on this epoch's pass of each batch."""
+        def step(model: nn.Module, batch) -> torch.Tensor:
+            return loss_step(model, [t[:, self.view] for t in batch])
+
+        return step
+
+
 def train_transformation(
     model: Transformation,
     old: np.ndarray,
@@ -131,33 +166,78 @@ def train_transformation(
     cfg: TrainConfig,
     *,
     seed: int,
+    views: int = 1,
     checkpoint=None,
     device=None,
 ) -> list[dict]:
-    """Fit h by MSE to the new embeddings; BatchNorm statistics are frozen for the second half."""
+    """Fit h by MSE to the new embeddings; the arrays hold `views` passes over the items, pass
+    after pass (ViewCycle); BatchNorm statistics are frozen for the second half."""
+    cycle = ViewCycle(views, cfg.epochs // 2)
     return train(
-        model, TensorDataset(*training_tensors(model, old, side, new)), _mse_step, cfg, seed=seed,
-        checkpoint=checkpoint, device=device, on_epoch_start=freeze_batchnorm_from(cfg.epochs // 2),
+        model, cycle.dataset(training_tensors(model, old, side, new)), cycle.step(_mse_step), cfg,
+        seed=seed, checkpoint=checkpoint, device=device, on_epoch_start=cycle.on_epoch_start,
         desc="transformation",
     )
 
 
+class FreshViews:
+    """h's training data as ml-fct makes it: every batch's images augmented afresh and embedded by
+    the frozen `encoders` (old, target, and side-info when there is one) before the loss step,
+    which gets (old, side, new[, labels]); BatchNorm statistics frozen from epoch `freeze_from`."""
+
+    def __init__(self, images: ImageSet, transform: BatchTransform, encoders: list[nn.Module],
+                 device: torch.device, freeze_from: int, *, labels: bool = False,
+                 path: str = "auto"):
+        self.dataset = ImageBatches(images, transform, labels=labels, path=path)
+        self.encoders = [prepare_model(e, device).eval() for e in encoders]
+        self.labels, self.on_epoch_start = labels, freeze_batchnorm_from(freeze_from)
+
+    def step(self, loss_step: Callable) -> Callable:
+        """`loss_step` on each batch's features."""
+        def step(model: nn.Module, batch) -> torch.Tensor:
+            images = batch[0] if self.labels else batch
+            with torch.no_grad(), autocast(images.device):
+                outputs = [e(images) for e in self.encoders]
+            old, new, *side = ((y[0] if isinstance(y, tuple) else y).float() for y in outputs)
+            return loss_step(model, [old, side[0] if side else old, new,
+                                     *([batch[1]] if self.labels else [])])
+
+        return step
+
+
+def train_transformation_fresh(model: Transformation, views: FreshViews, cfg: TrainConfig, *,
+                               seed: int, checkpoint=None, device=None) -> list[dict]:
+    """Fit h by MSE to the new embeddings of images augmented afresh every batch (FreshViews)."""
+    return train(model, views.dataset, views.step(_mse_step), cfg, seed=seed,
+                 checkpoint=checkpoint, device=device, on_epoch_start=views.on_epoch_start,
+                 desc="transformation")
+
+
 # -- in a run -------------------------------------------------------------------------------------
-def training_features(run: RunContext, side: SideInfoName | None, target: Name = "new"
-                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """(old, side, new) features of the training set, over `transformation.feature_views`
-    augmented passes (`side`: None without side-info); `new` by the encoder `target`."""
+def training_features(run: RunContext, encoders: list[Name | Artifact]) -> list[np.ndarray]:
+    """Each encoder's features of the training set for fitting h: the cached unaugmented
+    embeddings when `transformation.feature_views` is 1, else that many augmented passes (pass
+    after pass, every encoder on the same augmented images)."""
     views = run.preset.transformation.feature_views
     if views == 1:
-        side_train = run.embeddings(side, "train") if side else None
-        return run.embeddings("old", "train"), side_train, run.embeddings(target, "train")
-    encoders = [run.trained(name)[0] for name in ("old", target, side) if name]
-    chunks = [embed(encoders, run.splits.train, run.train_transform(), device=run.device,
+        return [run.embeddings(e, "train") for e in encoders]
+    models = [run.trained(e)[0] for e in encoders]
+    chunks = [embed(models, run.splits.train, run.train_transform(), device=run.device,
                     seed=run.seed * 1000 + v, desc=f"features view {v + 1}/{views}")
               for v in range(views)]
-    old, new = (np.concatenate([c[i] for c in chunks]) for i in (0, 1))
-    side_train = np.concatenate([c[2] for c in chunks]) if side else None
-    return old, side_train, new
+    return [np.concatenate([c[i] for c in chunks]) for i in range(len(encoders))]
+
+
+def view_rows(rows: np.ndarray, items: int, views: int) -> np.ndarray:
+    """`rows` of `items` in each of `views` passes stored pass after pass."""
+    return np.concatenate([rows + v * items for v in range(views)])
+
+
+def fresh_views(run: RunContext, encoders: list[Name | Artifact], images: ImageSet,
+                cfg: TrainConfig, *, labels: bool = False) -> FreshViews:
+    """FreshViews of `images` with the run's training augmentation and trained `encoders`."""
+    return FreshViews(images, run.train_transform(), [run.trained(e)[0] for e in encoders],
+                      run.device, cfg.epochs // 2, labels=labels, path=run.preset.data.path)
 
 
 def share_rows(run: RunContext, share: float) -> np.ndarray:
@@ -172,29 +252,39 @@ def _scaled(widths: list[int], factor: float) -> tuple[int, ...]:
 
 @artifact_kind(TransformationName)
 def transformation_artifact(run: RunContext, name: TransformationName) -> Artifact:
-    """h fitted on the training set as `name` says (its side-info, share, widths and target)."""
+    """h fitted on the training set as `name` says (its side-info, share, widths and target),
+    on the features `transformation.feature_views` says (0: fresh augmentations every batch)."""
     cfg, side = run.preset.transformation, name.side_info
-    upstream = (run.artifact("old"), run.artifact(name.to))
-    upstream += (run.artifact(side),) if side else ()
+    encoders = [run.artifact("old"), run.artifact(name.to), *([run.artifact(side)] if side else [])]
+
+    def model_for(old_dim: int, new_dim: int) -> Transformation:
+        seed_everything(run.seed)
+        return Transformation(old_dim, name.side_dim, new_dim,
+                              _scaled(cfg.branch_widths, name.width),
+                              _scaled(cfg.mixer_widths, name.width))
 
     def fit(folder: Path):
-        old, side_train, new = training_features(run, side, name.to)
-        if name.share != 1.0:
-            rows = share_rows(run, name.share)
-            rows = np.concatenate([rows + v * len(run.splits.train)
-                                   for v in range(cfg.feature_views)])
-            old, new = old[rows], new[rows]
-            side_train = side_train[rows] if side_train is not None else None
-        seed_everything(run.seed)
-        model = Transformation(old.shape[1], name.side_dim, new.shape[1],
-                               _scaled(cfg.branch_widths, name.width),
-                               _scaled(cfg.mixer_widths, name.width))
-        return model, train_transformation(model, old, side_train, new, cfg.training,
-                                           seed=run.seed, checkpoint=folder / "model.pt",
-                                           device=run.device)
+        train_set, checkpoint = run.splits.train, folder / "model.pt"
+        rows = share_rows(run, name.share) if name.share != 1.0 else None
+        if cfg.feature_views == 0:
+            images = train_set if rows is None else train_set.subset(rows)
+            dims = [run.embeddings(e, "test").shape[1] for e in encoders[:2]]
+            model = model_for(*dims)
+            return model, train_transformation_fresh(
+                model, fresh_views(run, encoders, images, cfg.training), cfg.training,
+                seed=run.seed, checkpoint=checkpoint, device=run.device)
+        old, new, *side_train = training_features(run, encoders)
+        if rows is not None:
+            rows = view_rows(rows, len(train_set), cfg.feature_views)
+            old, new, side_train = old[rows], new[rows], [x[rows] for x in side_train]
+        model = model_for(old.shape[1], new.shape[1])
+        return model, train_transformation(
+            model, old, side_train[0] if side_train else None, new, cfg.training, seed=run.seed,
+            views=cfg.feature_views, checkpoint=checkpoint, device=run.device)
 
+    # recipe 2 where h sees augmented features: one pass per epoch (before: every cached pass)
     return Artifact(str(name), "transformation", (cfg, name.side_dim, name.share, name.width), fit,
-                    upstream)
+                    tuple(encoders), recipe=1 if cfg.feature_views == 1 else 2)
 
 
 def transformed_gallery(run: RunContext, name: TransformationName, split: str = "test"
@@ -203,6 +293,14 @@ def transformed_gallery(run: RunContext, name: TransformationName, split: str = 
     model, _ = run.trained(name)
     side = run.embeddings(name.side_info, split) if name.side_info else None
     return upgrade_embeddings(model, run.embeddings("old", split), side, device=run.device)
+
+
+def fit_error(run: RunContext, name: TransformationName, split: str) -> float:
+    """h's mean squared error on a split's unaugmented embeddings (train: what it was fitted to;
+    tune: held out), as its training loss measures it."""
+    target = run.embeddings(name.to, split)
+    upgraded = transformed_gallery(run, name, split)
+    return float(np.mean(np.square(upgraded.astype(np.float64) - target.astype(np.float64))))
 
 
 @register_method("fct", order=30, notation=(
@@ -231,15 +329,28 @@ def generation_transformation(steps: Generations, a: int, b: int) -> Artifact:
                 generation_side_info(steps))
 
     def fit(folder: Path):
-        rows = np.flatnonzero(np.isin(run.splits.train.labels, steps.generations[b]))
-        old, new, side = (run.embeddings(u, "train")[rows] for u in upstream)
+        train_set, checkpoint = run.splits.train, folder / "model.pt"
+        rows = np.flatnonzero(np.isin(train_set.labels, steps.generations[b]))
+        if cfg.feature_views == 0:
+            old_dim, new_dim, side_dim = (run.embeddings(u, "test").shape[1] for u in upstream)
+            seed_everything(run.seed)
+            model = Transformation(old_dim, side_dim, new_dim, tuple(cfg.branch_widths),
+                                   tuple(cfg.mixer_widths))
+            views = fresh_views(run, list(upstream), train_set.subset(rows), cfg.training)
+            return model, train_transformation_fresh(model, views, cfg.training, seed=run.seed,
+                                                     checkpoint=checkpoint, device=run.device)
+        rows = view_rows(rows, len(train_set), cfg.feature_views)
+        old, new, side = (x[rows] for x in training_features(run, list(upstream)))
         seed_everything(run.seed)
         model = Transformation(old.shape[1], side.shape[1], new.shape[1],
                                tuple(cfg.branch_widths), tuple(cfg.mixer_widths))
         return model, train_transformation(model, old, side, new, cfg.training, seed=run.seed,
-                                           checkpoint=folder / "model.pt", device=run.device)
+                                           views=cfg.feature_views, checkpoint=checkpoint,
+                                           device=run.device)
 
-    return Artifact(f"gen:h:{a}:{b}", "multistep-h", (cfg, a, b), fit, upstream)
+    # recipe 2 where h sees augmented features: one pass per epoch
+    return Artifact(f"gen:h:{a}:{b}", "multistep-h", (cfg, a, b), fit, upstream,
+                    recipe=1 if cfg.feature_views == 1 else 2)
 
 
 def carried_gallery(steps: Generations, j: int, i: int, chained: bool) -> np.ndarray:

@@ -68,9 +68,12 @@ def main_comparison_work(preset: Preset, sizes: SplitSizes) -> ComparisonWork:
     embedding.update({str(SideInfoName(d)): sizes.train + sizes.test
                       for d in side_info_dims(preset)})
     h = preset.transformation
-    fitted = sorted({0, *side_info_dims(preset)})
-    transformation = {str(TransformationName(d)): sizes.train * h.feature_views * h.training.epochs
-                      for d in fitted}
+    fitted = [TransformationName(d) for d in sorted({0, *side_info_dims(preset)})]
+    transformation = {str(name): sizes.train * h.training.epochs for name in fitted}
+    # augmented features: each fit embeds its encoders' passes (old, new, side-info if any)
+    passes = {0: h.training.epochs, 1: 0}.get(h.feature_views, h.feature_views)
+    embedding.update({str(name): passes * sizes.train * (2 + bool(name.side_dim))
+                      for name in fitted if passes})
     return ComparisonWork(training, embedding, transformation)
 
 

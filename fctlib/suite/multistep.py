@@ -51,8 +51,8 @@ class MultiStep:
 
     # -- artifacts ----------------------------------------------------------------------------
     def generation(self, method: str, k: int) -> Artifact:
-        """Generation k of a method with models of its own (independent, bct, dsimplex): the rule
-        its module registers (`methods.registry.multistep_chain`)."""
+        """Generation k of a method with models of its own: the rule its module registers
+        (`methods.registry.multistep_chain`)."""
         if method not in CHAINS:
             raise ValueError(f"method must be one of {TRAINED}, got {method!r}")
         return CHAINS[method](self, k)

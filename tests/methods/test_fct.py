@@ -1,9 +1,30 @@
 import numpy as np
+import pytest
 import torch
+from torch.utils.data import TensorDataset
 
-from fctlib.methods.fct import freeze_batchnorm_from, train_transformation
+from fctlib.data.images import ArrayImages
+from fctlib.data.transforms import EvalTransform
+from fctlib.methods.fastfill import fastfill_artifact
+from fctlib.methods.fct import (
+    FreshViews,
+    TransformationName,
+    ViewCycle,
+    fit_error,
+    freeze_batchnorm_from,
+    generation_transformation,
+    train_transformation,
+    train_transformation_fresh,
+    training_tensors,
+)
+from fctlib.models.backbones import build_model
+from fctlib.models.spec import ModelSpec
 from fctlib.models.transformation import Transformation, upgrade_embeddings
+from fctlib.suite.multistep import MultiStep
+from fctlib.suite.run import Run
 from fctlib.training.config import TrainConfig
+from fctlib.training.embed import embed
+from fctlib.training.loop import train
 
 CPU = torch.device("cpu")
 
@@ -54,3 +75,86 @@ def test_batchnorm_statistics_frozen_in_second_half():
     before = [m.running_mean.clone() for m in bns]
     h(torch.randn(32, 8) * 5 + 3, torch.randn(32, 4))
     assert all(torch.equal(a, m.running_mean) for a, m in zip(before, bns, strict=True))
+
+
+def test_one_augmented_pass_per_epoch_and_one_pass_is_the_plain_fit():
+    views, items = 3, 8
+    old = np.repeat(np.arange(views, dtype=np.float32), items)[:, None].repeat(8, 1)  # pass v: v
+    side, new = np.ones((views * items, 4), np.float32), np.ones((views * items, 6), np.float32)
+    cycle, seen = ViewCycle(views, freeze_from=99), []
+
+    def spy(model, batch):
+        seen.append((len(batch[0]), sorted(set(batch[0][:, 0].tolist()))))
+        return torch.nn.functional.mse_loss(model(batch[0], batch[1]), batch[2])
+
+    h = Transformation(8, 4, 6, branch_widths=(8,), mixer_widths=(8,))
+    cfg = TrainConfig(epochs=4, batch_size=items, optimizer="adam", lr=1e-3, warmup_epochs=0)
+    train(h, cycle.dataset(training_tensors(h, old, side, new)), cycle.step(spy), cfg, seed=0,
+          device=CPU, on_epoch_start=cycle.on_epoch_start)
+    assert seen == [(items, [0.0]), (items, [1.0]), (items, [2.0]), (items, [0.0])]
+    with pytest.raises(ValueError, match="not 3 passes of equal length"):
+        cycle.dataset(training_tensors(h, old[:-1], side[:-1], new[:-1]))
+
+    old, side, new = _known_map(256)  # one pass: the same fit as a plain TensorDataset
+    fits = []
+    for cycled in (True, False):
+        torch.manual_seed(0)
+        h = Transformation(8, 4, 6, branch_widths=(16,), mixer_widths=(16,))
+        if cycled:
+            history = train_transformation(h, old, side, new, CFG, seed=0, device=CPU)
+        else:
+            history = train(h, TensorDataset(*training_tensors(h, old, side, new)),
+                            lambda m, b: torch.nn.functional.mse_loss(m(b[0], b[1]), b[2]), CFG,
+                            seed=0, device=CPU, on_epoch_start=freeze_batchnorm_from(10))
+        fits.append(([e["loss"] for e in history], h.state_dict()))
+    assert fits[0][0] == fits[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(fits[0][1].values(), fits[1][1].values(),
+                                                 strict=True))
+
+
+def test_fresh_views_embed_each_batch_as_the_encoders_do():
+    rng = np.random.default_rng(0)
+    images = ArrayImages(rng.integers(0, 256, (12, 1, 8, 8), dtype=np.uint8), np.arange(12) % 3)
+    transform = EvalTransform(8, 1, [0.5], [0.25])
+    torch.manual_seed(0)
+    encoders = [build_model(ModelSpec(width=2, embedding_dim=4), 1, 3) for _ in range(2)]
+    encoders.append(build_model(ModelSpec(width=2, embedding_dim=3), 1, 3).backbone)
+    views, got = FreshViews(images, transform, encoders, CPU, 99, labels=True), []
+
+    def spy(model, batch):
+        got.append(batch)
+        return torch.nn.functional.mse_loss(model(batch[0], batch[1]), batch[2])
+
+    h = Transformation(4, 3, 4, branch_widths=(8,), mixer_widths=(8,))
+    cfg = TrainConfig(epochs=1, batch_size=12, optimizer="adam", lr=1e-3, warmup_epochs=0)
+    batches = views.dataset.batches([list(range(12))], CPU)
+    loss = views.step(spy)(h, next(iter(batches)))
+    old, new, side = embed(encoders, images, transform, device=CPU)
+    np.testing.assert_allclose(got[0][0].detach().numpy(), old, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[0][1].detach().numpy(), side, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[0][2].detach().numpy(), new, rtol=1e-5, atol=1e-6)
+    assert got[0][3].tolist() == (np.arange(12) % 3).tolist() and loss.requires_grad
+    history = train_transformation_fresh(h, FreshViews(images, transform, encoders, CPU, 99), cfg,
+                                         seed=0, device=CPU)
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("views", [2, 0])
+def test_a_run_fits_h_fastfill_and_multistep_h_on_augmented_features(smoke_run, views):
+    dim = smoke_run.preset.side_info.model.embedding_dim
+    name = TransformationName(dim)
+    run = Run(smoke_run.preset.name, 0, runs_dir=smoke_run.root.parent.parent, device=CPU,
+              overrides={"transformation": {"feature_views": views,
+                                            "training": {"epochs": 2, "warmup_epochs": 0}}})
+    assert run.store.folder(run.artifact(name)) != smoke_run.store.folder(
+        smoke_run.artifact(name))  # recipe 2: its own folder, never the one-pass h's
+    assert run.store.key(run.artifact("old")) == smoke_run.store.key(smoke_run.artifact("old"))
+    _, history = run.trained(name)
+    errors = [fit_error(run, name, split) for split in ("train", "tune")]
+    assert len(history) == 2 and np.isfinite(errors).all() and min(errors) > 0
+    model, history = run.trained(fastfill_artifact(run, dim))
+    assert len(history) == run.preset.method("fastfill").training.epochs
+    assert np.isfinite([e["loss"] for e in history]).all()
+    _, history = run.trained(generation_transformation(MultiStep(run), 0, 1))
+    assert len(history) == 2 and np.isfinite([e["loss"] for e in history]).all()
