@@ -45,6 +45,7 @@ from fctlib.suite import ablations
 from fctlib.suite.cost import (
     ComparisonWork,
     SplitSizes,
+    bct_models,
     main_comparison_work,
     side_info_dims,
 )
@@ -171,8 +172,7 @@ def step_artifacts(preset) -> dict[str, list[str]]:
     dim = preset.side_info.model.embedding_dim
     others = [d for d in side_info_dims(preset) if d != dim]
     names = {"01_train_old": ["old"], "02_side_info": [SideInfoName(dim)], "03_train_new": ["new"],
-             "04_bct": [*(bct.BCTName(v, w) for v, w in preset.method("bct").models()),
-                        "bct chosen"],  # and the chosen model's test embeddings
+             "04_bct": [*bct_models(preset), "bct chosen"],  # and the chosen one's test set
              "05_transformation": [TransformationName(0), TransformationName(dim)],
              "06_side_info_size": [*map(SideInfoName, others), *map(TransformationName, others)]}
     return {step: [str(name) for name in step_names] for step, step_names in names.items()}
@@ -251,8 +251,8 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
                                   diagnostic=diagnostic, history=history))
 
     def bct_step():
-        for variant, weight in run.preset.method("bct").models():
-            trained(bct.BCTName(variant, weight))
+        for name in bct_models(run.preset):
+            trained(name)
         points = bct.variant_points(run)
         variant, weight = bct.choose_from(points, run.preset.distance)
         name = bct.BCTName(variant, weight)

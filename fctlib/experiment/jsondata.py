@@ -6,15 +6,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
+from typing import ClassVar
 
 
 class JsonData:
     """A dataclass read from and written to a JSON object: its field names are the keys (or a
-    field's `json` metadata); fields typed as records, or lists or dicts of them, convert too."""
+    field's `json` metadata); fields typed as records, or lists or dicts of them, convert too.
+    Fields named in OMITTED_WHEN_EMPTY are left out while empty, so that records written before
+    they existed save back unchanged."""
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ()
 
     def to_json(self) -> dict:
-        """The record as plain JSON values."""
-        return {_key(f): _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """The record as plain JSON values (OMITTED_WHEN_EMPTY left out while empty)."""
+        return {_key(f): _dump(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.name not in self.OMITTED_WHEN_EMPTY or getattr(self, f.name)}
 
     @classmethod
     def from_json(cls, data: dict):

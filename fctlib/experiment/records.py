@@ -28,8 +28,6 @@ class Record(JsonData):
 
     STEP: ClassVar[str]
     NOTEBOOK: ClassVar[str] = ""  # the notebook that writes it
-    # fields left out of the JSON while empty, so that records written without them save back
-    # unchanged
     OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("artifacts", "commit", "compute")
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
     commit: str = ""  # the git commit of the code that measured it ("" : unrecorded)
@@ -39,14 +37,6 @@ class Record(JsonData):
         super().__init_subclass__(**kwargs)
         if cls.NOTEBOOK:
             STEP_RECORDS[cls.STEP] = cls
-
-    def to_json(self) -> dict:
-        """The record as plain JSON values (OMITTED_WHEN_EMPTY left out while empty)."""
-        data = super().to_json()
-        for key in self.OMITTED_WHEN_EMPTY:
-            if not data[key]:
-                del data[key]
-        return data
 
     def path(self, results_dir: str | Path, seed: int) -> Path:
         """results_dir/metrics/seed<k>/<STEP>.json."""
@@ -115,8 +105,10 @@ class SweepPoint(JsonData):
 @dataclass
 class BCTPoint(JsonData):
     """One BCT model (variant, weight) on one split under one distance: bct/old, bct/bct, and the
-    independent old/old and new/new of the same split and distance (metrics of all queries), and
-    the mean norm of its embeddings over the old model's."""
+    independent old/old, new/new and matched/matched of the same split and distance (metrics of
+    all queries), and the mean norm of its embeddings over the old model's."""
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("matched",)
 
     variant: str
     weight: float
@@ -127,13 +119,18 @@ class BCTPoint(JsonData):
     old_old: dict[str, float] = field(metadata={"json": "old/old"})
     new_new: dict[str, float] = field(metadata={"json": "new/new"})
     norm_ratio: float
+    # the independent new model trained as the variant trains its own (network, loss, optimiser)
+    matched: dict[str, float] = field(default_factory=dict, metadata={"json": "matched/matched"})
 
 
 @dataclass
 class InfluenceRow(JsonData):
     """One BCT construction applied to the old model's own training embeddings (no training):
     its influence CE, the lowest CE reachable, how many old-class samples it classifies, how many
-    a new-class row wins (None: no new-class rows), and whether it is flagged."""
+    a new-class row wins (None: no new-class rows), how many the old classifier itself classifies
+    (None in records before it), and whether it is flagged."""
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("old_classifier_accuracy",)
 
     variant: str
     rows: str
@@ -146,6 +143,7 @@ class InfluenceRow(JsonData):
     accuracy_old: float
     new_row_wins: float | None
     flagged: bool
+    old_classifier_accuracy: float | None = None
 
 
 @dataclass(kw_only=True)

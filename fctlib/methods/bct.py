@@ -15,7 +15,7 @@ import numpy as np
 from fctlib.data.splits import select_classes
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.experiment.config import method_section
-from fctlib.experiment.names import ArtifactName, number
+from fctlib.experiment.names import ArtifactName, Name, number
 from fctlib.experiment.store import Artifact
 from fctlib.methods.bct_variants import (
     RECORD_ONLY,
@@ -34,6 +34,7 @@ from fctlib.methods.registry import (
 from fctlib.training.config import TrainConfig
 
 if TYPE_CHECKING:
+    from fctlib.experiment.config import Preset
     from fctlib.experiment.context import Generations, RunContext
 
 
@@ -137,7 +138,7 @@ def bct_encoder(run: RunContext, name: BCTName) -> Artifact:
     def fit(folder: Path):
         old_weight, covered = influence_rows(
             variant, run.trained(old)[0].classifier.weight, s.old_classes, s.bundle.num_classes,
-            run.embeddings(old, "train"), s.train.labels)
+            run.embeddings(old, "train"), s.train.labels, seed=run.seed)
         loss = variant_loss(variant, training.label_smoothing, old_weight, covered, weight)
         return fit_classifier(
             run, folder, lambda: build_bct_model(variant, new.model, s.bundle.channels,
@@ -154,26 +155,43 @@ def score(metrics: dict) -> float:
     return (metrics["top1"] + metrics["mAP"]) / 2
 
 
+def matched_encoder(preset: Preset, variant: str) -> Name:
+    """The independent new model a variant's price is measured against: trained as the variant
+    trains its own (network, loss, optimiser) without the influence loss; `new` itself where they
+    coincide, else the variant at weight 0."""
+    v, cfg, new = VARIANTS[variant], preset.method("bct"), preset.new.training
+    plain = not (v.normalize or v.normsm) and cfg.training(variant, new) == new
+    return "new" if plain else BCTName(variant, 0.0)
+
+
 def variant_points(run: RunContext, splits: tuple[str, ...] = ("tune", "test"),
                    distances: tuple[str, ...] = DISTANCES) -> list[dict]:
     """Every (variant, weight) of the preset's sweep on each split under each distance: bct/old,
-    bct/bct, the independent old/old and new/new (metrics of all queries), and the mean norm of
-    the BCT embeddings over the old model's."""
-    points = []
+    bct/bct, the independent old/old and new/new, the variant's matched new model on its own
+    (matched/matched, `matched_encoder`; metrics of all queries), and the mean norm of the BCT
+    embeddings over the old model's."""
+    points, own = [], {}  # own: (encoder, split) -> its own retrieval under each distance
+
+    def alone(name: Name, split: str) -> dict:
+        if (name, split) not in own:
+            x = run.embeddings(name, split)
+            own[name, split] = {d: run.evaluate(x, x, split, d)["all"] for d in distances}
+        return own[name, split]
+
     for split in splits:
-        old, new = run.embeddings("old", split), run.embeddings("new", split)
+        old = run.embeddings("old", split)
         old_norm = float(np.linalg.norm(old, axis=1).mean())
-        old_old = {d: run.evaluate(old, old, split, d)["all"] for d in distances}
-        new_new = {d: run.evaluate(new, new, split, d)["all"] for d in distances}
         for variant, weight in run.preset.method("bct").models():
             bct = run.embeddings(BCTName(variant, weight), split)
             ratio = float(np.linalg.norm(bct, axis=1).mean()) / max(old_norm, 1e-12)
+            matched = alone(matched_encoder(run.preset, variant), split)
             for d in distances:
                 points.append({"variant": variant, "weight": float(weight), "split": split,
                                "distance": d, "bct/old": run.evaluate(bct, old, split, d)["all"],
                                "bct/bct": run.evaluate(bct, bct, split, d)["all"],
-                               "old/old": old_old[d], "new/new": new_new[d],
-                               "norm_ratio": ratio})
+                               "old/old": alone("old", split)[d],
+                               "new/new": alone("new", split)[d],
+                               "matched/matched": matched[d], "norm_ratio": ratio})
     return points
 
 
@@ -235,7 +253,7 @@ def bct_generation(steps: Generations, k: int) -> Artifact:
         rows, covered = influence_rows(
             variant, run.trained(previous)[0].classifier.weight, steps.generations[k - 1],
             len(steps.generations[-1]), run.embeddings(previous, "train"),
-            run.splits.train.labels)
+            run.splits.train.labels, seed=run.seed)
         loss = variant_loss(variant, training.label_smoothing, rows[classes], covered[classes],
                             weight)
         return fit_classifier(

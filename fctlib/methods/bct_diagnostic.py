@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from fctlib.experiment.context import RunContext
 
 FLAG_ACCURACY = 0.5  # a construction classifying fewer of the old model's own old-class
-# training features than this share into their class cannot classify them: flagged
+# training features into their class than this share of what the old classifier itself
+# classifies cannot classify them: flagged
 
 
 def influence_floor(rows: torch.Tensor, covered: torch.Tensor, label_smoothing: float,
@@ -44,22 +45,29 @@ def influence_floor(rows: torch.Tensor, covered: torch.Tensor, label_smoothing: 
 
 def influence_diagnostic(
     old_embeddings: np.ndarray, labels: np.ndarray, old_weight: torch.Tensor,
-    old_classes: list[int], num_classes: int, variants: tuple[str, ...] = tuple(VARIANTS),
+    old_classes: list[int], num_classes: int, variants: tuple[str, ...] = tuple(VARIANTS), *,
+    seed: int = 0,
 ) -> list[dict]:
     """Per construction, the influence CE of the old model's own training embeddings (as if the
     new model were the old one): `ce` over the samples it covers, `ce_old` over old-class samples,
     `floor` (the lowest CE a feature of its class's mean norm, or unit norm where the variant
     normalises, can reach there: influence_floor, sample-weighted), `accuracy_old` (old-class
     samples whose argmax row is their class), `new_row_wins` (old-class samples won by a
-    new-class row; None without new-class rows), and `flagged` (accuracy_old < FLAG_ACCURACY)."""
+    new-class row; None without new-class rows), the old classifier's own accuracy on those
+    samples, and `flagged` (accuracy_old below FLAG_ACCURACY of that); `seed` draws the control's
+    rows as training does."""
     x = torch.as_tensor(np.asarray(old_embeddings), dtype=torch.float32)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     is_old = torch.as_tensor(np.isin(np.asarray(labels), old_classes))
     norms = x.norm(dim=1)
+    weight = torch.as_tensor(old_weight, dtype=torch.float32).detach().cpu()
+    predicted = torch.as_tensor(list(old_classes))[(x[is_old] @ weight.t()).argmax(1)]
+    reference = (predicted == y[is_old]).float().mean().item()  # the old classifier's own
     out = []
     for name in variants:
         v = VARIANTS[name]
-        rows, covered = influence_rows(v, old_weight, old_classes, num_classes, x, labels)
+        rows, covered = influence_rows(v, old_weight, old_classes, num_classes, x, labels,
+                                       seed=seed)
         keep = covered[y]
         logits, target = influence_logits(x, y, rows, covered, normalize=v.normalize)
         ce = F.cross_entropy(logits, target, label_smoothing=v.influence_smoothing,
@@ -81,7 +89,8 @@ def influence_diagnostic(
                     "normalize": v.normalize, "label_smoothing": v.influence_smoothing,
                     "ce": ce.mean().item(), "ce_old": ce[old_kept].mean().item(),
                     "floor": per_sample_floor.mean().item(), "accuracy_old": accuracy,
-                    "new_row_wins": wins, "flagged": accuracy < FLAG_ACCURACY})
+                    "new_row_wins": wins, "old_classifier_accuracy": reference,
+                    "flagged": accuracy < FLAG_ACCURACY * reference})
     return out
 
 
@@ -90,4 +99,5 @@ def run_diagnostic(run: RunContext) -> list[dict]:
     s = run.splits
     model, _ = run.trained("old")
     return influence_diagnostic(run.embeddings("old", "train"), s.train.labels,
-                                model.classifier.weight, s.old_classes, s.bundle.num_classes)
+                                model.classifier.weight, s.old_classes, s.bundle.num_classes,
+                                seed=run.seed)

@@ -25,8 +25,8 @@ from torch.nn import functional as F
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
 
-ROWS = ("old-classifier", "unit-means", "hybrid")  # how the influence rows are built
-RECORD_ONLY = ("hybrid",)  # measured when a preset lists it, never chosen
+ROWS = ("old-classifier", "unit-means", "hybrid", "random")  # how the influence rows are built
+RECORD_ONLY = ("hybrid", "random-rows")  # measured when a preset lists them, never chosen
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class Variant:
 
     @property
     def choosable(self) -> bool:
-        """Whether the variant may be chosen on tune (the hybrid is for the record only)."""
+        """Whether the variant may be chosen on tune (the hybrid and the control are for the
+        record only)."""
         return self.name not in RECORD_ONLY
 
 
@@ -63,6 +64,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "openBCT @69e798c --use-norm-sm, models/resnet.py"),
     Variant("hybrid", "hybrid", "all", False, 0.0, False, 1.0,
             "this suite before issue 15 (published by no one)"),
+    Variant("random-rows", "random", "all", False, 0.0, False, 1.0,
+            "a control (published by no one): openbct-g with random rows of its rows' mean norm, "
+            "carrying no old-model information"),
 )}
 
 
@@ -82,13 +86,14 @@ def class_means(embeddings: torch.Tensor, labels: torch.Tensor, classes: list[in
 
 def influence_rows(
     variant: Variant | str, old_weight: torch.Tensor, old_classes: list[int], num_classes: int,
-    old_embeddings: np.ndarray | torch.Tensor, labels: np.ndarray,
+    old_embeddings: np.ndarray | torch.Tensor, labels: np.ndarray, *, seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frozen rows of a variant's influence softmax (num_classes x d) and the mask of the
     classes taking part (their samples count, their rows compete).
 
     `old_weight` holds the old classifier's rows in `old_classes` order; `old_embeddings` and
-    `labels` are the old model's embeddings of the training images (every class) and their labels.
+    `labels` are the old model's embeddings of the training images (every class) and their labels;
+    `seed` draws the control's random directions.
     """
     v = VARIANTS[variant] if isinstance(variant, str) else variant
     old_weight = torch.as_tensor(old_weight, dtype=torch.float32).detach().cpu()
@@ -107,10 +112,13 @@ def influence_rows(
     if v.rows == "hybrid" and new:
         weight[new] = class_means(embeddings, labels, new, dim, normalize=False)
         covered[new] = True
-    if v.rows == "unit-means":
+    if v.rows in ("unit-means", "random"):
         every = list(range(num_classes))
         weight[every] = class_means(embeddings, labels, every, dim, normalize=True)
         covered[:] = True
+    if v.rows == "random":  # random unit directions at the class means' mean norm
+        directions = torch.randn(num_classes, dim, generator=torch.Generator().manual_seed(seed))
+        weight = F.normalize(directions, dim=1) * weight.norm(dim=1).mean()
     return weight, covered
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fctlib.experiment.config import Preset
-from fctlib.methods.bct import BCTName
+from fctlib.methods.bct import BCTName, matched_encoder
 from fctlib.methods.fct import TransformationName
 from fctlib.methods.side_info import SideInfoName
 from fctlib.paths import DEFAULT_PRESET, benchmarks_file, results_root
@@ -48,17 +48,26 @@ def side_info_dims(preset: Preset) -> list[int]:
     return list(dict.fromkeys([main, *preset.side_info.ablation_dims]))
 
 
+def bct_models(preset: Preset) -> list[BCTName]:
+    """Every BCT model notebook 04 trains: the sweep, then the matched new models its variants'
+    prices are measured against (those that are not `new` itself)."""
+    sweep = preset.method("bct").models()
+    variants = dict.fromkeys(variant for variant, _ in sweep)
+    matched = [m for m in (matched_encoder(preset, v) for v in variants) if m != "new"]
+    return [*(BCTName(v, w) for v, w in sweep), *matched]
+
+
 def main_comparison_work(preset: Preset, sizes: SplitSizes) -> ComparisonWork:
     """The training, embedding and h-fitting work of old, SimCLR side-info, new, every BCT
-    variant and weight of the sweep, h without and with side-info and the side-info size
-    ablation (notebooks 00-06), by the artifacts' names (their string forms)."""
+    variant and weight of the sweep (and the matched new models of its variants), h without and
+    with side-info and the side-info size ablation (notebooks 00-06), by the artifacts' names
+    (their string forms)."""
     new_epochs = preset.new.training.epochs
     side_epochs = preset.side_info.training.epochs
     training = {"old": sizes.old_train * preset.old.training.epochs,
                 "new": sizes.train * new_epochs}
-    bct_cfg = preset.method("bct")
-    bct = {str(BCTName(v, w)): bct_cfg.training(v, preset.new.training).epochs
-           for v, w in bct_cfg.models()}
+    bct = {str(name): preset.method("bct").training(name.variant, preset.new.training).epochs
+           for name in bct_models(preset)}
     training.update({name: sizes.train * epochs for name, epochs in bct.items()})
     training.update({str(SideInfoName(d)): 2 * sizes.old_train * side_epochs
                      for d in side_info_dims(preset)})

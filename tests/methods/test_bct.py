@@ -1,9 +1,11 @@
+import dataclasses
 import math
 import re
 
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from fctlib.experiment.config import PresetError, load_preset
 from fctlib.methods import bct, bct_diagnostic
@@ -122,7 +124,7 @@ def test_bct_step_adds_weighted_influence():
 
 def test_variants_are_the_published_ones_with_their_weights():
     sweep = [s.variant for s in load_preset("smoke").method("bct").sweep]
-    assert sweep == [name for name, v in VARIANTS.items() if v.choosable]  # in VARIANTS order
+    assert sweep == [name for name, v in VARIANTS.items() if v.choosable] + ["random-rows"]
     published = {name: v.published_weight for name, v in VARIANTS.items() if v.choosable}
     assert published == {"openbct": 1.0, "openbct-g": 1.0, "bt2": 10.0, "openbct-normsm": 1.0}
     assert not VARIANTS["hybrid"].choosable
@@ -142,6 +144,16 @@ def test_variants_are_the_published_ones_with_their_weights():
 def test_bct_settings_are_refused_before_a_run_starts(section, message):
     with pytest.raises(PresetError, match=re.escape(message)):
         load_preset("smoke", {"methods": {"bct": section}}).check_methods()
+
+
+def test_a_variant_is_matched_by_the_new_model_trained_as_it_trains_its_own():
+    preset = load_preset("smoke")
+    assert bct.matched_encoder(preset, "openbct") == "new"  # the new model's network and recipe
+    assert bct.matched_encoder(preset, "openbct-g") == "new"
+    assert bct.matched_encoder(preset, "bt2") == BCTName("bt2", 0.0)  # normalised, BT-2's Adam
+    assert bct.matched_encoder(preset, "openbct-normsm") == BCTName("openbct-normsm", 0.0)
+    same = {"methods": {"bct": {"bt2_training": dataclasses.asdict(preset.new.training)}}}
+    assert bct.matched_encoder(load_preset("smoke", same), "bt2") == BCTName("bt2", 0.0)
 
 
 def test_artifact_names_carry_the_variant():
@@ -212,5 +224,45 @@ def test_smoke_run_points_cover_both_splits_and_distances_and_the_choice_is_swep
     assert len(points) == 4 * len(smoke_run.preset.method("bct").models())
     variant, weight = choose_from(points, smoke_run.preset.distance)
     assert (variant, weight) in smoke_run.preset.method("bct").models()
+    for p in points:  # each variant priced against the new model trained as it trains its own
+        matched = bct.matched_encoder(smoke_run.preset, p["variant"])
+        alone = smoke_run.embeddings(matched, p["split"])
+        assert p["matched/matched"] == smoke_run.evaluate(alone, alone, p["split"],
+                                                          p["distance"])["all"]
+        assert (p["matched/matched"] == p["new/new"]) == (matched == "new")
     rows = bct_diagnostic.run_diagnostic(smoke_run)
     assert [r["variant"] for r in rows] == list(VARIANTS)
+
+
+def test_the_control_s_rows_carry_no_old_model_information():
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(40, 6)).astype(np.float32)
+    labels = np.repeat(np.arange(4), 10)
+    old_weight = torch.zeros(2, 6)
+    means, _ = influence_rows("openbct-g", old_weight, [0, 1], 4, embeddings, labels)
+    rows, covered = influence_rows("random-rows", old_weight, [0, 1], 4, embeddings, labels,
+                                   seed=3)
+    assert covered.all() and rows.shape == (4, 6)
+    norms = rows.norm(dim=1)  # every row at the class means' mean norm
+    assert torch.allclose(norms, means.norm(dim=1).mean().expand(4), rtol=1e-5)
+    other, _ = influence_rows("random-rows", old_weight, [0, 1], 4, -3 * embeddings, labels,
+                              seed=3)  # other old features: the same directions
+    assert torch.allclose(F.normalize(other, dim=1), F.normalize(rows, dim=1), atol=1e-6)
+    again, _ = influence_rows("random-rows", old_weight, [0, 1], 4, embeddings, labels, seed=4)
+    assert not torch.allclose(again, rows)
+    assert not VARIANTS["random-rows"].choosable
+
+
+def test_a_construction_is_flagged_relative_to_the_old_classifier_itself():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 25)
+    centres = rng.normal(size=(4, 8)).astype(np.float32) * 3
+    x = centres[labels] + rng.normal(size=(100, 8)).astype(np.float32)
+    weak = torch.as_tensor(centres[[0, 1]]) + 3 * torch.randn(2, 8)  # an old classifier that errs
+    rows = {r["variant"]: r for r in bct_diagnostic.influence_diagnostic(
+        x, labels, weak, [0, 1], 4, ("openbct", "random-rows"), seed=0)}
+    reference = rows["openbct"]["old_classifier_accuracy"]
+    assert reference == rows["openbct"]["accuracy_old"]  # openbct's rows are the classifier's
+    for row in rows.values():
+        assert row["flagged"] == (row["accuracy_old"] < bct_diagnostic.FLAG_ACCURACY * reference)
+    assert not rows["openbct"]["flagged"]

@@ -129,6 +129,11 @@ def test_suite_tables(smoke_results):
     assert list(sizes.columns[:4]) == ["side_info_dim", "top1", "top5", "mAP"]
     assert list(sizes["side_info_dim"]) == [0, 4, 8]
     assert (tables / "paper_comparison.csv").is_file() and (tables / "main.md").is_file()
+    variants = read_table(tables / "bct_variants.csv")  # every variant priced by its matched model
+    assert variants[["matched_cost_top1", "matched_cost_mAP"]].notna().all().all()
+    assert "random-rows" in set(variants["variant"])
+    influence = read_table(tables / "bct_influence.csv")
+    assert influence["old_classifier_accuracy"].between(0, 100).all()
     head = (tables / "main.csv").read_text().split("\ncase,")[0]
     for key in ("git_commit", "report_commit", "preset", "seeds", "packages", "machine",
                 "command", "wall_seconds"):

@@ -32,7 +32,10 @@ def show_bct(report: Report) -> None:
     report.save(variants, "bct_variants", "bct")
     page.markdown("**Every variant on tune and test, L2 and cosine** (%): `margin`: bct/old minus "
                   "old/old (BCT's criterion: it holds above 0); `new_new_cost`: new/new minus "
-                  "bct/bct (points); `norm_ratio`: the BCT embeddings' mean norm over the old "
+                  "bct/bct (points); `matched_cost`: the same against the new model trained "
+                  "with the variant's own network, loss and optimiser but no influence loss (a "
+                  "price below 0 there and not against new/new is the variant's recipe, not "
+                  "compatibility); `norm_ratio`: the BCT embeddings' mean norm over the old "
                   "model's.")
     page.show(page.collapsed(
         f"the variants table ({len(variants)} rows)",
@@ -41,6 +44,8 @@ def show_bct(report: Report) -> None:
     report.save(influence, "bct_influence", "bct")
     page.markdown("**Influence cross-entropy of the old model's own training features** under "
                   "each construction (no training): a construction that classifies fewer than "
-                  "half of the old-class features into their class is flagged (it cannot "
-                  "classify the old model's own features).")
+                  "half as many of the old-class features into their class as the old "
+                  "classifier itself (`old_classifier_accuracy`) is flagged (it cannot classify "
+                  "the old model's own features); `random-rows` is the control whose rows carry "
+                  "no old-model information.")
     page.show(page.table(influence.set_index("variant")))
