@@ -13,6 +13,7 @@ from fctlib.methods.dsimplex import (
     SimplexClassifier,
     dsimplex_loss,
     dsimplex_training_step,
+    finetune_recipe,
     hoc_loss,
     simplex_network,
     simplex_size,
@@ -128,3 +129,15 @@ def test_dsimplex_models_train_on_real_data(tmp_path):
     features = run.embeddings("dsimplex:new", "test")
     assert features.shape == (len(run.splits.test), 16)
     assert (features < 0).any()  # no ReLU: features can point at the vertices' negative parts
+
+
+def test_a_generation_is_fine_tuned_as_iamcl2r_fine_tunes(fashion_mnist, tmp_path):
+    run = Run("smoke", 0, runs_dir=tmp_path)
+    tuned = finetune_recipe(run, run.preset.new.training)
+    assert (tuned.optimizer, tuned.lr, tuned.momentum, tuned.warmup_epochs) == ("sgd", 1e-3, 0.9, 0)
+    assert tuned.epochs == run.preset.new.training.epochs  # the new recipe's budget
+    other = Run("smoke", 0, runs_dir=tmp_path,
+                overrides={"methods": {"dsimplex": {"finetune_lr": 0.01}}})
+    for generation, moves in (("old", False), ("new", True)):
+        keys = {r.store.key(r.artifact(f"dsimplex:{generation}")) for r in (run, other)}
+        assert (len(keys) == 2) == moves, generation
