@@ -4,7 +4,9 @@ and measure retrieval at each share; the area under that curve summarises an ord
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from fctlib.evaluation.distances import for_distance
 from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.progress import progress
 
@@ -67,16 +69,44 @@ def backfill_curve(query: np.ndarray, transformed: np.ndarray, new: np.ndarray,
     return points
 
 
+def nearest_items(query: np.ndarray, gallery: np.ndarray, *, distance: str = "l2",
+                  block: int = 1024) -> np.ndarray:
+    """Each query's nearest gallery item under `distance`, its own item excluded (query i is the
+    sample of gallery item i, as in evaluate_case)."""
+    q = torch.from_numpy(for_distance(np.asarray(query, np.float32), distance))
+    g = torch.from_numpy(for_distance(np.asarray(gallery, np.float32), distance))
+    nearest = []
+    for start in range(0, len(q), block):
+        d = torch.cdist(q[start:start + block], g)
+        rows = torch.arange(len(d))
+        d[rows, rows + start] = float("inf")
+        nearest.append(d.argmin(1))
+    return torch.cat(nearest).numpy() if nearest else np.zeros(0, np.int64)
+
+
+def backfilled_top1_share(query: np.ndarray, transformed: np.ndarray, new: np.ndarray,
+                          order: np.ndarray, fraction: float, *, distance: str = "l2") -> float:
+    """The share of queries whose nearest gallery item is a backfilled one, with `fraction` of the
+    gallery backfilled in `order`: far above `fraction`, the new embeddings crowd out the
+    transformed ones (they win nearest-neighbour contests whatever their class)."""
+    gallery = backfilled_gallery(transformed, new, order, fraction)
+    backfilled = np.zeros(len(new), dtype=bool)
+    backfilled[np.asarray(order)[: backfilled_count(len(new), fraction)]] = True
+    return float(backfilled[nearest_items(query, gallery, distance=distance)].mean())
+
+
 def fastfill_curves(new: np.ndarray, fastfill: np.ndarray, sigma: np.ndarray, fct: np.ndarray,
                     labels, old_classes, *, seed: int, distance: str = "l2") -> list[dict]:
     """The FastFill comparison on one gallery (queries = its new embeddings): FastFill's
     transformation in random, uncertainty and oracle order, FCT's in random order (the same
-    random permutation); [{transformation, order, points}]."""
+    random permutation) and in oracle order (does backfilling the worst-transformed items first
+    help FCT's h?); [{transformation, order, points}]."""
     shuffled = random_order(len(new), seed)
     plan = [("fastfill", "random", fastfill, shuffled),
             ("fastfill", "uncertainty", fastfill, uncertainty_order(sigma)),
             ("fastfill", "oracle", fastfill, oracle_order(fastfill, new)),
-            ("fct", "random", fct, shuffled)]
+            ("fct", "random", fct, shuffled),
+            ("fct", "oracle", fct, oracle_order(fct, new))]
     return [{"transformation": name, "order": order,
              "points": backfill_curve(new, gallery, new, indices, labels, old_classes,
                                       distance=distance, desc=f"backfill {name} {order}")}

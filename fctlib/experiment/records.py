@@ -219,14 +219,17 @@ class BackfillCurve(JsonData):
 
 @dataclass(kw_only=True)
 class FastFillRecord(Record):
-    """Notebook 07: the backfilling curves, how sigma ranks the real error, and histories."""
+    """Notebook 07: the backfilling curves, how sigma ranks the real error, histories, and each
+    transformed gallery's diagnostics (`methods.fastfill.gallery_diagnostics`)."""
 
     STEP: ClassVar[str] = "fastfill"
     NOTEBOOK: ClassVar[str] = "07_fastfill"
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "diagnostics")
     side_info_dim: int
     curves: list[BackfillCurve]
     sigma_error_spearman: dict[str, float]
     history: dict[str, History]
+    diagnostics: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fctlib.data.splits import remap_labels
+from fctlib.evaluation.backfill import backfilled_top1_share, random_order
 from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
 from fctlib.methods.fct import (
@@ -213,6 +214,30 @@ def fastfill_gallery(run: RunContext, side_dim: int, split: str = "test"
     model, _ = run.trained(fastfill_artifact(run, side_dim))
     side = run.embeddings(SideInfoName(side_dim), split) if side_dim else None
     return upgrade_with_uncertainty(model, run.embeddings("old", split), side, device=run.device)
+
+
+def classifier_ce(features: np.ndarray, weight: torch.Tensor, labels: np.ndarray) -> float:
+    """Mean cross-entropy (no smoothing) of a frozen bias-free classifier on `features`."""
+    logits = torch.as_tensor(features, dtype=torch.float32) @ weight.detach().float().cpu().t()
+    return float(F.cross_entropy(logits, torch.as_tensor(labels, dtype=torch.long)))
+
+
+def gallery_diagnostics(run: RunContext, gallery: np.ndarray | None, *, seed: int
+                        ) -> dict[str, float]:
+    """How a transformed test gallery sits against the new model's embeddings: the frozen new
+    classifier's cross-entropy on it (lower than on the new embeddings: fitted to the classifier
+    rather than to the embeddings) and the share of new queries whose nearest item is a
+    backfilled one at 5% random backfill (far above 5%: crowding); `gallery` None: the new
+    embeddings themselves (their cross-entropy alone)."""
+    new = run.embeddings("new", "test")
+    labels = remap_labels(run.splits.test, run.splits.all_classes).labels
+    weight = run.trained("new")[0].classifier.weight
+    if gallery is None:
+        return {"classifier_ce": classifier_ce(new, weight, labels)}
+    share = backfilled_top1_share(new, gallery, new, random_order(len(new), seed), 0.05,
+                                  distance=run.preset.distance)
+    return {"classifier_ce": classifier_ce(gallery, weight, labels),
+            "backfilled_top1_share_at_5pct": share}
 
 
 @register_method("fastfill", order=40, notation=(

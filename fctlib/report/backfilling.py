@@ -167,3 +167,26 @@ def backfilling_paper_comparison(long: pd.DataFrame, ours_label: str) -> pd.Data
         row.update({f"gain_{c}": round(fastfill[c] - fct[c], 2) for c in AUC_COLUMNS})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+DIAGNOSTIC_COLUMNS = ["seed", "gallery", "classifier_ce", "backfilled_top1_share_at_5pct"]
+
+
+def diagnostics_table(records: Records) -> pd.DataFrame:
+    """Per test gallery (new/new; FastFill's and FCT's h, by side-info), the mean over seeds of
+    the frozen new classifier's cross-entropy on it and of the share of new queries whose nearest
+    item is a backfilled one at 5% random backfill (%), and the seeds (records written before
+    these diagnostics: empty)."""
+    def frame(record, seed: int) -> pd.DataFrame:
+        return pd.DataFrame([{"seed": seed, "gallery": gallery, **values}
+                             for gallery, values in record.diagnostics.items()],
+                            columns=DIAGNOSTIC_COLUMNS)
+
+    long = over_seeds(records, "fastfill", frame, DIAGNOSTIC_COLUMNS)
+    if long.empty:
+        return pd.DataFrame(columns=DIAGNOSTIC_COLUMNS[1:] + ["seeds"])
+    long["backfilled_top1_share_at_5pct"] *= 100
+    grouped = long.groupby("gallery", sort=False)
+    table = grouped[DIAGNOSTIC_COLUMNS[2:]].mean()
+    table["seeds"] = grouped["seed"].nunique()
+    return table.reset_index().round(3)

@@ -6,11 +6,14 @@ from fctlib.evaluation.backfill import (
     backfill_curve,
     backfilled_count,
     backfilled_gallery,
+    backfilled_top1_share,
     fastfill_curves,
+    nearest_items,
     oracle_order,
     random_order,
     uncertainty_order,
 )
+from fctlib.evaluation.distances import for_distance
 from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.report.backfilling import area_under_curve
 
@@ -100,13 +103,34 @@ def test_fastfill_curves_and_the_oracle_beating_random():
     curves = fastfill_curves(new, transformed, scale, fct, labels, OLD_CLASSES, seed=1)
     assert [(c["transformation"], c["order"]) for c in curves] == [
         ("fastfill", "random"), ("fastfill", "uncertainty"), ("fastfill", "oracle"),
-        ("fct", "random")]
+        ("fct", "random"), ("fct", "oracle")]
     new_new = evaluate_case(new, new, labels, OLD_CLASSES)
     for curve in curves:
         assert [p["fraction"] for p in curve["points"]] == pytest.approx(FRACTIONS.tolist())
         assert curve["points"][-1]["metrics"] == new_new
-    auc = {c["order"]: area_under_curve(FRACTIONS, [p["metrics"]["all"]["mAP"]
-                                                    for p in c["points"]])
-           for c in curves if c["transformation"] == "fastfill"}
+    auc = {(c["transformation"], c["order"]): area_under_curve(
+        FRACTIONS, [p["metrics"]["all"]["mAP"] for p in c["points"]]) for c in curves}
     # sigma = the noise scale: uncertainty order is close to the oracle, both beat random
-    assert auc["oracle"] > auc["random"] and auc["uncertainty"] > auc["random"], auc
+    assert auc["fastfill", "oracle"] > auc["fastfill", "random"], auc
+    assert auc["fastfill", "uncertainty"] > auc["fastfill", "random"], auc
+    assert auc["fct", "oracle"] > auc["fct", "random"], auc  # its own worst items first
+
+
+@pytest.mark.parametrize("distance", ["l2", "cosine"])
+def test_nearest_items_and_backfilled_share_match_brute_force(distance):
+    rng = np.random.default_rng(0)
+    new = rng.normal(size=(50, 6)).astype(np.float32)
+    transformed = new + rng.normal(scale=0.8, size=new.shape).astype(np.float32)
+    q, g = (for_distance(x, distance).astype(np.float64) for x in (new, transformed))
+    d = ((q[:, None, :] - g[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)  # each query's own item excluded
+    np.testing.assert_array_equal(nearest_items(new, transformed, distance=distance, block=7),
+                                  d.argmin(1))
+    order = random_order(50, 1)
+    gallery = backfilled_gallery(transformed, new, order, 0.2)
+    d = ((q[:, None, :] - for_distance(gallery, distance)[None].astype(np.float64)) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    expected = np.isin(d.argmin(1), order[:10]).mean()
+    assert backfilled_top1_share(new, transformed, new, order, 0.2,
+                                 distance=distance) == pytest.approx(expected)
+    assert backfilled_top1_share(new, transformed, new, order, 0.0, distance=distance) == 0.0

@@ -220,7 +220,7 @@ def test_suite_compatibility_tables(smoke_results):
 def test_suite_backfilling_tables(smoke_results):
     tables = smoke_results / "tables"
     curves = [("fastfill", "random"), ("fastfill", "uncertainty"), ("fastfill", "oracle"),
-              ("fct", "random")]
+              ("fct", "random"), ("fct", "oracle")]
     for name in ("backfilling", "backfilling_no_side"):
         auc = read_table(tables / f"{name}.csv")
         assert list(auc.columns) == ["transformation", "order", "auc_rule", "auc_top1",
@@ -240,6 +240,11 @@ def test_suite_backfilling_tables(smoke_results):
     assert set(claims["verdict"]) <= {"holds", "fails", "unresolved"} and len(claims) == 20
     paper = read_table(tables / "backfilling_paper_comparison.csv")
     assert list(paper["source"]) == ["published"] * 3 + ["ours"] * 2
+    diagnostics = read_table(tables / "fastfill_diagnostics.csv").set_index("gallery")
+    assert set(diagnostics.index) == {"new/new", "fastfill/side", "fct/side", "fastfill/no-side",
+                                      "fct/no-side"}
+    assert (diagnostics["classifier_ce"] > 0).all()
+    assert diagnostics["backfilled_top1_share_at_5pct"].drop("new/new").between(0, 100).all()
 
 
 def test_report_is_self_contained_with_code_hidden(smoke_results):

@@ -11,20 +11,22 @@ from fctlib.report.backfilling import (
     backfilling_points_table,
     backfilling_sentence,
     backfilling_table,
+    diagnostics_table,
 )
 from fctlib.report.sections.context import Report
 
 
 def show_backfilling(report: Report) -> None:
     """`backfilling_points`, `backfilling` (with side-info), `backfilling_no_side`,
-    `backfilling_claims` and `backfilling_paper_comparison`, with the curves' chart."""
+    `backfilling_claims`, `backfilling_paper_comparison` and `fastfill_diagnostics`, with the
+    curves' chart."""
     if not report.start("backfilling"):
         return
     long = report.backfilling_points
     page.markdown("Area under the curve of retrieval against the share of the gallery "
                   "re-embedded by the new model (22 points, %): `mean` is the published rule, "
                   "`trapezoid` the trapezoid rule. Oracle: largest ||new - h(old)|| first (needs "
-                  "the new embeddings).")
+                  "the new embeddings), for FastFill's h and FCT's.")
     points = backfilling_points_table(long)
     report.save(points, "backfilling_points", "backfilling")
     for name, dim in (("backfilling", report.config.side_info.model.embedding_dim),
@@ -48,3 +50,13 @@ def show_backfilling(report: Report) -> None:
     page.show(page.table(page.two_level(paper, {
         "fct_random_auc_": "FCT, random order",
         "fastfill_uncertainty_auc_": "FastFill, uncertainty order", "gain_auc_": "gain"})))
+    diagnostics = diagnostics_table(report.covered["backfilling"].select(report.records))
+    if len(diagnostics):
+        report.save(diagnostics, "fastfill_diagnostics", "backfilling")
+        page.markdown("**Where the transformed galleries sit** (test split, mean over seeds): "
+                      "`classifier_ce`, the frozen new classifier's cross-entropy on the gallery "
+                      "(below new/new's: h fitted the classifier rather than the new embeddings); "
+                      "`backfilled_top1_share_at_5pct`, the share of new queries whose nearest "
+                      "item is a backfilled one when 5% of the gallery is backfilled at random (%; "
+                      "far above 5: the new embeddings crowd out the transformed ones).")
+        page.show(page.table(diagnostics.set_index("gallery")))
