@@ -29,11 +29,12 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one folder or file nam
 # that reads it (`method_section`); its defaults are the dataclass's
 METHOD_SECTIONS: dict[str, type] = {}
 OPEN_SECTIONS = ("methods",)  # keys defaults.yaml need not list: checked by Preset.check_methods
-# keys that moved into a method's own section: a preset still using them is told where to
-MOVED_KEYS = {**{k: f"methods.{k}" for k in ("bct", "fastfill", "projection", "oca", "dsimplex",
-                                             "cross")},
-              "multistep.bct_variant": "methods.bct.multistep_variant",
-              "multistep.bct_weight": "methods.bct.multistep_weight"}
+# keys that moved or went: a preset still using them is told where to, or why
+MOVED_KEYS = {**{k: f"is now 'methods.{k}'; move it there (under methods:)"
+                 for k in ("bct", "fastfill", "projection", "oca", "dsimplex", "cross")},
+              **{f"multistep.bct_{k}": "is gone: the multi-step chain trains the BCT variant and "
+                                      "weight chosen on tune; remove it" for k in ("variant",
+                                                                                  "weight")}}
 
 
 def method_section(name: str):
@@ -198,12 +199,13 @@ def resolve_preset_path(preset: str | Path) -> Path:
 
 
 def refuse_moved_keys(layer: dict, source: str) -> None:
-    """A PresetError naming the first key of `layer` that moved (MOVED_KEYS) and where to."""
-    for old, new in MOVED_KEYS.items():
+    """A PresetError naming the first key of `layer` that moved or went (MOVED_KEYS), and what to
+    do."""
+    for old, what in MOVED_KEYS.items():
         section, _, key = old.partition(".")
         value = layer.get(section)
         if section in layer and (not key or isinstance(value, dict) and key in value):
-            raise PresetError(f"{source}: '{old}' is now '{new}'; move it there (under methods:)")
+            raise PresetError(f"{source}: '{old}' {what}")
 
 
 def load_preset(preset: str | Path, overrides: dict | str | None = None) -> Preset:

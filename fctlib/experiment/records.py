@@ -1,7 +1,7 @@
 """Typed records of what the suite measured: one dataclass per JSON file a notebook writes
-(results/<preset>/metrics/seed<k>/<step>.json) and per explored setting (exploration/<label>.json).
-Each has `artifacts` (name -> commit that trained it), `commit` (the code that measured it) and
-`compute` (the arithmetic: CPU, kernels, BLAS, GPU); each left out of the JSON while empty."""
+(results/<preset>/metrics/seed<k>/<step>.json) and per explored setting (exploration/<label>.json),
+with `artifacts` (name -> commit that trained it), `commit` (the code that measured it) and
+`compute` (CPU, kernels, BLAS, GPU), each left out of the JSON while empty."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from fctlib.io import save_json
 Metrics = dict[str, dict[str, float]]  # {class split: {metric: value}}, values as fractions
 Cases = dict[str, Metrics]  # {case, e.g. "old/old": its metrics}
 History = list[dict]  # one dict per training epoch
-
 
 STEP_RECORDS: dict[str, type[Record]] = {}  # step -> its record class, in the suite's order
 
@@ -304,19 +303,21 @@ class Criterion(JsonData):
 
 @dataclass(kw_only=True)
 class MethodsRecord(Record):
-    """Notebook 09: the methods table's rows, backward projection, each method's compatibility
-    criterion, the methods left out of the price table (their new model differs on purpose), and
-    every method registered when it ran (so the report names those without rows)."""
+    """Notebook 09: the methods table's rows, BCT's variant and weight, backward projection, each
+    method's criterion, the methods left out of the price table (their new model differs on
+    purpose), every method registered when it ran (the report names those without rows)."""
 
     STEP: ClassVar[str] = "methods"
     NOTEBOOK: ClassVar[str] = "09_methods"
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "methods")
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "methods",
+                                                     "bct_variant")
     rows: list[MethodRow]
     bct_weight: float
     projection: dict  # {"cases": Cases, "history": History}
     criteria: list[Criterion]
     unpriced: list[str]
     methods: list[str] = field(default_factory=list)  # registered methods, table order
+    bct_variant: str = ""  # "": a record written before it
 
 
 @dataclass

@@ -86,15 +86,13 @@ class BCTSweep:
 @dataclass(frozen=True)
 class BCTConfig:
     """`methods.bct` of a preset: the variants and weights trained and compared on the tune split
-    (the one used is chosen there), the normalised-softmax scale of `openbct-normsm`, the
-    optimisation of `bt2` (the other variants use the new model's recipe), and the variant and
-    weight along the multi-step chain."""
+    (the one used is chosen there, in the multi-step chain too), the normalised-softmax scale of
+    `openbct-normsm` and the optimisation of `bt2` (the other variants use the new model's
+    recipe)."""
 
     sweep: list[BCTSweep]
     bt2_training: TrainConfig
     normsm_scale: float = 30.0
-    multistep_variant: str = "openbct"
-    multistep_weight: float = 1.0
 
     def __post_init__(self):
         variants = [s.variant for s in self.sweep]
@@ -103,14 +101,11 @@ class BCTConfig:
         if not set(variants) - set(RECORD_ONLY):
             raise ValueError(f"sweep needs a variant that can be chosen (not only "
                              f"{RECORD_ONLY}), got {variants}")
-        if self.normsm_scale <= 0 or self.multistep_weight < 0:
-            raise ValueError(f"normsm_scale must be > 0 and multistep_weight >= 0, got "
-                             f"{self.normsm_scale} and {self.multistep_weight}")
-        chainable = tuple(v for v in VARIANTS if not VARIANTS[v].normsm)
-        if self.multistep_variant not in chainable:
-            raise ValueError(f"multistep_variant must be one of {chainable} (a normalised-softmax "
-                             f"generation has no linear rows for the next), got "
-                             f"{self.multistep_variant!r}")
+        if self.normsm_scale <= 0:
+            raise ValueError(f"normsm_scale must be > 0, got {self.normsm_scale}")
+        if not any(VARIANTS[v].chainable and VARIANTS[v].choosable for v in variants):
+            raise ValueError(f"sweep needs a variant the multi-step chain can train (not only "
+                             f"a normalised softmax), got {variants}")
 
     def models(self) -> list[tuple[str, float]]:
         """Every (variant, weight) of the sweep, in preset order."""
@@ -195,29 +190,28 @@ def variant_points(run: RunContext, splits: tuple[str, ...] = ("tune", "test"),
     return points
 
 
-def choose_from(points: list[dict], distance: str) -> tuple[str, float]:
+def choose_from(points: list[dict], distance: str, *, chainable: bool = False
+                ) -> tuple[str, float]:
     """The (variant, weight) with the best bct/old score on the tune split under `distance`,
-    among the variants that may be chosen (ties: the first in sweep order)."""
+    among the variants that may be chosen (`chainable`: and that the multi-step chain can train;
+    ties: the first in sweep order)."""
     tune = [p for p in points if p["split"] == "tune" and p["distance"] == distance
-            and VARIANTS[p["variant"]].choosable]
+            and VARIANTS[p["variant"]].choosable
+            and (VARIANTS[p["variant"]].chainable or not chainable)]
     if not tune:
-        raise ValueError(f"no tune-split point under {distance!r} of a variant that may be chosen")
+        raise ValueError(f"no tune-split point under {distance!r} of a variant that may be chosen"
+                         + (" and chained" if chainable else ""))
     best = max(tune, key=lambda p: score(p["bct/old"]))
     return best["variant"], best["weight"]
 
 
-def choose(run: RunContext) -> tuple[str, float, list[dict]]:
-    """The variant and weight chosen on the tune split under the preset's distance, and the tune
-    points (both distances) the choice was made from."""
+def choose(run: RunContext, *, chainable: bool = False) -> tuple[str, float, list[dict]]:
+    """The variant and weight chosen on the tune split under the preset's distance (`chainable`:
+    among those the multi-step chain can train), and the tune points (both distances) the choice
+    was made from."""
     points = variant_points(run, splits=("tune",))
-    variant, weight = choose_from(points, run.preset.distance)
+    variant, weight = choose_from(points, run.preset.distance, chainable=chainable)
     return variant, weight, points
-
-
-def choose_weight(run: RunContext) -> tuple[float, list[dict]]:
-    """The chosen weight (of the chosen variant, see `choose`) and the tune points."""
-    _, weight, points = choose(run)
-    return weight, points
 
 
 def chosen_artifact(run: RunContext) -> BCTName:
@@ -238,14 +232,15 @@ def bct_cases(run: RunContext) -> MethodCases:
 
 @multistep_chain("bct")
 def bct_generation(steps: Generations, k: int) -> Artifact:
-    """Generation k trained with BCT's influence loss (`methods.bct.multistep_variant`, its recipe
-    and network) through generation k-1; the chain starts from an ordinary model."""
+    """Generation k trained with BCT's influence loss (the variant and weight chosen on tune among
+    those the chain can train, with that variant's recipe and network) through generation k-1;
+    the chain starts from an ordinary model."""
     if k == 0:
         return steps.generation("independent", 0)
     run, classes, stage = steps.run, steps.generations[k], steps.stage(k)
     previous = steps.generation("bct", k - 1)
     cfg = run.preset.method("bct")
-    weight, variant = cfg.multistep_weight, cfg.multistep_variant
+    variant, weight, _ = choose(run, chainable=True)
     training = cfg.training(variant, stage.training)
     channels = run.splits.bundle.channels
 

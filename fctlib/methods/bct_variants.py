@@ -47,6 +47,12 @@ class Variant:
     source: str
 
     @property
+    def chainable(self) -> bool:
+        """Whether a generation trained with it has linear rows for the next (the multi-step
+        chain): not a normalised softmax's."""
+        return not self.normsm
+
+    @property
     def choosable(self) -> bool:
         """Whether the variant may be chosen on tune (the hybrid and the control are for the
         record only)."""

@@ -42,7 +42,8 @@ def _write(tmp_path, text):
     ("name: x\nold: {training: {epochs: 0}}\n", "impossible value in 'old.training'"),
     ("name: x\nbct: {normsm_scale: 3}\n", "'bct' is now 'methods.bct'; move it there"),
     ("name: x\nmultistep: {bct_weight: 2}\n",
-     "'multistep.bct_weight' is now 'methods.bct.multistep_weight'"),
+     "'multistep.bct_weight' is gone: the multi-step chain trains the BCT variant and weight "
+     "chosen on tune"),
     ("name: x\ndistance: manhattan\n", "distance must be one of"),
     ("name: x\ndata: {tune_fraction: 1.5}\n", "tune_fraction"),
     ("name: x\ndata: {path: disk}\n", "path must be one of"),

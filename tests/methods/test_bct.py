@@ -138,7 +138,8 @@ def test_variants_are_the_published_ones_with_their_weights():
     ({"sweep": [{"variant": "hybrid", "weights": [1]}]}, "a variant that can be chosen"),
     ({"sweep": [{"variant": "bt2", "weights": [1, 1]}]}, "must be distinct"),
     ({"normsm_scale": 0}, "normsm_scale must be > 0"),
-    ({"multistep_variant": "openbct-normsm"}, "multistep_variant must be one of"),
+    ({"sweep": [{"variant": "openbct-normsm", "weights": [1]}]},
+     "a variant the multi-step chain can train"),
     ({"sweeps": []}, "unknown key 'methods.bct.sweeps'"),
 ])
 def test_bct_settings_are_refused_before_a_run_starts(section, message):
