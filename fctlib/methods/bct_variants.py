@@ -6,10 +6,13 @@ The variants (sources in params/defaults.yaml, `methods.bct`):
 - `openbct-g` (B): rows = class means of L2-normalised old features, every class;
 - `bt2` (C): L2-normalised new feature (own classifier and influence), rows as B, label
   smoothing 0.1 on both terms, weight 10, BT-2's optimiser;
-- `openbct-normsm` (D): the new model's own classifier a normalised softmax (scale 30), influence
-  as A;
+- `openbct-normsm` (D): the new model's own classifier openBCT's normalised softmax (scale 30) as
+  its code computes it (a kernel normalised per feature dimension, logits clamped), influence as A;
+- `normface`: the same with the textbook NormFace classifier (each class row normalised; this
+  suite's `openbct-normsm` before issue 23), for the record only;
 - `hybrid`: old trained rows + raw new-class means in one softmax (this suite before issue 15),
-  for the record only: anti-compatible by construction, never chosen.
+  for the record only: anti-compatible by construction, never chosen;
+- `random-rows`: a control, openbct-g with random rows (no old-model information), never chosen.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fctlib.models.backbones import build_model
+from fctlib.models.backbones import KernelNormClassifier, build_model
 from fctlib.models.spec import ModelSpec
 
 ROWS = ("old-classifier", "unit-means", "hybrid", "random")  # how the influence rows are built
-RECORD_ONLY = ("hybrid", "random-rows")  # measured when a preset lists them, never chosen
+RECORD_ONLY = ("hybrid", "random-rows", "normface")  # measured when listed, never chosen
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,9 @@ class Variant:
     """One published construction of BCT: its influence rows, which samples and classes take part
     (`classes`: "old", only old-class samples and old rows; "all"), whether the new feature is
     L2-normalised (in the model's output, its own classifier and the influence term), the label
-    smoothing of the influence CE, whether the new model's own classifier is a normalised softmax,
-    and its published weight."""
+    smoothing of the influence CE, whether the new model's own classifier is a normalised softmax
+    (`normsm`; `kernel`: openBCT's code form, KernelNormClassifier, else NormFace's rows), and its
+    published weight."""
 
     name: str
     rows: str
@@ -45,6 +49,7 @@ class Variant:
     normsm: bool
     published_weight: float
     source: str
+    kernel: bool = False
 
     @property
     def chainable(self) -> bool:
@@ -67,7 +72,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("bt2", "unit-means", "all", True, 0.1, False, 10.0,
             "BT-2 @8282360 train_BCT.py, trainers/bct_trainer.py, configs/cifar100_BCT.yaml"),
     Variant("openbct-normsm", "old-classifier", "old", False, 0.0, True, 1.0,
-            "openBCT @69e798c --use-norm-sm, models/resnet.py"),
+            "openBCT @69e798c --use-norm-sm, models/resnet.py (kernel normalised along dim 1, "
+            "clamped)", kernel=True),
+    Variant("normface", "old-classifier", "old", False, 0.0, True, 1.0,
+            "openbct-normsm with NormFace's per-class rows (this suite before issue 23)"),
     Variant("hybrid", "hybrid", "all", False, 0.0, False, 1.0,
             "this suite before issue 15 (published by no one)"),
     Variant("random-rows", "random", "all", False, 0.0, False, 1.0,
@@ -199,10 +207,12 @@ def build_bct_model(variant: Variant | str, spec: ModelSpec, channels: int, num_
                     normsm_scale: float) -> nn.Module:
     """The new network a variant trains: the new architecture with a bias-free linear classifier,
     on the L2-normalised embedding for `bt2`, a normalised softmax of `normsm_scale` for
-    `openbct-normsm`."""
+    `openbct-normsm` (openBCT's code form) and `normface` (per-class rows)."""
     v = VARIANTS[variant] if isinstance(variant, str) else variant
     model = build_model(spec, channels, num_classes,
                         cosine_scale=normsm_scale if v.normsm else None)
+    if v.kernel:
+        model.classifier = KernelNormClassifier(spec.embedding_dim, num_classes, normsm_scale)
     if v.normalize:
         model.backbone = UnitEmbedding(model.backbone)
     return model

@@ -148,6 +148,26 @@ class CosineClassifier(nn.Module):
         return self.scale * cosine
 
 
+class KernelNormClassifier(nn.Module):
+    """openBCT's `--use-norm-sm` classifier as its code computes it (models/resnet.py @69e798c):
+    a (d x classes) kernel normalised along its second axis (each feature dimension across the
+    classes, not each class's row), the products with the normalised embedding clamped to
+    [-1, 1], times `scale`; the kernel starts uniform in [-1, 1] with unit columns, as there."""
+
+    def __init__(self, embedding_dim: int, num_classes: int, scale: float = 30.0):
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        self.scale = scale
+        kernel = torch.empty(embedding_dim, num_classes).uniform_(-1, 1)
+        self.kernel = nn.Parameter(kernel.renorm_(2, 1, 1e-5).mul_(1e5))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        products = nn.functional.normalize(embedding, dim=1) @ nn.functional.normalize(
+            self.kernel, dim=1)
+        return self.scale * products.clamp(-1, 1)
+
+
 def build_model(spec: ModelSpec, in_channels: int, num_classes: int,
                 cosine_scale: float | None = None) -> EmbeddingClassifier:
     """An embedding network with its classifier, as trained by the suite's old and new models;

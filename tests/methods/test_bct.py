@@ -19,7 +19,7 @@ from fctlib.methods.bct_variants import (
     variant_loss,
 )
 from fctlib.methods.registry import parse_name
-from fctlib.models.backbones import CosineClassifier
+from fctlib.models.backbones import CosineClassifier, KernelNormClassifier
 from fctlib.models.spec import ModelSpec
 
 
@@ -172,9 +172,29 @@ def test_bt2_model_embeds_on_the_unit_sphere_and_normsm_uses_scale_30():
     embedding, _ = build_bct_model("bt2", spec, 1, 5, 30.0).eval()(x)
     assert torch.allclose(embedding.norm(dim=1), torch.ones(3), atol=1e-5)
     normsm = build_bct_model("openbct-normsm", spec, 1, 5, 30.0)
-    assert isinstance(normsm.classifier, CosineClassifier) and normsm.classifier.scale == 30.0
+    assert isinstance(normsm.classifier, KernelNormClassifier) and normsm.classifier.scale == 30.0
+    normface = build_bct_model("normface", spec, 1, 5, 30.0)
+    assert isinstance(normface.classifier, CosineClassifier) and normface.classifier.scale == 30.0
     plain = build_bct_model("openbct", spec, 1, 5, 30.0)
     assert isinstance(plain.classifier, torch.nn.Linear) and plain.classifier.bias is None
+
+
+def test_openbct_s_normalised_softmax_is_computed_as_its_code_computes_it():
+    """openBCT models/resnet.py @69e798c: normalize(kernel, dim=1) of a (d, C) kernel, the
+    normalised feature times it, clamped to [-1, 1], times s."""
+    torch.manual_seed(0)
+    head = KernelNormClassifier(4, 3, scale=30.0)
+    assert torch.allclose(head.kernel.norm(dim=0), torch.ones(3))  # unit columns at the start
+    with torch.no_grad():
+        head.kernel.copy_(torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0], [1.0, 0.0, 0.0],
+                                        [0.0, 1.0, 1.0]]))
+    x = torch.tensor([[1.0, 1.0, 1.0, 1.0], [-2.0, 0.0, 0.0, 0.0]])
+    kernel = head.kernel.detach()
+    rows = kernel / kernel.norm(dim=1, keepdim=True)  # each feature dimension across classes
+    feature = x / x.norm(dim=1, keepdim=True)
+    expected = 30.0 * (feature @ rows).clamp(-1, 1)
+    assert torch.allclose(head(x), expected)
+    assert not torch.allclose(expected, 30.0 * feature @ (kernel / kernel.norm(dim=0)))
 
 
 def _point(variant, weight, split, distance, cross):
