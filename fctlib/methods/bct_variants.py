@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fctlib.models.backbones import KernelNormClassifier, build_model
+from fctlib.models.backbones import KernelNormClassifier, UnitEmbedding, build_model
 from fctlib.models.spec import ModelSpec
 
 ROWS = ("old-classifier", "unit-means", "hybrid", "random")  # how the influence rows are built
@@ -190,17 +190,6 @@ def variant_loss(variant: Variant | str, label_smoothing: float, old_weight: tor
     v = VARIANTS[variant] if isinstance(variant, str) else variant
     return bct_loss(label_smoothing, old_weight, covered, influence_weight,
                     influence_smoothing=v.influence_smoothing, normalize=v.normalize)
-
-
-class UnitEmbedding(nn.Module):
-    """A backbone whose embedding is L2-normalised (BT-2's `norm_feature: True`)."""
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.backbone(x), dim=1)
 
 
 def build_bct_model(variant: Variant | str, spec: ModelSpec, channels: int, num_classes: int,

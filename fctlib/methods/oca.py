@@ -14,10 +14,13 @@ transformation layer, as the authors' code builds it (z3n0e/OCA @af89d7d):
 - loss = 5 CE(classifier) + 10 CE(slice @ prototypes^T) + 5 (1 - cos(slice, prototype of its
   class)), both cross-entropies with label smoothing 0.1 (`OCA_trainer.py`; `label_smoothing:
   0.1` in `configs/train/cifar100_OCA.yaml`);
-- cosine is its protocol (`distance_metric: cosine` in its evaluation configs).
-
-The old model is the suite's (shared by every method) and the recipe is the suite's new one, not
-the authors' Adam 1e-3, batch 64, 100 epochs.
+- cosine is its protocol (`distance_metric: cosine` in its evaluation configs);
+- its old model is its own, trained as `configs/train/cifar100_independent_old.yaml` trains it:
+  no final ReLU, the embedding L2-normalised into its classifier (`norm_feature: True`), label
+  smoothing 0.1 (`oca-old`); OCA's compatibility is measured against it (`oca/oca-old`) and
+  against the suite's shared old model's own retrieval;
+- both train with its recipe (`methods.oca.training`: Adam 1e-3, weight decay 2^-15, batch 64,
+  cosine with 5 of 100 epochs of warm-up), the old one at the old model's epochs.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import orthogonal
 
-from fctlib.data.splits import remap_labels
+from fctlib.data.splits import remap_labels, select_classes
 from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
 from fctlib.methods.independent import fit_classifier
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
-from fctlib.models.backbones import build_backbone
+from fctlib.models.backbones import UnitEmbedding, build_backbone, build_model
+from fctlib.training.config import TrainConfig
+from fctlib.training.loop import classification_loss
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import RunContext
@@ -46,9 +51,10 @@ if TYPE_CHECKING:
 @method_section("oca")
 @dataclass(frozen=True)
 class OCAConfig:
-    """OCA: extra dimensions of the new embedding beyond the old size (trained with the new
-    model's recipe)."""
+    """OCA: its recipe (its new model's; its old model's at the old model's epochs) and the extra
+    dimensions of the new embedding beyond the old size."""
 
+    training: TrainConfig
     extra_dims: int = 32
 
     def __post_init__(self):
@@ -148,16 +154,40 @@ def oca_training_step(prototypes: torch.Tensor, old_dim: int,
 
 
 # -- in a run -------------------------------------------------------------------------------------
+@artifact_kind("oca-old")
+def oca_old_encoder(run: RunContext) -> Artifact:
+    """OCA's own old model: the old network without its embedding ReLU, its embedding
+    L2-normalised into a bias-free classifier, trained on the old classes with OCA's recipe at
+    the old model's epochs (label-smoothed cross-entropy)."""
+    s = run.splits
+    spec = dataclasses.replace(run.preset.old.model, embedding_relu=False)
+    training = dataclasses.replace(run.preset.method("oca").training,
+                                   epochs=run.preset.old.training.epochs)
+
+    def build() -> nn.Module:
+        model = build_model(spec, s.bundle.channels, len(s.old_classes))
+        model.backbone = UnitEmbedding(model.backbone)
+        return model
+
+    def fit(folder: Path):
+        return fit_classifier(run, folder, build, select_classes(s.train, s.old_classes),
+                              s.old_classes, classification_loss(training.label_smoothing),
+                              training, desc="oca old")
+
+    return Artifact("oca-old", "oca-old", (spec, training), fit)
+
+
 @artifact_kind("oca")
 def oca_encoder(run: RunContext) -> Artifact:
-    """OCA's new model (the new network without its embedding ReLU, new recipe, every class): an
-    embedding `methods.oca.extra_dims` wider than the old one under the orthogonal head, trained
-    with oca_loss against the old model's class prototypes (means of its L2-normalised embeddings of
-    the training set, new classes included)."""
-    new, s = run.preset.new, run.splits
-    old_dim, extra = run.preset.old.model.embedding_dim, run.preset.method("oca").extra_dims
-    spec = dataclasses.replace(new.model, embedding_dim=old_dim + extra, embedding_relu=False)
-    old = run.artifact("old")
+    """OCA's new model (the new network without its embedding ReLU, OCA's recipe, every class):
+    an embedding `methods.oca.extra_dims` wider than the old one under the orthogonal head,
+    trained with oca_loss against its old model's class prototypes (means of its L2-normalised
+    embeddings of the training set, new classes included)."""
+    new, s, cfg = run.preset.new, run.splits, run.preset.method("oca")
+    old_dim = run.preset.old.model.embedding_dim
+    spec = dataclasses.replace(new.model, embedding_dim=old_dim + cfg.extra_dims,
+                               embedding_relu=False)
+    old = run.artifact("oca-old")
 
     def fit(folder: Path):
         prototypes = class_prototypes(run.embeddings(old, "train"),
@@ -165,23 +195,24 @@ def oca_encoder(run: RunContext) -> Artifact:
                                       len(s.all_classes))
         return fit_classifier(
             run, folder, lambda: OCAModel(build_backbone(spec, s.bundle.channels),
-                                          OCAHead(old_dim, len(s.all_classes), extra)),
-            s.train, s.all_classes, oca_training_step(prototypes, old_dim), new.training,
+                                          OCAHead(old_dim, len(s.all_classes), cfg.extra_dims)),
+            s.train, s.all_classes, oca_training_step(prototypes, old_dim), cfg.training,
             desc="oca")
 
-    # recipe 2: normalised prototypes, re-normalised slice taken before the orthogonal layer
-    # (with bias), label smoothing on the influence term, no embedding ReLU (OCA @af89d7d)
-    return Artifact("oca", "oca", (spec, new.training, run.preset.method("oca")), fit, (old,),
-                    recipe=2)
+    # recipe 3: its own old model and recipe (2: normalised prototypes, re-normalised slice taken
+    # before the orthogonal layer with bias, label smoothing on the influence term, no ReLU)
+    return Artifact("oca", "oca", (spec, cfg), fit, (old,), recipe=3)
 
 
-@register_method("oca", order=70, criteria=(("oca/old", "old/old"),), protocol=("cosine",),
-                 notation=("`oca`", "OCA's new model"))
+@register_method("oca", order=70, criteria=(("oca/oca-old", "oca-old/oca-old"),
+                                       ("oca/oca-old", "old/old")), protocol=("cosine",),
+                 notation=("`oca-old`, `oca`", "OCA's old and new models"))
 def oca_cases(run: RunContext) -> MethodCases:
-    """OCA: the re-normalised old-size slice of the new normalised embedding searches the old
-    gallery directly (`oca/old`); the whole embedding searches its own gallery (`oca/oca`).
-    Cosine is its protocol; its L2 rows are outside it."""
-    aligned = run.embeddings("oca", "test")
-    old = run.embeddings("old", "test")
+    """OCA: the re-normalised old-size slice of the new normalised embedding searches its old
+    model's gallery directly (`oca/oca-old`), which must beat that model's own retrieval
+    (`oca-old/oca-old`); the whole embedding searches its own gallery (`oca/oca`). Cosine is its
+    protocol; its L2 rows are outside it."""
+    aligned, old = run.embeddings("oca", "test"), run.embeddings("oca-old", "test")
     query = compatible_slice(torch.from_numpy(aligned), old.shape[1]).numpy()
-    return MethodCases({"oca/old": (query, old), "oca/oca": (aligned, aligned)}, "oca")
+    return MethodCases({"oca-old/oca-old": (old, old), "oca/oca-old": (query, old),
+                        "oca/oca": (aligned, aligned)}, "oca")

@@ -131,6 +131,17 @@ class EmbeddingClassifier(nn.Module):
         return embedding, self.classifier(embedding)
 
 
+class UnitEmbedding(nn.Module):
+    """A backbone whose embedding is L2-normalised (BT-2's and OCA's `norm_feature: True`)."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.backbone(x), dim=1)
+
+
 class CosineClassifier(nn.Module):
     """The normalized-softmax classifier (NormFace): `scale` x the cosine between the embedding
     and each class's weight row, so only directions are learnt."""

@@ -4,6 +4,7 @@ old features, and the loss is its three published terms."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -113,9 +114,15 @@ def test_oca_model_trains_on_real_data(tmp_path):
     embedding is the old size plus the extra dimensions, with unit norm and (no ReLU) negative
     coordinates."""
     run = Run("smoke", 0, runs_dir=tmp_path, overrides={
-        "old": {"training": {"epochs": 3}}, "new": {"training": {"epochs": 4}},
-        "methods": {"oca": {"extra_dims": 8}}})
+        "old": {"training": {"epochs": 3}},
+        "methods": {"oca": {"extra_dims": 8, "training": {"epochs": 4}}}})
     model, history = run.trained("oca")
+    assert [u.name for u in run.artifact("oca").upstream] == ["oca-old"]  # its own old model
+    old_model, old_history = run.trained("oca-old")
+    assert len(old_history) == 3 and old_history[-1]["loss"] < old_history[0]["loss"]
+    old = run.embeddings("oca-old", "test")  # normalised, without the final ReLU
+    assert np.allclose((old ** 2).sum(1), 1.0, atol=1e-4) and (old < 0).any()
+    assert old_model.classifier.weight.shape == (len(run.splits.old_classes), 16)
     # the influence term's logits lie in [-1, 1] (unit slice, prototypes of norm <= 1), so it
     # stays near 10 log(10 classes) = 23: the loss falls by points, not by a factor
     assert history[-1]["loss"] < history[0]["loss"] - 1.0, history

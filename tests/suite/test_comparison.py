@@ -97,7 +97,8 @@ def test_every_module_in_the_methods_folder_registers_and_states_its_place():
     found = [(c["method"], c["case"], c["reference"]) for c in criteria()]
     for criterion in [("independent", "new/old", "old/old"), ("bct", "bct/old", "old/old"),
                       ("dsimplex", "dsimplex/old", "dsimplex-old/dsimplex-old"),
-                      ("dsimplex", "dsimplex/old", "old/old"), ("oca", "oca/old", "old/old")]:
+                      ("dsimplex", "dsimplex/old", "old/old"),
+                      ("oca", "oca/oca-old", "oca-old/oca-old"), ("oca", "oca/oca-old", "old/old")]:
         assert criterion in found
     names = [m.name for m in ordered]
     assert found == sorted(found, key=lambda c: names.index(c[0]))  # in table order

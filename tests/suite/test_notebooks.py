@@ -166,7 +166,7 @@ def test_suite_ablation_and_methods_tables(smoke_results):
     for method, case in [("independent", "old/old"), ("independent", "new/new"),
                          ("independent", "new/old"), ("bct", "bct/old"), ("bct", "bct/bct"),
                          ("fct", "fct/no-side"), ("fct", "fct/side"), ("projection", "proj/old"),
-                         ("dsimplex", "dsimplex/old"), ("oca", "oca/old"),
+                         ("dsimplex", "dsimplex/old"), ("oca", "oca/oca-old"),
                          ("fct-arch", "fct-arch/side"), ("fct-loss", "fct-loss/side")]:
         assert (method, case, "l2") in keys, (method, case)
     values = methods[["top1", "top5", "mAP", "new_top1"]]
@@ -176,7 +176,7 @@ def test_suite_ablation_and_methods_tables(smoke_results):
     assert by_key.at[("fct/side", "l2"), "new_top1"] == by_key.at[("new/new", "l2"), "top1"]
     own = by_key.at[("dsimplex/dsimplex", "l2"), "top1"]
     assert by_key.at[("dsimplex/old", "l2"), "new_top1"] == own
-    assert by_key.at[("oca/old", "l2"), "new_top1"] == by_key.at[("oca/oca", "l2"), "top1"]
+    assert by_key.at[("oca/oca-old", "l2"), "new_top1"] == by_key.at[("oca/oca", "l2"), "top1"]
     for change in ("arch", "loss"):  # a new model of its own, not the suite's new model
         own = by_key.at[(f"fct-{change}/side", "cosine"), "new_top1"]
         assert own != by_key.at[("new/new", "cosine"), "top1"]
@@ -208,7 +208,7 @@ def test_suite_compatibility_tables(smoke_results):
     l2 = by_distance[by_distance["distance"] == "l2"].reset_index(drop=True)
     assert l2[["method", "AC", "AM"]].equals(scores)
     criteria = read_table(tables / "compatibility_criteria.csv")
-    assert {"bct/old", "oca/old", "dsimplex/old", "new/old"} <= set(criteria["case"])
+    assert {"bct/old", "oca/oca-old", "dsimplex/old", "new/old"} <= set(criteria["case"])
     prices = read_table(tables / "compatibility_price.csv")
     assert (prices.loc[prices["method"] == "fct", "price"] == 0).all()
     for metric in ("top1", "mAP"):
