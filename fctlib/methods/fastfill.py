@@ -38,6 +38,7 @@ from fctlib.experiment.store import Artifact
 from fctlib.methods.fct import (
     FreshViews,
     ViewCycle,
+    embedding_sizes,
     fresh_views,
     training_features,
     training_tensors,
@@ -191,7 +192,7 @@ def fastfill_artifact(run: RunContext, side_dim: int) -> Artifact:
                                            tuple(h.mixer_widths)), cfg.head_width)
 
         if h.feature_views == 0:
-            model = model_for(*(run.embeddings(u, "test").shape[1] for u in upstream[:2]))
+            model = model_for(*embedding_sizes(run, list(upstream[:2])))
             views = fresh_views(run, list(upstream), train_set, cfg.training, labels=True)
             return model, train_fastfill_fresh(model, views, weight, cfg.training, **options)
         old, new, *side = training_features(run, list(upstream))

@@ -19,7 +19,6 @@ from fctlib.data.batches import ImageBatches
 from fctlib.data.images import ImageSet
 from fctlib.data.splits import nested_share
 from fctlib.data.transforms import BatchTransform
-from fctlib.experiment.config import SIDE_INFO_SOURCES
 from fctlib.experiment.names import ArtifactName, Name, integer, number
 from fctlib.experiment.store import Artifact
 from fctlib.methods.registry import (
@@ -29,7 +28,7 @@ from fctlib.methods.registry import (
     parse_name,
     register_method,
 )
-from fctlib.methods.side_info import SideInfoName, simclr_artifact
+from fctlib.methods.side_info import SideInfoName, check_source, simclr_artifact
 from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
@@ -58,9 +57,7 @@ class TransformationName(ArtifactName):
     def __post_init__(self):
         if self.side_dim < 0:
             raise ValueError(f"h's side-info size must be >= 0, got {self.side_dim}")
-        if self.source not in SIDE_INFO_SOURCES:
-            raise ValueError(f"unknown side-info source {self.source!r}; choose one of "
-                             f"{SIDE_INFO_SOURCES}")
+        check_source(self.source)
         if not 0.0 < self.share <= 1.0 or self.width <= 0:
             raise ValueError(f"h's share must be in (0, 1] and its width factor above 0, got "
                              f"share {self.share} and width {self.width}")
@@ -233,6 +230,12 @@ def view_rows(rows: np.ndarray, items: int, views: int) -> np.ndarray:
     return np.concatenate([rows + v * items for v in range(views)])
 
 
+def embedding_sizes(run: RunContext, encoders: list[Name | Artifact]) -> list[int]:
+    """Each encoder's embedding size, read from its cached test embeddings (which evaluation
+    needs anyway): what an h fitted on fresh features is built for before any feature exists."""
+    return [run.embeddings(e, "test").shape[1] for e in encoders]
+
+
 def fresh_views(run: RunContext, encoders: list[Name | Artifact], images: ImageSet,
                 cfg: TrainConfig, *, labels: bool = False) -> FreshViews:
     """FreshViews of `images` with the run's training augmentation and trained `encoders`."""
@@ -268,8 +271,7 @@ def transformation_artifact(run: RunContext, name: TransformationName) -> Artifa
         rows = share_rows(run, name.share) if name.share != 1.0 else None
         if cfg.feature_views == 0:
             images = train_set if rows is None else train_set.subset(rows)
-            dims = [run.embeddings(e, "test").shape[1] for e in encoders[:2]]
-            model = model_for(*dims)
+            model = model_for(*embedding_sizes(run, encoders[:2]))
             return model, train_transformation_fresh(
                 model, fresh_views(run, encoders, images, cfg.training), cfg.training,
                 seed=run.seed, checkpoint=checkpoint, device=run.device)
@@ -328,22 +330,22 @@ def generation_transformation(steps: Generations, a: int, b: int) -> Artifact:
     upstream = (steps.generation("independent", a), steps.generation("independent", b),
                 generation_side_info(steps))
 
+    def model_for(old_dim: int, new_dim: int, side_dim: int) -> Transformation:
+        seed_everything(run.seed)
+        return Transformation(old_dim, side_dim, new_dim, tuple(cfg.branch_widths),
+                              tuple(cfg.mixer_widths))
+
     def fit(folder: Path):
         train_set, checkpoint = run.splits.train, folder / "model.pt"
         rows = np.flatnonzero(np.isin(train_set.labels, steps.generations[b]))
         if cfg.feature_views == 0:
-            old_dim, new_dim, side_dim = (run.embeddings(u, "test").shape[1] for u in upstream)
-            seed_everything(run.seed)
-            model = Transformation(old_dim, side_dim, new_dim, tuple(cfg.branch_widths),
-                                   tuple(cfg.mixer_widths))
+            model = model_for(*embedding_sizes(run, list(upstream)))
             views = fresh_views(run, list(upstream), train_set.subset(rows), cfg.training)
             return model, train_transformation_fresh(model, views, cfg.training, seed=run.seed,
                                                      checkpoint=checkpoint, device=run.device)
         rows = view_rows(rows, len(train_set), cfg.feature_views)
         old, new, side = (x[rows] for x in training_features(run, list(upstream)))
-        seed_everything(run.seed)
-        model = Transformation(old.shape[1], side.shape[1], new.shape[1],
-                               tuple(cfg.branch_widths), tuple(cfg.mixer_widths))
+        model = model_for(old.shape[1], new.shape[1], side.shape[1])
         return model, train_transformation(model, old, side, new, cfg.training, seed=run.seed,
                                            views=cfg.feature_views, checkpoint=checkpoint,
                                            device=run.device)

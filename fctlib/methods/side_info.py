@@ -110,6 +110,13 @@ def random_side_info_model(spec: ModelSpec, in_channels: int, *, seed: int) -> n
     return build_backbone(spec, in_channels).eval()
 
 
+def check_source(source: str) -> None:
+    """A ValueError unless `source` is one of SIDE_INFO_SOURCES."""
+    if source not in SIDE_INFO_SOURCES:
+        raise ValueError(f"unknown side-info source {source!r}; choose one of "
+                         f"{SIDE_INFO_SOURCES}")
+
+
 @dataclass(frozen=True)
 class SideInfoName(ArtifactName):
     """psi with `dim` outputs, from `source` (SIDE_INFO_SOURCES; SimCLR by default)."""
@@ -123,9 +130,7 @@ class SideInfoName(ArtifactName):
     def __post_init__(self):
         if self.dim < 1:
             raise ValueError(f"the side-info size must be >= 1, got {self.dim}")
-        if self.source not in SIDE_INFO_SOURCES:
-            raise ValueError(f"unknown side-info source {self.source!r}; choose one of "
-                             f"{SIDE_INFO_SOURCES}")
+        check_source(self.source)
 
     @classmethod
     def parse(cls, arg: str) -> SideInfoName:

@@ -247,7 +247,7 @@ def test_smoke_run_points_cover_both_splits_and_distances_and_the_choice_is_swep
     assert (variant, weight) in smoke_run.preset.method("bct").models()
     for p in points:  # each variant priced against the new model trained as it trains its own
         matched = bct.matched_encoder(smoke_run.preset, p["variant"])
-        alone = smoke_run.embeddings(matched, p["split"])
+        alone = smoke_run.embeddings(matched, p["split"])  # the same evaluation, so equal exactly
         assert p["matched/matched"] == smoke_run.evaluate(alone, alone, p["split"],
                                                           p["distance"])["all"]
         assert (p["matched/matched"] == p["new/new"]) == (matched == "new")

@@ -107,6 +107,7 @@ def test_one_augmented_pass_per_epoch_and_one_pass_is_the_plain_fit():
                             lambda m, b: torch.nn.functional.mse_loss(m(b[0], b[1]), b[2]), CFG,
                             seed=0, device=CPU, on_epoch_start=freeze_batchnorm_from(10))
         fits.append(([e["loss"] for e in history], h.state_dict()))
+    # the same operations in one process on one machine: equal to the bit, not within a tolerance
     assert fits[0][0] == fits[1][0]
     assert all(torch.equal(a, b) for a, b in zip(fits[0][1].values(), fits[1][1].values(),
                                                  strict=True))
