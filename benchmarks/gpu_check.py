@@ -22,16 +22,14 @@ import torch
 from fctlib import report
 from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import provenance, provenance_comment
+from fctlib.experiment.record_rows import BCTPoint, InfluenceRow, SideInfoSizeRow
 from fctlib.experiment.records import (
-    BCTPoint,
     BCTRecord,
     DataRecord,
-    InfluenceRow,
     NewRecord,
     OldRecord,
     SideInfoRecord,
     SideInfoSizeRecord,
-    SideInfoSizeRow,
     TransformationRecord,
     load_records,
 )
@@ -190,7 +188,7 @@ def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> fl
 def write_main_tables(check: Check, run: Run) -> None:
     """The report's tables from the step records written so far (torch-free report modules)."""
     records = load_records(run.results_dir)
-    long = report.case_rows(records)
+    long = report.case_rows(records, run.preset.distance)
     if long.empty:
         return
     table = report.main_table(long)
@@ -198,8 +196,8 @@ def write_main_tables(check: Check, run: Run) -> None:
     check.table(report.main_by_split_table(long), "main_by_split")
     check.table(report.claims_table(long), "claims")
     check.figures["main"] = table.to_dict(orient="records")
-    cases = set(table["case"])
-    if {"old/old", "new/new"} <= cases:
+    table = report.at_distance(table, run.preset.distance)
+    if {"old/old", "new/new"} <= set(table["case"]):
         check.table(report.gap_closed(table), "gap_closed")
         check.table(report.paper_comparison(table, run.preset.name), "paper_comparison")
     sweep = report.bct_sweep_table(report.sweep_rows(records))
@@ -232,8 +230,9 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
     def old():
         _, history = trained("old")
         old_test = run.embeddings("old", "test")
-        run.save_record(OldRecord(cases={"old/old": run.evaluate(old_test, old_test)},
-                                  history=history))
+        by_distance = run.evaluate_cases({"old/old": (old_test, old_test)})
+        run.save_record(OldRecord(cases=by_distance[run.preset.distance],
+                                  by_distance=by_distance, history=history))
 
     def side_info():
         _, history = trained(SideInfoName(dim), per_item=2)
@@ -247,20 +246,23 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
         new_test, old_test = run.embeddings("new", "test"), run.embeddings("old", "test")
         diagnostic = ({"new/old": run.evaluate(new_test, old_test)}
                       if new_test.shape == old_test.shape else {})
-        run.save_record(NewRecord(cases={"new/new": run.evaluate(new_test, new_test)},
-                                  diagnostic=diagnostic, history=history))
+        by_distance = run.evaluate_cases({"new/new": (new_test, new_test)})
+        run.save_record(NewRecord(cases=by_distance[run.preset.distance],
+                                  by_distance=by_distance, diagnostic=diagnostic,
+                                  history=history))
 
     def bct_step():
         for name in bct_models(run.preset):
             trained(name)
         points = bct.variant_points(run)
-        variant, weight = bct.choose_from(points, run.preset.distance)
+        variant, weight = bct.choose_from(points, bct.PROTOCOL[0])
         name = bct.BCTName(variant, weight)
         own, old_test = run.embeddings(name, "test"), run.embeddings("old", "test")
-        cases = {"bct/old": run.evaluate(own, old_test), "bct/bct": run.evaluate(own, own)}
+        by_distance = run.evaluate_cases({"bct/old": (own, old_test), "bct/bct": (own, own)})
         influence = [InfluenceRow.from_json(r) for r in bct_diagnostic.run_diagnostic(run)]
-        run.save_record(BCTRecord(cases=cases, weight=weight, variant=variant,
-                                  distance=run.preset.distance, history=histories[str(name)],
+        run.save_record(BCTRecord(cases=by_distance[run.preset.distance],
+                                  by_distance=by_distance, weight=weight, variant=variant,
+                                  distance=bct.PROTOCOL[0], history=histories[str(name)],
                                   points=[BCTPoint.from_json(p) for p in points],
                                   influence=influence))
 
@@ -268,12 +270,13 @@ def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -
         names = {"no-side": TransformationName(0), "side": TransformationName(dim)}
         histories = {key: trained(name)[1] for key, name in names.items()}
         new_test = run.embeddings("new", "test")
-        cases = {f"fct/{key}": run.evaluate(new_test, transformed_gallery(run, name))
-                 for key, name in names.items()}
+        by_distance = run.evaluate_cases({f"fct/{key}": (new_test, transformed_gallery(run, name))
+                                          for key, name in names.items()})
         errors = {key: {split: fit_error(run, name, split) for split in ("train", "tune")}
                   for key, name in names.items()}
-        run.save_record(TransformationRecord(cases=cases, side_info_dim=dim, history=histories,
-                                             fit_error=errors))
+        run.save_record(TransformationRecord(
+            cases=by_distance[run.preset.distance], by_distance=by_distance, side_info_dim=dim,
+            history=histories, fit_error=errors))
 
     def side_info_size():
         rows = [SideInfoSizeRow.from_json(r) for r in ablations.side_info_size_rows(run)]

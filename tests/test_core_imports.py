@@ -38,7 +38,7 @@ _, history = run.trained("old")
 old = run.embeddings("old", "test")
 cases = {{"old/old": run.evaluate(old, old)}}
 path = run.save_record(OldRecord(cases=cases, history=history))
-table = report.main_table(report.case_frame(cases, 0))
+table = report.main_table(report.case_frame({{"l2": cases}}, 0))
 absent = sorted(m for m in sys.modules if m.split(".")[0] in {absent!r})
 print(json.dumps({{"record": str(path), "cases": list(table["case"]), "absent_loaded": absent}}))
 """

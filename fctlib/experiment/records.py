@@ -11,11 +11,22 @@ from pathlib import Path
 from typing import ClassVar
 
 from fctlib.experiment.jsondata import JsonData
+from fctlib.experiment.record_rows import (
+    BackfillCurve,
+    BCTPoint,
+    Cases,
+    Criterion,
+    DataShareRow,
+    History,
+    InfluenceRow,
+    MatrixScores,
+    MethodRow,
+    SideInfoSizeRow,
+    SideInfoSourceRow,
+    SweepPoint,
+    WidthRow,
+)
 from fctlib.io import save_json
-
-Metrics = dict[str, dict[str, float]]  # {class split: {metric: value}}, values as fractions
-Cases = dict[str, Metrics]  # {case, e.g. "old/old": its metrics}
-History = list[dict]  # one dict per training epoch
 
 STEP_RECORDS: dict[str, type[Record]] = {}  # step -> its record class, in the suite's order
 
@@ -47,6 +58,16 @@ class Record(JsonData):
 
 
 @dataclass(kw_only=True)
+class CaseRecord(Record):
+    """A step's record of test cases: `cases` under the preset's distance, `by_distance` the same
+    cases under every distance (empty in records written before it)."""
+
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "by_distance")
+    cases: Cases
+    by_distance: dict[str, Cases] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
 class DataRecord(Record):
     """Notebook 00: the data set's source, class names, old classes and split sizes."""
 
@@ -59,12 +80,11 @@ class DataRecord(Record):
 
 
 @dataclass(kw_only=True)
-class OldRecord(Record):
+class OldRecord(CaseRecord):
     """Notebook 01: the old model's retrieval (old/old) and training history."""
 
     STEP: ClassVar[str] = "old"
     NOTEBOOK: ClassVar[str] = "01_train_old"
-    cases: Cases
     history: History
 
 
@@ -80,73 +100,17 @@ class SideInfoRecord(Record):
 
 
 @dataclass(kw_only=True)
-class NewRecord(Record):
+class NewRecord(CaseRecord):
     """Notebook 03: the new model's retrieval (new/new), new/old where sizes match, history."""
 
     STEP: ClassVar[str] = "new"
     NOTEBOOK: ClassVar[str] = "03_train_new"
-    cases: Cases
     diagnostic: Cases
     history: History
 
 
-@dataclass
-class SweepPoint(JsonData):
-    """One BCT influence-loss weight on the tune split: both cases and the choice's score (the
-    records written before BCT's variants)."""
-
-    weight: float
-    bct_old: dict[str, float] = field(metadata={"json": "bct/old"})  # metrics of all queries
-    bct_bct: dict[str, float] = field(metadata={"json": "bct/bct"})
-    score: float
-
-
-@dataclass
-class BCTPoint(JsonData):
-    """One BCT model (variant, weight) on one split under one distance: bct/old, bct/bct, and the
-    independent old/old, new/new and matched/matched of the same split and distance (metrics of
-    all queries), and the mean norm of its embeddings over the old model's."""
-
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("matched",)
-
-    variant: str
-    weight: float
-    split: str
-    distance: str
-    bct_old: dict[str, float] = field(metadata={"json": "bct/old"})
-    bct_bct: dict[str, float] = field(metadata={"json": "bct/bct"})
-    old_old: dict[str, float] = field(metadata={"json": "old/old"})
-    new_new: dict[str, float] = field(metadata={"json": "new/new"})
-    norm_ratio: float
-    # the independent new model trained as the variant trains its own (network, loss, optimiser)
-    matched: dict[str, float] = field(default_factory=dict, metadata={"json": "matched/matched"})
-
-
-@dataclass
-class InfluenceRow(JsonData):
-    """One BCT construction applied to the old model's own training embeddings (no training):
-    its influence CE, the lowest CE reachable, how many old-class samples it classifies, how many
-    a new-class row wins (None: no new-class rows), how many the old classifier itself classifies
-    (None in records before it), and whether it is flagged."""
-
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("old_classifier_accuracy",)
-
-    variant: str
-    rows: str
-    classes: str
-    normalize: bool
-    label_smoothing: float
-    ce: float
-    ce_old: float
-    floor: float
-    accuracy_old: float
-    new_row_wins: float | None
-    flagged: bool
-    old_classifier_accuracy: float | None = None
-
-
 @dataclass(kw_only=True)
-class BCTRecord(Record):
+class BCTRecord(CaseRecord):
     """Notebook 04: BCT's cases at the variant and weight chosen on tune (under `distance`), every
     variant's points on tune and test under both distances, the influence diagnostic, and the
     chosen model's history. `sweep` is the weight-only form of records written before variants
@@ -155,8 +119,7 @@ class BCTRecord(Record):
     STEP: ClassVar[str] = "bct"
     NOTEBOOK: ClassVar[str] = "04_bct"
     OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (
-        *Record.OMITTED_WHEN_EMPTY, "variant", "distance", "points", "influence", "sweep")
-    cases: Cases
+        *CaseRecord.OMITTED_WHEN_EMPTY, "variant", "distance", "points", "influence", "sweep")
     weight: float
     history: History
     variant: str = ""
@@ -167,25 +130,17 @@ class BCTRecord(Record):
 
 
 @dataclass(kw_only=True)
-class TransformationRecord(Record):
+class TransformationRecord(CaseRecord):
     """Notebook 05: FCT's cases without and with side-info, and h's histories."""
 
     STEP: ClassVar[str] = "transformation"
     NOTEBOOK: ClassVar[str] = "05_transformation"
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "fit_error")
-    cases: Cases
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*CaseRecord.OMITTED_WHEN_EMPTY,
+                                                     "fit_error")
     side_info_dim: int
     history: dict[str, History]  # "no-side", "side"
     # h's mean squared error by h ("no-side", "side") and split ("train", "tune"): overfitting shows
     fit_error: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-@dataclass
-class SideInfoSizeRow(JsonData):
-    """FCT with side-info of one size (0: none)."""
-
-    side_info_dim: int
-    metrics: Metrics
 
 
 @dataclass(kw_only=True)
@@ -195,25 +150,6 @@ class SideInfoSizeRecord(Record):
     STEP: ClassVar[str] = "side_info_size"
     NOTEBOOK: ClassVar[str] = "06_side_info_size"
     rows: list[SideInfoSizeRow]
-
-
-@dataclass
-class BackfillPoint(JsonData):
-    """Retrieval with a share of the gallery backfilled (re-embedded by the new model)."""
-
-    fraction: float
-    backfilled: int
-    metrics: Metrics
-
-
-@dataclass
-class BackfillCurve(JsonData):
-    """A backfilling curve: one transformation's gallery backfilled in one order."""
-
-    side_info_dim: int
-    transformation: str
-    order: str
-    points: list[BackfillPoint]
 
 
 @dataclass(kw_only=True)
@@ -231,33 +167,6 @@ class FastFillRecord(Record):
     diagnostics: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-@dataclass
-class SideInfoSourceRow(JsonData):
-    """FCT with side-info from one source (`none`: without side-info)."""
-
-    source: str
-    side_info_dim: int
-    metrics: Metrics
-
-
-@dataclass
-class DataShareRow(JsonData):
-    """FCT with h fitted on a share of the training set."""
-
-    data_share: float
-    train_images: int
-    metrics: Metrics
-
-
-@dataclass
-class WidthRow(JsonData):
-    """FCT with every hidden layer of h scaled by a factor."""
-
-    width_factor: float
-    parameters: int
-    metrics: Metrics
-
-
 @dataclass(kw_only=True)
 class AblationsRecord(Record):
     """Notebook 08: the ablations of h (side-info source, data share, width)."""
@@ -268,37 +177,6 @@ class AblationsRecord(Record):
     side_info_source: list[SideInfoSourceRow]
     data_share: list[DataShareRow]
     width: list[WidthRow]
-
-
-@dataclass
-class MethodRow(JsonData):
-    """One method's case under one distance (all test queries), and its new model's own top-1."""
-
-    method: str
-    case: str
-    distance: str
-    top1: float
-    top5: float
-    mAP: float
-    new_top1: float
-    in_protocol: bool = True  # False: a distance the method's authors do not evaluate it with
-
-    def to_json(self) -> dict:
-        """The row as plain JSON values (`in_protocol` written only when False, so rows written
-        before the flag existed read and save back unchanged)."""
-        data = super().to_json()
-        if data["in_protocol"]:
-            del data["in_protocol"]
-        return data
-
-
-@dataclass(frozen=True)
-class Criterion(JsonData):
-    """A method is compatible when its cross-model `case` beats the `reference` retrieval."""
-
-    method: str
-    case: str
-    reference: str
 
 
 @dataclass(kw_only=True)
@@ -318,19 +196,6 @@ class MethodsRecord(Record):
     unpriced: list[str]
     methods: list[str] = field(default_factory=list)  # registered methods, table order
     bct_variant: str = ""  # "": a record written before it
-
-
-@dataclass
-class MatrixScores(JsonData):
-    """A method's compatibility matrices (query generation x gallery generation, None above the
-    diagonal) with their AC and AM, on top-1 and on mAP."""
-
-    top1: list[list[float | None]]
-    mAP: list[list[float | None]]
-    AC_top1: float
-    AM_top1: float
-    AC_mAP: float
-    AM_mAP: float
 
 
 @dataclass(kw_only=True)

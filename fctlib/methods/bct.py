@@ -1,7 +1,8 @@
 """BCT (Shen et al., CVPR 2020) in a run: each published variant (`bct_variants.py`) at each
 weight of the preset's sweep is an artifact (BCTName, `bct:<variant>:<weight>`), the (variant,
-weight) used is chosen on the tune split (`bct_diagnostic.py`: how each construction's rows
-classify the old model's own features, with no training), and `methods.bct` holds its settings.
+weight) used is chosen on the tune split under its authors' distance (PROTOCOL), `bct_diagnostic.py`
+tells how each construction's rows classify the old model's own features (no training), and
+`methods.bct` holds its settings.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ from fctlib.training.config import TrainConfig
 if TYPE_CHECKING:
     from fctlib.experiment.config import Preset
     from fctlib.experiment.context import Generations, RunContext
+
+
+# The distance BCT's authors retrieve with: openBCT ranks L2-normalised features
+# (models/resnet.py:258-268, evaluate/evaluators.py:48-63) and BT-2 evaluates with cosine
+# (configs/cifar100_eval_old_new.yaml at 8282360). Each variant is chosen and headlined under it.
+PROTOCOL = ("cosine",)
 
 
 @dataclass(frozen=True)
@@ -206,11 +213,11 @@ def choose_from(points: list[dict], distance: str, *, chainable: bool = False
 
 
 def choose(run: RunContext, *, chainable: bool = False) -> tuple[str, float, list[dict]]:
-    """The variant and weight chosen on the tune split under the preset's distance (`chainable`:
-    among those the multi-step chain can train), and the tune points (both distances) the choice
-    was made from."""
+    """The variant and weight chosen on the tune split under BCT's distance (PROTOCOL;
+    `chainable`: among those the multi-step chain can train), and the tune points (both
+    distances) the choice was made from."""
     points = variant_points(run, splits=("tune",))
-    variant, weight = choose_from(points, run.preset.distance, chainable=chainable)
+    variant, weight = choose_from(points, PROTOCOL[0], chainable=chainable)
     return variant, weight, points
 
 
@@ -220,7 +227,8 @@ def chosen_artifact(run: RunContext) -> BCTName:
     return BCTName(variant, weight)
 
 
-@register_method("bct", order=20, criteria=(("bct/old", "old/old"),), notation=(
+@register_method("bct", order=20, criteria=(("bct/old", "old/old"),), protocol=PROTOCOL,
+                 notation=(
     "`bct`", "a new model trained with BCT's influence loss through the old classifier (its "
              "variant and weight chosen on `tune`)"))
 def bct_cases(run: RunContext) -> MethodCases:

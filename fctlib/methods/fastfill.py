@@ -241,7 +241,8 @@ def gallery_diagnostics(run: RunContext, gallery: np.ndarray | None, *, seed: in
             "backfilled_top1_share_at_5pct": share}
 
 
-@register_method("fastfill", order=40, notation=(
+# FastFill is ml-fct's code: L2 (`distance_metric: l2` in its eval configs at 1a7f8b5)
+@register_method("fastfill", order=40, protocol=("l2",), notation=(
     "`fastfill/no-side`, `fastfill/side`", "the same with FastFill's h, nothing backfilled (its "
                                            "curves backfill a share at a time)"))
 def fastfill_cases(run: RunContext) -> MethodCases:

@@ -305,7 +305,8 @@ def fit_error(run: RunContext, name: TransformationName, split: str) -> float:
     return float(np.mean(np.square(upgraded.astype(np.float64) - target.astype(np.float64))))
 
 
-@register_method("fct", order=30, notation=(
+# ml-fct evaluates with L2 (`distance_metric: l2` in its eval configs at fa1f8d1)
+@register_method("fct", order=30, protocol=("l2",), notation=(
     "`fct/no-side`, `fct/side`", "not a model pair: `new`'s queries against the old gallery "
                                  "upgraded by h(old embedding) or h(old embedding, side-info)"))
 def fct_cases(run: RunContext) -> MethodCases:

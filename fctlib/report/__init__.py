@@ -48,9 +48,11 @@ from fctlib.report.coverage import (
 from fctlib.report.exploration import exploration_by_case, exploration_table
 from fctlib.report.main import (
     CASE_ORDER,
+    CASE_PROTOCOLS,
     GAP_REVERSED,
     GAP_TOO_SMALL,
     PUBLISHED_SOURCE,
+    at_distance,
     case_frame,
     case_rows,
     claims_sentence,
@@ -88,9 +90,10 @@ from fctlib.report.multistep import (
 )
 
 __all__ = [
-    "CASE_ORDER", "Coverage", "GAP_REVERSED", "GAP_TOO_SMALL", "METHODS_COLUMNS", "METRICS",
-    "PUBLISHED_BACKFILLING_SOURCE", "PUBLISHED_SOURCE", "ablation_rows", "backfilling_claims",
-    "backfilling_paper_comparison",
+    "CASE_ORDER", "CASE_PROTOCOLS", "Coverage", "GAP_REVERSED", "GAP_TOO_SMALL",
+    "METHODS_COLUMNS", "METRICS",
+    "PUBLISHED_BACKFILLING_SOURCE", "PUBLISHED_SOURCE", "ablation_rows", "at_distance",
+    "backfilling_claims", "backfilling_paper_comparison",
     "backfilling_points_table", "backfilling_rows", "backfilling_sentence", "backfilling_table",
     "bct_sweep_table", "case_frame", "case_rows", "claims_sentence", "claims_table",
     "compatibility_sentence", "compatibility_table", "coverage", "coverage_warnings",

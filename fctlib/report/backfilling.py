@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fctlib.experiment.records import BackfillCurve
+from fctlib.experiment.record_rows import BackfillCurve
 from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, mean_std, over_seeds, verdict
 
 AUC_RULES = ("mean", "trapezoid")

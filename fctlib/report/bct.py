@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fctlib.experiment.records import BCTPoint, BCTRecord, InfluenceRow, SweepPoint
+from fctlib.experiment.record_rows import BCTPoint, InfluenceRow, SweepPoint
+from fctlib.experiment.records import BCTRecord
 from fctlib.report.common import METRICS, Records, over_seeds
 
 CASES = {"bct_old": "bct_old", "bct_bct": "bct_bct", "old_old": "old_old", "new_new": "new_new",

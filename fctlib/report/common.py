@@ -14,7 +14,8 @@ from fctlib.experiment.provenance import (
     provenance,
     provenance_comment,
 )
-from fctlib.experiment.records import Cases, Record
+from fctlib.experiment.record_rows import Cases
+from fctlib.experiment.records import Record
 from fctlib.io import atomic_write, load_json_if_exists
 
 METRICS = ("top1", "top5", "mAP")

@@ -1,12 +1,14 @@
-"""The main comparison: every case of the old, new, BCT and FCT steps over seeds, by class split,
-the paper's claims, the share of the old-to-new gap each case closes, and the published runs."""
+"""The main comparison: every case of the old, new, BCT and FCT steps over seeds, by distance and
+class split (each row marked in or outside its method's protocol), the paper's claims under each
+distance, the share of the old-to-new gap each case closes, and the published runs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from fctlib.experiment.records import Cases
+from fctlib.experiment.record_rows import Cases
+from fctlib.experiment.records import CaseRecord
 from fctlib.report.common import (
     HEADLINE_METRICS,
     METRICS,
@@ -18,7 +20,12 @@ from fctlib.report.common import (
 
 CASE_ORDER = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
 CASE_STEPS = ("old", "new", "bct", "transformation")  # the steps whose `cases` are compared
-CASE_COLUMNS = ["seed", "case", "split", *METRICS]
+CASE_COLUMNS = ["seed", "case", "distance", "split", *METRICS]
+DISTANCE_ORDER = ("l2", "cosine")
+# The distances each method's authors retrieve with, by the query model of its cases (the
+# registry's `protocol` of bct and fct, kept here for the torch-free report; a test keeps them
+# equal): openBCT and BT-2 rank normalised features, ml-fct uses L2. old and new: any.
+CASE_PROTOCOLS = {"bct": ("cosine",), "fct": ("l2",)}
 
 # Published single-run numbers (CMC top-1 / top-5 / mAP, %): the FCT reference code's, and
 # BT-2's CIFAR-100 example run (README of YifeiZhou02/BT-2 at 8282360; `bt2/*` is BT-2's own
@@ -65,66 +72,103 @@ CLAIMS = (
 )
 
 
-def case_frame(cases: Cases, seed: int) -> pd.DataFrame:
-    """One seed's cases, long: one row per case and class split, metrics in percent."""
-    rows = [{"seed": seed, "case": case, "split": split, **{m: 100 * values[m] for m in METRICS}}
-            for case, by_split in cases.items() for split, values in by_split.items()]
+def in_protocol(case: str, distance: str) -> bool:
+    """Whether `distance` is how the authors of the case's method retrieve (CASE_PROTOCOLS)."""
+    return distance in CASE_PROTOCOLS.get(case.split("/")[0], (distance,))
+
+
+def case_frame(by_distance: dict[str, Cases], seed: int) -> pd.DataFrame:
+    """One seed's cases under each distance, long: one row per case, distance and class split,
+    metrics in percent."""
+    rows = [{"seed": seed, "case": case, "distance": distance, "split": split,
+             **{m: 100 * values[m] for m in METRICS}}
+            for distance, cases in by_distance.items() for case, by_split in cases.items()
+            for split, values in by_split.items()]
     return pd.DataFrame(rows, columns=CASE_COLUMNS)
 
 
-def case_rows(records: Records) -> pd.DataFrame:
-    """Every seed's cases of the compared steps, long (as case_frame)."""
-    return stack([case_frame(steps[step].cases, seed) for seed, steps in records.items()
+def case_rows(records: Records, distance: str) -> pd.DataFrame:
+    """Every seed's cases of the compared steps under each distance recorded, long (as
+    case_frame); a record written before `by_distance` gives its cases under `distance` (the
+    preset's)."""
+    def by_distance(record: CaseRecord) -> dict[str, Cases]:
+        return record.by_distance or {distance: record.cases}
+
+    return stack([case_frame(by_distance(steps[step]), seed) for seed, steps in records.items()
                   for step in CASE_STEPS if step in steps], CASE_COLUMNS)
 
 
 def _order_cases(table: pd.DataFrame) -> pd.DataFrame:
     rank = {c: i for i, c in enumerate(CASE_ORDER)}
-    return table.sort_values("case", key=lambda s: s.map(rank), kind="stable").reset_index(
-        drop=True)
+    table = table.sort_values("case", key=lambda s: s.map(rank), kind="stable")
+    distance_rank = {d: i for i, d in enumerate(DISTANCE_ORDER)}
+    return table.sort_values("distance", key=lambda s: s.map(distance_rank),
+                             kind="stable").reset_index(drop=True)
+
+
+def _with_protocol(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with `in_protocol` after its distance column."""
+    flags = [in_protocol(c, d) for c, d in zip(table["case"], table["distance"], strict=True)]
+    table = table.copy()
+    table.insert(table.columns.get_loc("distance") + 1, "in_protocol", flags)
+    return table
 
 
 def main_table(long: pd.DataFrame) -> pd.DataFrame:
-    """case, top1, top5, mAP, their standard deviations over seeds, and the number of seeds."""
-    return _order_cases(mean_std(long[long["split"] == "all"], ["case"]))
+    """Per case and distance: whether that distance is its method's protocol (`in_protocol`),
+    top1, top5, mAP, their standard deviations over seeds, and the number of seeds."""
+    return _with_protocol(_order_cases(mean_std(long[long["split"] == "all"],
+                                                ["case", "distance"])))
+
+
+def at_distance(table: pd.DataFrame, distance: str) -> pd.DataFrame:
+    """The rows of main_table's output under one distance, one per case."""
+    return table[table["distance"] == distance].reset_index(drop=True)
 
 
 def main_by_split_table(long: pd.DataFrame) -> pd.DataFrame:
     """The main table for queries of old classes, of new classes and of all."""
-    table = mean_std(long, ["split", "case"])
-    cols = ["case", "split", *METRICS, *(f"{m}_std" for m in METRICS), "seeds"]
+    table = mean_std(long, ["split", "case", "distance"])
+    cols = ["case", "distance", "in_protocol", "split", *METRICS,
+            *(f"{m}_std" for m in METRICS), "seeds"]
     split_rank = {"old": 0, "new": 1, "all": 2}
     table = table.sort_values("split", key=lambda s: s.map(split_rank), kind="stable")
-    return _order_cases(table)[[c for c in cols if c in table]]
+    table = _with_protocol(_order_cases(table))
+    return table[[c for c in cols if c in table]]
 
 
 def claims_table(long: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
                  ) -> pd.DataFrame:
-    """Each paper claim per metric: `holds` if every seed agrees it holds, `fails` if every seed
-    agrees it fails, else `unresolved`; margin = mean (higher - lower) in points."""
-    per_seed = long[long["split"] == "all"].pivot_table(index="seed", columns="case",
-                                                        values=list(metrics))
+    """Each paper claim per metric and distance: `holds` if every seed agrees it holds, `fails`
+    if every seed agrees it fails, else `unresolved`; margin = mean (higher - lower) in points."""
     rows = []
+    everything = long[long["split"] == "all"]
+    by_distance = {d: everything[everything["distance"] == d].pivot_table(
+        index="seed", columns="case", values=list(metrics))
+        for d in DISTANCE_ORDER if d in set(everything["distance"])}
     for claim, lower, higher, strict in CLAIMS:
         for metric in metrics:
-            if (metric, lower) not in per_seed or (metric, higher) not in per_seed:
-                continue
-            margins = per_seed[(metric, higher)] - per_seed[(metric, lower)]
-            holds = margins > 0 if strict else margins >= 0
-            rows.append({"claim": claim, "metric": metric, "verdict": verdict(holds),
-                         "margin": round(float(margins.mean()), 2),
-                         "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
-    return pd.DataFrame(rows, columns=["claim", "metric", "verdict", "margin", "seeds_agreeing"])
+            for distance, per_seed in by_distance.items():
+                if (metric, lower) not in per_seed or (metric, higher) not in per_seed:
+                    continue
+                margins = per_seed[(metric, higher)] - per_seed[(metric, lower)]
+                holds = margins > 0 if strict else margins >= 0
+                rows.append({"claim": claim, "metric": metric, "distance": distance,
+                             "verdict": verdict(holds), "margin": round(float(margins.mean()), 2),
+                             "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
+    return pd.DataFrame(rows, columns=["claim", "metric", "distance", "verdict", "margin",
+                                       "seeds_agreeing"])
 
 
 def claims_sentence(claims: pd.DataFrame) -> str:
-    """One plain sentence per verdict: which claims hold, which fail, which are unresolved."""
+    """One plain sentence per verdict: which claims hold, which fail, which are unresolved (each
+    with its metric and distance)."""
     parts = []
     for verdict_name in ("holds", "fails", "unresolved"):
         chosen = claims[claims["verdict"] == verdict_name]
         if len(chosen):
-            items = "; ".join(f"{r.claim} ({r.metric}, margin {r.margin:+.2f}, {r.seeds_agreeing})"
-                              for r in chosen.itertuples())
+            items = "; ".join(f"{r.claim} ({r.metric}, {r.distance}, margin {r.margin:+.2f}, "
+                              f"{r.seeds_agreeing})" for r in chosen.itertuples())
             parts.append(f"**{verdict_name}**: {items}.")
     return "\n\n".join(parts) or "No claim could be evaluated (missing cases)."
 

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 
 import pandas as pd
 
-from fctlib.experiment.records import Criterion, MethodRow
+from fctlib.experiment.record_rows import Criterion, MethodRow
 from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds
 
 METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1",

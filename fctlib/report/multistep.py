@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fctlib.experiment.records import MatrixScores, MultistepRecord
+from fctlib.experiment.record_rows import MatrixScores
+from fctlib.experiment.records import MultistepRecord
 from fctlib.report.common import HEADLINE_METRICS, Records, over_seeds
 
 MATRIX_COLUMNS = ["seed", "distance", "method", "metric", "query", "gallery", "value"]

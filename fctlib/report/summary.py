@@ -29,14 +29,16 @@ def preset_intro(name: str, description: str, seeds: list[int]) -> str:
 
 
 def verdict_table(claims: pd.DataFrame) -> pd.DataFrame:
-    """claims_table's output, a row per claim and a column per metric: `verdict margin (seeds
-    agreeing)`, e.g. `fails -27.41 (2/2)`."""
+    """claims_table's output, a row per claim and a column per metric and distance (`top1 l2`):
+    `verdict margin (seeds agreeing)`, e.g. `fails -27.41 (2/2)`."""
     cells = claims.assign(cell=[f"{r.verdict} {r.margin:+.2f} ({r.seeds_agreeing})"
-                                for r in claims.itertuples()])
-    table = cells.pivot(index="claim", columns="metric", values="cell")
+                                for r in claims.itertuples()],
+                          column=[f"{r.metric} {r.distance}" for r in claims.itertuples()])
+    table = cells.pivot(index="claim", columns="column", values="cell")
     order = list(dict.fromkeys(claims["claim"]))
-    metrics = [m for m in HEADLINE_METRICS if m in table.columns]
-    return table.reindex(order)[metrics].rename_axis(columns=None)
+    columns = [f"{m} {d}" for d in dict.fromkeys(claims["distance"]) for m in HEADLINE_METRICS
+               if f"{m} {d}" in table.columns]
+    return table.reindex(order)[columns].rename_axis(columns=None)
 
 
 def backfilling_verdicts(claims: pd.DataFrame) -> str:

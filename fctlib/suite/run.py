@@ -20,6 +20,7 @@ import torch
 import fctlib.methods  # noqa: F401  (registers every method's artifacts)
 from fctlib.data.run_splits import Splits, load_splits
 from fctlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CropFlipTransform, EvalTransform
+from fctlib.evaluation.distances import DISTANCES
 from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.experiment.config import Preset, load_preset
 from fctlib.experiment.names import Name
@@ -124,3 +125,10 @@ class Run:
         `distance` (None: the preset's)."""
         return evaluate_case(query, gallery, self.splits.split(split).labels,
                              self.splits.old_classes, distance=distance or self.preset.distance)
+
+    def evaluate_cases(self, cases: dict[str, tuple[np.ndarray, np.ndarray]],
+                       split: str = "test") -> dict[str, dict]:
+        """Each case's metrics (as `evaluate`) under every distance: {distance: {case: metrics}}
+        for cases given as {case: (query, gallery)}."""
+        return {d: {case: self.evaluate(query, gallery, split, d)
+                    for case, (query, gallery) in cases.items()} for d in DISTANCES}

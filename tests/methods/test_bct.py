@@ -243,7 +243,7 @@ def test_smoke_run_points_cover_both_splits_and_distances_and_the_choice_is_swep
     assert {(p["split"], p["distance"]) for p in points} == {
         (s, d) for s in ("tune", "test") for d in ("l2", "cosine")}
     assert len(points) == 4 * len(smoke_run.preset.method("bct").models())
-    variant, weight = choose_from(points, smoke_run.preset.distance)
+    variant, weight = choose_from(points, bct.PROTOCOL[0])
     assert (variant, weight) in smoke_run.preset.method("bct").models()
     for p in points:  # each variant priced against the new model trained as it trains its own
         matched = bct.matched_encoder(smoke_run.preset, p["variant"])

@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from fctlib import report
-from fctlib.experiment.records import BCTPoint, BCTRecord, InfluenceRow, SweepPoint
+from fctlib.experiment.record_rows import BCTPoint, InfluenceRow, SweepPoint
+from fctlib.experiment.records import BCTRecord
 from fctlib.report import bct as bct_report
 
 

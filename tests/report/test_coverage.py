@@ -23,13 +23,13 @@ def test_a_partial_seed_is_left_out_with_a_note_naming_it_and_its_missing_steps(
     note = cov.note()
     assert "Seeds 0 · steps 01_train_old, 03_train_new, 05_transformation" in note
     assert "⚠ Left out (partial seeds): seed 1 lacks 03_train_new, 05_transformation." in note
-    long = report.case_rows(cov.select(records))
+    long = report.case_rows(cov.select(records), "l2")
     main = report.main_table(long)
     assert (main["seeds"] == 1).all()  # old/old is not averaged over a second seed
     claims = report.claims_table(long)
     assert set(claims["verdict"]) == {"holds"} and set(claims["seeds_agreeing"]) == {"1/1"}
     # without the coverage, the partial seed flips the claims to unresolved: what it prevents
-    silent = report.claims_table(report.case_rows(records))
+    silent = report.claims_table(report.case_rows(records, "l2"))
     assert "unresolved" in set(silent["verdict"])
 
 
@@ -70,7 +70,7 @@ def test_written_tables_carry_their_coverage(tmp_path):
     cov = report.coverage(_partial(), CASE_STEPS)
     stamped = cov.stamp({"git_commit": "run"})
     assert stamped["seeds"] == [0] and stamped["left_out"].startswith("seed 1 lacks 03_train_new")
-    report.write_table(report.main_table(report.case_rows(cov.select(_partial()))), tmp_path,
+    report.write_table(report.main_table(report.case_rows(cov.select(_partial()), "l2")), tmp_path,
                        "main", stamped)
     assert "# seeds: [0]\n" in (tmp_path / "main.csv").read_text()
 

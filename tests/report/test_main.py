@@ -1,5 +1,6 @@
 """The report's main comparison, claims, published numbers, written tables and provenance."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,7 +8,13 @@ import pandas as pd
 import pytest
 
 from fctlib import report
-from fctlib.experiment.records import NewRecord, OldRecord, SideInfoSizeRecord, TransformationRecord
+from fctlib.experiment.records import (
+    BCTRecord,
+    NewRecord,
+    OldRecord,
+    SideInfoSizeRecord,
+    TransformationRecord,
+)
 
 
 def _split(top1, top5, mAP):
@@ -34,7 +41,7 @@ RECORDS = {0: _seed(0.30, 0.60, 0.50), 1: _seed(0.40, 0.70, 0.45)}
 
 
 def test_main_table_mean_and_std_over_seeds():
-    main = report.main_table(report.case_rows(RECORDS)).set_index("case")
+    main = report.main_table(report.case_rows(RECORDS, "l2")).set_index("case")
     assert list(main.index) == ["old/old", "new/new", "fct/no-side", "fct/side"]
     assert main.at["old/old", "top1"] == pytest.approx(35.0)
     assert main.at["old/old", "top1_std"] == pytest.approx(np.std([30, 40], ddof=1), abs=0.01)
@@ -44,20 +51,20 @@ def test_main_table_mean_and_std_over_seeds():
 
 def test_one_seeds_cases_make_the_same_long_rows():
     cases = {**RECORDS[1]["old"].cases, **RECORDS[1]["transformation"].cases}
-    frame = report.case_frame(cases, seed=1)
+    frame = report.case_frame({"l2": cases}, seed=1)
     assert set(frame["seed"]) == {1} and len(frame) == 3 * 3
     steps = {step: RECORDS[1][step] for step in ("old", "transformation")}
-    pd.testing.assert_frame_equal(frame, report.case_rows({1: steps}))
+    pd.testing.assert_frame_equal(frame, report.case_rows({1: steps}, "l2"))
 
 
 def test_by_split_table_has_three_splits_per_case():
-    table = report.main_by_split_table(report.case_rows(RECORDS))
+    table = report.main_by_split_table(report.case_rows(RECORDS, "l2"))
     assert set(table["split"]) == {"old", "new", "all"}
     assert len(table) == 4 * 3
 
 
 def test_claim_verdicts_follow_every_seed():
-    claims = report.claims_table(report.case_rows(RECORDS)).set_index(["claim", "metric"])
+    claims = report.claims_table(report.case_rows(RECORDS, "l2")).set_index(["claim", "metric"])
     # fct/side - old/old: +20 and +5 points -> holds in both seeds
     assert claims.at[("old/old < fct/no-side", "top1"), "verdict"] == "holds"
     # fct/side <= new/new: 50 <= 60 and 45 <= 70 -> holds
@@ -65,14 +72,77 @@ def test_claim_verdicts_follow_every_seed():
     # fct/no-side < fct/side: 31 < 50 (holds), 41 < 45 (holds)
     assert claims.at[("fct/no-side < fct/side", "mAP"), "seeds_agreeing"] == "2/2"
     flipped = {0: _seed(0.30, 0.60, 0.50), 1: _seed(0.40, 0.70, 0.35)}
-    claims = report.claims_table(report.case_rows(flipped)).set_index(["claim", "metric"])
+    claims = report.claims_table(report.case_rows(flipped, "l2")).set_index(["claim", "metric"])
     # seed 1: fct/side 35 < fct/no-side 41 -> seeds disagree
     assert claims.at[("fct/no-side < fct/side", "top1"), "verdict"] == "unresolved"
     failing = {0: _seed(0.30, 0.60, 0.20), 1: _seed(0.40, 0.70, 0.20)}
-    claims = report.claims_table(report.case_rows(failing)).set_index(["claim", "metric"])
+    claims = report.claims_table(report.case_rows(failing, "l2")).set_index(["claim", "metric"])
     assert claims.at[("fct/no-side < fct/side", "top1"), "verdict"] == "fails"
     assert claims.at[("fct/no-side < fct/side", "top1"), "margin"] < 0
     assert ("bct/old > old/old", "top1") not in claims.index  # no BCT rows: not evaluated
+
+
+def _both_distances(records, cosine_shift):
+    """`records` with every case also under cosine, each metric `cosine_shift` higher there."""
+    def shifted(cases):
+        return {case: {split: {m: v + cosine_shift for m, v in values.items()}
+                       for split, values in by_split.items()} for case, by_split in cases.items()}
+    return {seed: {step: (dataclasses.replace(record, by_distance={
+        "l2": record.cases, "cosine": shifted(record.cases)}) if hasattr(record, "cases")
+        else record) for step, record in steps.items()} for seed, steps in records.items()}
+
+
+def test_cases_under_both_distances_are_rows_marked_in_or_outside_their_protocol():
+    with_bct = {seed: {**steps, "bct": BCTRecord(weight=1.0, history=[], cases={
+        "bct/old": _split(0.25, 0.5, 0.1), "bct/bct": _split(0.5, 0.8, 0.2)})}
+        for seed, steps in RECORDS.items()}
+    long = report.case_rows(_both_distances(with_bct, 0.1), "l2")
+    main = report.main_table(long).set_index(["case", "distance"])
+    assert list(main.index.get_level_values("distance")) == ["l2"] * 6 + ["cosine"] * 6
+    assert main.at[("old/old", "cosine"), "top1"] == pytest.approx(45.0)
+    assert main.at[("old/old", "l2"), "top1"] == pytest.approx(35.0)
+    protocol = main["in_protocol"].to_dict()
+    assert protocol[("bct/old", "cosine")] and not protocol[("bct/old", "l2")]  # openBCT, BT-2
+    assert protocol[("fct/side", "l2")] and not protocol[("fct/side", "cosine")]  # ml-fct
+    assert protocol[("old/old", "l2")] and protocol[("old/old", "cosine")]
+    one = report.at_distance(report.main_table(long), "cosine")
+    assert list(one["case"]) == list(report.CASE_ORDER) and set(one["distance"]) == {"cosine"}
+    by_split = report.main_by_split_table(long)
+    assert len(by_split) == 6 * 2 * 3 and "in_protocol" in by_split
+
+
+def test_claims_carry_a_verdict_under_each_distance():
+    # under cosine fct/side sits 30 points higher than under L2, the other cases 10: only there
+    # does fct/side beat new/new
+    records = _both_distances(RECORDS, 0.1)
+    for steps in records.values():
+        t = steps["transformation"]
+        t.by_distance["cosine"]["fct/side"] = {s: {m: v + 0.2 for m, v in values.items()}
+                                               for s, values in t.by_distance["cosine"][
+                                                   "fct/side"].items()}
+    claims = report.claims_table(report.case_rows(records, "l2")).set_index(
+        ["claim", "metric", "distance"])
+    assert claims.at[("fct/side <= new/new", "top1", "l2"), "verdict"] == "holds"
+    # cosine: fct/side 80 and 75 against new/new 70 and 80: fails in seed 0, holds in seed 1
+    assert claims.at[("fct/side <= new/new", "top1", "cosine"), "verdict"] == "unresolved"
+    assert claims.at[("fct/side <= new/new", "top1", "cosine"), "margin"] == pytest.approx(-2.5)
+    assert claims.at[("fct/no-side < fct/side", "top1", "cosine"), "margin"] == pytest.approx(
+        claims.at[("fct/no-side < fct/side", "top1", "l2"), "margin"] + 20)
+    assert set(claims.index.get_level_values("distance")) == {"l2", "cosine"}
+    assert "cosine" in report.claims_sentence(report.claims_table(report.case_rows(records, "l2")))
+
+
+def test_records_before_by_distance_count_under_the_presets_distance():
+    long = report.case_rows(RECORDS, "cosine")
+    assert set(long["distance"]) == {"cosine"}
+    assert report.main_table(long)["in_protocol"].tolist() == [True, True, False, False]
+
+
+def test_the_report_s_protocols_are_the_registry_s():
+    from fctlib.methods.registry import METHODS
+
+    for method, protocol in report.CASE_PROTOCOLS.items():
+        assert METHODS[method].protocol == protocol
 
 
 def test_gap_closed_of_published_cifar_run():
@@ -109,20 +179,20 @@ def test_new_below_old_leaves_no_gap_to_close():
 
 def test_gap_within_the_seed_spread_is_too_small_to_measure():
     # old/old 35 and new/new 65 (top-1), each with a spread of 7.07 over the two seeds: measured
-    main = report.main_table(report.case_rows(RECORDS))
+    main = report.main_table(report.case_rows(RECORDS, "l2"))
     assert report.gap_closed(main).set_index("case").at["fct/side", "top1_gap_closed"] == \
         pytest.approx((47.5 - 35) / 30, abs=1e-3)
     noisy = {0: _seed(0.30, 0.60, 0.50), 1: _seed(0.50, 0.30, 0.45)}  # 40 and 45, spread 35
-    gaps = report.gap_closed(report.main_table(report.case_rows(noisy))).set_index("case")
+    gaps = report.gap_closed(report.main_table(report.case_rows(noisy, "l2"))).set_index("case")
     assert gaps.at["fct/side", "top1_gap_closed"] == report.GAP_TOO_SMALL
     table = report.gap_closed_table(report.paper_comparison(
-        report.main_table(report.case_rows(noisy)), "toy"))
+        report.main_table(report.case_rows(noisy, "l2")), "toy"))
     assert table.at["fct/side", ("top1 gap closed", "ours")] == "gap too small to measure"
     assert table.at["fct/side", ("top1 gap closed", "CIFAR-100")] == round(16 / 22.3, 3)
 
 
 def test_paper_comparison_keeps_published_numbers_in_their_own_columns():
-    main = report.main_table(report.case_rows(RECORDS))
+    main = report.main_table(report.case_rows(RECORDS, "l2"))
     table = report.paper_comparison(main, "toy").set_index("case")
     assert table.at["fct/side", "ours_top1"] == pytest.approx(47.5)
     assert table.at["fct/side", "cifar100_top1"] == 50.2
@@ -134,10 +204,10 @@ def test_paper_comparison_keeps_published_numbers_in_their_own_columns():
 def test_paper_comparison_has_bt2_cifar_rows_under_cosine():
     """BT-2's README at 8282360: old/old 33.6/55.4/24.4, new/new 62.7/74.6/49.9, BCT new/old
     25.0/62.1/24.7, BT-2 new/old 38.7/64.6/27.7 (top-1/top-5/mAP, cosine)."""
-    with_bct = {seed: {**steps, "bct": SimpleNamespace(cases={
+    with_bct = {seed: {**steps, "bct": SimpleNamespace(by_distance={}, cases={
         "bct/old": _split(0.3, 0.5, 0.1), "bct/bct": _split(0.5, 0.8, 0.2)})}
         for seed, steps in RECORDS.items()}
-    main = report.main_table(report.case_rows(with_bct))
+    main = report.main_table(report.case_rows(with_bct, "l2"))
     table = report.paper_comparison(main, "toy").set_index("case")
     expected = {"old/old": (33.6, 55.4, 24.4), "new/new": (62.7, 74.6, 49.9),
                 "bct/old": (25.0, 62.1, 24.7), "bt2/old": (38.7, 64.6, 27.7)}
@@ -155,7 +225,8 @@ def test_paper_comparison_has_bt2_cifar_rows_under_cosine():
 
 def test_paper_comparison_of_old_and_new_alone():
     """Only the independent models trained so far (a run stopped after notebook 03)."""
-    main = report.main_table(report.case_rows({0: {s: RECORDS[0][s] for s in ("old", "new")}}))
+    alone = {0: {s: RECORDS[0][s] for s in ("old", "new")}}
+    main = report.main_table(report.case_rows(alone, "l2"))
     assert report.gap_closed(main).empty and "case" in report.gap_closed(main)
     table = report.paper_comparison(main, "toy")
     # ours where measured, then the published-only cases (BT-2's own model) with no ours
@@ -200,7 +271,7 @@ def test_provenance_names_the_commits_that_trained_the_artifacts(tmp_path):
 
 
 def test_one_seed_shows_the_mean_only_without_a_fake_std():
-    long = report.case_rows({0: RECORDS[0]})
+    long = report.case_rows({0: RECORDS[0]}, "l2")
     main = report.main_table(long)
     assert not [c for c in main.columns if c.endswith("_std")]
     assert (main["seeds"] == 1).all()

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from fctlib import report
-from fctlib.experiment.records import Criterion, MethodRow, MethodsRecord
+from fctlib.experiment.record_rows import Criterion, MethodRow
+from fctlib.experiment.records import MethodsRecord
 
 NOTEBOOK_09 = Path(__file__).resolve().parents[2] / "notebooks" / "09_methods.ipynb"
 

@@ -18,19 +18,19 @@ def _with_bct(records, bct_old):
 
 
 def test_the_summary_lists_the_verdicts_of_records_built_here():
-    long = report.case_rows(_with_bct(RECORDS, bct_old=0.20))
+    long = report.case_rows(_with_bct(RECORDS, bct_old=0.20), "l2")
     table = summary.verdict_table(report.claims_table(long))
-    assert list(table.columns) == ["top1", "mAP"]
+    assert list(table.columns) == ["top1 l2", "mAP l2"]
     assert list(table.index) == ["old/old < fct/no-side", "fct/no-side < fct/side",
                                  "fct/side <= new/new", "bct/old > old/old",
                                  "fct/side > bct/old", "bct/bct <= new/new"]
     # bct/old 20 against old/old 30 and 40: fails in both seeds by 15 points on average
-    assert table.at["bct/old > old/old", "top1"] == "fails -15.00 (0/2)"
-    assert table.at["fct/side <= new/new", "top1"] == "holds +17.50 (2/2)"
+    assert table.at["bct/old > old/old", "top1 l2"] == "fails -15.00 (0/2)"
+    assert table.at["fct/side <= new/new", "top1 l2"] == "holds +17.50 (2/2)"
 
 
 def test_the_summary_puts_the_headline_numbers_beside_the_published_ones():
-    main = report.main_table(report.case_rows(_with_bct(RECORDS, bct_old=0.20)))
+    main = report.main_table(report.case_rows(_with_bct(RECORDS, bct_old=0.20), "l2"))
     table = report.gap_closed_table(report.paper_comparison(main, "toy"))
     assert list(table.index) == ["old/old", "new/new", "bct/old", "bct/bct", "fct/no-side",
                                  "fct/side"]
@@ -68,7 +68,7 @@ def test_the_cost_comes_from_the_last_run_and_the_timings(tmp_path):
 
 
 def test_no_compared_cases_give_an_empty_headline_table():
-    main = report.main_table(report.case_rows({0: {}}))
+    main = report.main_table(report.case_rows({0: {}}, "l2"))
     assert report.gap_closed_table(report.paper_comparison(main, "toy")).empty
 
 

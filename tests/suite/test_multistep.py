@@ -78,11 +78,11 @@ def test_the_bct_chain_trains_the_variant_chosen_on_tune_that_it_can_chain(smoke
     from fctlib.suite.multistep import MultiStep
 
     points = bct.variant_points(smoke_run, splits=("tune",))
-    variant, weight = bct.choose_from(points, smoke_run.preset.distance, chainable=True)
+    variant, weight = bct.choose_from(points, bct.PROTOCOL[0], chainable=True)
     assert bct.VARIANTS[variant].chainable
     generation = MultiStep(smoke_run).generation("bct", 1)
     assert generation.depends[2:4] == (weight, variant)
     normsm = [p for p in points if p["variant"] == "openbct-normsm"]  # alone: nothing to chain
     with pytest.raises(ValueError, match="may be chosen and chained"):
-        bct.choose_from(normsm, smoke_run.preset.distance, chainable=True)
-    assert bct.choose_from(normsm, smoke_run.preset.distance) == ("openbct-normsm", 1.0)
+        bct.choose_from(normsm, bct.PROTOCOL[0], chainable=True)
+    assert bct.choose_from(normsm, bct.PROTOCOL[0]) == ("openbct-normsm", 1.0)

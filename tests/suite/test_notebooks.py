@@ -115,16 +115,22 @@ def test_suite_tables(smoke_results):
     tables = smoke_results / "tables"
     main = read_table(tables / "main.csv")
     # one seed: the mean only, no standard deviation columns
-    assert list(main.columns) == ["case", "top1", "top5", "mAP", "seeds"]
-    assert list(main["case"]) == list(CASE_ORDER)
+    assert list(main.columns) == ["case", "distance", "in_protocol", "top1", "top5", "mAP",
+                                  "seeds"]
+    assert list(main["case"]) == list(CASE_ORDER) * 2  # under L2, then under cosine
+    assert list(main["distance"]) == ["l2"] * len(CASE_ORDER) + ["cosine"] * len(CASE_ORDER)
+    outside = main[~main["in_protocol"].astype(bool)]
+    assert [tuple(r) for r in outside[["case", "distance"]].values] == [
+        ("bct/old", "l2"), ("bct/bct", "l2"), ("fct/no-side", "cosine"), ("fct/side", "cosine")]
     assert main[["top1", "top5", "mAP"]].apply(lambda c: c.between(0, 100)).all().all()
     assert (main["top5"] >= main["top1"]).all()
     by_split = read_table(tables / "main_by_split.csv")
     assert set(by_split["split"]) == {"old", "new", "all"} and "split" in by_split.columns
     claims = read_table(tables / "claims.csv")
-    assert list(claims.columns) == ["claim", "metric", "verdict", "margin", "seeds_agreeing"]
+    assert list(claims.columns) == ["claim", "metric", "distance", "verdict", "margin",
+                                    "seeds_agreeing"]
     assert set(claims["verdict"]) <= {"holds", "fails", "unresolved"}
-    assert len(claims) == 12
+    assert len(claims) == 6 * 2 * 2  # each claim, metric and distance
     sizes = read_table(tables / "side_info_size.csv")
     assert list(sizes.columns[:4]) == ["side_info_dim", "top1", "top5", "mAP"]
     assert list(sizes["side_info_dim"]) == [0, 4, 8]
@@ -155,8 +161,9 @@ def test_suite_ablation_and_methods_tables(smoke_results):
     assert list(methods.columns) == ["method", "case", "distance", "top1", "top5", "mAP",
                                      "new_top1", "in_protocol"]
     outside = methods[~methods["in_protocol"].astype(bool)]
-    assert set(outside["method"]) == {"oca", "dsimplex"}  # their authors evaluate with cosine
-    assert set(outside["distance"]) == {"l2"}
+    assert set(map(tuple, outside[["method", "distance"]].values)) == {
+        ("bct", "l2"), ("oca", "l2"), ("dsimplex", "l2"),  # their authors retrieve with cosine
+        ("fct", "cosine"), ("fastfill", "cosine")}  # ml-fct's, with L2
     # every registered method, in table order, each case under both distances in turn
     keys = [tuple(r) for r in methods[["method", "case", "distance"]].values]
     order = [m.name for m in registry.methods()]
@@ -182,8 +189,10 @@ def test_suite_ablation_and_methods_tables(smoke_results):
         assert own != by_key.at[("new/new", "cosine"), "top1"]
     l2, cosine = (methods[methods["distance"] == d][["top1", "mAP"]].values for d in DISTANCES)
     assert (l2 != cosine).any()  # unnormalised embeddings: the two distances rank differently
-    main = read_table(tables / "main.csv").set_index("case")
-    assert by_key.at[("fct/side", preset.distance), "top1"] == main.at["fct/side", "top1"]
+    main = read_table(tables / "main.csv").set_index(["case", "distance"])
+    for distance in DISTANCES:  # the same case measured by notebooks 05 and 09
+        assert by_key.at[("fct/side", distance), "top1"] == main.at[("fct/side", distance),
+                                                                    "top1"]
 
 
 def test_suite_compatibility_tables(smoke_results):
@@ -234,8 +243,9 @@ def test_suite_backfilling_tables(smoke_results):
     assert len(points) == 2 * len(curves) * 22
     assert set(points["side_info_dim"]) == {0, load_preset("smoke").side_info.model.embedding_dim}
     ends = points[points["fraction"] == 1.0]  # fully backfilled: every curve is new/new
-    main = read_table(tables / "main.csv").set_index("case")
-    assert (ends["top1"].round(2) == main.at["new/new", "top1"]).all()
+    main = read_table(tables / "main.csv").set_index(["case", "distance"])
+    new = main.at[("new/new", load_preset("smoke").distance), "top1"]  # the curves' distance
+    assert (ends["top1"].round(2) == new).all()
     claims = read_table(tables / "backfilling_claims.csv")
     assert set(claims["verdict"]) <= {"holds", "fails", "unresolved"} and len(claims) == 20
     paper = read_table(tables / "backfilling_paper_comparison.csv")

@@ -56,7 +56,7 @@ class Report:
     @cached_property
     def cases(self) -> pd.DataFrame:
         """Every case of the seeds the main sections count (long form)."""
-        return case_rows(self.covered["main"].select(self.records))
+        return case_rows(self.covered["main"].select(self.records), self.config.distance)
 
     @cached_property
     def backfilling_points(self) -> pd.DataFrame:
