@@ -8,11 +8,13 @@ from collections.abc import Collection, Iterable
 import pandas as pd
 
 from fctlib.experiment.record_rows import Criterion, MethodRow
-from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds
+from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds, verdict
 
 METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1",
                    "in_protocol")  # in_protocol False: a distance the method's authors do not use
 METHOD_VALUES = [*METRICS, "new_top1"]
+CRITERIA_COLUMNS = ["method", "case", "reference", "distance", "in_protocol", "metric",
+                    "case_value", "reference_value", "margin", "verdict", "seeds_agreeing"]
 
 
 def methods_frame(rows: list[MethodRow], seed: int) -> pd.DataFrame:
@@ -81,25 +83,33 @@ def seeds_methods(records: Records) -> list[str]:
     return _distinct(records, "methods")
 
 
-def criteria_table(methods: pd.DataFrame, criteria: Iterable[Criterion]) -> pd.DataFrame:
-    """Each method's compatibility criterion per distance and metric (top-1, mAP): does its
-    cross-model case beat the reference case (`holds`), and by how much (`margin`, points)."""
+def criteria_table(long: pd.DataFrame, criteria: Iterable[Criterion]) -> pd.DataFrame:
+    """Each method's compatibility criterion per distance and metric (top-1, mAP) over the seeds
+    of `long` (methods_rows' frame): whether that distance is the method's protocol, the mean of
+    its cross-model case and of the reference case, the mean margin (points), the verdict
+    (`holds`: the case beats the reference in every seed, `fails`: in none, else `unresolved`)
+    and the seeds where it beats it."""
     rows = []
     criteria = list(criteria)
-    for distance, by_distance in methods.groupby("distance", sort=False):
-        values = by_distance.set_index("case")
+    for distance, by_distance in long.groupby("distance", sort=False):
+        per_seed = by_distance.pivot_table(index="seed", columns="case",
+                                           values=list(HEADLINE_METRICS))
+        protocol = by_distance.groupby("case")["in_protocol"].first()
         for criterion in criteria:
             cross, reference = criterion.case, criterion.reference
-            if cross not in values.index or reference not in values.index:
+            if cross not in protocol.index or reference not in protocol.index:
                 continue
             for metric in HEADLINE_METRICS:
-                a, b = values.at[cross, metric], values.at[reference, metric]
+                a, b = per_seed[(metric, cross)], per_seed[(metric, reference)]
+                holds = a > b
                 rows.append({"method": criterion.method, "case": cross, "reference": reference,
-                             "distance": distance, "metric": metric, "case_value": a,
-                             "reference_value": b, "margin": round(a - b, 2),
-                             "holds": bool(a > b)})
-    return pd.DataFrame(rows, columns=["method", "case", "reference", "distance", "metric",
-                                       "case_value", "reference_value", "margin", "holds"])
+                             "distance": distance, "in_protocol": bool(protocol[cross]),
+                             "metric": metric, "case_value": round(float(a.mean()), 2),
+                             "reference_value": round(float(b.mean()), 2),
+                             "margin": round(float((a - b).mean()), 2),
+                             "verdict": verdict(holds),
+                             "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
+    return pd.DataFrame(rows, columns=CRITERIA_COLUMNS)
 
 
 def price_table(methods: pd.DataFrame, unpriced: Collection[str]) -> pd.DataFrame:
@@ -120,12 +130,15 @@ def price_table(methods: pd.DataFrame, unpriced: Collection[str]) -> pd.DataFram
 
 
 def criteria_sentence(criteria: pd.DataFrame, prices: pd.DataFrame, distance: str) -> str:
-    """The criteria on top-1 under `distance`, and the price of each backward-compatible method."""
+    """The criteria on top-1 under `distance` with their verdicts over seeds, and the price of
+    each backward-compatible method."""
     rows = criteria[(criteria["distance"] == distance) & (criteria["metric"] == "top1")]
     if rows.empty:
         return "No compatibility criteria to read."
-    parts = [f"{r.case} {'beats' if r.holds else 'does not beat'} {r.reference} "
-             f"({r.case_value:.2f}% vs {r.reference_value:.2f}%)" for r in rows.itertuples()]
+    beats = {"holds": "beats", "fails": "does not beat", "unresolved": "does not always beat"}
+    parts = [f"{r.case} {beats[r.verdict]} {r.reference} ({r.case_value:.2f}% vs "
+             f"{r.reference_value:.2f}%, {r.seeds_agreeing} seeds"
+             f"{'' if r.in_protocol else ', outside its protocol'})" for r in rows.itertuples()]
     cost = prices[prices["distance"] == distance]
     paid = [f"{r.method} {r.price:+.2f}" for r in cost.itertuples() if r.price != 0]
     text = f"Under {distance}, top-1: " + "; ".join(parts) + "."

@@ -57,8 +57,9 @@ def _methods():
             ("independent", "new/old", 5.0, 70.0), ("bct", "bct/old", 52.0, 66.0),
             ("bct", "bct/bct", 66.0, 66.0), ("oca", "oca/old", 48.0, 69.0),
             ("fct", "fct/side", 65.0, 70.0), ("fct-arch", "fct-arch/side", 60.0, 75.0)]
-    return pd.DataFrame([{"method": m, "case": c, "distance": "l2", "top1": t, "top5": t,
-                          "mAP": t / 2, "new_top1": own} for m, c, t, own in rows])
+    return pd.DataFrame([{"seed": 0, "method": m, "case": c, "distance": "l2", "top1": t,
+                          "top5": t, "mAP": t / 2, "new_top1": own, "in_protocol": m != "oca"}
+                         for m, c, t, own in rows])
 
 
 # as the method registry declares them (tests/test_methods.py checks the registry's side)
@@ -71,18 +72,33 @@ UNPRICED = ["fct-arch", "fct-loss"]
 
 def test_criteria_and_price():
     criteria = report.criteria_table(_methods(), CRITERIA_RECORDS).set_index(["case", "metric"])
-    assert criteria.at[("bct/old", "top1"), "holds"]
+    assert criteria.at[("bct/old", "top1"), "verdict"] == "holds"
     assert criteria.at[("bct/old", "top1"), "margin"] == pytest.approx(2.0)
-    assert not criteria.at[("oca/old", "top1"), "holds"]
-    assert not criteria.at[("new/old", "mAP"), "holds"]
+    assert criteria.at[("oca/old", "top1"), "verdict"] == "fails"
+    assert not criteria.at[("oca/old", "top1"), "in_protocol"]
+    assert criteria.at[("new/old", "mAP"), "verdict"] == "fails"
     assert "dsimplex/old" not in criteria.index.get_level_values(0)  # no rows: no criterion
     prices = report.price_table(_methods(), UNPRICED).set_index("method")["price"]
     assert prices.to_dict() == {"independent": 0.0, "bct": 4.0, "oca": 1.0, "fct": 0.0}
     sentence = report.criteria_sentence(report.criteria_table(_methods(), CRITERIA_RECORDS),
                                         report.price_table(_methods(), UNPRICED), "l2")
-    assert "bct/old beats old/old (52.00% vs 50.00%)" in sentence
-    assert "oca/old does not beat old/old" in sentence
+    assert "bct/old beats old/old (52.00% vs 50.00%, 1/1 seeds)" in sentence
+    assert "oca/old does not beat old/old (48.00% vs 50.00%, 0/1 seeds, outside its protocol)" \
+        in sentence
     assert "bct +4.00" in sentence and "oca +1.00" in sentence
+
+
+def test_a_criterion_met_in_some_seeds_only_is_unresolved():
+    # the audit's case: oca/old above old/old by +0.16, +0.26 and -0.5 top-1 in three seeds
+    seeds = [_methods().assign(seed=k) for k in range(3)]
+    for frame, margin in zip(seeds, (0.16, 0.26, -0.5), strict=True):
+        frame.loc[frame["case"] == "oca/old", "top1"] = 50.0 + margin
+    criteria = report.criteria_table(pd.concat(seeds), CRITERIA_RECORDS).set_index(
+        ["case", "metric"])
+    assert criteria.at[("oca/old", "top1"), "verdict"] == "unresolved"
+    assert criteria.at[("oca/old", "top1"), "seeds_agreeing"] == "2/3"
+    assert criteria.at[("oca/old", "top1"), "margin"] == pytest.approx(-0.03, abs=1e-9)
+    assert criteria.at[("bct/old", "top1"), "seeds_agreeing"] == "3/3"
 
 
 def test_criteria_and_unpriced_methods_come_from_the_records():
