@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fctlib.evaluation.distances import DISTANCES
 from fctlib.experiment.record_rows import Cases
 from fctlib.experiment.records import CaseRecord
 from fctlib.report.common import (
@@ -21,7 +22,6 @@ from fctlib.report.common import (
 CASE_ORDER = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
 CASE_STEPS = ("old", "new", "bct", "transformation")  # the steps whose `cases` are compared
 CASE_COLUMNS = ["seed", "case", "distance", "split", *METRICS]
-DISTANCE_ORDER = ("l2", "cosine")
 # The distances each method's authors retrieve with, by the query model of its cases (the
 # registry's `protocol` of bct and fct, kept here for the torch-free report; a test keeps them
 # equal): openBCT and BT-2 rank normalised features, ml-fct uses L2. old and new: any.
@@ -101,7 +101,7 @@ def case_rows(records: Records, distance: str) -> pd.DataFrame:
 def _order_cases(table: pd.DataFrame) -> pd.DataFrame:
     rank = {c: i for i, c in enumerate(CASE_ORDER)}
     table = table.sort_values("case", key=lambda s: s.map(rank), kind="stable")
-    distance_rank = {d: i for i, d in enumerate(DISTANCE_ORDER)}
+    distance_rank = {d: i for i, d in enumerate(DISTANCES)}
     return table.sort_values("distance", key=lambda s: s.map(distance_rank),
                              kind="stable").reset_index(drop=True)
 
@@ -145,7 +145,7 @@ def claims_table(long: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
     everything = long[long["split"] == "all"]
     by_distance = {d: everything[everything["distance"] == d].pivot_table(
         index="seed", columns="case", values=list(metrics))
-        for d in DISTANCE_ORDER if d in set(everything["distance"])}
+        for d in DISTANCES if d in set(everything["distance"])}
     for claim, lower, higher, strict in CLAIMS:
         for metric in metrics:
             for distance, per_seed in by_distance.items():
