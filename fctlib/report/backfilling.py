@@ -169,16 +169,21 @@ def backfilling_paper_comparison(long: pd.DataFrame, ours_label: str) -> pd.Data
     return pd.DataFrame(rows)
 
 
-DIAGNOSTIC_COLUMNS = ["seed", "gallery", "classifier_ce", "backfilled_top1_share_at_5pct"]
+DIAGNOSTIC_COLUMNS = ["seed", "gallery", "classifier_ce", "backfilled_top1_share_at_5pct",
+                      "sigma_error_spearman"]
 
 
 def diagnostics_table(records: Records) -> pd.DataFrame:
     """Per test gallery (new/new; FastFill's and FCT's h, by side-info), the mean over seeds of
-    the frozen new classifier's cross-entropy on it and of the share of new queries whose nearest
-    item is a backfilled one at 5% random backfill (%), and the seeds (records written before
-    these diagnostics: empty)."""
+    the frozen new classifier's cross-entropy on it, of the share of new queries whose nearest
+    item is a backfilled one at 5% random backfill (%), and for FastFill's galleries of the rank
+    correlation of its sigma with h's real error per item (the premise of its uncertainty order),
+    and the seeds (records written before these diagnostics: empty)."""
     def frame(record, seed: int) -> pd.DataFrame:
-        return pd.DataFrame([{"seed": seed, "gallery": gallery, **values}
+        return pd.DataFrame([{"seed": seed, "gallery": gallery, **values,
+                              "sigma_error_spearman": record.sigma_error_spearman.get(
+                                  gallery.removeprefix("fastfill/"), float("nan"))
+                              if gallery.startswith("fastfill/") else float("nan")}
                              for gallery, values in record.diagnostics.items()],
                             columns=DIAGNOSTIC_COLUMNS)
 

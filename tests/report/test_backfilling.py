@@ -5,7 +5,7 @@ import pytest
 from fctlib import report
 from fctlib.evaluation.backfill import FRACTIONS
 from fctlib.experiment.records import FastFillRecord
-from fctlib.report.backfilling import area_under_curve
+from fctlib.report.backfilling import area_under_curve, diagnostics_table
 
 
 def test_auc_rules_by_hand():
@@ -67,3 +67,23 @@ def test_backfilling_tables_and_claims():
     assert paper.loc["ours", "gain_auc_top1"] == pytest.approx(45.0 - 35.0)
     assert paper.loc["ours", "side_info"] == "8-d"
     assert len(paper.loc["published"]) == 3
+
+
+def test_diagnostics_table_puts_sigma_s_rank_correlation_beside_fastfill_s_galleries():
+    def record(spearman, ce):
+        r = _record(BASE)
+        r.sigma_error_spearman = {"side": spearman, "no-side": spearman / 2}
+        r.diagnostics = {"new/new": {"classifier_ce": 0.4},
+                         "fastfill/side": {"classifier_ce": ce,
+                                           "backfilled_top1_share_at_5pct": 0.2},
+                         "fct/side": {"classifier_ce": ce + 0.1,
+                                      "backfilled_top1_share_at_5pct": 0.06}}
+        return r
+
+    table = diagnostics_table({0: {"fastfill": record(0.4, 0.5)},
+                                      1: {"fastfill": record(0.6, 0.7)}}).set_index("gallery")
+    assert table.at["fastfill/side", "sigma_error_spearman"] == pytest.approx(0.5)
+    assert table.at["fastfill/side", "classifier_ce"] == pytest.approx(0.6)
+    assert table.at["fct/side", "backfilled_top1_share_at_5pct"] == pytest.approx(6.0)
+    assert table[["sigma_error_spearman"]].drop("fastfill/side").isna().all().all()
+    assert (table["seeds"] == 2).all()

@@ -255,6 +255,9 @@ def test_suite_backfilling_tables(smoke_results):
                                       "fct/no-side"}
     assert (diagnostics["classifier_ce"] > 0).all()
     assert diagnostics["backfilled_top1_share_at_5pct"].drop("new/new").between(0, 100).all()
+    spearman = diagnostics["sigma_error_spearman"]
+    assert spearman[["fastfill/side", "fastfill/no-side"]].between(-1, 1).all()
+    assert spearman.drop(["fastfill/side", "fastfill/no-side"]).isna().all()
 
 
 def test_report_is_self_contained_with_code_hidden(smoke_results):

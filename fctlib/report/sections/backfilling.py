@@ -58,5 +58,8 @@ def show_backfilling(report: Report) -> None:
                       "(below new/new's: h fitted the classifier rather than the new embeddings); "
                       "`backfilled_top1_share_at_5pct`, the share of new queries whose nearest "
                       "item is a backfilled one when 5% of the gallery is backfilled at random (%; "
-                      "far above 5: the new embeddings crowd out the transformed ones).")
+                      "far above 5: the new embeddings crowd out the transformed ones); "
+                      "`sigma_error_spearman`, the rank correlation of FastFill's sigma with its "
+                      "h's real error per gallery item (1: sigma orders the items as the oracle "
+                      "does).")
         page.show(page.table(diagnostics.set_index("gallery")))
