@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from fctlib.experiment.record_rows import BackfillCurve
-from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, mean_std, over_seeds, verdict
+from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, judged, mean_std, over_seeds
 
 AUC_RULES = ("mean", "trapezoid")
 # Published area under the backfilling curve (mean of 22 points, %), FastFill paper's tables.
@@ -116,10 +116,8 @@ def backfilling_claims(long: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_M
                 if (col, *lower) not in per_seed or (col, *higher) not in per_seed:
                     continue
                 margins = per_seed[(col, *higher)] - per_seed[(col, *lower)]
-                holds = margins > 0 if strict else margins >= 0
                 rows.append({"side_info_dim": dim, "claim": claim, "metric": metric,
-                             "verdict": verdict(holds), "margin": round(float(margins.mean()), 2),
-                             "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
+                             **judged(margins, strict)})
     return pd.DataFrame(rows, columns=["side_info_dim", "claim", "metric", "verdict", "margin",
                                        "seeds_agreeing"])
 

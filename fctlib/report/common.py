@@ -63,6 +63,15 @@ def verdict(holds: pd.Series) -> str:
     return "holds" if holds.all() else "fails" if not holds.any() else "unresolved"
 
 
+def judged(margins: pd.Series, strict: bool = True) -> dict:
+    """A claim judged from its per-seed margins (higher minus lower, points): its `verdict` (it
+    holds in a seed when the margin is > 0, >= 0 if not `strict`), the mean `margin` and the
+    `seeds_agreeing` that it holds."""
+    holds = margins > 0 if strict else margins >= 0
+    return {"verdict": verdict(holds), "margin": round(float(margins.mean()), 2),
+            "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"}
+
+
 def artifact_commits(records: Records) -> str:
     """The distinct commits that trained the records' artifacts, or `unrecorded` if none says."""
     commits = {commit for steps in records.values() for record in steps.values()

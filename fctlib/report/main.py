@@ -14,9 +14,9 @@ from fctlib.report.common import (
     HEADLINE_METRICS,
     METRICS,
     Records,
+    judged,
     mean_std,
     stack,
-    verdict,
 )
 
 CASE_ORDER = ("old/old", "new/new", "bct/old", "bct/bct", "fct/no-side", "fct/side")
@@ -152,10 +152,8 @@ def claims_table(long: pd.DataFrame, metrics: tuple[str, ...] = HEADLINE_METRICS
                 if (metric, lower) not in per_seed or (metric, higher) not in per_seed:
                     continue
                 margins = per_seed[(metric, higher)] - per_seed[(metric, lower)]
-                holds = margins > 0 if strict else margins >= 0
                 rows.append({"claim": claim, "metric": metric, "distance": distance,
-                             "verdict": verdict(holds), "margin": round(float(margins.mean()), 2),
-                             "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
+                             **judged(margins, strict)})
     return pd.DataFrame(rows, columns=["claim", "metric", "distance", "verdict", "margin",
                                        "seeds_agreeing"])
 

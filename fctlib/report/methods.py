@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable
 import pandas as pd
 
 from fctlib.experiment.record_rows import Criterion, MethodRow
-from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, over_seeds, verdict
+from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, judged, over_seeds
 
 METHODS_COLUMNS = ("method", "case", "distance", "top1", "top5", "mAP", "new_top1",
                    "in_protocol")  # in_protocol False: a distance the method's authors do not use
@@ -101,14 +101,10 @@ def criteria_table(long: pd.DataFrame, criteria: Iterable[Criterion]) -> pd.Data
                 continue
             for metric in HEADLINE_METRICS:
                 a, b = per_seed[(metric, cross)], per_seed[(metric, reference)]
-                holds = a > b
                 rows.append({"method": criterion.method, "case": cross, "reference": reference,
                              "distance": distance, "in_protocol": bool(protocol[cross]),
                              "metric": metric, "case_value": round(float(a.mean()), 2),
-                             "reference_value": round(float(b.mean()), 2),
-                             "margin": round(float((a - b).mean()), 2),
-                             "verdict": verdict(holds),
-                             "seeds_agreeing": f"{int(holds.sum())}/{len(holds)}"})
+                             "reference_value": round(float(b.mean()), 2), **judged(a - b)})
     return pd.DataFrame(rows, columns=CRITERIA_COLUMNS)
 
 
