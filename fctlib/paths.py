@@ -9,7 +9,7 @@ DEFAULT_PRESET = "fashion-mnist"  # what `make reproduce` and `fct` run unless t
 # the notebooks in notebooks/: the steps in the order `fct reproduce` runs them, then the report
 STEPS = ("00_data", "01_train_old", "02_side_info", "03_train_new", "04_bct",
          "05_transformation", "06_side_info_size", "07_fastfill", "08_ablations", "09_methods",
-         "10_multistep")
+         "10_multistep", "11_cross_dataset")
 REPORT = "99_report"
 
 

@@ -53,8 +53,12 @@ def load_splits(cfg: DataConfig) -> Splits:
     """Load the data set and carve train / tune / test and the old classes, deterministically
     (the same for every seed: seeds vary initialisation and training only); image files are
     decoded into memory as `cfg.path` says."""
-    bundle = load_dataset(cfg.dataset)
-    old = check_class_split(bundle, cfg.old_classes)
+    return split_bundle(cfg, load_dataset(cfg.dataset), cfg.old_classes)
+
+
+def split_bundle(cfg: DataConfig, bundle: DataBundle, old_classes: list[int] | None) -> Splits:
+    """`load_splits` of a loaded data set, with `old_classes` (None: the first half)."""
+    old = check_class_split(bundle, old_classes)
     train_pool = subsample_per_class(bundle.train, cfg.train_per_class, SPLIT_SEED)
     train, tune = carve_tune(train_pool, cfg.tune_fraction, SPLIT_SEED)
     test = subsample_per_class(bundle.test, cfg.test_per_class, SPLIT_SEED)

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn import functional as F
 
+from fctlib.data import mnist_digits
 from fctlib.data.archive import extract_verified
 from fctlib.data.images import ArrayImages, FileImages, ImageSet
 from fctlib.data.spec import DatasetSpec
@@ -299,6 +301,12 @@ def _load_folder_split(spec: DatasetSpec):
     return train, test, classes, source
 
 
+def _load_mnist(spec: DatasetSpec):
+    places = [] if spec.root is None else [Path(spec.root)]
+    return mnist_digits.load(places, dataset_cache_dir(spec) / "mnist", spec.download,
+                             spec.test_fraction, spec.seed)
+
+
 def _load_npz(spec: DatasetSpec):
     path = Path(spec.root)
     if not path.is_file():
@@ -335,6 +343,7 @@ _LOADERS: dict[str, Callable] = {
     "fashion-mnist": _load_fashion_mnist,
     "cifar100": _load_cifar100,
     "tiny-imagenet-100": _load_tiny_imagenet,
+    "mnist": _load_mnist,
     "imagefolder": _load_imagefolder,
     "folder-split": _load_folder_split,
     "npz": _load_npz,
@@ -353,8 +362,19 @@ def convert_channels(images: ArrayImages, channels: int) -> ArrayImages:
     return ArrayImages(luma.to(torch.uint8), images.labels, layout="NCHW")
 
 
+def in_format(images: ArrayImages, channels: int, size: int) -> ArrayImages:
+    """`images` with `channels` channels (convert_channels) and `size` x `size` pixels (bilinear,
+    antialiased, rounded back to bytes): another data set's images in a run's format."""
+    images = convert_channels(images, channels)
+    if images.image_size == (size, size):
+        return images
+    scaled = F.interpolate(images.images.float(), size=(size, size), mode="bilinear",
+                           antialias=True, align_corners=False)
+    return ArrayImages(scaled.round().clamp(0, 255).to(torch.uint8), images.labels, layout="NCHW")
+
+
 def load_dataset(spec: DatasetSpec) -> DataBundle:
-    """Load a data set: fashion-mnist, tiny-imagenet-100, cifar100 (in memory), imagefolder,
+    """Load a data set: fashion-mnist, mnist, tiny-imagenet-100, cifar100 (in memory), imagefolder,
     folder-split (files, decoded lazily) or npz; mean/std are measured on the train split."""
     train, test, class_names, source = _LOADERS[spec.name](spec)
     if isinstance(train, ArrayImages) and spec.channels is not None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DATASET_NAMES = ("fashion-mnist", "tiny-imagenet-100", "cifar100", "imagefolder", "folder-split",
-                 "npz")
+DATASET_NAMES = ("fashion-mnist", "mnist", "tiny-imagenet-100", "cifar100", "imagefolder",
+                 "folder-split", "npz")
+ROOTLESS_DATASETS = ("fashion-mnist", "mnist", "tiny-imagenet-100", "cifar100")  # found by name
 # How training serves images: decoded once into memory, streamed by DataLoader workers, or
 # chosen by the decoded size against the machine's RAM
 DATA_PATHS = ("auto", "memory", "stream")
@@ -22,8 +23,8 @@ class DatasetSpec:
     cache_dir: str = ".cache/data"  # extracted/decoded data; relative: to the project root
     image_size: int | None = None  # None: native; files are resized to it when decoded
     download: bool = True  # allow a torchvision download where the network exists
-    test_fraction: float = 0.2  # folder-split: share of each class's files used as test
-    seed: int = 0  # folder-split: seed of the per-class train/test draw
+    test_fraction: float = 0.2  # folder-split, mnist: share of each class's images used as test
+    seed: int = 0  # folder-split, mnist: seed of the per-class train/test draw
     channels: int | None = None  # 1 or 3; None: files decode to RGB, arrays keep their own
     test_folder: str | None = None  # imagefolder: "test" or "val"; None: whichever exists
     layout: str | None = None  # npz: "NHW", "NHWC" or "NCHW" when the shape is ambiguous

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fctlib.data.spec import DataConfig
+from fctlib.data.spec import ROOTLESS_DATASETS, DataConfig
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.experiment.typed_yaml import (
     PresetError,
@@ -22,7 +22,9 @@ from fctlib.training.config import TrainConfig
 PROJECT_ROOT = project_root()
 PARAMS_DIR = PROJECT_ROOT / "params"
 DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
-SIDE_INFO_SOURCES = ("simclr", "supervised", "random")  # what psi is: SimCLR is the default
+# what psi is: SimCLR on the old classes' images (the default), SimCLR on another data set's
+# images, a supervised network on the old classes, an untrained network
+SIDE_INFO_SOURCES = ("simclr", "other-data", "supervised", "random")
 ABLATION_SOURCES = (*SIDE_INFO_SOURCES, "none")  # "none": FCT without side-info (size 0)
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one folder or file name under results/
 # `methods.<name>` of a preset -> the dataclass of that section, registered by the method module
@@ -146,6 +148,9 @@ class Preset:
     ablation: AblationConfig
     multistep: MultiStepConfig
     distance: str = "l2"
+    # a second data set: other-data side-info learns from its images (notebook 08), the
+    # cross-dataset update adds its classes (notebook 11)
+    other_data: str = "mnist"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     methods: dict = field(default_factory=dict)  # methods.<name>: see METHOD_SECTIONS
     source: str = ""  # the files (and overrides) it was read from, for messages
@@ -154,6 +159,9 @@ class Preset:
         if self.distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
         check_plain_name(self.name, "name", "results/<name>/")
+        if self.other_data not in ROOTLESS_DATASETS:
+            raise ValueError(f"other_data must be one of {ROOTLESS_DATASETS}, got "
+                             f"{self.other_data!r}")
         if not self.seeds:
             raise ValueError("seeds is empty; list at least one seed, e.g. seeds: [0]")
 

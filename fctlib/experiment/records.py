@@ -219,6 +219,20 @@ class MultistepRecord(Record):
 
 
 @dataclass(kw_only=True)
+class CrossDatasetRecord(CaseRecord):
+    """Notebook 11: the update across data sets, its cases on the common test set (class split:
+    `old` the preset's data set A, `new` the second data set B), the BCT model it trained, where
+    its data came from and its split sizes."""
+
+    STEP: ClassVar[str] = "cross_dataset"
+    NOTEBOOK: ClassVar[str] = "11_cross_dataset"
+    source: str  # A's source + B's
+    other_data: str  # B's name
+    bct: str  # the BCT model's name (the main run's choice on tune)
+    splits: list[dict]  # one summary row per split
+
+
+@dataclass(kw_only=True)
 class ExplorationRecord(Record):
     """`fct explore`: every case's tune-split metrics under one setting of the preset."""
 

@@ -25,7 +25,7 @@ from fctlib.methods.bct_variants import (
     influence_rows,
     variant_loss,
 )
-from fctlib.methods.independent import fit_classifier
+from fctlib.methods.independent import check_same_size, fit_classifier
 from fctlib.methods.registry import (
     MethodCases,
     artifact_kind,
@@ -129,10 +129,7 @@ def bct_encoder(run: RunContext, name: BCTName) -> Artifact:
     (`methods.bct.bt2_training` for bt2, the new model's otherwise)."""
     variant, weight = VARIANTS[name.variant], name.weight
     new, s, cfg = run.preset.new, run.splits, run.preset.method("bct")
-    if new.model.embedding_dim != run.preset.old.model.embedding_dim:
-        raise ValueError(
-            "BCT needs the old and new embedding sizes to match "
-            f"({run.preset.old.model.embedding_dim} vs {new.model.embedding_dim})")
+    check_same_size(run, "BCT")
     training = cfg.training(variant.name, new.training)
     scale = cfg.normsm_scale if variant.normsm else None
     old = run.artifact("old")

@@ -43,6 +43,32 @@ def fit_classifier(run: RunContext, folder: Path, build: Callable[[], nn.Module]
     return model, history
 
 
+def frozen(model: nn.Module) -> nn.Module:
+    """`model` in eval mode without gradients: a teacher another model is trained against."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.eval()
+
+
+def check_same_size(run: RunContext, method: str) -> None:
+    """A ValueError naming `method` unless the old and new embeddings have one size."""
+    old, new = run.preset.old.model.embedding_dim, run.preset.new.model.embedding_dim
+    if old != new:
+        raise ValueError(f"{method} needs the old and new embedding sizes to match ({old} vs "
+                         f"{new})")
+
+
+def fit_new_against_old(run: RunContext, folder: Path, old: Artifact,
+                        loss: Callable[[nn.Module], Callable], *, desc: str
+                        ) -> tuple[nn.Module, list[dict]]:
+    """A new model (the new recipe, every class) trained with `loss(the frozen old model)`."""
+    new, s = run.preset.new, run.splits
+    old_model = frozen(run.trained(old)[0].to(run.device))
+    return fit_classifier(
+        run, folder, lambda: build_model(new.model, s.bundle.channels, len(s.all_classes)),
+        s.train, s.all_classes, loss(old_model), new.training, desc=desc)
+
+
 def _classifier(run: RunContext, generation: str) -> Artifact:
     stage = run.preset.old if generation == "old" else run.preset.new
     s = run.splits

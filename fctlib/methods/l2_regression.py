@@ -27,9 +27,8 @@ from fctlib.experiment.config import method_section
 from fctlib.experiment.names import ArtifactName, number
 from fctlib.experiment.store import Artifact
 from fctlib.methods.bct import score
-from fctlib.methods.independent import fit_classifier
+from fctlib.methods.independent import check_same_size, fit_new_against_old
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
-from fctlib.models.backbones import build_model
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import RunContext
@@ -90,18 +89,15 @@ def l2_encoder(run: RunContext, name: L2Name) -> Artifact:
     """phi_new trained on every class with the new recipe and the L2 pull towards phi_old at
     `name.weight`."""
     weight = name.weight
-    new, old_stage, s = run.preset.new, run.preset.old, run.splits
-    if new.model.embedding_dim != old_stage.model.embedding_dim:
-        raise ValueError("L2 regression needs the old and new embedding sizes to match "
-                         f"({old_stage.model.embedding_dim} vs {new.model.embedding_dim})")
+    new = run.preset.new
+    check_same_size(run, "L2 regression")
     old = run.artifact("old")
 
     def fit(folder: Path):
-        old_model = run.trained(old)[0].to(run.device).eval()
-        loss = l2_regression_loss(new.training.label_smoothing, old_model, weight)
-        return fit_classifier(
-            run, folder, lambda: build_model(new.model, s.bundle.channels, len(s.all_classes)),
-            s.train, s.all_classes, loss, new.training, desc=f"l2 regression w={weight:g}")
+        return fit_new_against_old(
+            run, folder, old,
+            lambda teacher: l2_regression_loss(new.training.label_smoothing, teacher, weight),
+            desc=f"l2 regression w={weight:g}")
 
     return Artifact(str(name), "l2-regression", (new.model, new.training, weight), fit,
                     upstream=(old,))

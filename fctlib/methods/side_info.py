@@ -1,5 +1,6 @@
 """Side-information: a self-supervised (SimCLR) model trained without labels on the old data, and
-the ablation's other sources (a supervised model on the old classes, an untrained network)."""
+the ablation's other sources (SimCLR on another data set's images, a supervised model on the old
+classes, an untrained network)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from torch.nn import functional as F
 
 from fctlib.data.batches import ImageBatches
 from fctlib.data.images import ImageSet
+from fctlib.data.sources import in_format, load_dataset
+from fctlib.data.spec import DatasetSpec
 from fctlib.data.splits import select_classes
 from fctlib.data.transforms import SimCLRTransform
 from fctlib.experiment.config import SIDE_INFO_SOURCES
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 # Seed streams of the side-info ablation's networks: never the old model's initialisation, even
 # where the side-info network has the old model's shape.
-SIDE_SOURCE_STREAM = {"supervised": 1, "random": 2}
+SIDE_SOURCE_STREAM = {"supervised": 1, "random": 2, "other-data": 3}
 
 
 class SimCLRModel(nn.Module):
@@ -158,16 +161,50 @@ def simclr_artifact(run: RunContext, name: str, classes: list[int], spec: ModelS
     return Artifact(name, "side", (spec, cfg.training, cfg.temperature, classes), fit)
 
 
+def other_data_images(run: RunContext) -> ImageSet:
+    """The training images of the preset's `other_data` set in this run's channels and
+    size, at most as many as the default side-info learns from (a seeded draw, labels unused)."""
+    name = run.preset.other_data
+    bundle = load_dataset(DatasetSpec(name=name, cache_dir=run.preset.data.dataset.cache_dir))
+    images = in_format(bundle.train, run.splits.bundle.channels, run.splits.bundle.image_size)
+    budget = len(side_info_training_images(run.splits.train, run.splits.old_classes))
+    if len(images) <= budget:
+        return images
+    draw = torch.Generator().manual_seed(derived_seed(run.seed, SIDE_SOURCE_STREAM["other-data"]))
+    return images.subset(torch.randperm(len(images), generator=draw)[:budget].sort()[0].numpy())
+
+
+def other_data_artifact(run: RunContext, name: str, spec: ModelSpec) -> Artifact:
+    """psi of `spec` trained by SimCLR, with the preset's side-info recipe, on the images of
+    another data set (`other_data_images`): side-info from data neither model sees, as FCT's
+    CIFAR-100 run takes its side-info from an ImageNet SimCLR model."""
+    cfg = run.preset.side_info
+    size, channels, mean, std = run.image_stats
+    other = run.preset.other_data
+
+    def fit(folder: Path):
+        seed_everything(run.seed)
+        return train_side_info_model(
+            other_data_images(run), spec, SimCLRTransform(size, channels, mean, std), cfg.training,
+            seed=run.seed, temperature=cfg.temperature, checkpoint=folder / "model.pt",
+            device=run.device, data_path=run.preset.data.path)
+
+    return Artifact(name, "side-other", (spec, cfg.training, cfg.temperature, other), fit)
+
+
 @artifact_kind(SideInfoName)
 def side_info_encoder(run: RunContext, name: SideInfoName) -> Artifact:
     """psi with `name.dim` outputs: SimCLR on the old classes' training images, without labels;
-    source `supervised`: the same network trained with the old classes' labels (the old model's
-    recipe); `random`: that network untrained."""
+    source `other-data`: SimCLR on another data set's images (`other_data_images`); `supervised`:
+    the same network trained with the old classes' labels (the old model's recipe); `random`:
+    that network untrained."""
     source = name.source
     spec = dataclasses.replace(run.preset.side_info.model, embedding_dim=name.dim)
     s = run.splits
     if source == "simclr":
         return simclr_artifact(run, str(name), s.old_classes, spec)
+    if source == "other-data":
+        return other_data_artifact(run, str(name), spec)
     seed = derived_seed(run.seed, SIDE_SOURCE_STREAM[source])
     if source == "random":
         return Artifact(str(name), "side-random", (spec, seed), lambda folder: (

@@ -51,7 +51,8 @@ def side_info_size_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def side_info_source_table(long: pd.DataFrame) -> pd.DataFrame:
-    """FCT by side-info source (simclr, supervised, random, none), in the preset's order."""
+    """FCT by side-info source (simclr, other-data, supervised, random, none), in the preset's
+    order."""
     return _settings_table(long, ABLATION_KEYS["side_info_source"], ascending=False)
 
 

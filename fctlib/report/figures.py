@@ -98,6 +98,29 @@ def plot_gap_closed(ours: pd.DataFrame, published: dict[str, pd.DataFrame] | Non
     return fig
 
 
+def plot_cross_dataset(table: pd.DataFrame, distance: str, metric: str = "top1") -> plt.Figure:
+    """Each case's `metric` for queries of data set A's classes and of B's (error bars: standard
+    deviation over seeds, where the table has it), under `distance`."""
+    import matplotlib.pyplot as plt
+
+    chosen = table[table["distance"] == distance]
+    cases = list(dict.fromkeys(chosen["case"]))
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    x = np.arange(len(cases))
+    for offset, (split, label) in zip((-0.2, 0.2), (("old", "A's classes (old model's data)"),
+                                                    ("new", "B's classes (new data set)")),
+                                      strict=True):
+        rows = chosen[chosen["split"] == split].set_index("case").reindex(cases)
+        ax.bar(x + offset, rows[metric], width=0.4, label=label,
+               yerr=rows.get(f"{metric}_std"), capsize=2)
+    ax.set_xticks(x, cases, rotation=20, fontsize=8)
+    ax.set_ylabel(f"{metric} (%), {distance}")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_side_info_size(table: pd.DataFrame) -> plt.Figure:
     """FCT accuracy against side-info size (0 = no side-info)."""
     import matplotlib.pyplot as plt

@@ -36,6 +36,7 @@ SECTIONS = (
     Section("methods", "Methods, compatibility criteria and price", ("methods",)),
     Section("multistep", "Multi-step updates", ("multistep",)),
     Section("backfilling", "Partial backfilling (FastFill)", ("fastfill",)),
+    Section("cross-dataset", "Update across data sets", ("cross_dataset",)),
     Section("exploration", "Protocol exploration"),
     Section("examples", "Retrieval examples"),
     Section("provenance", "Provenance"),

@@ -92,13 +92,17 @@ class Run:
     def store(self) -> ArtifactStore:
         """The run's artifacts; every key depends on the data, the class split and the seed.
         Temporary files that a killed writer (Ctrl-C) left under the run's folder are removed."""
-        # how images are served (data.path) trains on the same batches: not part of any key
-        data = dataclasses.replace(self.preset.data, path="auto")
-        context = (fingerprint(data, self.splits.old_classes), self.seed)
+        context = (self.data_key(), self.seed)
         log = print if distributed.is_main_process() else (lambda line: None)
         if distributed.is_main_process():  # the one writer: what a killed one left goes
             remove_stale_tmp(self.root)
         return ArtifactStore(self.root, context, self._embed_split, log)
+
+    def data_key(self) -> str:
+        """What every artifact's key depends on besides the seed: the data and the class split."""
+        # how images are served (data.path) trains on the same batches: not part of any key
+        data = dataclasses.replace(self.preset.data, path="auto")
+        return fingerprint(data, self.splits.old_classes)
 
     def _embed_split(self, model: torch.nn.Module, split: str, name: str) -> np.ndarray:
         return embed(model, self.splits.split(split), self.eval_transform(), device=self.device,

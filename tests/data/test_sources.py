@@ -108,8 +108,8 @@ def write_tiny_imagenet(folder, train_per_class=3, val_per_class=2):
 
 
 def test_dataset_spec_validates_its_fields():
-    with pytest.raises(ValueError, match="unknown data set name 'mnist'"):
-        DatasetSpec(name="mnist")
+    with pytest.raises(ValueError, match="unknown data set name 'kmnist'"):
+        DatasetSpec(name="kmnist")
     with pytest.raises(ValueError, match="test_fraction"):
         DatasetSpec(name="folder-split", root="x", test_fraction=1.0)
     with pytest.raises(ValueError, match="image_size"):
@@ -489,3 +489,17 @@ def test_real_tiny_imagenet_100(monkeypatch):
     assert np.bincount(bundle.test.labels).tolist() == [50] * 100
     assert bundle.class_names[0].startswith("goldfish")
     assert all(0.3 < m < 0.6 for m in bundle.mean) and all(0.2 < s < 0.35 for s in bundle.std)
+
+
+def test_in_format_converts_channels_and_size_like_a_resize_of_a_constant():
+    """A constant image stays that constant at any size and channel count; sizes and channels
+    come out as asked and a matching set is returned as it is."""
+    from fctlib.data.sources import in_format
+
+    images = ArrayImages(np.full((3, 3, 10, 10), 200, dtype=np.uint8), [0, 1, 2], layout="NCHW")
+    gray = in_format(images, 1, 28)
+    assert gray.images.shape == (3, 1, 28, 28) and bool((gray.images == 200).all())
+    assert in_format(gray, 1, 28) is gray
+    rgb = in_format(gray, 3, 5)
+    assert rgb.images.shape == (3, 3, 5, 5) and bool((rgb.images == 200).all())
+    np.testing.assert_array_equal(rgb.labels, [0, 1, 2])

@@ -48,7 +48,7 @@ def _write(tmp_path, text):
     ("name: x\ndata: {tune_fraction: 1.5}\n", "tune_fraction"),
     ("name: x\ndata: {path: disk}\n", "path must be one of"),
     ("name: x\nold: {model: {arch: vgg}}\n", "unknown arch"),
-    ("name: x\ndata: {dataset: {name: mnist}}\n", "unknown data set name"),
+    ("name: x\ndata: {dataset: {name: kmnist}}\n", "unknown data set name"),
     ("name: x\nseeds: []\n", "seeds is empty; list at least one seed"),
     ("name: ../../x\n", "must be a plain name"),
     ("name: .hidden\n", "must be a plain name"),

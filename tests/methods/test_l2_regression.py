@@ -9,18 +9,13 @@ import torch
 from torch import nn
 
 from fctlib.data.batches import ImageBatches
-from fctlib.data.splits import remap_labels, select_classes, subsample_per_class
-from fctlib.data.transforms import CropFlipTransform
 from fctlib.experiment.config import PresetError, load_preset
 from fctlib.methods import registry
 from fctlib.methods.l2_regression import L2Name, chosen_weight, l2_regression_loss
 from fctlib.models.backbones import build_model
-from fctlib.models.spec import ModelSpec
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import classification_loss, train
-
-CPU = torch.device("cpu")
-SPEC = ModelSpec(arch="small_cnn", width=8, embedding_dim=16)
+from tests.methods.real_images import CPU, SPEC, old_model_bench
 
 
 class _Fixed(nn.Module):
@@ -63,17 +58,9 @@ def test_training_with_the_pull_brings_the_new_embedding_to_the_old_one(fashion_
     """Real images: the old model on 5 classes, then new models on all 10 with and without the
     pull; the pull leaves the new embedding several times closer to the old one on test images,
     and the training loss goes down."""
-    images = subsample_per_class(fashion_mnist.train, 40, seed=0)
-    transform = CropFlipTransform(28, 1, fashion_mnist.mean, fashion_mnist.std)
     cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0, weight_decay=1e-4)
-    torch.manual_seed(0)
-    old = build_model(SPEC, 1, 5)
-    old_classes = list(range(5))
-    train(old, ImageBatches(remap_labels(select_classes(images, old_classes), old_classes),
-                            transform), classification_loss(0.1), cfg, seed=0, device=CPU)
-    test = subsample_per_class(fashion_mnist.test, 20, seed=0)
-    x = (torch.stack([test.image(i) for i in range(len(test))]).float() / 255
-         - fashion_mnist.mean[0]) / fashion_mnist.std[0]
+    bench = old_model_bench(fashion_mnist, cfg)
+    images, transform, old, x = bench.images, bench.transform, bench.old, bench.x
     distances, histories = {}, {}
     for weight in (1e-9, 10.0):
         torch.manual_seed(1)

@@ -72,3 +72,29 @@ def test_side_info_reads_only_old_class_images_and_no_labels(fashion_mnist):
     assert history[-1]["loss"] < history[0]["loss"]
     out = backbone(torch.zeros(2, 1, 28, 28))
     assert out.shape == (2, 8)
+
+
+def test_other_data_side_info_learns_from_the_other_set_in_this_runs_format(smoke_run,
+                                                                            monkeypatch):
+    """`other-data`: the other set's images converted to the run's channels and size, at most as
+    many as the default side-info sees, drawn by the seed; its SimCLR model trains on them."""
+    from fctlib.data import sources
+    from fctlib.data.images import ArrayImages
+    from fctlib.methods import side_info
+    from fctlib.methods.side_info import SideInfoName
+
+    rgb = torch.arange(3 * 56 * 56 * 4000, dtype=torch.int64).remainder(256).to(torch.uint8)
+    other = ArrayImages(rgb.view(4000, 3, 56, 56), np.arange(4000) % 7, layout="NCHW")
+    fake = sources.DataBundle(other, other, 7, list("abcdefg"), 3, 56, (0.5,) * 3, (0.2,) * 3,
+                              "a test set")
+    asked = []
+    monkeypatch.setattr(side_info, "load_dataset", lambda spec: asked.append(spec) or fake)
+    images = side_info.other_data_images(smoke_run)
+    budget = len(side_info_training_images(smoke_run.splits.train, smoke_run.splits.old_classes))
+    assert asked[0].name == smoke_run.preset.other_data
+    assert len(images) == min(budget, 4000) and images.channels == 1
+    assert images.image_size == (28, 28)
+    assert torch.equal(side_info.other_data_images(smoke_run).images, images.images)  # seeded
+    model, history = smoke_run.trained(SideInfoName(4, "other-data"))
+    assert history and all(np.isfinite(h["loss"]) for h in history)
+    assert smoke_run.embeddings(SideInfoName(4, "other-data"), "test").shape[1] == 4

@@ -11,7 +11,8 @@ from fctlib.report import page, sections
 IN_ORDER = (sections.show_opening, sections.show_main, sections.show_claims,
             sections.show_splits, sections.show_gap, sections.show_bct,
             sections.show_side_info_size, sections.show_ablations, sections.show_methods,
-            sections.show_multistep, sections.show_backfilling, sections.show_exploration,
+            sections.show_multistep, sections.show_backfilling, sections.show_cross_dataset,
+            sections.show_exploration,
             sections.show_examples, sections.show_provenance)  # as notebook 99 calls them
 
 

@@ -101,7 +101,7 @@ def test_suite_writes_executed_notebooks_and_metrics(smoke_results):
         executed = smoke_results / "notebooks" / "seed0" / f"{step}.ipynb"
         assert any(c.get("outputs") for c in _cells(executed)), step
     for step in ("data", "old", "side_info", "new", "bct", "transformation", "side_info_size",
-                 "fastfill", "ablations", "methods", "multistep"):
+                 "fastfill", "ablations", "methods", "multistep", "cross_dataset"):
         assert (smoke_results / "metrics" / "seed0" / f"{step}.json").is_file(), step
 
 
@@ -163,6 +163,7 @@ def test_suite_ablation_and_methods_tables(smoke_results):
     outside = methods[~methods["in_protocol"].astype(bool)]
     assert set(map(tuple, outside[["method", "distance"]].values)) == {
         ("bct", "l2"), ("oca", "l2"), ("dsimplex", "l2"),  # their authors retrieve with cosine
+        ("lwf", "l2"), ("contrastive", "l2"), ("bt2-basis", "l2"),
         ("fct", "cosine"), ("fastfill", "cosine")}  # ml-fct's, with L2
     # every registered method, in table order, each case under both distances in turn
     keys = [tuple(r) for r in methods[["method", "case", "distance"]].values]
@@ -323,3 +324,17 @@ def test_invalid_preset_stops_before_any_work(tmp_path):
                   results_dir=tmp_path / "results", log=lambda message: None)
     assert not (tmp_path / "results").exists()
 
+
+
+def test_suite_cross_dataset_tables(smoke_results):
+    """Notebook 11 on smoke (its second data set a copy of Fashion-MNIST): every case by distance
+    and class split, the claims on them, and the chart."""
+    table = read_table(smoke_results / "tables" / "cross_dataset.csv")
+    assert set(table["case"]) == {"old/old", "new/new", "bct/old", "bct/bct", "fct/no-side",
+                                  "fct/side"}
+    assert set(table["distance"]) == {"l2", "cosine"} and set(table["split"]) == {"old", "new",
+                                                                                  "all"}
+    assert len(table) == 6 * 2 * 3 and table["top1"].between(0, 100).all()
+    claims = read_table(smoke_results / "tables" / "cross_dataset_claims.csv")
+    assert {"fct/side > bct/old", "bct/old > old/old"} <= set(claims["claim"])
+    assert (smoke_results / "figures" / "cross_dataset_l2.png").is_file()

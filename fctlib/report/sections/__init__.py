@@ -10,13 +10,15 @@ from fctlib.report.sections.appendix import show_examples, show_exploration, sho
 from fctlib.report.sections.backfilling import show_backfilling
 from fctlib.report.sections.bct import show_bct
 from fctlib.report.sections.context import Report
+from fctlib.report.sections.cross_dataset import show_cross_dataset
 from fctlib.report.sections.main import show_claims, show_gap, show_main, show_splits
 from fctlib.report.sections.methods import show_methods
 from fctlib.report.sections.multistep import show_multistep
 from fctlib.report.sections.summary import show_opening
 
 __all__ = [
-    "Report", "show_ablations", "show_backfilling", "show_bct", "show_claims", "show_examples",
+    "Report", "show_ablations", "show_backfilling", "show_bct", "show_claims",
+    "show_cross_dataset", "show_examples",
     "show_exploration", "show_gap", "show_main", "show_methods", "show_multistep", "show_opening",
     "show_provenance", "show_side_info_size", "show_splits",
 ]

@@ -41,8 +41,11 @@ def show_ablations(report: Report) -> None:
     report.save(sources, "side_info_source", "ablations")
     report.save(shares, "transformation_data_share", "ablations")
     report.save(widths, "transformation_width", "ablations")
-    page.markdown("**Side-info source**: `simclr` self-supervised (default); `supervised` the "
-                  "same network trained with the old classes' labels; `random` that network "
+    page.markdown("**Side-info source**: `simclr` self-supervised on the old classes' images "
+                  "(default); `other-data` the same on another data set's images, no class of "
+                  "which either model sees (the preset's `other_data`, MNIST digits by "
+                  "default; FCT's CIFAR-100 run takes its side-info from ImageNet); `supervised` "
+                  "the same network trained with the old classes' labels; `random` that network "
                   "untrained; `none` no side-info. " + side_info_source_sentence(sources))
     page.show(page.table(sources.set_index("source")))
     share_sentence = trend_sentence(shares, "data_share", "the share of the training set")
