@@ -137,6 +137,10 @@ def bt2_basis_encoder(run: RunContext) -> Artifact:
     recipe (`methods.bct.bt2_training`) and no label smoothing."""
     new, s, cfg = run.preset.new, run.splits, run.preset.method("bt2-basis")
     old_dim, new_dim = run.preset.old.model.embedding_dim, new.model.embedding_dim
+    if not cfg.extra_dims <= old_dim <= new_dim + cfg.extra_dims:
+        raise ValueError(f"methods.bt2-basis.extra_dims ({cfg.extra_dims}) must be at most the old "
+                         f"embedding size ({old_dim}) and, with the new size ({new_dim}), reach "
+                         "it; set it in the preset (published: 32 of 128)")
     spec = dataclasses.replace(new.model, embedding_dim=old_dim + new_dim)
     training = dataclasses.replace(run.preset.method("bct").bt2_training, label_smoothing=0.0)
     old, independent = run.artifact("old"), run.artifact("new")

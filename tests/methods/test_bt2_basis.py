@@ -104,3 +104,21 @@ def test_registered_under_cosine_and_measured_in_a_smoke_run(smoke_run):
     assert query.shape == gallery.shape and np.isfinite(query).all()
     own = result.cases["bt2b/bt2b"][0]
     assert own.shape[1] == gallery.shape[1] + smoke_run.preset.method("bt2-basis").extra_dims
+
+
+def test_every_preset_can_build_it_and_a_size_it_cannot_is_refused_before_training(tmp_path):
+    from fctlib.experiment.config import load_preset
+    from fctlib.paths import project_root
+    from fctlib.suite.run import Run
+
+    for path in sorted((project_root() / "params").glob("*.yaml")):
+        if path.stem == "defaults":
+            continue
+        preset = load_preset(path.stem)
+        extra = preset.method("bt2-basis").extra_dims
+        old, new = preset.old.model.embedding_dim, preset.new.model.embedding_dim
+        assert extra <= old <= new + extra, path.stem
+    run = Run("smoke", 0, overrides={"methods": {"bt2-basis": {"extra_dims": 20}}},
+              runs_dir=tmp_path, results_dir=tmp_path, device=torch.device("cpu"))
+    with pytest.raises(registry.ArtifactNameError, match=r"extra_dims \(20\) must be at most"):
+        run.artifact("bt2-basis")
