@@ -38,6 +38,7 @@ from torch.nn.utils.parametrizations import orthogonal
 from fctlib.data.splits import remap_labels
 from fctlib.experiment.config import method_section
 from fctlib.experiment.store import Artifact
+from fctlib.methods.bct import matched_encoder
 from fctlib.methods.bct_variants import class_means
 from fctlib.methods.independent import fit_classifier, frozen
 from fctlib.methods.registry import MethodCases, artifact_kind, register_method
@@ -163,12 +164,18 @@ def bt2_basis_encoder(run: RunContext) -> Artifact:
 
 @register_method("bt2-basis", order=28, criteria=(("bt2b/old", "old/old"),),
                  protocol=("cosine",), notation=(
-                     "`bt2b`", "BT²: a new model whose embedding has extra dimensions (32 "
-                               "published), an orthonormal basis transformation keeping its first "
-                               "old-size dimensions compatible with the old model"))
+                     "`bt2b`, `bt2-new`", "BT²: a new model whose embedding has extra dimensions "
+                                          "(32 published), an orthonormal basis transformation "
+                                          "keeping its first old-size dimensions compatible with "
+                                          "the old model; BT-2's own new model (its Adam recipe "
+                                          "and normalised feature, no compatibility loss)"))
 def bt2_basis_cases(run: RunContext) -> MethodCases:
     """BT²: the compatible part (first old-size dimensions) searches the old gallery
-    (`bt2b/old`); the whole output its own (`bt2b/bt2b`); cosine is its authors' protocol."""
+    (`bt2b/old`); the whole output its own (`bt2b/bt2b`), beside BT-2's own new model trained
+    with the same recipe without compatibility (`bt2-new/bt2-new`, the bt2 variant's matched
+    model), the new model of its authors' comparison; cosine is their protocol."""
     output, old = run.embeddings("bt2-basis", "test"), run.embeddings("old", "test")
+    matched = run.embeddings(matched_encoder(run.preset, "bt2"), "test")
     return MethodCases({"bt2b/old": (output[:, :old.shape[1]], old),
-                        "bt2b/bt2b": (output, output)}, "bt2-basis")
+                        "bt2b/bt2b": (output, output),
+                        "bt2-new/bt2-new": (matched, matched)}, "bt2-basis")

@@ -8,6 +8,7 @@ import torch
 
 from fctlib.data.batches import ImageBatches
 from fctlib.methods import registry
+from fctlib.methods.bct import BCTName
 from fctlib.methods.bct_variants import class_means
 from fctlib.methods.bt2_basis import BasisTransformModel, bt2_basis_loss, bt2_basis_step
 from fctlib.models.backbones import build_backbone, build_model
@@ -99,7 +100,10 @@ def test_registered_under_cosine_and_measured_in_a_smoke_run(smoke_run):
     method = registry.METHODS["bt2-basis"]
     assert method.protocol == ("cosine",) and method.criteria == (("bt2b/old", "old/old"),)
     result = method.cases(smoke_run)
-    assert set(result.cases) == {"bt2b/old", "bt2b/bt2b"} and result.own_encoder == "bt2-basis"
+    assert set(result.cases) == {"bt2b/old", "bt2b/bt2b", "bt2-new/bt2-new"}
+    assert result.own_encoder == "bt2-basis"
+    matched = smoke_run.embeddings(BCTName("bt2", 0.0), "test")
+    np.testing.assert_array_equal(result.cases["bt2-new/bt2-new"][0], matched)
     query, gallery = result.cases["bt2b/old"]
     assert query.shape == gallery.shape and np.isfinite(query).all()
     own = result.cases["bt2b/bt2b"][0]
