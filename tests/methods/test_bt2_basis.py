@@ -103,6 +103,7 @@ def test_registered_under_cosine_and_measured_in_a_smoke_run(smoke_run):
     assert set(result.cases) == {"bt2b/old", "bt2b/bt2b", "bt2-new/bt2-new"}
     assert result.own_encoder == "bt2-basis"
     matched = smoke_run.embeddings(BCTName("bt2", 0.0), "test")
+    # the same cached embeddings file read twice (no arithmetic between): exact by construction
     np.testing.assert_array_equal(result.cases["bt2-new/bt2-new"][0], matched)
     query, gallery = result.cases["bt2b/old"]
     assert query.shape == gallery.shape and np.isfinite(query).all()
