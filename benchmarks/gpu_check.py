@@ -1,45 +1,51 @@
-"""The GPU check: training throughput against capacity, `embed` and h-fitting rates, then one seed
-of the main comparison (notebooks 00-06, BCT sweep included) of a preset through the library.
+"""The GPU check: one seed of a preset's step notebooks (00-11, then the report) executed as
+`fct reproduce --engine in-process` executes them, inside a time budget, with the rates they ran
+at against their goals: training images/s and model FLOP utilisation, bt2's and SimCLR's rates
+beside supervised training's, `embed` and h fitting.
 
-Everything is written under OUT as it finishes (a timeout leaves what was done): tables/*.csv,
-figures.json (rates, step times, metrics), step records under results/, artifacts under runs/,
-and PNG charts where matplotlib imports. Needs torch, numpy, pandas, PyYAML, tqdm and Pillow only.
+Everything is written under OUT as it finishes (a stop at the budget leaves what was done):
+results/ as `fct reproduce` writes it (metrics/seed<k>/*.json, notebooks/seed<k>/*.ipynb with
+timings.json; tables, figures and 99_report.ipynb from the report), runs/ (the artifacts: a
+rerun resumes), tables/*.csv and figures.json (rates, goals, each step's seconds and how it
+ended) and PNG charts where matplotlib imports. Needs torch, numpy, pandas, PyYAML, tqdm and
+Pillow (matplotlib for figures and the report), no Jupyter.
 Usage: python benchmarks/gpu_check.py DATA_ROOT OUT [--tiny] [--budget-s 480] [--seed 0]
+       [--steps 00_data ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import json
+import shutil
+import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from gpu_speed import PEAK_BF16
+from torch.utils.flop_counter import FlopCounterMode
 
 from fctlib import report
+from fctlib.data import mnist_digits
+from fctlib.data.sources import dataset_cache_dir
+from fctlib.experiment.config import resolve_preset_path
 from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import provenance, provenance_comment
-from fctlib.experiment.record_rows import BCTPoint, InfluenceRow, SideInfoSizeRow
-from fctlib.experiment.records import (
-    BCTRecord,
-    DataRecord,
-    NewRecord,
-    OldRecord,
-    SideInfoRecord,
-    SideInfoSizeRecord,
-    TransformationRecord,
-    load_records,
-)
+from fctlib.experiment.records import load_records
 from fctlib.io import atomic_write, save_json
-from fctlib.methods import bct, bct_diagnostic
-from fctlib.methods.fct import TransformationName, fit_error, transformed_gallery
+from fctlib.methods import bct
+from fctlib.methods.fct import TransformationName
 from fctlib.methods.registry import parse_name
 from fctlib.methods.side_info import SideInfoName
 from fctlib.models.backbones import build_model
-from fctlib.suite import ablations
+from fctlib.paths import REPORT, STEPS
 from fctlib.suite.cost import (
     ComparisonWork,
     SplitSizes,
@@ -48,20 +54,34 @@ from fctlib.suite.cost import (
     side_info_dims,
 )
 from fctlib.suite.run import Run
+from fctlib.suite.runner import StepFailed, execute, run_step, step_parameters
 from fctlib.training.compiled import LossStep, compile_mode
 from fctlib.training.embed import embed
 from fctlib.training.loop import classification_loss, make_optimizer
-from fctlib.training.runtime import prepare_model, synchronize, to_device
+from fctlib.training.runtime import (
+    autocast,
+    gpu_kernels_deterministic,
+    prepare_model,
+    synchronize,
+    to_device,
+)
 
 PRESET = "tiny-imagenet-100-gpu"
-GOALS = {"training_share_of_capacity": 0.7, "embed_img_per_s": 20_000,
-         "h_items_per_s": 500_000}
+# issue 25's goals on one H200 or H100: the preset's ResNet-18 training (old and new), bt2's batch
+# 128 beside it, SimCLR's images (both views) beside it, h fitting, embedding
+GOALS = {"training_img_per_s": 80_000, "bt2_share_of_training": 0.7,
+         "simclr_share_of_training": 0.8, "h_items_per_s": 500_000, "embed_img_per_s": 40_000}
+REPORT_ESTIMATE_S = 30.0  # the report notebook reads records and draws; it trains nothing
+ENGINE = "in-process"
 # --tiny: the same networks on a few images per class, one epoch each (a CPU can run it)
+ONE_EPOCH = {"epochs": 1, "batch_size": 32, "warmup_epochs": 0, "num_workers": 0}
+H_FIT = {"epochs": 2, "batch_size": 64, "warmup_epochs": 0}
 TINY_OVERRIDES = {
     "data": {"train_per_class": 6, "test_per_class": 2, "tune_fraction": 0.34},
-    **{stage: {"training": {"epochs": 1, "batch_size": 32, "warmup_epochs": 0, "num_workers": 0}}
-       for stage in ("old", "new", "side_info")},
-    "transformation": {"training": {"epochs": 2, "batch_size": 64, "warmup_epochs": 0}},
+    **{stage: {"training": ONE_EPOCH} for stage in ("old", "new", "side_info")},
+    "transformation": {"training": H_FIT},
+    "methods": {"oca": {"training": ONE_EPOCH}, "bct": {"bt2_training": ONE_EPOCH},
+                "fastfill": {"training": H_FIT}, "projection": {"training": H_FIT}},
 }
 
 
@@ -87,26 +107,63 @@ class Check:
         text = provenance_comment(self.info) + table.to_csv(index=False)
         atomic_write(self.out / "tables" / f"{name}.csv", lambda tmp: tmp.write_text(text))
 
-    def step(self, name: str, estimate_s: float, action) -> bool:
-        """Run `action()` unless the budget cannot hold its estimate; record its seconds."""
+    def step(self, name: str, estimate_s: float | None, action) -> bool:
+        """Run `action()` unless the budget cannot hold its estimate (None: not estimated, runs
+        while any budget is left), stopped when the budget runs out; record its seconds and how
+        it ended (done, skipped, stopped at the budget, failed: a failure is named, not raised)."""
         left = self.budget_s - self.elapsed()
-        entry = {"step": name, "estimate_s": round(estimate_s, 1)}
-        if estimate_s > left:
+        entry = {"step": name,
+                 "estimate_s": None if estimate_s is None else round(estimate_s, 1)}
+        if left <= 0 or (estimate_s is not None and estimate_s > left):
             entry.update(status="skipped: over budget", left_s=round(left, 1))
-            print(f"[gpu_check] {name}: skipped ({estimate_s:.0f} s estimated, {left:.0f} s left)",
-                  flush=True)
+            print(f"[gpu_check] {name}: skipped ({entry['estimate_s']} s estimated, {left:.0f} s "
+                  "left)", flush=True)
             self.figures["steps"].append(entry)
             self.save()
             return False
         began = time.perf_counter()
-        action()
-        entry.update(status="done", seconds=round(time.perf_counter() - began, 1))
-        print(f"[gpu_check] {name}: {entry['seconds']} s (elapsed {self.elapsed():.0f} s)",
-              flush=True)
+        try:
+            with stop_after(left):
+                action()
+            entry["status"] = "done"
+        except BudgetSpent:
+            entry["status"] = "stopped at the budget (a rerun resumes from its cached artifacts)"
+        except StepFailed as failure:
+            entry["status"] = f"failed: {failure}"
+        entry["seconds"] = round(time.perf_counter() - began, 1)
+        print(f"[gpu_check] {name}: {entry['status']}, {entry['seconds']} s (elapsed "
+              f"{self.elapsed():.0f} s)", flush=True)
         self.figures["steps"].append(entry)
         self.table(pd.DataFrame(self.figures["steps"]), "steps")
         self.save()
-        return True
+        return entry["status"] == "done"
+
+
+class BudgetSpent(Exception):
+    """The check's budget ran out while a step was running."""
+
+
+@contextlib.contextmanager
+def stop_after(seconds: float):
+    """Inside, an alarm after `seconds` interrupts the work (as Ctrl-C does: the in-process
+    notebook saves what ran) and raises BudgetSpent; a real Ctrl-C stays a KeyboardInterrupt."""
+    fired = []
+
+    def alarm(signum, frame):
+        fired.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    try:
+        yield
+    except KeyboardInterrupt:
+        if fired:
+            raise BudgetSpent from None
+        raise
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # -- rates -----------------------------------------------------------------------------------------
@@ -136,6 +193,23 @@ def capacity_img_per_s(run: Run, steps: int, warmup: int) -> float:
     synchronize(run.device)
     return steps * cfg.batch_size / (time.perf_counter() - began)
 
+
+
+def flop_per_image(run: Run, images: int = 8) -> float:
+    """Forward + backward FLOP of one training image of the new model's recipe (torch's
+    FlopCounter over one eager step of a few images)."""
+    spec, cfg, bundle = run.preset.new.model, run.preset.new.training, run.splits.bundle
+    model = prepare_model(build_model(spec, bundle.channels, bundle.num_classes),
+                          run.device).train()
+    size = (images, bundle.channels, bundle.image_size, bundle.image_size)
+    batch = to_device((torch.randn(size), torch.randint(0, bundle.num_classes, size[:1])),
+                      run.device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        with autocast(run.device):
+            loss = classification_loss(cfg.label_smoothing)(model, batch)
+        loss.backward()
+    return counter.get_total_flops() / images
 
 
 def history_rate(history: list[dict], per_item: int = 1) -> float:
@@ -184,115 +258,59 @@ def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> fl
     return sum(sum(part.get(a, 0) for a in artifacts) / rates[rate] for part, rate in parts)
 
 
-# -- the main comparison ---------------------------------------------------------------------------
+# -- the notebooks -------------------------------------------------------------------------------
 def write_main_tables(check: Check, run: Run) -> None:
-    """The report's tables from the step records written so far (torch-free report modules)."""
+    """The report's main tables from the step records written so far (torch-free report
+    modules), so a check stopped early still shows its comparison."""
     records = load_records(run.results_dir)
     long = report.case_rows(records, run.preset.distance)
     if long.empty:
         return
     table = report.main_table(long)
     check.table(table, "main")
-    check.table(report.main_by_split_table(long), "main_by_split")
     check.table(report.claims_table(long), "claims")
     check.figures["main"] = table.to_dict(orient="records")
-    table = report.at_distance(table, run.preset.distance)
-    if {"old/old", "new/new"} <= set(table["case"]):
-        check.table(report.gap_closed(table), "gap_closed")
-        check.table(report.paper_comparison(table, run.preset.name), "paper_comparison")
-    sweep = report.bct_sweep_table(report.sweep_rows(records))
-    if len(sweep):
-        check.table(sweep, "bct_sweep")
-        check.figures["bct_sweep"] = sweep.to_dict(orient="records")
     sizes = report.side_info_size_table(report.side_info_size_rows(records))
     if len(sizes):
-        check.table(sizes, "side_info_size")
         check.figures["side_info_size"] = sizes.to_dict(orient="records")
     check.save()
 
 
-def main_comparison(check: Check, run: Run, rates: dict, work: ComparisonWork) -> None:
-    """Notebooks 00-06 of one seed through Run, recording each step as its notebook does."""
-    dim = run.preset.side_info.model.embedding_dim
-    histories = check.figures.setdefault("histories", {})
-    trained_rates = check.figures.setdefault("training_img_per_s", {})
+def note_training_rates(check: Check, run: Run, artifacts: list[str]) -> None:
+    """Each finished artifact's training rate from its saved history (SimCLR counts both
+    views)."""
+    for name in artifacts:
+        if name == "bct chosen":
+            continue
+        artifact = run.artifact(name)
+        if not run.store.finished(artifact):
+            continue
+        history = json.loads((run.store.folder(artifact) / "history.json").read_text())
+        per_item = 2 if isinstance(parse_name(name), SideInfoName) else 1
+        check.figures.setdefault("histories", {})[name] = history
+        check.figures.setdefault("training_img_per_s", {})[name] = round(
+            history_rate(history, per_item), 1)
+
+
+def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates: dict,
+                  work: ComparisonWork) -> None:
+    """The step notebooks of one seed as `fct reproduce --engine in-process` runs them (the same
+    records, executed copies and timings under OUT/results), then the report notebook. A step
+    with a cost estimate (00-06) starts only when the budget holds it; every step is stopped
+    when the budget runs out; a failing step is named and the next one runs."""
     artifacts = step_artifacts(run.preset)
-
-    def estimate(step: str) -> float:
-        return step_estimate(work, artifacts[step], rates)
-
-    def trained(name: Name, per_item: int = 1):
-        model, history = run.trained(name)
-        histories[str(name)] = history
-        trained_rates[str(name)] = round(history_rate(history, per_item), 1)
-        return model, history
-
-    def old():
-        _, history = trained("old")
-        old_test = run.embeddings("old", "test")
-        by_distance = run.evaluate_cases({"old/old": (old_test, old_test)})
-        run.save_record(OldRecord(cases=by_distance[run.preset.distance],
-                                  by_distance=by_distance, history=history))
-
-    def side_info():
-        _, history = trained(SideInfoName(dim), per_item=2)
-        side_test = run.embeddings(SideInfoName(dim), "test")
-        run.save_record(SideInfoRecord(
-            side_info_dim=dim, diagnostic={"side/side": run.evaluate(side_test, side_test)},
-            history=history))
-
-    def new():
-        _, history = trained("new")
-        new_test, old_test = run.embeddings("new", "test"), run.embeddings("old", "test")
-        diagnostic = ({"new/old": run.evaluate(new_test, old_test)}
-                      if new_test.shape == old_test.shape else {})
-        by_distance = run.evaluate_cases({"new/new": (new_test, new_test)})
-        run.save_record(NewRecord(cases=by_distance[run.preset.distance],
-                                  by_distance=by_distance, diagnostic=diagnostic,
-                                  history=history))
-
-    def bct_step():
-        for name in bct_models(run.preset):
-            trained(name)
-        points = bct.variant_points(run)
-        variant, weight = bct.choose_from(points, bct.PROTOCOL[0])
-        name = bct.BCTName(variant, weight)
-        own, old_test = run.embeddings(name, "test"), run.embeddings("old", "test")
-        by_distance = run.evaluate_cases({"bct/old": (own, old_test), "bct/bct": (own, own)})
-        influence = [InfluenceRow.from_json(r) for r in bct_diagnostic.run_diagnostic(run)]
-        run.save_record(BCTRecord(cases=by_distance[run.preset.distance],
-                                  by_distance=by_distance, weight=weight, variant=variant,
-                                  distance=bct.PROTOCOL[0], history=histories[str(name)],
-                                  points=[BCTPoint.from_json(p) for p in points],
-                                  influence=influence))
-
-    def transformation():
-        names = {"no-side": TransformationName(0), "side": TransformationName(dim)}
-        histories = {key: trained(name)[1] for key, name in names.items()}
-        new_test = run.embeddings("new", "test")
-        by_distance = run.evaluate_cases({f"fct/{key}": (new_test, transformed_gallery(run, name))
-                                          for key, name in names.items()})
-        errors = {key: {split: fit_error(run, name, split) for split in ("train", "tune")}
-                  for key, name in names.items()}
-        run.save_record(TransformationRecord(
-            cases=by_distance[run.preset.distance], by_distance=by_distance, side_info_dim=dim,
-            history=histories, fit_error=errors))
-
-    def side_info_size():
-        rows = [SideInfoSizeRow.from_json(r) for r in ablations.side_info_size_rows(run)]
-        run.save_record(SideInfoSizeRecord(rows=rows))
-
-    for name, action in (("01_train_old", old), ("02_side_info", side_info),
-                         ("03_train_new", new), ("04_bct", bct_step),
-                         ("05_transformation", transformation),
-                         ("06_side_info_size", side_info_size)):
-        if not check.step(name, estimate(name), action):
-            break
-        if name == "01_train_old" and check.step("embed_rate", 0.0, lambda: check.figures.update(
-                embed_img_per_s=round(embed_img_per_s(run, "old", "train"), 1))):
-            rates["embed_per_s"] = check.figures["embed_img_per_s"]
+    for step in steps:
+        estimate = step_estimate(work, artifacts[step], rates) if step in artifacts else None
+        check.step(step, estimate, partial(run_step, step, run.seed, common, ENGINE))
+        note_training_rates(check, run, artifacts.get(step, []))
+        if step == "01_train_old" and run.store.finished(run.artifact("old")):
+            check.step("embed_rate", 0.0, lambda: check.figures.update(
+                embed_img_per_s=round(embed_img_per_s(run, "old", "train"), 1)))
         rates.update({k: v for k, v in measure_rates(check).items() if v})
         write_main_tables(check, run)
+    report_parameters = {k: common[k] for k in ("preset", "overrides", "results_dir")}
+    check.step(REPORT, REPORT_ESTIMATE_S, lambda: execute(
+        REPORT, run.results_dir / "notebooks" / f"{REPORT}.ipynb", report_parameters, ENGINE))
 
 
 def measure_rates(check: Check) -> dict:
@@ -300,16 +318,29 @@ def measure_rates(check: Check) -> dict:
     the remaining steps are estimated at (None where not measured yet)."""
     figures = check.figures
     trained = {parse_name(n): r for n, r in figures.get("training_img_per_s", {}).items()}
-    supervised = [r for n, r in trained.items() if n in ("old", "new") or isinstance(
-        n, bct.BCTName)]
-    fits = [r for n, r in trained.items() if isinstance(n, TransformationName)]
-    capacity = figures.get("capacity_img_per_s")
-    training = round(float(np.mean(supervised)), 1) if supervised else None
+
+    def mean(rates: list[float]) -> float | None:
+        return round(float(np.mean(rates)), 1) if rates else None
+
+    def share(part: float | None, whole: float | None) -> float | None:
+        return round(part / whole, 3) if part and whole else None
+
+    training = mean([r for n, r in trained.items() if n in ("old", "new")])
+    bt2 = mean([r for n, r in trained.items() if isinstance(n, bct.BCTName)
+                and n.variant == "bt2"])
+    simclr = mean([r for n, r in trained.items() if isinstance(n, SideInfoName)])
+    capacity, gflop = figures.get("capacity_img_per_s"), figures.get("gflop_per_image")
+    peak = next((v for k, v in PEAK_BF16.items() if k in figures["provenance"]["compute"].get(
+        "gpu", "")), None)
     measured = {"capacity_img_per_s": capacity, "training_img_per_s": training,
-                "training_share_of_capacity": round(training / capacity, 3)
-                if training and capacity else None,
+                "training_share_of_capacity": share(training, capacity),
+                "model_flop_utilisation": share(training * gflop * 1e9, peak)
+                if training and gflop else None,
+                "bt2_share_of_training": share(bt2, training),
+                "simclr_share_of_training": share(simclr, training),
                 "embed_img_per_s": figures.get("embed_img_per_s"),
-                "h_items_per_s": round(float(np.mean(fits)), 1) if fits else None}
+                "h_items_per_s": mean([r for n, r in trained.items()
+                                       if isinstance(n, TransformationName)])}
     figures["rates"] = measured
     check.table(pd.DataFrame(
         [{"figure": name, "measured": value, "goal": GOALS.get(name),
@@ -343,12 +374,16 @@ def draw_charts(check: Check) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_root", help="folder holding the Tiny-ImageNet-100 archives")
-    parser.add_argument("out", type=Path, help="folder for tables, figures.json, runs/")
+    parser.add_argument("data_root", help="folder holding the Tiny-ImageNet-100 archives (and "
+                        f"{mnist_digits.TARBALL}, the other data set of notebooks 08 and 11)")
+    parser.add_argument("out", type=Path, help="folder for tables, figures.json, results/, runs/")
     parser.add_argument("--preset", default=PRESET)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--budget-s", type=float, default=480.0,
-                        help="no step starts whose estimate goes past this many seconds")
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS),
+                        help="the step notebooks to run (default: all; the report follows)")
+    parser.add_argument("--budget-s", type=float, default=540.0,
+                        help="no step starts whose estimate goes past this many seconds, and the "
+                             "one running then is stopped")
     parser.add_argument("--tiny", action="store_true",
                         help="a few images per class and one epoch each (runs on a CPU)")
     parser.add_argument("--cache-dir", default=None,
@@ -356,10 +391,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def place_other_data(data_root: Path, run: Run) -> None:
+    """Copy the MNIST tarball carried in DATA_ROOT to where the preset's data cache looks for it
+    (a GPU machine cannot download it); its digest is checked when it is read."""
+    tarball = data_root / mnist_digits.TARBALL
+    if tarball.is_file():
+        folder = dataset_cache_dir(run.preset.data.dataset) / "mnist"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tarball, folder / mnist_digits.TARBALL)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    dataset = {"root": str(Path(args.data_root).resolve())}
+    data_root = Path(args.data_root).resolve()
+    dataset = {"root": str(data_root)}
     if args.cache_dir:
         dataset["cache_dir"] = str(Path(args.cache_dir).resolve())
     overrides = {"data": {"dataset": dataset}}
@@ -367,36 +413,31 @@ def main(argv: list[str] | None = None) -> None:
         overrides = {**TINY_OVERRIDES, "data": {**TINY_OVERRIDES["data"], "dataset": dataset}}
     run = Run(args.preset, args.seed, overrides=overrides, runs_dir=args.out / "runs",
               results_dir=args.out / "results")
-    if run.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # the same for capacity and for training
+    place_other_data(data_root, run)
     check = Check(args.out, args.budget_s,
                   provenance(run.preset.name, [args.seed], command=" ".join(sys.argv)))
     check.figures.update(preset=run.preset.name, tiny=args.tiny, device=str(run.device),
-                         budget_s=args.budget_s, compile_mode=compile_mode(run.device))
-
-    def data():
-        s = run.splits
-        run.save_record(DataRecord(source=s.bundle.source, old_classes=s.old_classes,
-                                   class_names=s.bundle.class_names, splits=s.summary()))
-        check.table(pd.DataFrame(s.summary()), "data_splits")
-
-    check.step("00_data", 0.0, data)
+                         budget_s=args.budget_s, compile_mode=compile_mode(run.device),
+                         gpu_kernels="deterministic" if gpu_kernels_deterministic()
+                         else "autotuned")
     steps, warmup = (3, 1) if args.tiny else (30, 10)
     check.step("capacity", 0.0, lambda: check.figures.update(
-        capacity_img_per_s=round(capacity_img_per_s(run, steps, warmup), 1)))
-    rates = {"train_per_s": GOALS["training_share_of_capacity"] * check.figures[
-        "capacity_img_per_s"], "embed_per_s": GOALS["embed_img_per_s"],
-        "h_items_per_s": GOALS["h_items_per_s"]}
+        capacity_img_per_s=round(capacity_img_per_s(run, steps, warmup), 1),
+        gflop_per_image=round(flop_per_image(run) / 1e9, 4)))
+    rates = {"train_per_s": GOALS["training_img_per_s"], "embed_per_s": GOALS["embed_img_per_s"],
+             "h_items_per_s": GOALS["h_items_per_s"]}
     work = main_comparison_work(run.preset, split_sizes(run))
     check.figures["predicted_at_goals_s"] = {
         k: round(v, 1) for k, v in work.seconds(**rates).items()}
-    main_comparison(check, run, rates, work)
+    common = step_parameters(resolve_preset_path(args.preset), overrides, run.results_dir,
+                             args.out / "runs")
+    run_notebooks(check, run, common, args.steps, rates, work)
     check.figures["predicted_at_measured_s"] = {
         k: round(v, 1) for k, v in work.seconds(**rates).items()}
     draw_charts(check)
     check.save()
-    print(f"[gpu_check] done in {check.elapsed():.0f} s; tables in {args.out / 'tables'}",
-          flush=True)
+    print(f"[gpu_check] done in {check.elapsed():.0f} s; records and notebooks in "
+          f"{run.results_dir}, tables in {args.out / 'tables'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ STEPS = ("00_data", "01_train_old", "02_side_info", "03_train_new", "04_bct",
          "05_transformation", "06_side_info_size", "07_fastfill", "08_ablations", "09_methods",
          "10_multistep", "11_cross_dataset")
 REPORT = "99_report"
+# what executes them: a Jupyter kernel per notebook, or their cells in the calling process
+ENGINES = ("papermill", "in-process")
 
 
 def project_root() -> Path:

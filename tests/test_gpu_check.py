@@ -1,9 +1,12 @@
-"""The GPU check's own arithmetic: step estimates cover the cost model, rates skip warm-up, and a
-step over budget is skipped and recorded (benchmarks/gpu_check.py)."""
+"""The GPU check (benchmarks/gpu_check.py): step estimates cover the cost model, rates skip
+warm-up, a step over budget is skipped, one running at the budget stopped, a failing one named;
+end to end it runs the notebooks in-process without Jupyter."""
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,61 @@ def test_the_device_wrapper_names_its_usage_and_a_missing_stash(tmp_path):
     second = subprocess.run(["bash", str(script), "run", str(empty)], capture_output=True,
                             text=True, env=env)
     assert second.returncode == 3 and "no stash: call 1 did not run" in second.stdout
+
+
+def test_a_step_is_stopped_when_the_budget_runs_out_and_a_failure_is_named(tmp_path):
+    from fctlib.suite.runner import StepFailed
+
+    def fail():
+        raise StepFailed("07_fastfill failed in cell 4: ValueError: no sigma")
+
+    check = gpu_check.Check(tmp_path, budget_s=0.5, info={"preset": "x"})
+    assert not check.step("failing", None, fail)
+    assert not check.step("endless", None, lambda: time.sleep(30))
+    assert not check.step("after", None, lambda: None)
+    steps = json.loads((tmp_path / "figures.json").read_text())["steps"]
+    assert steps[0]["status"] == "failed: 07_fastfill failed in cell 4: ValueError: no sigma"
+    assert steps[1]["status"].startswith("stopped at the budget") and steps[1]["seconds"] < 5
+    assert steps[2]["status"] == "skipped: over budget"
+
+
+def test_a_real_interrupt_is_not_taken_for_the_budget():
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with gpu_check.stop_after(30):
+            interrupted()
+
+
+def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
+    """The smoke preset's first steps and the report, as on a bare GPU machine: the same
+    results folder as `fct reproduce`, the rates against their goals."""
+    from fctlib.data.sources import FASHION_MNIST_SYSTEM_DIR
+
+    if not FASHION_MNIST_SYSTEM_DIR.is_dir():
+        pytest.skip("the check reads Fashion-MNIST from its Debian folder")
+    steps = ["00_data", "01_train_old", "02_side_info", "03_train_new"]
+    arguments = [str(FASHION_MNIST_SYSTEM_DIR), str(tmp_path), "--preset", "smoke", "--steps",
+                 *steps]
+    jupyter = ("IPython", "papermill", "nbformat", "nbconvert", "jupyter_client", "ipykernel")
+    script = (f"import sys; sys.modules.update(dict.fromkeys({jupyter!r})); "
+              f"sys.path.insert(0, {str(Path(gpu_check.__file__).parent)!r}); "
+              f"import gpu_check; gpu_check.main({arguments!r})")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "FCT_PROGRESS": "0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert [s["step"] for s in figures["steps"] if s["status"] == "done"] == [
+        "capacity", "00_data", "01_train_old", "embed_rate", "02_side_info", "03_train_new",
+        "99_report"]
+    results = tmp_path / "results"
+    assert sorted(p.stem for p in (results / "metrics" / "seed0").glob("*.json")) == [
+        "data", "new", "old", "side_info"]
+    timings = json.loads((results / "notebooks" / "seed0" / "timings.json").read_text())
+    assert list(timings) == steps
+    assert (results / "tables" / "main.csv").is_file()  # the report notebook ran
+    rates = figures["rates"]
+    assert rates["training_img_per_s"] > 0 and rates["simclr_share_of_training"] > 0
+    assert 0.0005 < figures["gflop_per_image"] < 0.05  # the smoke CNN at 28 px: 1.5 MFLOP
+    assert rates["model_flop_utilisation"] is None  # no GPU, no peak to divide by

@@ -82,8 +82,9 @@ def gpu_driver() -> str:
 def compute() -> dict[str, str]:
     """What decides the arithmetic: the CPU and the kernels torch picked on it (ATen's
     capability, e.g. AVX512 or AVX2), torch's BLAS and oneDNN, threads, the variables that
-    steer those kernels where set, and the GPU with its driver and training's compile mode when
-    one is used. Two runs agree bit for bit only where all of these agree."""
+    steer those kernels where set, and the GPU with its driver, training's compile mode and the
+    kernel choice (`runtime.set_gpu_kernels`) when one is used. Two runs agree bit for bit only
+    where all of these agree."""
     import torch
 
     config = torch.__config__.show()
@@ -102,10 +103,12 @@ def compute() -> dict[str, str]:
         info["kernel_env"] = " ".join(steered)
     if torch.cuda.is_available():
         from fctlib.training.compiled import compile_mode
+        from fctlib.training.runtime import gpu_kernels_deterministic
 
         info.update(gpu=torch.cuda.get_device_name(0), gpu_driver=gpu_driver(),
                     cuda=str(torch.version.cuda),
-                    training=compile_mode(torch.device("cuda")) or "eager")
+                    training=compile_mode(torch.device("cuda")) or "eager",
+                    gpu_kernels="deterministic" if gpu_kernels_deterministic() else "autotuned")
     return info
 
 

@@ -28,7 +28,7 @@ from fctlib.deploy.upgrade import INDEX_KINDS, IVF_FROM
 from fctlib.errors import UserError
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.io import check_output_folder
-from fctlib.paths import DEFAULT_PRESET, REPORT, STEPS, results_root
+from fctlib.paths import DEFAULT_PRESET, ENGINES, REPORT, STEPS, results_root
 
 if TYPE_CHECKING:
     from fctlib.suite.run import Run
@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--results-dir",
                            help="folder of executed notebooks, metrics and the report "
                                 "(default: results/<preset name>/)")
+    reproduce.add_argument("--engine", choices=ENGINES, default="papermill",
+                           help="papermill (a Jupyter kernel per notebook) or in-process (the "
+                                "cells in this process, for a machine without Jupyter)")
     explore = commands.add_parser(
         "explore", help="evaluate every case on the tune split under changed settings")
     explore.add_argument("--preset", default=DEFAULT_PRESET)
@@ -328,7 +331,7 @@ def run_command(args) -> int | None:
 
         seeds = load_preset(args.preset).seeds if args.all_seeds else args.seeds
         results = run_suite(args.preset, seeds, only=args.only, report=not args.no_report,
-                            runs_dir=runs_dir, results_dir=args.results_dir)
+                            runs_dir=runs_dir, results_dir=args.results_dir, engine=args.engine)
         print(f"results in {results}")
 
 

@@ -32,7 +32,7 @@ from fctlib.methods.registry import declare
 from fctlib.paths import results_root, runs_root
 from fctlib.training import distributed
 from fctlib.training.embed import embed
-from fctlib.training.runtime import default_device, set_cpu_threads
+from fctlib.training.runtime import default_device, set_cpu_threads, set_gpu_kernels
 
 
 class Run:
@@ -48,6 +48,7 @@ class Run:
         self.results_dir = Path(results_dir or results_root(self.preset.name))
         self.device = device or default_device()
         set_cpu_threads()  # every step of the suite starts its work here
+        set_gpu_kernels()
 
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with

@@ -1,7 +1,10 @@
-"""Run the notebook suite with papermill: every step per seed, then the report, rendered to HTML."""
+"""Run the notebook suite: every step per seed, then the report, rendered to HTML. Papermill
+executes each notebook in a Jupyter kernel; the `in-process` engine runs its cells in this process
+(`fctlib.suite.inprocess`), for a machine without Jupyter."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import threading
@@ -12,7 +15,7 @@ from fctlib.errors import DataError, UserError
 from fctlib.experiment.config import Preset, PresetError, load_preset, resolve_preset_path
 from fctlib.experiment.provenance import provenance
 from fctlib.io import atomic_write, check_output_folder, load_json_if_exists, save_json
-from fctlib.paths import REPORT, STEPS, project_root, results_root
+from fctlib.paths import ENGINES, REPORT, STEPS, project_root, results_root
 
 NOTEBOOKS_DIR = project_root() / "notebooks"
 KERNEL_EXIT_WAIT_S = 10  # after Ctrl-C: how long the notebook's thread may take to clean up
@@ -51,7 +54,26 @@ def _kill_kernels(started: list) -> None:
                 pass
 
 
-def execute(notebook: str, output: Path, parameters: dict) -> float:
+def _failed(notebook: str, cell, ename: str, evalue: str, output: Path) -> StepFailed:
+    return StepFailed(f"{notebook} failed in cell {cell}: {ename}: {evalue}; the executed "
+                      f"notebook {output} holds the traceback; fix the cause and rerun "
+                      "(finished steps are reused)")
+
+
+def execute(notebook: str, output: Path, parameters: dict, engine: str = "papermill") -> float:
+    """Execute notebooks/<notebook>.ipynb into `output` with `engine`; return wall seconds."""
+    if engine == "in-process":
+        from fctlib.suite.inprocess import CellFailed, execute_notebook
+
+        try:
+            return execute_notebook(NOTEBOOKS_DIR / f"{notebook}.ipynb", output, parameters,
+                                    cwd=NOTEBOOKS_DIR)
+        except CellFailed as error:
+            raise _failed(notebook, error.cell, error.ename, error.evalue, output) from None
+    return _execute_papermill(notebook, output, parameters)
+
+
+def _execute_papermill(notebook: str, output: Path, parameters: dict) -> float:
     """Execute notebooks/<notebook>.ipynb into `output` with papermill; return wall seconds.
 
     Papermill runs in a thread, so Ctrl-C reaches this (main) thread at once: the kernel is killed,
@@ -86,10 +108,7 @@ def execute(notebook: str, output: Path, parameters: dict) -> float:
         raise
     error = outcome.get("error")
     if isinstance(error, PapermillExecutionError):
-        raise StepFailed(
-            f"{notebook} failed in cell {error.exec_count}: {error.ename}: {error.evalue}; "
-            f"the executed notebook {output} holds the traceback; fix the cause and rerun "
-            "(finished steps are reused)") from None
+        raise _failed(notebook, error.exec_count, error.ename, error.evalue, output) from None
     if error is not None:
         raise error
     return time.perf_counter() - started
@@ -119,14 +138,35 @@ def render_html(executed: Path, html: Path, title: str) -> Path:
     return atomic_write(html, lambda tmp: tmp.write_text(body))
 
 
+def step_parameters(path: Path, overrides: dict | None, results: Path,
+                    runs_dir: str | Path | None) -> dict:
+    """The parameters every step notebook of a run gets, but its seed."""
+    return {"preset": str(path), "overrides": overrides or {},
+            "results_dir": str(results.resolve()),
+            "runs_dir": str(Path(runs_dir).resolve()) if runs_dir else None}
+
+
+def run_step(step: str, seed: int, common: dict, engine: str = "papermill") -> float:
+    """Execute one step notebook for `seed` into results/notebooks/seed<k>/ and add its seconds
+    to that folder's timings.json; return them."""
+    folder = Path(common["results_dir"]) / "notebooks" / f"seed{seed}"
+    seconds = round(execute(step, folder / f"{step}.ipynb", {**common, "seed": seed}, engine), 1)
+    timings = load_json_if_exists(folder / "timings.json") or {}
+    save_json({**timings, step: seconds}, folder / "timings.json")
+    return seconds
+
+
 def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | None = None,
               overrides: dict | None = None, results_dir: str | Path | None = None,
-              runs_dir: str | Path | None = None, report: bool = True, log=print) -> Path:
+              runs_dir: str | Path | None = None, report: bool = True,
+              engine: str = "papermill", log=print) -> Path:
     """Run the steps for each seed, then the report; returns the results folder.
 
     The preset is validated before any work. Steps cache their artifacts under runs/, so a rerun
     after an interruption resumes where it stopped.
     """
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine {engine!r}; engines are {', '.join(ENGINES)}")
     path = resolve_preset_path(preset)
     config = load_preset(path, overrides)
     seeds = list(seeds) if seeds else config.seeds[:1]
@@ -138,26 +178,25 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
     check_output_folder(results, "--results-dir")
     if steps:
         check_data(config, path)
-    common = {"preset": str(path), "overrides": overrides or {},
-              "results_dir": str(results.resolve()),
-              "runs_dir": str(Path(runs_dir).resolve()) if runs_dir else None}
+    common = step_parameters(path, overrides, results, runs_dir)
     started = time.perf_counter()
     for seed in seeds:
-        timings = load_json_if_exists(results / "notebooks" / f"seed{seed}" / "timings.json") or {}
         for i, step in enumerate(steps, 1):
             log(f"[{config.name} seed {seed}] {i}/{len(steps)} {step} ...")
-            out = results / "notebooks" / f"seed{seed}" / f"{step}.ipynb"
-            timings[step] = round(execute(step, out, {**common, "seed": seed}), 1)
-            log(f"[{config.name} seed {seed}] {step} done in {timings[step]:.0f} s")
-            save_json(timings, results / "notebooks" / f"seed{seed}" / "timings.json")
+            seconds = run_step(step, seed, common, engine)
+            log(f"[{config.name} seed {seed}] {step} done in {seconds:.0f} s")
     if report and (not only or REPORT in only):
         log(f"[{config.name}] report ...")
         if steps:  # provenance of the run that made these metrics; a report-only run keeps it
             save_json(provenance(config.name, seeds, wall_seconds=time.perf_counter() - started),
                       results / "last_run.json")
         executed = results / "notebooks" / f"{REPORT}.ipynb"
-        execute(REPORT, executed, {k: common[k] for k in ("preset", "overrides", "results_dir")})
-        render_html(executed, results / "report.html", f"fct-suite report: {config.name}")
-        log(f"[{config.name}] report: {results / 'report.html'}")
+        execute(REPORT, executed, {k: common[k] for k in ("preset", "overrides", "results_dir")},
+                engine)
+        if importlib.util.find_spec("nbconvert") is None:
+            log(f"[{config.name}] report: {executed} (no report.html: nbconvert is not installed; "
+                "`fct reproduce --only 99_report` renders it where Jupyter is)")
+        else:
+            render_html(executed, results / "report.html", f"fct-suite report: {config.name}")
+            log(f"[{config.name}] report: {results / 'report.html'}")
     return results
-

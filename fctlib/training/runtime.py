@@ -1,4 +1,5 @@
-"""Where and how computations run: seeds, device choice, CPU threads, mixed precision."""
+"""Where and how computations run: seeds, device choice, CPU threads, GPU kernels, mixed
+precision."""
 
 from __future__ import annotations
 
@@ -44,6 +45,34 @@ def set_cpu_threads() -> int:
     threads = cpu_threads()
     torch.set_num_threads(threads)
     return threads
+
+
+def gpu_kernels_deterministic() -> bool:
+    """Whether GPU kernels are chosen for bit-reproducible runs (FCT_DETERMINISTIC=1) rather than
+    autotuned for speed (unset or 0): two autotuned runs of one seed can differ (new/new top-1
+    36.20 and 35.40 on one H200, results/benchmarks/gpu/README.md)."""
+    value = os.environ.get("FCT_DETERMINISTIC", "0")
+    if value not in ("0", "1"):
+        from fctlib.errors import UserError
+
+        raise UserError(f"FCT_DETERMINISTIC={value!r} is not 0 or 1; 1 makes GPU runs "
+                        "bit-reproducible, 0 (the default) autotunes their kernels")
+    return value == "1"
+
+
+def set_gpu_kernels() -> bool:
+    """Choose cuDNN's and torch's kernels as `gpu_kernels_deterministic` says and return it:
+    deterministic algorithms (cuBLAS given the fixed workspace they need) or cuDNN autotuning.
+    A CPU run is unaffected: torch's CPU kernels are deterministic either way."""
+    deterministic = gpu_kernels_deterministic()
+    if not torch.cuda.is_available():
+        return deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    return deterministic
 
 
 def embed_batch_size(device: torch.device) -> int:

@@ -1,4 +1,5 @@
-"""The notebooks: stored clean, parameterised, short cells; the whole suite runs with papermill."""
+"""The notebooks: stored clean, parameterised, short cells; the whole suite runs with papermill,
+and in-process without Jupyter to the same records."""
 
 import ast
 import json
@@ -285,7 +286,8 @@ def test_rerun_resumes_from_cached_steps(smoke_results, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == before
 
 
-def test_failing_notebook_names_the_error_and_the_executed_copy(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["papermill", "in-process"])
+def test_failing_notebook_names_the_error_and_the_executed_copy(engine, tmp_path, monkeypatch):
     import nbformat
 
     from fctlib.suite import runner
@@ -300,10 +302,13 @@ def test_failing_notebook_names_the_error_and_the_executed_copy(tmp_path, monkey
     monkeypatch.setattr(runner, "NOTEBOOKS_DIR", tmp_path)
     with pytest.raises(runner.StepFailed) as err:
         run_suite("smoke", [0], only=["00_data"], results_dir=tmp_path / "results",
-                  runs_dir=tmp_path / "runs", log=lambda message: None)
+                  runs_dir=tmp_path / "runs", engine=engine, log=lambda message: None)
     message = str(err.value)
     assert "00_data failed in cell 3: ValueError: no such class" in message  # 2: injected
-    assert str(tmp_path / "results" / "notebooks" / "seed0" / "00_data.ipynb") in message
+    executed = tmp_path / "results" / "notebooks" / "seed0" / "00_data.ipynb"
+    assert str(executed) in message
+    outputs = nbformat.read(executed, as_version=4).cells[-1].outputs
+    assert [o.output_type for o in outputs] == ["error"] and outputs[0].ename == "ValueError"
 
 
 def test_class_split_is_checked_before_any_notebook(tmp_path):
@@ -338,3 +343,78 @@ def test_suite_cross_dataset_tables(smoke_results):
     claims = read_table(smoke_results / "tables" / "cross_dataset_claims.csv")
     assert {"fct/side > bct/old", "bct/old > old/old"} <= set(claims["claim"])
     assert (smoke_results / "figures" / "cross_dataset_l2.png").is_file()
+
+
+# -- the in-process engine: the same suite without Jupyter -----------------------------------------
+JUPYTER = ("IPython", "papermill", "nbformat", "nbconvert", "jupyter_client", "ipykernel")
+TIMING_KEYS = {"seconds", "items_per_s", "wall_seconds"}  # what differs between two runs
+
+
+@pytest.fixture(scope="module")
+def inprocess_results(smoke_results):
+    """The whole smoke suite again, `fct reproduce --engine in-process` in a Python where none of
+    Jupyter's packages import (as on a bare GPU machine), from an empty runs folder."""
+    base = smoke_results.parent.parent / "in-process"
+    arguments = ["reproduce", "--preset", "smoke", "--engine", "in-process",
+                 "--results-dir", str(base / "results"), "--runs-dir", str(base / "runs")]
+    script = (f"import sys; sys.modules.update(dict.fromkeys({JUPYTER!r})); "
+              f"from fctlib.suite.cli import main; sys.exit(main({arguments!r}))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no report.html: nbconvert is not installed" in proc.stdout
+    return base / "results"
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def test_inprocess_writes_the_records_and_tables_papermill_writes(smoke_results,
+                                                                  inprocess_results):
+    """Both engines on one machine, with the same threads and code: the same arithmetic, so every
+    record and table is equal (timings aside), not only close."""
+    records = sorted(p.name for p in (smoke_results / "metrics" / "seed0").glob("*.json"))
+    assert records == sorted(p.name for p in (inprocess_results / "metrics" / "seed0").glob(
+        "*.json")) and len(records) == len(STEPS)
+    for name in records:
+        papermill, inprocess = (json.loads((r / "metrics" / "seed0" / name).read_text())
+                                for r in (smoke_results, inprocess_results))
+        assert _without_timings(inprocess) == _without_timings(papermill), name
+    def rows(table):  # the provenance header names the command, the date and the packages
+        return [line for line in table.read_text().splitlines() if not line.startswith("#")]
+
+    tables = sorted(p.name for p in (smoke_results / "tables").glob("*.csv"))
+    assert tables and tables == sorted(p.name for p in (inprocess_results / "tables").glob("*.csv"))
+    for name in tables:
+        assert rows(inprocess_results / "tables" / name) == rows(smoke_results / "tables" / name)
+
+
+def test_inprocess_executed_notebooks_keep_text_tables_and_figures(inprocess_results):
+    import nbformat
+
+    folder = inprocess_results / "notebooks"
+    for path in [*(folder / "seed0").glob("*.ipynb"), folder / f"{REPORT}.ipynb"]:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+        injected = notebook.cells[tags.index(["parameters"]) + 1]
+        assert injected.metadata.tags == ["injected-parameters"], path.name
+        assert "smoke.yaml'\n" in injected.source, path.name
+        kinds = {kind for cell in notebook.cells if cell.cell_type == "code"
+                 for output in cell.outputs for kind in output.get("data", {"stream": 0})}
+        assert "text/plain" in kinds or "stream" in kinds, path.name
+        assert "it/s]" not in path.read_text(), path.name  # no progress bars
+    data = nbformat.read(folder / "seed0" / "00_data.ipynb", as_version=4)
+    kinds = {kind for cell in data.cells if cell.cell_type == "code" for output in cell.outputs
+             for kind in output.get("data", {})}
+    assert {"image/png", "text/html"} <= kinds  # the class grid and the split table
+    report_kinds = {kind for cell in nbformat.read(folder / f"{REPORT}.ipynb", as_version=4).cells
+                    if cell.cell_type == "code" for output in cell.outputs
+                    for kind in output.get("data", {})}
+    assert {"text/html", "text/markdown"} <= report_kinds
+    assert not (inprocess_results / "report.html").exists()

@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from fctlib.training.runtime import cpu_threads, set_cpu_threads
@@ -41,3 +42,25 @@ def test_importing_fctlib_makes_waiting_openmp_threads_sleep():
                              check=True, env={**env, **({"OMP_WAIT_POLICY": given} if given
                                                         else {})})
         assert out.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("value", ["yes", "2", ""])
+def test_a_bad_fct_deterministic_is_one_line_naming_the_values(monkeypatch, value):
+    from fctlib.errors import UserError
+    from fctlib.training.runtime import set_gpu_kernels
+
+    monkeypatch.setenv("FCT_DETERMINISTIC", value)
+    with pytest.raises(UserError, match=r"FCT_DETERMINISTIC=.* is not 0 or 1") as err:
+        set_gpu_kernels()
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["0", "1"])
+def test_gpu_kernel_choice_leaves_a_cpu_run_as_it_was(monkeypatch, value):
+    """CPU kernels are deterministic either way: the switch touches no CPU setting."""
+    from fctlib.training.runtime import gpu_kernels_deterministic, set_gpu_kernels
+
+    monkeypatch.setenv("FCT_DETERMINISTIC", value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert set_gpu_kernels() is gpu_kernels_deterministic() is (value == "1")
+    assert not torch.are_deterministic_algorithms_enabled()
