@@ -115,12 +115,8 @@ class Check:
         entry = {"step": name,
                  "estimate_s": None if estimate_s is None else round(estimate_s, 1)}
         if left <= 0 or (estimate_s is not None and estimate_s > left):
-            entry.update(status="skipped: over budget", left_s=round(left, 1))
-            print(f"[gpu_check] {name}: skipped ({entry['estimate_s']} s estimated, {left:.0f} s "
-                  "left)", flush=True)
-            self.figures["steps"].append(entry)
-            self.save()
-            return False
+            return self.skip(name, f"over budget ({entry['estimate_s']} s estimated, "
+                             f"{left:.0f} s left)", entry)
         began = time.perf_counter()
         try:
             with stop_after(left):
@@ -137,6 +133,16 @@ class Check:
         self.table(pd.DataFrame(self.figures["steps"]), "steps")
         self.save()
         return entry["status"] == "done"
+
+
+    def skip(self, name: str, why: str, entry: dict | None = None) -> bool:
+        """Record a step as not run, and why; returns False."""
+        entry = {"step": name, **(entry or {}), "status": f"skipped: {why}"}
+        print(f"[gpu_check] {name}: {entry['status']}", flush=True)
+        self.figures["steps"].append(entry)
+        self.table(pd.DataFrame(self.figures["steps"]), "steps")
+        self.save()
+        return False
 
 
 class BudgetSpent(Exception):
@@ -308,6 +314,10 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
                 embed_img_per_s=round(embed_img_per_s(run, "old", "train"), 1)))
         rates.update({k: v for k, v in measure_rates(check).items() if v})
         write_main_tables(check, run)
+    if importlib.util.find_spec("tabulate") is None:  # the report writes Markdown tables
+        check.skip(REPORT, "tabulate is not installed; `fct reproduce --only 99_report "
+                   "--results-dir <OUT>/results` renders the report from these records")
+        return
     report_parameters = {k: common[k] for k in ("preset", "overrides", "results_dir")}
     check.step(REPORT, REPORT_ESTIMATE_S, lambda: execute(
         REPORT, run.results_dir / "notebooks" / f"{REPORT}.ipynb", report_parameters, ENGINE))

@@ -1,5 +1,5 @@
 """The core the GPU check needs imports, and a tiny run trains, embeds, evaluates and reports,
-where faiss, papermill, Dask, matplotlib and seaborn are absent (a bare CUDA machine)."""
+where faiss, papermill, Dask and matplotlib are absent (a bare CUDA machine)."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-ABSENT = ("faiss", "papermill", "dask", "distributed", "matplotlib", "seaborn")
+ABSENT = ("faiss", "papermill", "dask", "distributed", "matplotlib")
 
 BLOCKER = """
 import importlib.abc, sys

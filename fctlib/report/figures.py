@@ -188,7 +188,6 @@ def plot_compatibility(matrices: pd.DataFrame, metric: str = "top1",
     """One heatmap per method of its compatibility matrix under `distance` (query generation x
     gallery generation, mean over seeds, %), on one colour scale; the upper triangle is empty."""
     import matplotlib.pyplot as plt
-    import seaborn
 
     rows = matrices[(matrices["metric"] == metric) & (matrices["distance"] == distance)]
     methods = list(dict.fromkeys(rows["method"]))
@@ -197,11 +196,17 @@ def plot_compatibility(matrices: pd.DataFrame, metric: str = "top1",
     for ax, method in zip(axes[0], methods, strict=True):
         grid = rows[rows["method"] == method].pivot(index="query", columns="gallery",
                                                     values="mean")
-        seaborn.heatmap(grid, ax=ax, annot=True, fmt=".1f", vmin=low, vmax=high, cmap="viridis",
-                        cbar=ax is axes[0][-1], square=True, annot_kws={"fontsize": 8})
+        image = ax.imshow(grid.to_numpy(dtype=float), vmin=low, vmax=high, cmap="viridis")
+        for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if not np.isnan(value):  # the upper triangle: a gallery newer than the query
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=8,
+                        color="black" if value > (low + high) / 2 else "white")
+        ax.set_xticks(range(grid.shape[1]), grid.columns)
+        ax.set_yticks(range(grid.shape[0]), grid.index)
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("gallery generation")
         ax.set_ylabel("query generation")
+    fig.colorbar(image, ax=axes[0][-1], fraction=0.046)
     fig.suptitle(f"compatibility matrices ({metric}, {distance}, %)", fontsize=10)
     fig.tight_layout()
     return fig
