@@ -37,23 +37,6 @@ class CellFailed(Exception):
         self.cell, self.ename, self.evalue = cell, type(error).__name__, str(error)
 
 
-class _Tee(io.TextIOBase):
-    """A text stream writing to a buffer and, when given, to a console stream too."""
-
-    def __init__(self, console=None):
-        self.buffer_text, self.console = io.StringIO(), console
-
-    def write(self, text: str) -> int:
-        self.buffer_text.write(text)
-        if self.console is not None:
-            self.console.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        if self.console is not None:
-            self.console.flush()
-
-
 class _Markdown:
     """IPython's Markdown, for the notebooks: shown as its text."""
 
@@ -93,25 +76,22 @@ def _display_data(obj) -> dict:
 class _Cell:
     """The outputs of the code cell being executed, in the order they were made."""
 
-    def __init__(self, echo: bool):
+    def __init__(self):
         self.outputs: list[dict] = []
-        self.echo = echo
-        self.stdout, self.stderr = (_Tee(sys.stdout if echo else None),
-                                    _Tee(sys.stderr if echo else None))
+        self.stdout, self.stderr = io.StringIO(), io.StringIO()
 
     def flush_streams(self) -> None:
+        """What was printed since the last output, as stream outputs (the streams stay the ones
+        stdout and stderr are redirected to, emptied)."""
         for name, stream in (("stdout", self.stdout), ("stderr", self.stderr)):
-            text = stream.buffer_text.getvalue()
-            if text:
+            if text := stream.getvalue():
                 self.outputs.append({"output_type": "stream", "name": name, "text": text})
-                stream.buffer_text = io.StringIO()
+                stream.seek(0)
+                stream.truncate()
 
     def display(self, *objs) -> None:
         self.flush_streams()
-        for obj in objs:
-            self.outputs.append(_display_data(obj))
-            if self.echo:
-                print(self.outputs[-1]["data"]["text/plain"], file=self.stdout.console, flush=True)
+        self.outputs.extend(_display_data(obj) for obj in objs)
 
     def figures(self) -> None:
         """Every open matplotlib figure as a PNG output, then closed (the inline backend's way)."""
@@ -179,8 +159,7 @@ def executed_cells(notebook: dict, parameters: dict) -> list[dict]:
     return [*cells[:at], injected, *cells[at:]]
 
 
-def execute_notebook(source: Path, output: Path, parameters: dict, *, cwd: Path,
-                     echo: bool = False) -> float:
+def execute_notebook(source: Path, output: Path, parameters: dict, *, cwd: Path) -> float:
     """Execute `source` with `parameters` into `output` (written atomically, also when a cell
     fails); return the wall seconds. A failing cell raises CellFailed after the copy, with the
     traceback, is written; Ctrl-C writes what ran and raises KeyboardInterrupt."""
@@ -197,7 +176,7 @@ def execute_notebook(source: Path, output: Path, parameters: dict, *, cwd: Path,
             if cell["cell_type"] != "code":
                 continue
             count += 1
-            state = _Cell(echo)
+            state = _Cell()
             current[:] = [state]
             try:
                 with contextlib.redirect_stdout(state.stdout), \
