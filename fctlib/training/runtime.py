@@ -48,15 +48,16 @@ def set_cpu_threads() -> int:
 
 
 def gpu_kernels_deterministic() -> bool:
-    """Whether GPU kernels are chosen for bit-reproducible runs (FCT_DETERMINISTIC=1) rather than
+    """Whether GPU kernels are chosen to be deterministic (FCT_DETERMINISTIC=1) rather than
     autotuned for speed (unset or 0): two autotuned runs of one seed can differ (new/new top-1
-    36.20 and 35.40 on one H200, results/benchmarks/gpu/README.md)."""
+    36.20 and 35.40 on one H200, results/benchmarks/gpu/README.md). Whether the deterministic
+    ones make two compiled GPU runs agree bit for bit is not measured yet."""
     value = os.environ.get("FCT_DETERMINISTIC", "0")
     if value not in ("0", "1"):
         from fctlib.errors import UserError
 
-        raise UserError(f"FCT_DETERMINISTIC={value!r} is not 0 or 1; 1 makes GPU runs "
-                        "bit-reproducible, 0 (the default) autotunes their kernels")
+        raise UserError(f"FCT_DETERMINISTIC={value!r} is not 0 or 1; 1 asks for deterministic "
+                        "GPU kernels, 0 (the default) autotunes them")
     return value == "1"
 
 
