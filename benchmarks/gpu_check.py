@@ -37,15 +37,16 @@ from fctlib.data import mnist_digits
 from fctlib.data.sources import dataset_cache_dir
 from fctlib.experiment.config import resolve_preset_path
 from fctlib.experiment.names import Name
-from fctlib.experiment.provenance import provenance, provenance_comment
+from fctlib.experiment.provenance import provenance
 from fctlib.experiment.records import load_records
-from fctlib.io import atomic_write, save_json
+from fctlib.io import save_json
 from fctlib.methods import bct
 from fctlib.methods.fct import TransformationName
 from fctlib.methods.registry import parse_name
 from fctlib.methods.side_info import SideInfoName
 from fctlib.models.backbones import build_model
 from fctlib.paths import REPORT, STEPS
+from fctlib.report.common import write_table
 from fctlib.suite.cost import (
     ComparisonWork,
     SplitSizes,
@@ -103,9 +104,8 @@ class Check:
         save_json(self.figures, self.out / "figures.json")
 
     def table(self, table: pd.DataFrame, name: str) -> None:
-        """Write tables/<name>.csv headed by the provenance (CSV only: tabulate may be absent)."""
-        text = provenance_comment(self.info) + table.to_csv(index=False)
-        atomic_write(self.out / "tables" / f"{name}.csv", lambda tmp: tmp.write_text(text))
+        """Write tables/<name>.csv and .md headed by the provenance."""
+        write_table(table, self.out / "tables", name, self.info)
 
     def step(self, name: str, estimate_s: float | None, action) -> bool:
         """Run `action()` unless the budget cannot hold its estimate (None: not estimated, runs
@@ -314,10 +314,6 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
                 embed_img_per_s=round(embed_img_per_s(run, "old", "train"), 1)))
         rates.update({k: v for k, v in measure_rates(check).items() if v})
         write_main_tables(check, run)
-    if importlib.util.find_spec("tabulate") is None:  # the report writes Markdown tables
-        check.skip(REPORT, "tabulate is not installed; `fct reproduce --only 99_report "
-                   "--results-dir <OUT>/results` renders the report from these records")
-        return
     report_parameters = {k: common[k] for k in ("preset", "overrides", "results_dir")}
     check.step(REPORT, REPORT_ESTIMATE_S, lambda: execute(
         REPORT, run.results_dir / "notebooks" / f"{REPORT}.ipynb", report_parameters, ENGINE))

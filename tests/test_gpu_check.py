@@ -99,8 +99,8 @@ def test_a_real_interrupt_is_not_taken_for_the_budget():
 
 def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
     """The smoke preset's first steps as on a bare GPU machine (no Jupyter, no tabulate): the
-    same results folder as `fct reproduce`, the report left to a machine that can render it, the
-    rates against their goals."""
+    same results folder as `fct reproduce` with the report notebook run on it (its Markdown
+    tables too), the rates against their goals."""
     from fctlib.data.sources import FASHION_MNIST_SYSTEM_DIR
 
     if not FASHION_MNIST_SYSTEM_DIR.is_dir():
@@ -118,9 +118,12 @@ def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert [s["step"] for s in figures["steps"] if s["status"] == "done"] == [
-        "capacity", "00_data", "01_train_old", "embed_rate", "02_side_info", "03_train_new"]
-    assert figures["steps"][-1]["status"].startswith("skipped: tabulate is not installed")
+        "capacity", "00_data", "01_train_old", "embed_rate", "02_side_info", "03_train_new",
+        "99_report"]
     results = tmp_path / "results"
+    assert (results / "notebooks" / "99_report.ipynb").is_file()
+    main = (results / "tables" / "main.md").read_text()
+    assert "| new/new " in main and "|:--" in main
     assert sorted(p.stem for p in (results / "metrics" / "seed0").glob("*.json")) == [
         "data", "new", "old", "side_info"]
     timings = json.loads((results / "notebooks" / "seed0" / "timings.json").read_text())

@@ -17,6 +17,7 @@ from fctlib.experiment.provenance import (
 from fctlib.experiment.record_rows import Cases
 from fctlib.experiment.records import Record
 from fctlib.io import atomic_write, load_json_if_exists
+from fctlib.report.markdown import markdown_table
 
 METRICS = ("top1", "top5", "mAP")
 HEADLINE_METRICS = ("top1", "mAP")
@@ -104,7 +105,7 @@ def write_table(table: pd.DataFrame, folder: str | Path, name: str, info: dict) 
     comment = provenance_comment(info)
     atomic_write(folder / f"{name}.csv",
                  lambda tmp: tmp.write_text(comment + table.to_csv(index=False)))
-    markdown = table.to_markdown(index=False) if len(table) else "(empty)"
+    markdown = markdown_table(table, index=False) if len(table) else "(empty)"
     md_comment = "".join(f"<!-- {line[2:]} -->\n" for line in comment.splitlines())
     atomic_write(folder / f"{name}.md", lambda tmp: tmp.write_text(md_comment + markdown + "\n"))
     return folder / f"{name}.csv"

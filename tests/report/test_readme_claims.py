@@ -6,12 +6,13 @@ import pytest
 
 from fctlib.paths import project_root, results_root
 from fctlib.report import read_table, summary
+from fctlib.report.markdown import markdown_table
 
 
 def readme_claims(preset: str) -> str:
     """The verdict table of a preset's committed claims, as the README quotes it."""
     claims = read_table(results_root(preset) / "tables" / "claims.csv")
-    return summary.verdict_table(claims).rename_axis("claim").to_markdown()
+    return markdown_table(summary.verdict_table(claims).rename_axis("claim"))
 
 
 @pytest.mark.parametrize("preset", ["fashion-mnist", "tiny-imagenet-100"])
