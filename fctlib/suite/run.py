@@ -32,7 +32,12 @@ from fctlib.methods.registry import declare
 from fctlib.paths import results_root, runs_root
 from fctlib.training import distributed
 from fctlib.training.embed import embed
-from fctlib.training.runtime import default_device, set_cpu_threads, set_gpu_kernels
+from fctlib.training.runtime import (
+    cpu_bf16,
+    default_device,
+    set_cpu_threads,
+    set_gpu_kernels,
+)
 
 
 class Run:
@@ -49,6 +54,7 @@ class Run:
         self.device = device or default_device()
         set_cpu_threads()  # every step of the suite starts its work here
         set_gpu_kernels()
+        cpu_bf16()  # a bad FCT_CPU_BF16 is refused before any work
 
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with
@@ -91,9 +97,12 @@ class Run:
     # -- artifacts ----------------------------------------------------------------------------
     @cached_property
     def store(self) -> ArtifactStore:
-        """The run's artifacts; every key depends on the data, the class split and the seed.
+        """The run's artifacts; every key depends on the data, the class split and the seed (and
+        on bfloat16 where a CPU run uses it: its models never stand in for float32 ones).
         Temporary files that a killed writer (Ctrl-C) left under the run's folder are removed."""
         context = (self.data_key(), self.seed)
+        if self.device.type == "cpu" and cpu_bf16():
+            context += ("cpu-bf16",)
         log = print if distributed.is_main_process() else (lambda line: None)
         if distributed.is_main_process():  # the one writer: what a killed one left goes
             remove_stale_tmp(self.root)

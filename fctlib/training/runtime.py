@@ -89,10 +89,25 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def cpu_bf16() -> bool:
+    """Whether a CPU trains and embeds in bfloat16 mixed precision too (FCT_CPU_BF16=1); unset or
+    0, it computes in float32, as every committed CPU result did."""
+    value = os.environ.get("FCT_CPU_BF16", "0")
+    if value not in ("0", "1"):
+        from fctlib.errors import UserError
+
+        raise UserError(f"FCT_CPU_BF16={value!r} is not 0 or 1; 1 trains and embeds in bfloat16 "
+                        "mixed precision on a CPU, 0 (the default) in float32")
+    return value == "1"
+
+
 def autocast(device: torch.device):
-    """bfloat16 mixed precision on CUDA; a no-op context on CPU."""
+    """bfloat16 mixed precision on CUDA, and on a CPU where `cpu_bf16()` says so; else a no-op
+    context."""
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cpu_bf16():
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

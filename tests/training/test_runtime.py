@@ -64,3 +64,42 @@ def test_gpu_kernel_choice_leaves_a_cpu_run_as_it_was(monkeypatch, value):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert set_gpu_kernels() is gpu_kernels_deterministic() is (value == "1")
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_cpu_computes_in_float32_unless_fct_cpu_bf16_is_1(monkeypatch):
+    from fctlib.training.runtime import autocast
+
+    layer, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
+    monkeypatch.delenv("FCT_CPU_BF16", raising=False)
+    with autocast(torch.device("cpu")):
+        assert layer(x).dtype == torch.float32
+    monkeypatch.setenv("FCT_CPU_BF16", "1")
+    with autocast(torch.device("cpu")):
+        assert layer(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("value", ["yes", "2", ""])
+def test_a_bad_fct_cpu_bf16_is_one_line_naming_the_values(monkeypatch, value):
+    from fctlib.errors import UserError
+    from fctlib.training.runtime import cpu_bf16
+
+    monkeypatch.setenv("FCT_CPU_BF16", value)
+    with pytest.raises(UserError, match=r"FCT_CPU_BF16=.* is not 0 or 1") as err:
+        cpu_bf16()
+    assert "\n" not in str(err.value)
+
+
+def test_bf16_cpu_models_never_stand_in_for_float32_ones(fashion_mnist, monkeypatch, tmp_path):
+    """A CPU run in bfloat16 keys its artifacts apart; float32 keys stay what they were."""
+    from fctlib.suite.run import Run
+
+    def old_key() -> str:
+        run = Run("smoke", 0, runs_dir=tmp_path, device=torch.device("cpu"))
+        return run.store.key(run.artifact("old"))
+
+    monkeypatch.delenv("FCT_CPU_BF16", raising=False)
+    float32 = old_key()
+    monkeypatch.setenv("FCT_CPU_BF16", "0")
+    assert old_key() == float32
+    monkeypatch.setenv("FCT_CPU_BF16", "1")
+    assert old_key() != float32
