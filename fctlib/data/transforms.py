@@ -140,14 +140,29 @@ class SimCLRTransform(BatchTransform):
         factors = [torch.where(jittered, uniform(identity - s, identity + s), identity)
                    for s, identity in strengths]
         order = torch.rand(batch, len(ops), generator=generator, device=device).argsort(dim=1)
-        for slot in range(len(ops)):  # each sample applies the jitter ops in its own order
-            for op_index, (op, factor) in enumerate(zip(ops, factors, strict=True)):
-                rows = (order[:, slot] == op_index).nonzero().squeeze(1)
-                x[rows] = op(x[rows], factor[rows])
+        x = _jitter(x, ops, factors, order, select_rows=device.type == "cpu")
         if self.channels == 3:
             gray = uniform(0, 1) < 0.2
             x = torch.where(gray[:, None, None, None], _gray(x).expand_as(x), x)
         return self._normalised(x)
+
+
+def _jitter(x: torch.Tensor, ops: list, factors: list[torch.Tensor], order: torch.Tensor, *,
+            select_rows: bool) -> torch.Tensor:
+    """Each sample's jitter ops in its own order (`order[i]`: sample i's op indices, slot by
+    slot). `select_rows` runs each op on the rows that apply it at that slot, the least work (a
+    CPU's choice); otherwise each op runs on the whole batch and those rows keep its result,
+    which an accelerator does without waiting: selecting rows (`nonzero`) waits for the device at
+    every op, 32 times a batch. Both give the same numbers (tests/data/test_transforms.py)."""
+    for slot in range(len(ops)):
+        for op_index, (op, factor) in enumerate(zip(ops, factors, strict=True)):
+            chosen = order[:, slot] == op_index
+            if select_rows:
+                rows = chosen.nonzero().squeeze(1)
+                x[rows] = op(x[rows], factor[rows])
+            else:
+                x = torch.where(chosen[:, None, None, None], op(x, factor), x)
+    return x
 
 
 def _random_crop_boxes(batch: int, height: int, width: int, uniform, tries: int = 10
@@ -197,18 +212,19 @@ def _saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
                             [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)  # here, once: inverting on a GPU waits for it
 
 
 def _hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Hue turned by `shift` of a full turn: a rotation of the chroma plane (I, Q) in YIQ."""
-    to_yiq = _RGB_TO_YIQ.to(x.device, x.dtype)
+    to_yiq, to_rgb = _RGB_TO_YIQ.to(x.device, x.dtype), _YIQ_TO_RGB.to(x.device, x.dtype)
     angle = 2 * math.pi * shift
     cos, sin = torch.cos(angle), torch.sin(angle)
     rotation = torch.zeros(len(x), 3, 3, device=x.device, dtype=x.dtype)
     rotation[:, 0, 0] = 1
     rotation[:, 1, 1], rotation[:, 1, 2] = cos, -sin
     rotation[:, 2, 1], rotation[:, 2, 2] = sin, cos
-    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
+    matrix = to_rgb @ rotation @ to_yiq
     return torch.einsum("bij,bjhw->bihw", matrix, x).clamp(0, 1)
 
 

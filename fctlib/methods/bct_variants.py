@@ -165,21 +165,57 @@ def influence_loss(
     return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
 
 
+class WholeBatchInfluence:
+    """`influence_loss` in a form an accelerator runs without waiting for it: every sample's
+    logits over the covered rows, the samples of uncovered classes given no loss, the sum over
+    the count of the others; selecting samples (boolean indexing, `nonzero`, `.any()`) waits for
+    the device four times a step. The same loss up to float rounding (tests/methods/test_bct.py);
+    a CPU keeps `influence_loss`, whose arithmetic made the committed CPU results."""
+
+    def __init__(self, old_weight: torch.Tensor, covered: torch.Tensor, *,
+                 label_smoothing: float = 0.0, normalize: bool = False):
+        covered = covered.cpu()
+        columns = torch.nonzero(covered).flatten()
+        position = torch.full((len(covered),), -1, dtype=torch.long)
+        position[columns] = torch.arange(len(columns))
+        self.rows, self.position = old_weight.detach().cpu()[columns], position
+        self.label_smoothing, self.normalize = label_smoothing, normalize
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, new_embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        device = labels.device
+        if device not in self._on:  # copied to the device once, not every step
+            self._on[device] = (self.rows.to(device), self.position.to(device))
+        rows, position = self._on[device]
+        target = position[labels]
+        f = new_embedding.float()
+        if self.normalize:
+            f = F.normalize(f, dim=1)
+        losses = F.cross_entropy(f @ rows.t(), target, ignore_index=-1, reduction="none",
+                                 label_smoothing=self.label_smoothing)
+        return losses.sum() / (target >= 0).sum().clamp(min=1)
+
+
 def bct_loss(
     label_smoothing: float, old_weight: torch.Tensor, covered: torch.Tensor,
     influence_weight: float, *, influence_smoothing: float = 0.0, normalize: bool = False,
 ) -> Callable:
     """Loss step of BCT training: the new model's own (label-smoothed) CE plus the weighted
-    influence loss."""
+    influence loss (on an accelerator in its `WholeBatchInfluence` form)."""
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    whole_batch = WholeBatchInfluence(old_weight, covered, label_smoothing=influence_smoothing,
+                                      normalize=normalize)
 
     def step(model: nn.Module, batch) -> torch.Tensor:
         images, labels = batch[0], batch[1]
         embedding, logits = model(images)
-        weight, mask = old_weight.to(labels.device), covered.to(labels.device)
-        return criterion(logits, labels) + influence_weight * influence_loss(
-            embedding, labels, weight, mask, label_smoothing=influence_smoothing,
-            normalize=normalize)
+        if labels.device.type == "cpu":
+            influence = influence_loss(embedding, labels, old_weight.to(labels.device),
+                                       covered.to(labels.device),
+                                       label_smoothing=influence_smoothing, normalize=normalize)
+        else:
+            influence = whole_batch(embedding, labels)
+        return criterion(logits, labels) + influence_weight * influence
 
     return step
 

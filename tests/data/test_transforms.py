@@ -220,3 +220,20 @@ def test_channel_stats_sample_is_seeded_subset():
     assert channel_stats(images, max_images=100) == channel_stats(images)
     with pytest.raises(ValueError, match="empty"):
         channel_stats(images.subset([]))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_simclr_jitter_on_the_whole_batch_equals_jitter_on_selected_rows(channels):
+    """The accelerator's form of the jitter (every op on the whole batch, the rows that apply it
+    keep its result) gives a CPU's form's numbers exactly: each op is per sample."""
+    from fctlib.data import transforms
+
+    generator = _generator(6)
+    x = torch.rand(64, channels, 12, 12, generator=generator)
+    ops = ([transforms._brightness, transforms._contrast, transforms._saturation,
+            transforms._hue] if channels == 3 else [transforms._brightness, transforms._contrast])
+    factors = [torch.rand(64, generator=generator) * 0.8 + 0.6 for _ in ops]
+    order = torch.rand(64, len(ops), generator=generator).argsort(dim=1)
+    rows = transforms._jitter(x.clone(), ops, factors, order, select_rows=True)
+    batch = transforms._jitter(x.clone(), ops, factors, order, select_rows=False)
+    assert torch.equal(rows, batch) and not torch.equal(rows, x)

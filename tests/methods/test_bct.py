@@ -12,6 +12,7 @@ from fctlib.methods import bct, bct_diagnostic
 from fctlib.methods.bct import BCTName, choose_from
 from fctlib.methods.bct_variants import (
     VARIANTS,
+    WholeBatchInfluence,
     bct_loss,
     build_bct_model,
     influence_loss,
@@ -49,6 +50,27 @@ def test_uncovered_classes_neither_count_nor_compete():
     assert loss.item() == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
     none = influence_loss(emb[1:], torch.tensor([2]), weight, covered)
     assert none.item() == 0.0
+
+
+@pytest.mark.parametrize("smoothing, normalize", [(0.0, False), (0.1, False), (0.1, True)])
+def test_the_whole_batch_influence_is_the_selected_samples_influence(smoothing, normalize):
+    """The accelerator's form (no sample selection) gives influence_loss's value and gradient:
+    the uncovered classes' samples add nothing, their rows do not compete."""
+    generator = torch.Generator().manual_seed(7)
+    weight = torch.randn(10, 8, generator=generator)
+    covered = torch.tensor([True, False] * 5)
+    labels = torch.randint(0, 10, (32,), generator=generator)
+    emb = torch.randn(32, 8, generator=generator, requires_grad=True)
+    reference = influence_loss(emb, labels, weight, covered, label_smoothing=smoothing,
+                               normalize=normalize)
+    (expected,) = torch.autograd.grad(reference, emb)
+    whole = WholeBatchInfluence(weight, covered, label_smoothing=smoothing, normalize=normalize)
+    loss = whole(emb, labels)
+    (gradient,) = torch.autograd.grad(loss, emb)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    assert torch.allclose(gradient, expected, rtol=1e-5, atol=1e-7)
+    none = whole(emb[:2], torch.tensor([1, 3]))  # no sample of a covered class
+    assert none.item() == 0.0 and torch.autograd.grad(none, emb)[0].abs().sum() == 0
 
 
 def test_openbct_keeps_the_old_rows_and_masks_new_class_samples():
