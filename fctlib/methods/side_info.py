@@ -60,7 +60,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     similarity = z @ z.t() / temperature
     similarity.fill_diagonal_(float("-inf"))
     n = len(z1)
-    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    partner = torch.arange(2 * n, device=z.device).roll(n)  # made on the device: no copy
     return F.cross_entropy(similarity, partner)
 
 
