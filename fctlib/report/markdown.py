@@ -78,7 +78,7 @@ def _digits_after_point(text: str) -> int:
     return len(text) - point - 1 if point >= 0 else -1
 
 
-def _column(values: list, header: str) -> tuple[list[str], str, bool]:
+def _column(values: list, header: str) -> tuple[list[str], int, bool]:
     """A column's cells and header padded to one width, that width, and whether it is numeric
     (numbers right-aligned on their decimal point, everything else left-aligned)."""
     kind = max((_kind(v) for v in values), key=KINDS.index, default="bool")
