@@ -100,9 +100,10 @@ def train(
                 f"{state['seed']}); delete it or use another run folder to train with {asdict(cfg)}"
             )
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         history, start_epoch = state["history"], state["epoch"]
+        if start_epoch < cfg.epochs:  # a finished model's file keeps no optimiser state
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
     # DDP shares the parameters of `model`, so the caller's model ends up trained. A finished run
     # is loaded without DDP, so one process alone may load it (e.g. to fill a cache).
     parallel = distributed.is_distributed() and start_epoch < cfg.epochs
@@ -147,10 +148,14 @@ def train(
             "seconds": seconds, "items_per_s": count / seconds,
         })
         if path and distributed.is_main_process():
+            # the optimiser's state serves only an epoch still to come: the finished model is
+            # saved without it (Adam keeps two moments per weight, SGD's momentum one)
+            more = epoch + 1 < cfg.epochs
             save_torch({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+                "model": model.state_dict(), "epoch": epoch + 1, "history": history,
                 "config": asdict(cfg), "seed": seed,
+                **({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+                   if more else {}),
             }, path)
     if parallel:  # DDP keeps parameters in step; BatchNorm statistics drift apart per process
         distributed.broadcast_from_main(model.buffers())

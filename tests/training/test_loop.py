@@ -53,7 +53,7 @@ def test_resume_after_interruption_gives_same_weights(fashion_small, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(interrupted, fashion_small, classification_loss(0.1), CFG, seed=3, device=CPU,
               checkpoint=ckpt, on_batch_end=crash)
-    assert load_torch(ckpt)["epoch"] == 1
+    assert load_torch(ckpt)["epoch"] == 1 and "optimizer" in load_torch(ckpt)
     resumed = _model(seed=99)  # fresh weights: everything must come from the checkpoint
     history = train(resumed, fashion_small, classification_loss(0.1), CFG, seed=3, device=CPU,
                     checkpoint=ckpt)
@@ -76,6 +76,7 @@ def test_finished_checkpoint_is_loaded_not_retrained(fashion_small, tmp_path):
     train(again, fashion_small, classification_loss(0.1), CFG, seed=0, device=CPU,
           checkpoint=ckpt, on_batch_end=never)
     assert torch.equal(first.classifier.weight, again.classifier.weight)
+    assert not {"optimizer", "scheduler"} & set(load_torch(ckpt))  # the weights alone
 
 
 def test_checkpoint_from_other_settings_is_refused(fashion_small, tmp_path):
