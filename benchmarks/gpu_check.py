@@ -23,9 +23,11 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import gpu_speed
 import numpy as np
 import pandas as pd
 import torch
@@ -173,6 +175,21 @@ def stop_after(seconds: float):
 
 
 # -- rates -----------------------------------------------------------------------------------------
+def device_waits(run: Run, tiny: bool) -> dict[str, int | None]:
+    """How often one eager step of each of the preset's training losses (and SimCLR's
+    augmentation) waits for the GPU (`gpu_speed.device_waits`); None each on a CPU."""
+    bundle = run.splits.bundle
+    setting = gpu_speed.Setting(run.preset.name, bundle.channels, bundle.image_size,
+                                bundle.num_classes, steps=1)
+    if tiny:
+        setting = replace(setting, **{**gpu_speed.TINY, "steps": 1})
+    waits = {case.name: gpu_speed.device_waits(gpu_speed.training_step(case, run.device),
+                                               run.device)
+             for case in gpu_speed.cases(setting, run.device)}
+    views = gpu_speed.simclr_views_step(setting, run.device)
+    return {**waits, "SimCLR views (transform only)": gpu_speed.device_waits(views, run.device)}
+
+
 def capacity_img_per_s(run: Run, steps: int, warmup: int) -> float:
     """Training images/s of the new model's recipe and compile mode on synthetic batches already
     on the device (no data path): the ceiling the real training is held to."""
@@ -430,6 +447,8 @@ def main(argv: list[str] | None = None) -> None:
     check.step("capacity", 0.0, lambda: check.figures.update(
         capacity_img_per_s=round(capacity_img_per_s(run, steps, warmup), 1),
         gflop_per_image=round(flop_per_image(run) / 1e9, 4)))
+    check.step("device_waits", 0.0, lambda: check.figures.update(
+        device_waits_per_step=device_waits(run, args.tiny)))
     rates = {"train_per_s": GOALS["training_img_per_s"], "embed_per_s": GOALS["embed_img_per_s"],
              "h_items_per_s": GOALS["h_items_per_s"]}
     work = main_comparison_work(run.preset, split_sizes(run))

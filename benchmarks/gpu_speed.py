@@ -5,7 +5,8 @@ For each network, batch and optimiser of `tiny-imagenet-100-gpu` (the new ResNet
 with SGD, bt2's batch-128 Adam recipe, SimCLR's two views, h's MLP at batch 1024) it trains
 3 short epochs under each FCT_COMPILE mode and records the steady rate (epochs 2-3), the first
 epoch's extra seconds (compilation, autotuning), FLOP/item (torch's FlopCounter, forward and
-backward) and the model FLOP utilisation against the GPU's dense bf16 peak. Rows are written to
+backward), the model FLOP utilisation against the GPU's dense bf16 peak, and how often one eager
+step waits for the GPU (torch's sync debug mode; SimCLR's augmentation too). Rows are written to
 OUT/speed.csv and OUT/speed.json as they finish; a budget skips what would not fit.
 Another preset's networks at its input shape: `--preset fashion-mnist --image 1 28 10` (how
 torch.compile does on a CPU).
@@ -28,7 +29,7 @@ from torch.utils.data import TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from fctlib.data.images import ArrayImages
-from fctlib.data.transforms import EvalTransform
+from fctlib.data.transforms import EvalTransform, SimCLRTransform
 from fctlib.experiment.config import load_preset
 from fctlib.experiment.provenance import provenance
 from fctlib.io import atomic_write, save_json
@@ -40,7 +41,7 @@ from fctlib.models.transformation import Transformation
 from fctlib.training.compiled import compile_mode
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
-from fctlib.training.loop import classification_loss, train
+from fctlib.training.loop import classification_loss, make_optimizer, train
 from fctlib.training.runtime import (
     autocast,
     default_device,
@@ -145,6 +146,51 @@ def flop_per_item(case: Case, device: torch.device) -> float:
     return counter.get_total_flops() / (case.cfg.batch_size * case.items_per_row)
 
 
+def device_waits(step, device: torch.device) -> int | None:
+    """How often `step()` waits for the GPU: the operations torch's sync debug mode reports
+    (`.item()`, `nonzero`, boolean indexing, a copy to the host), counted on its second call
+    (after first-use allocations); None on a CPU, where nothing waits (the step runs once)."""
+    step()
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def training_step(case: Case, device: torch.device):
+    """One eager training step of `case` on its first batch: loss, backward, optimiser step."""
+    model = prepare_model(case.build(), device).train()
+    optimizer = make_optimizer(model.parameters(), case.cfg)
+    batch = to_device(list(case.make_data()[: case.cfg.batch_size]), device)
+
+    def step() -> None:
+        with autocast(device):
+            loss = case.loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def simclr_views_step(setting: Setting, device: torch.device):
+    """SimCLR's two augmented views of one uint8 batch at the preset's side-info batch size."""
+    preset = load_preset(setting.preset)
+    batch = setting.batch_size or preset.side_info.training.batch_size
+    images = torch.randint(0, 256, (batch, setting.channels, setting.size, setting.size),
+                           dtype=torch.uint8, device=device)
+    transform = SimCLRTransform(setting.size, setting.channels, (0.5,) * setting.channels,
+                                (0.25,) * setting.channels)
+    return lambda: transform(images)
+
+
 def train_rate(case: Case, device: torch.device) -> dict:
     """Steady items/s (epochs 2-3) and the first epoch's extra seconds under the current
     FCT_COMPILE; whether compilation fell back to eager."""
@@ -232,6 +278,9 @@ def main(argv: list[str] | None = None) -> None:
                                  "peak_bf16_flop_s": peak})
     for row in embed_rate(setting, device):
         results.add(row)
+    results.add({"case": "SimCLR views (transform only)", "mode": "eager",
+                 "device_waits_per_step": device_waits(simclr_views_step(setting, device),
+                                                       device)})
     # the slowest compile last: a budget cut loses the least informative rows
     for mode in args.modes:
         for case in cases(setting, device):
@@ -253,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
                        tflop_s=round(measured["items_per_s"] * flop / 1e12, 2))
             if peak:
                 row["model_flop_utilisation"] = round(measured["items_per_s"] * flop / peak, 4)
+            if mode == "0":
+                row["device_waits_per_step"] = device_waits(training_step(case, device), device)
             results.add(row)
     print(f"[gpu_speed] done in {time.perf_counter() - results.started:.0f} s", flush=True)
 

@@ -118,8 +118,9 @@ def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert [s["step"] for s in figures["steps"] if s["status"] == "done"] == [
-        "capacity", "00_data", "01_train_old", "embed_rate", "02_side_info", "03_train_new",
-        "99_report"]
+        "capacity", "device_waits", "00_data", "01_train_old", "embed_rate", "02_side_info",
+        "03_train_new", "99_report"]
+    assert set(figures["device_waits_per_step"].values()) == {None}  # a CPU waits for nothing
     results = tmp_path / "results"
     assert (results / "notebooks" / "99_report.ipynb").is_file()
     main = (results / "tables" / "main.md").read_text()
