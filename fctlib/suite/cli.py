@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--results-dir",
                            help="folder of executed notebooks, metrics and the report "
                                 "(default: results/<preset name>/)")
+    reproduce.add_argument("--rerun", action="store_true",
+                           help="execute steps again that finished at this commit with this "
+                                "preset (default: skip them)")
     reproduce.add_argument("--engine", choices=ENGINES, default="papermill",
                            help="papermill (a Jupyter kernel per notebook) or in-process (the "
                                 "cells in this process, for a machine without Jupyter)")
@@ -331,7 +334,8 @@ def run_command(args) -> int | None:
 
         seeds = load_preset(args.preset).seeds if args.all_seeds else args.seeds
         results = run_suite(args.preset, seeds, only=args.only, report=not args.no_report,
-                            runs_dir=runs_dir, results_dir=args.results_dir, engine=args.engine)
+                            runs_dir=runs_dir, results_dir=args.results_dir, engine=args.engine,
+                            rerun=args.rerun)
         print(f"results in {results}")
 
 

@@ -13,11 +13,14 @@ from pathlib import Path
 
 from fctlib.errors import DataError, UserError
 from fctlib.experiment.config import Preset, PresetError, load_preset, resolve_preset_path
-from fctlib.experiment.provenance import provenance
+from fctlib.experiment.provenance import KERNEL_ENV, git_commit, provenance
+from fctlib.experiment.records import STEP_RECORDS
+from fctlib.experiment.store import fingerprint
 from fctlib.io import atomic_write, check_output_folder, load_json_if_exists, save_json
 from fctlib.paths import ENGINES, REPORT, STEPS, project_root, results_root
 
 NOTEBOOKS_DIR = project_root() / "notebooks"
+DONE_FILE = "done.json"  # notebooks/seed<k>/: step -> the commit and preset that completed it
 KERNEL_EXIT_WAIT_S = 10  # after Ctrl-C: how long the notebook's thread may take to clean up
 
 
@@ -146,24 +149,51 @@ def step_parameters(path: Path, overrides: dict | None, results: Path,
             "runs_dir": str(Path(runs_dir).resolve()) if runs_dir else None}
 
 
+def completion(common: dict) -> dict:
+    """What a finished step is stamped with: the commit, the resolved preset's fingerprint and
+    the variables set that steer the arithmetic (bfloat16, kernels, compiling)."""
+    steering = (*KERNEL_ENV, "FCT_DETERMINISTIC")
+    return {"commit": git_commit(),
+            "preset": fingerprint(load_preset(common["preset"], common["overrides"] or None)),
+            "env": {name: os.environ[name] for name in steering if os.environ.get(name)}}
+
+
+def done_at_this_commit(step: str, seed: int, common: dict) -> bool:
+    """Whether `step` already finished for `seed` into this results folder with this code (a
+    clean commit), this preset and these steering variables, its executed notebook and record
+    still there: rerunning it would compute the same record."""
+    results = Path(common["results_dir"])
+    folder = results / "notebooks" / f"seed{seed}"
+    stamp = (load_json_if_exists(folder / DONE_FILE) or {}).get(step)
+    if not stamp or stamp["commit"].endswith("-dirty") or stamp["commit"] == "unknown":
+        return False
+    records = [name for name, kind in STEP_RECORDS.items() if kind.NOTEBOOK == step]
+    return (stamp == completion(common) and (folder / f"{step}.ipynb").is_file()
+            and all((results / "metrics" / f"seed{seed}" / f"{r}.json").is_file()
+                    for r in records))
+
+
 def run_step(step: str, seed: int, common: dict, engine: str = "papermill") -> float:
-    """Execute one step notebook for `seed` into results/notebooks/seed<k>/ and add its seconds
-    to that folder's timings.json; return them."""
+    """Execute one step notebook for `seed` into results/notebooks/seed<k>/, add its seconds to
+    that folder's timings.json and stamp it done (done.json); return the seconds."""
     folder = Path(common["results_dir"]) / "notebooks" / f"seed{seed}"
     seconds = round(execute(step, folder / f"{step}.ipynb", {**common, "seed": seed}, engine), 1)
     timings = load_json_if_exists(folder / "timings.json") or {}
     save_json({**timings, step: seconds}, folder / "timings.json")
+    done = load_json_if_exists(folder / DONE_FILE) or {}
+    save_json({**done, step: completion(common)}, folder / DONE_FILE)
     return seconds
 
 
 def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | None = None,
               overrides: dict | None = None, results_dir: str | Path | None = None,
               runs_dir: str | Path | None = None, report: bool = True,
-              engine: str = "papermill", log=print) -> Path:
+              engine: str = "papermill", rerun: bool = False, log=print) -> Path:
     """Run the steps for each seed, then the report; returns the results folder.
 
-    The preset is validated before any work. Steps cache their artifacts under runs/, so a rerun
-    after an interruption resumes where it stopped.
+    The preset is validated before any work. A step that finished into this results folder at
+    this (clean) commit with this preset is skipped unless `rerun`; the others cache their
+    artifacts under runs/, so a rerun after an interruption resumes where it stopped.
     """
     if engine not in ENGINES:
         raise UserError(f"unknown engine {engine!r}; engines are {', '.join(ENGINES)}")
@@ -182,6 +212,10 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
     started = time.perf_counter()
     for seed in seeds:
         for i, step in enumerate(steps, 1):
+            if not rerun and done_at_this_commit(step, seed, common):
+                log(f"[{config.name} seed {seed}] {i}/{len(steps)} {step}: done at this commit "
+                    "with this preset, skipped (--rerun executes it again)")
+                continue
             log(f"[{config.name} seed {seed}] {i}/{len(steps)} {step} ...")
             seconds = run_step(step, seed, common, engine)
             log(f"[{config.name} seed {seed}] {step} done in {seconds:.0f} s")

@@ -286,6 +286,40 @@ def test_rerun_resumes_from_cached_steps(smoke_results, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == before
 
 
+def test_a_step_done_at_this_commit_with_this_preset_is_skipped(fashion_mnist, tmp_path,
+                                                                monkeypatch):
+    """A rerun skips a step that finished into the same results folder at the same clean commit
+    with the same preset and steering variables; --rerun, another preset, FCT_CPU_BF16 or a dirty
+    tree execute it again."""
+    from fctlib.suite import runner
+
+    executed = tmp_path / "results" / "notebooks" / "seed0" / "00_data.ipynb"
+    commit = {"value": "0123456789ab"}
+    monkeypatch.setattr(runner, "git_commit", lambda: commit["value"])
+    monkeypatch.delenv("FCT_CPU_BF16", raising=False)
+
+    def run(**kwargs) -> bool:
+        """Whether the step executed."""
+        logs = []
+        run_suite("smoke", [0], only=["00_data"], results_dir=tmp_path / "results",
+                  runs_dir=tmp_path / "runs", report=False, engine="in-process",
+                  log=logs.append, **kwargs)
+        return not any("skipped" in line for line in logs)
+
+    assert run()
+    written = executed.stat().st_mtime_ns
+    assert not run() and executed.stat().st_mtime_ns == written
+    assert run(rerun=True)
+    assert run(overrides={"data": {"tune_fraction": 0.2}})
+    assert run()  # the stamp is now the other preset's
+    assert not run()
+    monkeypatch.setenv("FCT_CPU_BF16", "1")
+    assert run() and not run()
+    monkeypatch.delenv("FCT_CPU_BF16")
+    commit["value"] = "0123456789ab-dirty"
+    assert run() and run()
+
+
 @pytest.mark.parametrize("engine", ["papermill", "in-process"])
 def test_failing_notebook_names_the_error_and_the_executed_copy(engine, tmp_path, monkeypatch):
     import nbformat
