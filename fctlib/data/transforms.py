@@ -153,7 +153,8 @@ def _jitter(x: torch.Tensor, ops: list, factors: list[torch.Tensor], order: torc
     slot). `select_rows` runs each op on the rows that apply it at that slot, the least work (a
     CPU's choice); otherwise each op runs on the whole batch and those rows keep its result,
     which an accelerator does without waiting: selecting rows (`nonzero`) waits for the device at
-    every op, 32 times a batch. Both give the same numbers (tests/data/test_transforms.py)."""
+    every op, 32 times a batch. Both give the same numbers up to rounding
+(tests/data/test_transforms.py)."""
     for slot in range(len(ops)):
         for op_index, (op, factor) in enumerate(zip(ops, factors, strict=True)):
             chosen = order[:, slot] == op_index

@@ -225,7 +225,9 @@ def test_channel_stats_sample_is_seeded_subset():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_simclr_jitter_on_the_whole_batch_equals_jitter_on_selected_rows(channels):
     """The accelerator's form of the jitter (every op on the whole batch, the rows that apply it
-    keep its result) gives a CPU's form's numbers exactly: each op is per sample."""
+    keep its result) gives a CPU's form's numbers: each op is per sample, so they can differ only
+    where a kernel's rounding depends on the batch size (the contrast's per-image mean, the hue's
+    batched matrix product); equal bit for bit on the machine that wrote this."""
     from fctlib.data import transforms
 
     generator = _generator(6)
@@ -236,4 +238,5 @@ def test_simclr_jitter_on_the_whole_batch_equals_jitter_on_selected_rows(channel
     order = torch.rand(64, len(ops), generator=generator).argsort(dim=1)
     rows = transforms._jitter(x.clone(), ops, factors, order, select_rows=True)
     batch = transforms._jitter(x.clone(), ops, factors, order, select_rows=False)
-    assert torch.equal(rows, batch) and not torch.equal(rows, x)
+    torch.testing.assert_close(batch, rows, rtol=0, atol=1e-6)  # pixels in [0, 1]
+    assert (rows - x).abs().max() > 0.01  # the jitter changed the images

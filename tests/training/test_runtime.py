@@ -45,13 +45,15 @@ def test_importing_fctlib_makes_waiting_openmp_threads_sleep():
 
 
 @pytest.mark.parametrize("value", ["yes", "2", ""])
-def test_a_bad_fct_deterministic_is_one_line_naming_the_values(monkeypatch, value):
+@pytest.mark.parametrize("variable, reader", [("FCT_DETERMINISTIC", "set_gpu_kernels"),
+                                              ("FCT_CPU_BF16", "cpu_bf16")])
+def test_a_bad_switch_is_one_line_naming_the_values(monkeypatch, variable, reader, value):
     from fctlib.errors import UserError
-    from fctlib.training.runtime import set_gpu_kernels
+    from fctlib.training import runtime
 
-    monkeypatch.setenv("FCT_DETERMINISTIC", value)
-    with pytest.raises(UserError, match=r"FCT_DETERMINISTIC=.* is not 0 or 1") as err:
-        set_gpu_kernels()
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(UserError, match=rf"{variable}=.* is not 0 or 1") as err:
+        getattr(runtime, reader)()
     assert "\n" not in str(err.value)
 
 
@@ -76,17 +78,6 @@ def test_a_cpu_computes_in_float32_unless_fct_cpu_bf16_is_1(monkeypatch):
     monkeypatch.setenv("FCT_CPU_BF16", "1")
     with autocast(torch.device("cpu")):
         assert layer(x).dtype == torch.bfloat16
-
-
-@pytest.mark.parametrize("value", ["yes", "2", ""])
-def test_a_bad_fct_cpu_bf16_is_one_line_naming_the_values(monkeypatch, value):
-    from fctlib.errors import UserError
-    from fctlib.training.runtime import cpu_bf16
-
-    monkeypatch.setenv("FCT_CPU_BF16", value)
-    with pytest.raises(UserError, match=r"FCT_CPU_BF16=.* is not 0 or 1") as err:
-        cpu_bf16()
-    assert "\n" not in str(err.value)
 
 
 def test_bf16_cpu_models_never_stand_in_for_float32_ones(fashion_mnist, monkeypatch, tmp_path):
