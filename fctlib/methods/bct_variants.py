@@ -136,15 +136,22 @@ def influence_rows(
     return weight, covered
 
 
+def covered_columns(covered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The covered classes (the influence softmax's columns, in class order) and each class's
+    column (-1 for an uncovered class), on the mask's device."""
+    columns = torch.nonzero(covered).flatten()
+    position = torch.full((len(covered),), -1, dtype=torch.long, device=covered.device)
+    position[columns] = torch.arange(len(columns), device=covered.device)
+    return columns, position
+
+
 def influence_logits(new_embedding: torch.Tensor, labels: torch.Tensor, old_weight: torch.Tensor,
                      covered: torch.Tensor, *, normalize: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits over the covered classes only (columns in class order) of the samples of covered
     classes, and those samples' targets as column indices."""
     keep = covered[labels]
-    columns = torch.nonzero(covered).flatten()
-    position = torch.full((len(covered),), -1, dtype=torch.long, device=labels.device)
-    position[columns] = torch.arange(len(columns), device=labels.device)
+    columns, position = covered_columns(covered)
     f = new_embedding[keep].float()
     if normalize:
         f = F.normalize(f, dim=1)
@@ -174,11 +181,8 @@ class WholeBatchInfluence:
 
     def __init__(self, old_weight: torch.Tensor, covered: torch.Tensor, *,
                  label_smoothing: float = 0.0, normalize: bool = False):
-        covered = covered.cpu()
-        columns = torch.nonzero(covered).flatten()
-        position = torch.full((len(covered),), -1, dtype=torch.long)
-        position[columns] = torch.arange(len(columns))
-        self.rows, self.position = old_weight.detach().cpu()[columns], position
+        columns, self.position = covered_columns(covered.cpu())
+        self.rows = old_weight.detach().cpu()[columns]
         self.label_smoothing, self.normalize = label_smoothing, normalize
         self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
