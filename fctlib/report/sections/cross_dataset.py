@@ -3,6 +3,7 @@ them, and a chart of A's and B's queries."""
 
 from __future__ import annotations
 
+from fctlib.experiment.provenance import portable_text
 from fctlib.report import figures, page
 from fctlib.report.cross_dataset import cross_dataset_rows, cross_dataset_table
 from fctlib.report.main import claims_sentence, claims_table
@@ -21,7 +22,8 @@ def show_cross_dataset(report: Report) -> None:
     distance = report.config.distance
     page.markdown(f"Old model: data set A, every class of it; new model: A and B "
                   f"(`{first.other_data}`, classes after A's); gallery and queries: both test "
-                  f"sets (`{first.source}`). BCT trains `{first.bct}`, the main run's choice. "
+                  f"sets (`{portable_text(first.source)}`). BCT trains `{first.bct}`, the main "
+                  "run's choice. "
                   "Split `old`: queries of A's classes; `new`: of B's. The same claims as the "
                   "main comparison's, judged per seed.")
     long = cross_dataset_rows(chosen)
