@@ -159,12 +159,15 @@ class FastFillRecord(Record):
 
     STEP: ClassVar[str] = "fastfill"
     NOTEBOOK: ClassVar[str] = "07_fastfill"
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "diagnostics")
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "diagnostics",
+                                                     "fit_error")
     side_info_dim: int
     curves: list[BackfillCurve]
     sigma_error_spearman: dict[str, float]
     history: dict[str, History]
     diagnostics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # FastFill's h's mean squared error by h ("no-side", "side") and split ("train", "tune")
+    fit_error: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -200,22 +203,27 @@ class MethodsRecord(Record):
 
 @dataclass(kw_only=True)
 class MultistepRecord(Record):
-    """Notebook 10: each generation's classes, and per distance each method's matrices; `methods`
-    keeps the order they were measured in (JSON sorts the keys of `distances`)."""
+    """Notebook 10: each generation's classes, per distance each method's matrices, and FCT's
+    transformations' fit errors; `methods` keeps the order they were measured in (JSON sorts the
+    keys of `distances`)."""
 
     STEP: ClassVar[str] = "multistep"
     NOTEBOOK: ClassVar[str] = "10_multistep"
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "fit_error")
     generations: list[list[int]]
     methods: list[str]
     distances: dict[str, dict[str, MatrixScores]]
+    # each h(a -> b)'s mean squared error by split ("train", "tune"), keyed "a->b" (from 0)
+    fit_error: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
-    def from_matrices(cls, generations: list[list[int]],
-                      matrices: dict[str, dict[str, dict]]) -> MultistepRecord:
-        """The record of MultiStep.matrices' output per distance, methods in its order."""
+    def from_matrices(cls, generations: list[list[int]], matrices: dict[str, dict[str, dict]],
+                      fit_error: dict[str, dict[str, float]] | None = None) -> MultistepRecord:
+        """The record of MultiStep.matrices' output per distance, methods in its order, and
+        `fct.generation_fit_errors`' output."""
         methods = list(next(iter(matrices.values())))
         return cls.from_json({"generations": generations, "methods": methods,
-                              "distances": matrices})
+                              "distances": matrices, "fit_error": fit_error or {}})
 
 
 @dataclass(kw_only=True)

@@ -40,6 +40,7 @@ from fctlib.methods.fct import (
     ViewCycle,
     embedding_sizes,
     fresh_views,
+    squared_error,
     training_features,
     training_tensors,
 )
@@ -215,6 +216,13 @@ def fastfill_gallery(run: RunContext, side_dim: int, split: str = "test"
     model, _ = run.trained(fastfill_artifact(run, side_dim))
     side = run.embeddings(SideInfoName(side_dim), split) if side_dim else None
     return upgrade_with_uncertainty(model, run.embeddings("old", split), side, device=run.device)
+
+
+def fit_error(run: RunContext, side_dim: int, split: str) -> float:
+    """FastFill's h's mean squared error against the new model's embeddings of a split
+    (unaugmented; train: what it was fitted to, tune: held out), as FCT's is measured
+    (`fct.fit_error`)."""
+    return squared_error(fastfill_gallery(run, side_dim, split)[0], run.embeddings("new", split))
 
 
 def classifier_ce(features: np.ndarray, weight: torch.Tensor, labels: np.ndarray) -> float:

@@ -297,12 +297,15 @@ def transformed_gallery(run: RunContext, name: TransformationName, split: str = 
     return upgrade_embeddings(model, run.embeddings("old", split), side, device=run.device)
 
 
+def squared_error(upgraded: np.ndarray, target: np.ndarray) -> float:
+    """Mean over items and coordinates of (upgraded - target)^2, in float64: h's training loss."""
+    return float(np.mean(np.square(upgraded.astype(np.float64) - target.astype(np.float64))))
+
+
 def fit_error(run: RunContext, name: TransformationName, split: str) -> float:
     """h's mean squared error on a split's unaugmented embeddings (train: what it was fitted to;
     tune: held out), as its training loss measures it."""
-    target = run.embeddings(name.to, split)
-    upgraded = transformed_gallery(run, name, split)
-    return float(np.mean(np.square(upgraded.astype(np.float64) - target.astype(np.float64))))
+    return squared_error(transformed_gallery(run, name, split), run.embeddings(name.to, split))
 
 
 # ml-fct evaluates with L2 (`distance_metric: l2` in its eval configs at fa1f8d1)
@@ -354,6 +357,26 @@ def generation_transformation(steps: Generations, a: int, b: int) -> Artifact:
     # recipe 2 where h sees augmented features: one pass per epoch
     return Artifact(f"gen:h:{a}:{b}", "multistep-h", (cfg, a, b), fit, upstream,
                     recipe=1 if cfg.feature_views == 1 else 2)
+
+
+def generation_fit_errors(steps: Generations) -> dict[str, dict[str, float]]:
+    """Each h(a -> b) of the experiment (a < b): its mean squared error on generation b's classes'
+    unaugmented embeddings of train (what it was fitted to) and of tune (held out), keyed
+    `a->b` (generations from 0)."""
+    run, side_info = steps.run, generation_side_info(steps)
+    errors = {}
+    for b in range(1, len(steps.generations)):
+        for a in range(b):
+            h, _ = run.trained(generation_transformation(steps, a, b))
+            errors[f"{a}->{b}"] = {}
+            for split in ("train", "tune"):
+                rows = np.isin(run.splits.split(split).labels, steps.generations[b])
+                old = run.embeddings(steps.generation("independent", a), split)[rows]
+                side = run.embeddings(side_info, split)[rows]
+                target = run.embeddings(steps.generation("independent", b), split)[rows]
+                errors[f"{a}->{b}"][split] = squared_error(
+                    upgrade_embeddings(h, old, side, device=run.device), target)
+    return errors
 
 
 def carried_gallery(steps: Generations, j: int, i: int, chained: bool) -> np.ndarray:

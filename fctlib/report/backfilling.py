@@ -168,20 +168,30 @@ def backfilling_paper_comparison(long: pd.DataFrame, ours_label: str) -> pd.Data
 
 
 DIAGNOSTIC_COLUMNS = ["seed", "gallery", "classifier_ce", "backfilled_top1_share_at_5pct",
-                      "sigma_error_spearman"]
+                      "sigma_error_spearman", "fit_mse_train", "fit_mse_tune"]
+# the step whose record holds each transformed gallery's h's fit error (FCT's: notebook 05's)
+FIT_ERROR_STEP = {"fastfill": "fastfill", "fct": "transformation"}
 
 
 def diagnostics_table(records: Records) -> pd.DataFrame:
     """Per test gallery (new/new; FastFill's and FCT's h, by side-info), the mean over seeds of
     the frozen new classifier's cross-entropy on it, of the share of new queries whose nearest
-    item is a backfilled one at 5% random backfill (%), and for FastFill's galleries of the rank
+    item is a backfilled one at 5% random backfill (%), for FastFill's galleries of the rank
     correlation of its sigma with h's real error per item (the premise of its uncertainty order),
-    and the seeds (records written before these diagnostics: empty)."""
+    of its h's mean squared error on train (fitted) and on tune (held out), and the seeds
+    (records written before these diagnostics: empty; before the fit errors: NaN there)."""
+    def fit_error(seed: int, gallery: str, split: str) -> float:
+        kind, _, name = gallery.partition("/")
+        record = records[seed].get(FIT_ERROR_STEP.get(kind, ""))
+        return getattr(record, "fit_error", {}).get(name, {}).get(split, float("nan"))
+
     def frame(record, seed: int) -> pd.DataFrame:
         return pd.DataFrame([{"seed": seed, "gallery": gallery, **values,
                               "sigma_error_spearman": record.sigma_error_spearman.get(
                                   gallery.removeprefix("fastfill/"), float("nan"))
-                              if gallery.startswith("fastfill/") else float("nan")}
+                              if gallery.startswith("fastfill/") else float("nan"),
+                              **{f"fit_mse_{split}": fit_error(seed, gallery, split)
+                                 for split in ("train", "tune")}}
                              for gallery, values in record.diagnostics.items()],
                             columns=DIAGNOSTIC_COLUMNS)
 
@@ -192,4 +202,5 @@ def diagnostics_table(records: Records) -> pd.DataFrame:
     grouped = long.groupby("gallery", sort=False)
     table = grouped[DIAGNOSTIC_COLUMNS[2:]].mean()
     table["seeds"] = grouped["seed"].nunique()
-    return table.reset_index().round(3)
+    return table.reset_index().round({c: 5 if c.startswith("fit_mse") else 3
+                                      for c in DIAGNOSTIC_COLUMNS[2:]})

@@ -11,6 +11,7 @@ from fctlib.report.common import HEADLINE_METRICS, Records, over_seeds
 
 MATRIX_COLUMNS = ["seed", "distance", "method", "metric", "query", "gallery", "value"]
 SCORE_COLUMNS = ["distance", "method", "AC", "AM", "AC_mAP", "AM_mAP"]
+FIT_ERROR_COLUMNS = ["seed", "transformation", "train", "tune"]
 
 
 def _measured(record: MultistepRecord) -> list[tuple[str, str, MatrixScores]]:
@@ -66,6 +67,26 @@ def scores_table(long: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     table = long.groupby(["distance", "method"], sort=False)[SCORE_COLUMNS[2:]].mean()
     return table.reset_index().round({"AC": 3, "AM": 2, "AC_mAP": 3, "AM_mAP": 2})
+
+
+def fit_error_frame(record: MultistepRecord, seed: int) -> pd.DataFrame:
+    """One seed's FCT transformations between generations, each h's mean squared error on train
+    (fitted) and tune (held out), generations numbered from 1 as in the matrices (none: a record
+    written before they were recorded)."""
+    rows = []
+    for hop, errors in record.fit_error.items():
+        a, b = (int(k) + 1 for k in hop.split("->"))
+        rows.append({"seed": seed, "transformation": f"h({a} -> {b})", **errors})
+    return pd.DataFrame(rows, columns=FIT_ERROR_COLUMNS)
+
+
+def fit_error_table(records: Records) -> pd.DataFrame:
+    """Per transformation, the mean over seeds of its fit errors and the seeds."""
+    long = over_seeds(records, "multistep", fit_error_frame, FIT_ERROR_COLUMNS)
+    grouped = long.groupby("transformation", sort=False)
+    table = grouped[["train", "tune"]].mean()
+    table["seeds"] = grouped["seed"].nunique()
+    return table.reset_index().round(5)
 
 
 def compatibility_table(scores: pd.DataFrame, distance: str) -> pd.DataFrame:

@@ -5,14 +5,18 @@ from torch.utils.data import TensorDataset
 
 from fctlib.data.images import ArrayImages
 from fctlib.data.transforms import EvalTransform
-from fctlib.methods.fastfill import fastfill_artifact
+from fctlib.methods.fastfill import fastfill_artifact, fastfill_gallery
+from fctlib.methods.fastfill import fit_error as fastfill_fit_error
 from fctlib.methods.fct import (
     FreshViews,
     TransformationName,
     ViewCycle,
     fit_error,
     freeze_batchnorm_from,
+    generation_fit_errors,
+    generation_side_info,
     generation_transformation,
+    squared_error,
     train_transformation,
     train_transformation_fresh,
     training_tensors,
@@ -159,3 +163,27 @@ def test_a_run_fits_h_fastfill_and_multistep_h_on_augmented_features(smoke_run, 
     assert np.isfinite([e["loss"] for e in history]).all()
     _, history = run.trained(generation_transformation(MultiStep(run), 0, 1))
     assert len(history) == 2 and np.isfinite([e["loss"] for e in history]).all()
+
+
+@pytest.mark.slow
+def test_fit_errors_are_each_h_s_squared_error_on_its_own_split(smoke_run):
+    """FCT's, FastFill's and every multi-step h's fit error, against the mean of squared
+    differences computed here from the upgraded embeddings."""
+    assert squared_error(np.array([[1.0, 2.0]]), np.array([[0.0, 4.0]])) == pytest.approx(2.5)
+    dim = smoke_run.preset.side_info.model.embedding_dim
+    new_tune = smoke_run.embeddings("new", "tune")
+    fastfilled, _ = fastfill_gallery(smoke_run, dim, "tune")
+    assert fastfill_fit_error(smoke_run, dim, "tune") == pytest.approx(
+        np.square(fastfilled - new_tune).mean(), rel=1e-5)
+    steps = MultiStep(smoke_run)
+    errors = generation_fit_errors(steps)
+    assert list(errors) == ["0->1", "0->2", "1->2"]
+    h, _ = smoke_run.trained(generation_transformation(steps, 1, 2))
+    tune = smoke_run.splits.split("tune")
+    rows = np.isin(tune.labels, steps.generations[2])
+    upgraded = upgrade_embeddings(
+        h, smoke_run.embeddings(steps.generation("independent", 1), "tune")[rows],
+        smoke_run.embeddings(generation_side_info(steps), "tune")[rows], device=CPU)
+    target = smoke_run.embeddings(steps.generation("independent", 2), "tune")[rows]
+    assert errors["1->2"]["tune"] == pytest.approx(np.square(upgraded - target).mean(), rel=1e-5)
+    assert all(0 < e[split] < np.inf for e in errors.values() for split in ("train", "tune"))

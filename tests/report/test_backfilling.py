@@ -4,7 +4,7 @@ import pytest
 
 from fctlib import report
 from fctlib.evaluation.backfill import FRACTIONS
-from fctlib.experiment.records import FastFillRecord
+from fctlib.experiment.records import FastFillRecord, TransformationRecord
 from fctlib.report.backfilling import area_under_curve, diagnostics_table
 
 
@@ -87,3 +87,25 @@ def test_diagnostics_table_puts_sigma_s_rank_correlation_beside_fastfill_s_galle
     assert table.at["fct/side", "backfilled_top1_share_at_5pct"] == pytest.approx(6.0)
     assert table[["sigma_error_spearman"]].drop("fastfill/side").isna().all().all()
     assert (table["seeds"] == 2).all()
+
+
+def test_diagnostics_table_puts_each_h_s_fit_error_beside_its_gallery():
+    """FastFill's from its own record, FCT's from notebook 05's; NaN where a record predates
+    them (seed 1's transformation record has none) and for new/new."""
+    def fastfill(train, tune):
+        r = _record(BASE)
+        r.diagnostics = {"new/new": {"classifier_ce": 0.4},
+                         "fastfill/side": {"classifier_ce": 0.5},
+                         "fct/side": {"classifier_ce": 0.6}}
+        r.fit_error = {"side": {"train": train, "tune": tune}}
+        return r
+
+    fct = TransformationRecord(side_info_dim=8, cases={}, history={},
+                               fit_error={"side": {"train": 0.01, "tune": 0.02}})
+    table = diagnostics_table({0: {"fastfill": fastfill(0.03, 0.05), "transformation": fct},
+                               1: {"fastfill": fastfill(0.05, 0.07)}}).set_index("gallery")
+    assert table.at["fastfill/side", "fit_mse_train"] == pytest.approx(0.04)
+    assert table.at["fastfill/side", "fit_mse_tune"] == pytest.approx(0.06)
+    assert table.at["fct/side", "fit_mse_train"] == pytest.approx(0.01)
+    assert table.at["fct/side", "fit_mse_tune"] == pytest.approx(0.02)
+    assert table.loc["new/new", ["fit_mse_train", "fit_mse_tune"]].isna().all()

@@ -5,6 +5,7 @@ import pytest
 
 from fctlib import report
 from fctlib.experiment.records import MultistepRecord
+from fctlib.report.multistep import fit_error_table
 from fctlib.suite.multistep import compatibility_scores
 
 
@@ -57,3 +58,21 @@ def test_report_keeps_the_method_order_of_the_experiment():
     assert list(report.compatibility_table(scores, "l2")["method"]) == methods
     matrices = report.matrix_table(report.matrix_rows(records))
     assert list(dict.fromkeys(matrices["method"])) == methods
+
+
+def test_fit_error_table_numbers_generations_from_one_and_skips_records_without_it():
+    with_errors = _record(0.0)
+    with_errors.fit_error = {"0->1": {"train": 0.01, "tune": 0.03},
+                             "1->2": {"train": 0.02, "tune": 0.04}}
+    other = _record(0.1)
+    other.fit_error = {"0->1": {"train": 0.03, "tune": 0.05}}
+    table = fit_error_table({0: {"multistep": with_errors}, 1: {"multistep": other},
+                             2: {"multistep": _record(0.2)}}).set_index("transformation")
+    assert list(table.index) == ["h(1 -> 2)", "h(2 -> 3)"]
+    assert table.at["h(1 -> 2)", "train"] == pytest.approx(0.02)
+    assert table.at["h(1 -> 2)", "tune"] == pytest.approx(0.04)
+    assert table.at["h(2 -> 3)", "seeds"] == 1 and table.at["h(1 -> 2)", "seeds"] == 2
+    assert fit_error_table({0: {"multistep": _record(0.0)}}).empty
+    saved = MultistepRecord.from_json(with_errors.to_json())
+    assert saved.fit_error == with_errors.fit_error
+    assert "fit_error" not in _record(0.0).to_json()

@@ -61,5 +61,7 @@ def show_backfilling(report: Report) -> None:
                       "far above 5: the new embeddings crowd out the transformed ones); "
                       "`sigma_error_spearman`, the rank correlation of FastFill's sigma with its "
                       "h's real error per gallery item (1: sigma orders the items as the oracle "
-                      "does).")
+                      "does); `fit_mse_train` and `fit_mse_tune`, the gallery's h's mean squared "
+                      "error against the new embeddings where it was fitted and on tune, "
+                      "unaugmented (tune far above train: h overfits; FCT's from notebook 05).")
         page.show(page.table(diagnostics.set_index("gallery")))

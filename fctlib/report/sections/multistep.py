@@ -6,6 +6,7 @@ from fctlib.report import figures, page
 from fctlib.report.multistep import (
     compatibility_sentence,
     compatibility_table,
+    fit_error_table,
     matrix_rows,
     matrix_table,
     scores_rows,
@@ -16,7 +17,8 @@ from fctlib.report.sections.context import Report
 
 def show_multistep(report: Report) -> None:
     """`compatibility_matrices`, `compatibility_by_distance` and `compatibility` (the preset's
-    distance), a sentence and the matrices' charts per distance (the others folded)."""
+    distance), a sentence and the matrices' charts per distance (the others folded), and
+    `multistep_fit_error` (FCT's transformations' fit errors) where recorded."""
     if not report.start("multistep"):
         return
     chosen, distance = report.covered["multistep"].select(report.records), report.config.distance
@@ -38,3 +40,10 @@ def show_multistep(report: Report) -> None:
                          for metric in ("top1", "mAP"))
         page.show(charts if each == distance else
                   page.collapsed(f"compatibility matrices under {each}", charts))
+    fit_error = fit_error_table(chosen)
+    if len(fit_error):
+        report.save(fit_error, "multistep_fit_error", "multistep")
+        page.markdown("FCT's transformations between generations: each h's mean squared error on "
+                      "the training images of its target generation's classes (fitted) and on "
+                      "those of tune (held out), unaugmented.")
+        page.show(page.table(fit_error.set_index("transformation")))
