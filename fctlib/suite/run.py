@@ -35,6 +35,7 @@ from fctlib.training.embed import embed
 from fctlib.training.runtime import (
     cpu_bf16,
     default_device,
+    set_cpu_denormals,
     set_cpu_threads,
     set_gpu_kernels,
 )
@@ -54,6 +55,7 @@ class Run:
         self.device = device or default_device()
         set_cpu_threads()  # every step of the suite starts its work here
         set_gpu_kernels()
+        set_cpu_denormals()
         cpu_bf16()  # a bad FCT_CPU_BF16 is refused before any work
 
     def save_record(self, record: Record) -> Path:

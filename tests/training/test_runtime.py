@@ -46,7 +46,8 @@ def test_importing_fctlib_makes_waiting_openmp_threads_sleep():
 
 @pytest.mark.parametrize("value", ["yes", "2", ""])
 @pytest.mark.parametrize("variable, reader", [("FCT_DETERMINISTIC", "set_gpu_kernels"),
-                                              ("FCT_CPU_BF16", "cpu_bf16")])
+                                              ("FCT_CPU_BF16", "cpu_bf16"),
+                                              ("FCT_CPU_FLUSH_DENORMAL", "cpu_flush_denormal")])
 def test_a_bad_switch_is_one_line_naming_the_values(monkeypatch, variable, reader, value):
     from fctlib.errors import UserError
     from fctlib.training import runtime
@@ -94,3 +95,23 @@ def test_bf16_cpu_models_never_stand_in_for_float32_ones(fashion_mnist, monkeypa
     assert old_key() == float32
     monkeypatch.setenv("FCT_CPU_BF16", "1")
     assert old_key() != float32
+
+
+def test_a_run_flushes_denormal_floats_only_when_asked(fashion_mnist, monkeypatch, tmp_path):
+    """1e-39 is a denormal float32: kept exactly by default, zero under FCT_CPU_FLUSH_DENORMAL=1
+    once a Run has started (as every notebook's does)."""
+    from fctlib.suite.run import Run
+
+    def product_after_a_run_starts() -> float:
+        Run("smoke", 0, runs_dir=tmp_path, device=torch.device("cpu"))
+        return float(torch.tensor([1e-39]) * torch.tensor([1.0]))
+
+    try:
+        monkeypatch.delenv("FCT_CPU_FLUSH_DENORMAL", raising=False)
+        assert product_after_a_run_starts() == pytest.approx(1e-39, rel=1e-3)
+        monkeypatch.setenv("FCT_CPU_FLUSH_DENORMAL", "1")
+        assert product_after_a_run_starts() == 0.0
+        monkeypatch.setenv("FCT_CPU_FLUSH_DENORMAL", "0")
+        assert product_after_a_run_starts() == pytest.approx(1e-39, rel=1e-3)
+    finally:
+        torch.set_flush_denormal(False)
