@@ -48,7 +48,7 @@ from fctlib.methods.registry import MethodCases, register_method
 from fctlib.methods.side_info import SideInfoName
 from fctlib.models.transformation import FastFill, Transformation, upgrade_with_uncertainty
 from fctlib.training.config import TrainConfig
-from fctlib.training.loop import train
+from fctlib.training.loop import finished_history, train
 from fctlib.training.runtime import seed_everything
 
 if TYPE_CHECKING:
@@ -192,8 +192,11 @@ def fastfill_artifact(run: RunContext, side_dim: int) -> Artifact:
             return FastFill(Transformation(old_dim, side_dim, new_dim, tuple(h.branch_widths),
                                            tuple(h.mixer_widths)), cfg.head_width)
 
+        model = model_for(*embedding_sizes(run, list(upstream[:2])))
+        history = finished_history(model, options["checkpoint"], cfg.training, seed=run.seed)
+        if history is not None:
+            return model, history
         if h.feature_views == 0:
-            model = model_for(*embedding_sizes(run, list(upstream[:2])))
             views = fresh_views(run, list(upstream), train_set, cfg.training, labels=True)
             return model, train_fastfill_fresh(model, views, weight, cfg.training, **options)
         old, new, *side = training_features(run, list(upstream))

@@ -32,7 +32,7 @@ from fctlib.methods.side_info import SideInfoName, check_source, simclr_artifact
 from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
-from fctlib.training.loop import train
+from fctlib.training.loop import finished_history, train
 from fctlib.training.runtime import autocast, prepare_model, seed_everything
 
 if TYPE_CHECKING:
@@ -268,10 +268,13 @@ def transformation_artifact(run: RunContext, name: TransformationName) -> Artifa
 
     def fit(folder: Path):
         train_set, checkpoint = run.splits.train, folder / "model.pt"
+        model = model_for(*embedding_sizes(run, encoders[:2]))
+        history = finished_history(model, checkpoint, cfg.training, seed=run.seed)
+        if history is not None:
+            return model, history
         rows = share_rows(run, name.share) if name.share != 1.0 else None
         if cfg.feature_views == 0:
             images = train_set if rows is None else train_set.subset(rows)
-            model = model_for(*embedding_sizes(run, encoders[:2]))
             return model, train_transformation_fresh(
                 model, fresh_views(run, encoders, images, cfg.training), cfg.training,
                 seed=run.seed, checkpoint=checkpoint, device=run.device)
@@ -341,9 +344,12 @@ def generation_transformation(steps: Generations, a: int, b: int) -> Artifact:
 
     def fit(folder: Path):
         train_set, checkpoint = run.splits.train, folder / "model.pt"
+        model = model_for(*embedding_sizes(run, list(upstream)))
+        history = finished_history(model, checkpoint, cfg.training, seed=run.seed)
+        if history is not None:
+            return model, history
         rows = np.flatnonzero(np.isin(train_set.labels, steps.generations[b]))
         if cfg.feature_views == 0:
-            model = model_for(*embedding_sizes(run, list(upstream)))
             views = fresh_views(run, list(upstream), train_set.subset(rows), cfg.training)
             return model, train_transformation_fresh(model, views, cfg.training, seed=run.seed,
                                                      checkpoint=checkpoint, device=run.device)

@@ -57,6 +57,32 @@ def classification_loss(label_smoothing: float) -> Callable:
     return step
 
 
+def finished_history(model: nn.Module, checkpoint: str | Path, cfg: TrainConfig, *,
+                     seed: int) -> list[dict] | None:
+    """The history of a training of `cfg` that `checkpoint` holds finished, its weights loaded
+    into `model` (where it is); None while there is training left to do. A caller checks this
+    before preparing what only training needs (h's augmented features cost minutes)."""
+    path = Path(checkpoint)
+    if not path.exists():
+        return None
+    state = _checkpoint_state(path, cfg, seed)
+    if state["epoch"] < cfg.epochs:
+        return None
+    model.load_state_dict(state["model"])
+    return state["history"]
+
+
+def _checkpoint_state(path: Path, cfg: TrainConfig, seed: int) -> dict:
+    """A checkpoint's contents, refused when another config or seed wrote it."""
+    state = load_torch(path)
+    if state["config"] != asdict(cfg) or state["seed"] != seed:
+        raise ValueError(
+            f"checkpoint {path} was written with other settings ({state['config']}, seed "
+            f"{state['seed']}); delete it or use another run folder to train with {asdict(cfg)}"
+        )
+    return state
+
+
 def train(
     model: nn.Module,
     dataset: Dataset,
@@ -93,12 +119,7 @@ def train(
     start_epoch = 0
     path = Path(checkpoint) if checkpoint else None
     if path and path.exists():
-        state = load_torch(path)
-        if state["config"] != asdict(cfg) or state["seed"] != seed:
-            raise ValueError(
-                f"checkpoint {path} was written with other settings ({state['config']}, seed "
-                f"{state['seed']}); delete it or use another run folder to train with {asdict(cfg)}"
-            )
+        state = _checkpoint_state(path, cfg, seed)
         model.load_state_dict(state["model"])
         history, start_epoch = state["history"], state["epoch"]
         if start_epoch < cfg.epochs:  # a finished model's file keeps no optimiser state

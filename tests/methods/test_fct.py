@@ -5,6 +5,8 @@ from torch.utils.data import TensorDataset
 
 from fctlib.data.images import ArrayImages
 from fctlib.data.transforms import EvalTransform
+from fctlib.methods import fastfill as fastfill_module
+from fctlib.methods import fct as fct_module
 from fctlib.methods.fastfill import fastfill_artifact, fastfill_gallery
 from fctlib.methods.fastfill import fit_error as fastfill_fit_error
 from fctlib.methods.fct import (
@@ -163,6 +165,33 @@ def test_a_run_fits_h_fastfill_and_multistep_h_on_augmented_features(smoke_run, 
     assert np.isfinite([e["loss"] for e in history]).all()
     _, history = run.trained(generation_transformation(MultiStep(run), 0, 1))
     assert len(history) == 2 and np.isfinite([e["loss"] for e in history]).all()
+
+
+@pytest.mark.slow
+def test_a_finished_h_loads_without_its_training_features(smoke_run, monkeypatch):
+    """FCT's h, FastFill's h and a multi-step h, once trained, load from their checkpoints in a new
+    Run: the same weights and history, and the features only training needs (augmented passes
+    through every encoder, minutes on tiny-imagenet-100) are not computed again."""
+    def artifacts(run):
+        dim = run.preset.side_info.model.embedding_dim
+        return [run.artifact(TransformationName(dim)), fastfill_artifact(run, dim),
+                generation_transformation(MultiStep(run), 0, 1)]
+
+    trained = [smoke_run.trained(a) for a in artifacts(smoke_run)]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished h prepared its training features")
+
+    for module in (fct_module, fastfill_module):
+        monkeypatch.setattr(module, "training_features", refuse)
+        monkeypatch.setattr(module, "fresh_views", refuse)
+    again = Run(smoke_run.preset.name, 0, runs_dir=smoke_run.root.parent.parent, device=CPU)
+    for artifact, (model, history) in zip(artifacts(again), trained, strict=True):
+        loaded, loaded_history = again.trained(artifact)
+        assert loaded_history == history
+        for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(),
+                                strict=True):
+            assert torch.equal(a, b), f"{artifact.name}: {name}"
 
 
 @pytest.mark.slow

@@ -12,7 +12,13 @@ from fctlib.models.spec import ModelSpec
 from fctlib.training import distributed
 from fctlib.training.checkpoint import load_torch
 from fctlib.training.config import TrainConfig
-from fctlib.training.loop import _epoch_batches, _loader, classification_loss, train
+from fctlib.training.loop import (
+    _epoch_batches,
+    _loader,
+    classification_loss,
+    finished_history,
+    train,
+)
 
 CPU = torch.device("cpu")
 
@@ -77,6 +83,35 @@ def test_finished_checkpoint_is_loaded_not_retrained(fashion_small, tmp_path):
           checkpoint=ckpt, on_batch_end=never)
     assert torch.equal(first.classifier.weight, again.classifier.weight)
     assert not {"optimizer", "scheduler"} & set(load_torch(ckpt))  # the weights alone
+
+
+def test_finished_history_loads_only_a_finished_training(fashion_small, tmp_path):
+    """None without a checkpoint and for an interrupted one (training is left to do); a finished
+    one's history and weights; another config's checkpoint refused, as train refuses it."""
+    ckpt = tmp_path / "m.pt"
+    assert finished_history(_model(), ckpt, CFG, seed=0) is None
+
+    def crash(epoch, step):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_model(), fashion_small, classification_loss(0.1), CFG, seed=0, device=CPU,
+              checkpoint=ckpt, on_batch_end=crash)
+    untouched = _model(seed=5)
+    before = {k: v.clone() for k, v in untouched.state_dict().items()}
+    assert finished_history(untouched, ckpt, CFG, seed=0) is None
+    assert all(torch.equal(before[k], v) for k, v in untouched.state_dict().items())
+    trained = _model()
+    history = train(trained, fashion_small, classification_loss(0.1), CFG, seed=0, device=CPU,
+                    checkpoint=ckpt)
+    loaded = _model(seed=5)
+    assert finished_history(loaded, ckpt, CFG, seed=0) == history
+    for (name, a), b in zip(trained.state_dict().items(), loaded.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="other settings"):
+        finished_history(_model(), ckpt, CFG, seed=1)
 
 
 def test_checkpoint_from_other_settings_is_refused(fashion_small, tmp_path):
