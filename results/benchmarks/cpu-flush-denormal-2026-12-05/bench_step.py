@@ -13,8 +13,15 @@ state, opt_state = ckpt["model"], ckpt["optimizer"]
 old_dim = state["old_branch.0.weight"].shape[1]
 side_dim = state["side_branch.0.weight"].shape[1] if "side_branch.0.weight" in state else 0
 new_dim = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2][-1].shape[0]
-widths = [state[k].shape[0] for k in state if k.startswith("old_branch") and k.endswith("weight") and state[k].dim() == 2]
-mixer = [state[k].shape[0] for k in state if k.startswith("mixer") and k.endswith("weight") and state[k].dim() == 2][:-1]
+
+
+def layer_widths(prefix: str) -> list[int]:
+    """Output widths of the linear layers under `prefix`, in order."""
+    return [v.shape[0] for k, v in state.items()
+            if k.startswith(prefix) and k.endswith("weight") and v.dim() == 2]
+
+
+widths, mixer = layer_widths("old_branch"), layer_widths("mixer")[:-1]
 print("dims", old_dim, side_dim, new_dim, widths, mixer)
 
 

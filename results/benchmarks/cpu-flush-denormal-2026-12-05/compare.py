@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from fctlib.evaluation.retrieval import evaluate_case
-from fctlib.methods import fct, registry
+from fctlib.methods import registry
 from fctlib.suite.run import Run
 
 run = Run("tiny-imagenet-100", 2, runs_dir="/work/dn/ti", results_dir="/work/dn/ti/results")
