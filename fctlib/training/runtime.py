@@ -104,8 +104,8 @@ def cpu_bf16() -> bool:
 def cpu_flush_denormal() -> bool:
     """Whether a CPU flushes denormal floats (below 1.2e-38) to zero (FCT_CPU_FLUSH_DENORMAL=1);
     unset or 0, it computes them exactly, as every committed CPU result did. Arithmetic on them
-    is slow on x86: h's Adam state on tiny-imagenet-100 fills with them and its steps run 2-10x
-    slower late in training (README, "Where a CPU seed's time goes")."""
+    is slow on x86: h's Adam state on tiny-imagenet-100 fills with them and its late steps run
+    2-14x slower (README, "Denormal floats on a CPU")."""
     value = os.environ.get("FCT_CPU_FLUSH_DENORMAL", "0")
     if value not in ("0", "1"):
         from fctlib.errors import UserError
