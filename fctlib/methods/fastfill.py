@@ -200,6 +200,7 @@ def fastfill_artifact(run: RunContext, side_dim: int) -> Artifact:
             views = fresh_views(run, list(upstream), train_set, cfg.training, labels=True)
             return model, train_fastfill_fresh(model, views, weight, cfg.training, **options)
         old, new, *side = training_features(run, list(upstream))
+        # seeded afresh after the features, where training has always started from
         model = model_for(old.shape[1], new.shape[1])
         return model, train_fastfill(
             model, old, side[0] if side else None, new,

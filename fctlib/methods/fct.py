@@ -282,6 +282,7 @@ def transformation_artifact(run: RunContext, name: TransformationName) -> Artifa
         if rows is not None:
             rows = view_rows(rows, len(train_set), cfg.feature_views)
             old, new, side_train = old[rows], new[rows], [x[rows] for x in side_train]
+        # seeded afresh after the features, where training has always started from
         model = model_for(old.shape[1], new.shape[1])
         return model, train_transformation(
             model, old, side_train[0] if side_train else None, new, cfg.training, seed=run.seed,
@@ -355,6 +356,7 @@ def generation_transformation(steps: Generations, a: int, b: int) -> Artifact:
                                                      checkpoint=checkpoint, device=run.device)
         rows = view_rows(rows, len(train_set), cfg.feature_views)
         old, new, side = (x[rows] for x in training_features(run, list(upstream)))
+        # seeded afresh after the features, where training has always started from
         model = model_for(old.shape[1], new.shape[1], side.shape[1])
         return model, train_transformation(model, old, side, new, cfg.training, seed=run.seed,
                                            views=cfg.feature_views, checkpoint=checkpoint,
