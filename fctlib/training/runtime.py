@@ -26,6 +26,17 @@ def derived_seed(seed: int, *parts: int) -> int:
     return value
 
 
+def _switch(variable: str, on: str, off: str) -> bool:
+    """A 0/1 environment switch, 0 when unset; another value is refused in one line saying what
+    1 (`on`) and 0 (`off`) do."""
+    value = os.environ.get(variable, "0")
+    if value not in ("0", "1"):
+        from fctlib.errors import UserError
+
+        raise UserError(f"{variable}={value!r} is not 0 or 1; 1 {on}, 0 (the default) {off}")
+    return value == "1"
+
+
 def default_device() -> torch.device:
     """CUDA when a GPU is present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -52,13 +63,7 @@ def gpu_kernels_deterministic() -> bool:
     autotuned for speed (unset or 0): two autotuned runs of one seed can differ (new/new top-1
     36.20 and 35.40 on one H200, results/benchmarks/gpu/README.md). Whether the deterministic
     ones make two compiled GPU runs agree bit for bit is not measured yet."""
-    value = os.environ.get("FCT_DETERMINISTIC", "0")
-    if value not in ("0", "1"):
-        from fctlib.errors import UserError
-
-        raise UserError(f"FCT_DETERMINISTIC={value!r} is not 0 or 1; 1 asks for deterministic "
-                        "GPU kernels, 0 (the default) autotunes them")
-    return value == "1"
+    return _switch("FCT_DETERMINISTIC", "asks for deterministic GPU kernels", "autotunes them")
 
 
 def set_gpu_kernels() -> bool:
@@ -92,13 +97,8 @@ def synchronize(device: torch.device) -> None:
 def cpu_bf16() -> bool:
     """Whether a CPU trains and embeds in bfloat16 mixed precision too (FCT_CPU_BF16=1); unset or
     0, it computes in float32, as every committed CPU result did."""
-    value = os.environ.get("FCT_CPU_BF16", "0")
-    if value not in ("0", "1"):
-        from fctlib.errors import UserError
-
-        raise UserError(f"FCT_CPU_BF16={value!r} is not 0 or 1; 1 trains and embeds in bfloat16 "
-                        "mixed precision on a CPU, 0 (the default) in float32")
-    return value == "1"
+    return _switch("FCT_CPU_BF16", "trains and embeds in bfloat16 mixed precision on a CPU",
+                   "in float32")
 
 
 def cpu_flush_denormal() -> bool:
@@ -106,13 +106,8 @@ def cpu_flush_denormal() -> bool:
     unset or 0, it computes them exactly, as every committed CPU result did. Arithmetic on them
     is slow on x86: h's Adam state on tiny-imagenet-100 fills with them and its late steps run
     2-14x slower (README, "Denormal floats on a CPU")."""
-    value = os.environ.get("FCT_CPU_FLUSH_DENORMAL", "0")
-    if value not in ("0", "1"):
-        from fctlib.errors import UserError
-
-        raise UserError(f"FCT_CPU_FLUSH_DENORMAL={value!r} is not 0 or 1; 1 flushes denormal "
-                        "floats to zero on a CPU, 0 (the default) computes them exactly")
-    return value == "1"
+    return _switch("FCT_CPU_FLUSH_DENORMAL", "flushes denormal floats to zero on a CPU",
+                   "computes them exactly")
 
 
 def set_cpu_denormals() -> bool:
