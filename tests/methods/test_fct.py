@@ -188,6 +188,7 @@ def test_a_finished_h_loads_without_its_training_features(smoke_run, monkeypatch
     again = Run(smoke_run.preset.name, 0, runs_dir=smoke_run.root.parent.parent, device=CPU)
     for artifact, (model, history) in zip(artifacts(again), trained, strict=True):
         loaded, loaded_history = again.trained(artifact)
+        # exact: both are the one saved checkpoint's tensors, read back, not computed again
         assert loaded_history == history
         for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(),
                                 strict=True):

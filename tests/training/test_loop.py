@@ -106,6 +106,7 @@ def test_finished_history_loads_only_a_finished_training(fashion_small, tmp_path
     history = train(trained, fashion_small, classification_loss(0.1), CFG, seed=0, device=CPU,
                     checkpoint=ckpt)
     loaded = _model(seed=5)
+    # exact: the checkpoint holds the trained tensors themselves, which loading reads back
     assert finished_history(loaded, ckpt, CFG, seed=0) == history
     for (name, a), b in zip(trained.state_dict().items(), loaded.state_dict().values(),
                             strict=True):
