@@ -55,17 +55,20 @@ def backfilled_count(n: int, fraction: float) -> int:
 
 def backfill_curve(query: np.ndarray, transformed: np.ndarray, new: np.ndarray,
                    order: np.ndarray, labels, old_classes, *, distance: str = "l2",
-                   fractions=FRACTIONS, desc: str = "backfill") -> list[dict]:
+                   fractions=FRACTIONS, known: dict[int, dict] | None = None,
+                   desc: str = "backfill") -> list[dict]:
     """Retrieval of `query` (new-model embeddings of the gallery's samples) against the gallery
     backfilled in `order` at each fraction: [{fraction, backfilled, metrics}], metrics as
-    evaluate_case returns them."""
+    evaluate_case returns them. known: metrics already computed, by backfilled count (0: the
+    transformed gallery, N: the new one, whatever the order), used instead of evaluating again."""
     points = []
     for fraction in progress(fractions, desc=desc, leave=False):
-        gallery = backfilled_gallery(transformed, new, order, float(fraction))
-        points.append({"fraction": float(fraction),
-                       "backfilled": backfilled_count(len(new), float(fraction)),
-                       "metrics": evaluate_case(query, gallery, labels, old_classes,
-                                                distance=distance)})
+        count = backfilled_count(len(new), float(fraction))
+        metrics = (known or {}).get(count)
+        if metrics is None:
+            gallery = backfilled_gallery(transformed, new, order, float(fraction))
+            metrics = evaluate_case(query, gallery, labels, old_classes, distance=distance)
+        points.append({"fraction": float(fraction), "backfilled": count, "metrics": metrics})
     return points
 
 
@@ -107,7 +110,13 @@ def fastfill_curves(new: np.ndarray, fastfill: np.ndarray, sigma: np.ndarray, fc
             ("fastfill", "oracle", fastfill, oracle_order(fastfill, new)),
             ("fct", "random", fct, shuffled),
             ("fct", "oracle", fct, oracle_order(fct, new))]
+    # every curve of a transformation starts at its gallery and every curve ends at the new one:
+    # those galleries are evaluated once
+    new_new = evaluate_case(new, new, labels, old_classes, distance=distance)
+    starts = {name: evaluate_case(new, gallery, labels, old_classes, distance=distance)
+              for name, gallery in (("fastfill", fastfill), ("fct", fct))}
     return [{"transformation": name, "order": order,
              "points": backfill_curve(new, gallery, new, indices, labels, old_classes,
-                                      distance=distance, desc=f"backfill {name} {order}")}
+                                      distance=distance, known={0: starts[name], len(new): new_new},
+                                      desc=f"backfill {name} {order}")}
             for name, order, gallery, indices in plan]

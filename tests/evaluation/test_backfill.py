@@ -116,6 +116,44 @@ def test_fastfill_curves_and_the_oracle_beating_random():
     assert auc["fct", "oracle"] > auc["fct", "random"], auc  # its own worst items first
 
 
+
+def test_fastfill_curves_evaluate_each_gallery_once(monkeypatch):
+    """The curves' shared endpoints (each transformation's gallery at 0, the new gallery at 1)
+    are evaluated once, and every point is what evaluating its own gallery gives."""
+    new, transformed, labels, scale = _gallery(n=120)
+    fct = transformed[::-1].copy()
+    galleries = {"fastfill": transformed, "fct": fct}
+    evaluated = []
+
+    def counting(query, gallery, *args, **kwargs):
+        evaluated.append(gallery)
+        return evaluate_case(query, gallery, *args, **kwargs)
+
+    monkeypatch.setattr("fctlib.evaluation.backfill.evaluate_case", counting)
+    curves = fastfill_curves(new, transformed, scale, fct, labels, OLD_CLASSES, seed=1,
+                             distance="cosine")
+    inner = len(FRACTIONS) - 2  # at n = 120 no inner fraction rounds to 0 or n items
+    assert len(evaluated) == 3 + 5 * inner, len(evaluated)
+    orders = {"random": random_order(120, 1), "uncertainty": uncertainty_order(scale)}
+    for curve in curves:
+        gallery = galleries[curve["transformation"]]
+        order = orders.get(curve["order"], oracle_order(gallery, new))
+        for point in curve["points"][::7] + curve["points"][-1:]:
+            expected = backfilled_gallery(gallery, new, order, point["fraction"])
+            assert point["metrics"] == evaluate_case(new, expected, labels, OLD_CLASSES,
+                                                     distance="cosine"), point["fraction"]
+
+
+def test_backfill_curve_takes_known_points_as_given():
+    new, transformed, labels, _ = _gallery(n=30)
+    order = random_order(30, seed=0)
+    marker = {"all": {"top1": -1.0}}
+    points = backfill_curve(new, transformed, new, order, labels, OLD_CLASSES,
+                            fractions=[0.0, 0.01, 0.5], known={0: marker})
+    assert [p["backfilled"] for p in points] == [0, 0, 15]  # 0.01 of 30 rounds to none
+    assert points[0]["metrics"] is marker and points[1]["metrics"] is marker
+    assert points[2]["metrics"]["all"]["top1"] >= 0
+
 @pytest.mark.parametrize("distance", ["l2", "cosine"])
 def test_nearest_items_and_backfilled_share_match_brute_force(distance):
     rng = np.random.default_rng(0)
