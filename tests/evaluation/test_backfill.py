@@ -134,6 +134,7 @@ def test_fastfill_curves_evaluate_each_gallery_once(monkeypatch):
                              distance="cosine")
     inner = len(FRACTIONS) - 2  # at n = 120 no inner fraction rounds to 0 or n items
     assert len(evaluated) == 3 + 5 * inner, len(evaluated)
+    # exact: each point is compared with the same function on an equal gallery in this process
     orders = {"random": random_order(120, 1), "uncertainty": uncertainty_order(scale)}
     for curve in curves:
         gallery = galleries[curve["transformation"]]
