@@ -1,7 +1,8 @@
 """The GPU check: one seed of a preset's step notebooks (00-11, then the report) executed as
 `fct reproduce --engine in-process` executes them, inside a time budget, with the rates they ran
 at against their goals: training images/s and model FLOP utilisation, bt2's and SimCLR's rates
-beside supervised training's, `embed` and h fitting.
+beside supervised training's, `embed` and h fitting. Its first step checks compiled training
+against eager on the device (`compiled_vs_eager`) and trains eagerly where they disagree.
 
 Everything is written under OUT as it finishes (a stop at the budget leaves what was done):
 results/ as `fct reproduce` writes it (metrics/seed<k>/*.json, notebooks/seed<k>/*.ipynb with
@@ -19,6 +20,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import os
 import shutil
 import signal
 import sys
@@ -27,6 +29,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import compiled_vs_eager
 import gpu_speed
 import numpy as np
 import pandas as pd
@@ -39,7 +42,7 @@ from fctlib.data import mnist_digits
 from fctlib.data.sources import dataset_cache_dir
 from fctlib.experiment.config import resolve_preset_path
 from fctlib.experiment.names import Name
-from fctlib.experiment.provenance import provenance
+from fctlib.experiment.provenance import compute, provenance
 from fctlib.experiment.records import load_records
 from fctlib.io import save_json
 from fctlib.methods import bct
@@ -172,6 +175,25 @@ def stop_after(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def check_compiled_training(check: Check, run: Run, tiny: bool) -> None:
+    """h fitted compiled and eagerly through its BatchNorm freeze (`compiled_vs_eager`), into
+    figures.json; where the run compiles and the two disagree, everything after trains eagerly
+    (FCT_COMPILE=0): results must be right before they are fast."""
+    result = compiled_vs_eager.compiled_against_eager(run.preset, run.device, tiny=tiny)
+    check.figures["compiled_vs_eager"] = result
+    losses = pd.DataFrame(result["loss"])
+    check.table(losses.set_axis(losses.index + 1).rename_axis("epoch").reset_index(),
+                "compiled_vs_eager")
+    if compile_mode(run.device) and not result["agrees"]:
+        os.environ["FCT_COMPILE"] = "0"
+        check.figures["compile_mode"] = None
+        check.info["compute"] = compute()  # the tables' headers say it trained eagerly
+        print(f"[gpu_check] compiled ({result['mode']}) and eager h disagree (losses "
+              f"{result['max_relative_loss_difference']} apart, BatchNorm statistics "
+              f"{max(result['batchnorm_statistics_relative_difference_at_freeze'])}): "
+              "training eagerly from here on", flush=True)
 
 
 # -- rates -----------------------------------------------------------------------------------------
@@ -443,6 +465,7 @@ def main(argv: list[str] | None = None) -> None:
                          budget_s=args.budget_s, compile_mode=compile_mode(run.device),
                          gpu_kernels="deterministic" if gpu_kernels_deterministic()
                          else "autotuned")
+    check.step("compiled_vs_eager", 0.0, lambda: check_compiled_training(check, run, args.tiny))
     steps, warmup = (3, 1) if args.tiny else (30, 10)
     check.step("capacity", 0.0, lambda: check.figures.update(
         capacity_img_per_s=round(capacity_img_per_s(run, steps, warmup), 1),

@@ -10,12 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 from fctlib.experiment.config import load_preset
 from fctlib.suite.cost import SplitSizes, main_comparison_work
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import compiled_vs_eager  # noqa: E402
 import gpu_check  # noqa: E402
+
+CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize("name", ["tiny-imagenet-100-gpu", "smoke"])
@@ -97,6 +102,52 @@ def test_a_real_interrupt_is_not_taken_for_the_budget():
             interrupted()
 
 
+def test_compiled_h_trains_as_eager_h_through_its_batchnorm_freeze():
+    """On this CPU (inductor's C++ kernels, no CUDA graphs) the two fits agree to rounding."""
+    result = compiled_vs_eager.compiled_against_eager(load_preset("smoke"), CPU, tiny=True)
+    assert result["agrees"] and result["mode"] == "default"
+    assert result["max_relative_loss_difference"] < 1e-4, result
+    assert max(result["batchnorm_statistics_relative_difference_at_freeze"]) < 1e-4
+    assert not result["compiled_fell_back_to_eager"]
+    loss = result["loss"]["compiled"]
+    assert len(loss) == 4 and loss[1] < loss[0]
+
+
+class StaleStatistics(nn.Module):
+    """A stand-in for a compiled network whose training forward leaves the BatchNorm running
+    statistics as they were (what the H200 run's h behaved like)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *args):
+        bns = [m for m in self.net.modules() if isinstance(m, nn.BatchNorm1d)]
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.momentum = 0.0  # the running statistics keep all of their old value
+        out = self.net(*args)
+        for m, momentum in zip(bns, momenta, strict=True):
+            m.momentum = momentum
+        return out
+
+
+def test_a_compiled_step_that_loses_batchnorm_statistics_is_caught_and_not_used(
+        monkeypatch, tmp_path):
+    monkeypatch.setattr(torch, "compile", lambda net, mode: StaleStatistics(net))
+    monkeypatch.setenv("FCT_COMPILE", "default")  # as a GPU compiles by default
+    check = gpu_check.Check(tmp_path, budget_s=60, info={"preset": "smoke"})
+    run = type("Run", (), {"preset": load_preset("smoke"), "device": CPU})
+    gpu_check.check_compiled_training(check, run, tiny=True)
+    result = check.figures["compiled_vs_eager"]
+    assert not result["agrees"]
+    assert max(result["batchnorm_statistics_relative_difference_at_freeze"]) > 0.1
+    assert os.environ["FCT_COMPILE"] == "0" and check.figures["compile_mode"] is None
+    assert check.info["compute"]["threads"]  # the provenance measured again
+    table = (tmp_path / "tables" / "compiled_vs_eager.csv").read_text()
+    assert "epoch,eager,compiled" in table and "\n4," in table
+
+
 def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
     """The smoke preset's first steps as on a bare GPU machine (no Jupyter, no tabulate): the
     same results folder as `fct reproduce` with the report notebook run on it (its Markdown
@@ -118,9 +169,10 @@ def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert [s["step"] for s in figures["steps"] if s["status"] == "done"] == [
-        "capacity", "device_waits", "00_data", "01_train_old", "embed_rate", "02_side_info",
-        "03_train_new", "99_report"]
+        "compiled_vs_eager", "capacity", "device_waits", "00_data", "01_train_old", "embed_rate",
+        "02_side_info", "03_train_new", "99_report"]
     assert set(figures["device_waits_per_step"].values()) == {None}  # a CPU waits for nothing
+    assert figures["compiled_vs_eager"]["agrees"] and figures["compile_mode"] is None
     results = tmp_path / "results"
     assert (results / "notebooks" / "99_report.ipynb").is_file()
     main = (results / "tables" / "main.md").read_text()
