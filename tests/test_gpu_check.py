@@ -46,11 +46,14 @@ def test_step_estimates_add_up_to_the_total():
     assert estimates["04_bct"] == pytest.approx(7 * 1_350_000 / 30_000 + 40_000 / 20_000)
 
 
-def test_history_rate_leaves_the_first_epoch_out():
+def test_history_rate_is_the_median_epoch_after_the_first():
     history = [{"items_per_s": 10.0, "seconds": 10.0}, {"items_per_s": 100.0, "seconds": 2.0},
                {"items_per_s": 50.0, "seconds": 2.0}]
     assert gpu_check.history_rate(history) == pytest.approx(75.0)
     assert gpu_check.history_rate(history[:1], per_item=2) == pytest.approx(20.0)
+    steady = {"items_per_s": 400.0, "seconds": 1.0}
+    recompiled = {"items_per_s": 10.0, "seconds": 40.0}  # h's epoch at its BatchNorm freeze
+    assert gpu_check.history_rate([history[0], steady, recompiled, steady]) == 400.0
 
 
 def test_a_step_over_budget_is_skipped_and_recorded(tmp_path):
