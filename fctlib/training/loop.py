@@ -1,4 +1,4 @@
-"""A resumable training loop: SGD or Adam, warm-up + cosine, atomic per-epoch checkpoints;
+"""A resumable training loop: SGD or Adam, warm-up + cosine, atomic checkpoints at epoch ends;
 data-parallel (DDP) when launched by torchrun."""
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ from fctlib.training.runtime import default_device, derived_seed, prepare_model,
 from fctlib.training.schedule import warmup_cosine
 
 LOSS_READ_EVERY = 25
+# A checkpoint copies the weights and the optimiser's state to disk. On one H200 the GPU preset's
+# ResNet-18s spent 0.1-0.15 s per epoch outside their epochs' seconds, mostly these writes, a
+# quarter of an epoch (results/benchmarks/gpu/2026-12-04-compiled: "trained in" less the
+# histories' seconds). So one is written at the first epoch end this many seconds after the
+# previous one, and at the end: an interruption loses at most this much training and an epoch.
+CHECKPOINT_EVERY_S = 30.0
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -95,8 +101,10 @@ def train(
     on_epoch_start: Callable[[nn.Module, int], None] | None = None,
     on_batch_end: Callable[[int, int], None] | None = None,
     desc: str = "train",
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> list[dict]:
-    """Train `model` in place and return per-epoch history; resumes from `checkpoint` if present.
+    """Train `model` in place and return per-epoch history; resumes from `checkpoint` if present,
+    which is written at the end and at the first epoch end `checkpoint_every_s` after the last.
 
     Each epoch draws its shuffling and augmentation from a seed derived from (seed, epoch), so a run
     resumed from the last finished epoch reproduces the uninterrupted one. Under torchrun each
@@ -130,6 +138,7 @@ def train(
     parallel = distributed.is_distributed() and start_epoch < cfg.epochs
     net = _data_parallel(model, device) if parallel else model
     step_loss = LossStep(loss_step, net, device, compile_mode(device))
+    saved = time.perf_counter()
 
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
@@ -168,16 +177,18 @@ def train(
             "epoch": epoch + 1, "loss": total / count, "lr": optimizer.param_groups[0]["lr"],
             "seconds": seconds, "items_per_s": count / seconds,
         })
-        if path and distributed.is_main_process():
+        more = epoch + 1 < cfg.epochs
+        due = not more or time.perf_counter() - saved >= checkpoint_every_s
+        if path and due and distributed.is_main_process():
             # the optimiser's state serves only an epoch still to come: the finished model is
             # saved without it (Adam keeps two moments per weight, SGD's momentum one)
-            more = epoch + 1 < cfg.epochs
             save_torch({
                 "model": model.state_dict(), "epoch": epoch + 1, "history": history,
                 "config": asdict(cfg), "seed": seed,
                 **({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
                    if more else {}),
             }, path)
+            saved = time.perf_counter()
     if parallel:  # DDP keeps parameters in step; BatchNorm statistics drift apart per process
         distributed.broadcast_from_main(model.buffers())
     model.eval()

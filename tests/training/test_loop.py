@@ -9,7 +9,7 @@ from fctlib.data.splits import subsample_per_class
 from fctlib.data.transforms import CropFlipTransform
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
-from fctlib.training import distributed
+from fctlib.training import distributed, loop
 from fctlib.training.checkpoint import load_torch
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import (
@@ -58,7 +58,7 @@ def test_resume_after_interruption_gives_same_weights(fashion_small, tmp_path):
     ckpt = tmp_path / "model.pt"
     with pytest.raises(KeyboardInterrupt):
         train(interrupted, fashion_small, classification_loss(0.1), CFG, seed=3, device=CPU,
-              checkpoint=ckpt, on_batch_end=crash)
+              checkpoint=ckpt, on_batch_end=crash, checkpoint_every_s=0)
     assert load_torch(ckpt)["epoch"] == 1 and "optimizer" in load_torch(ckpt)
     resumed = _model(seed=99)  # fresh weights: everything must come from the checkpoint
     history = train(resumed, fashion_small, classification_loss(0.1), CFG, seed=3, device=CPU,
@@ -68,6 +68,20 @@ def test_resume_after_interruption_gives_same_weights(fashion_small, tmp_path):
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(),
                             strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_checkpoint_is_written_at_the_end_and_every_so_many_seconds(fashion_small, tmp_path,
+                                                                      monkeypatch):
+    written = []
+    monkeypatch.setattr(loop, "save_torch", lambda state, path: written.append(
+        (state["epoch"], "optimizer" in state)))
+    train(_model(), fashion_small, classification_loss(0.1), CFG, seed=0, device=CPU,
+          checkpoint=tmp_path / "a.pt")  # epochs far shorter than CHECKPOINT_EVERY_S
+    assert written == [(3, False)]
+    written.clear()
+    train(_model(), fashion_small, classification_loss(0.1), CFG, seed=0, device=CPU,
+          checkpoint=tmp_path / "b.pt", checkpoint_every_s=0)
+    assert written == [(1, True), (2, True), (3, False)]
 
 
 def test_finished_checkpoint_is_loaded_not_retrained(fashion_small, tmp_path):
@@ -97,7 +111,7 @@ def test_finished_history_loads_only_a_finished_training(fashion_small, tmp_path
 
     with pytest.raises(KeyboardInterrupt):
         train(_model(), fashion_small, classification_loss(0.1), CFG, seed=0, device=CPU,
-              checkpoint=ckpt, on_batch_end=crash)
+              checkpoint=ckpt, on_batch_end=crash, checkpoint_every_s=0)
     untouched = _model(seed=5)
     before = {k: v.clone() for k, v in untouched.state_dict().items()}
     assert finished_history(untouched, ckpt, CFG, seed=0) is None
