@@ -2,7 +2,8 @@
 embeddings (feature_views 1), on K cached augmented passes (one per epoch), or on images augmented
 afresh every batch as ml-fct does (0), each at the given epochs and weight decay, for several
 seeds; per fit its tune-split retrieval (new queries against the transformed tune gallery), its
-mean squared error where it was fitted (train) and held out (tune), and its wall time.
+mean squared error where it was fitted (train) and held out (tune), and its wall time (which
+includes embedding the augmented passes only where no earlier fit of the run embedded them).
 
 Rows go to OUT/h_features.csv and OUT/h_features.json as they finish (trained artifacts stay in
 the runs folder, so a rerun resumes); OUT/summary.csv holds mean and std over seeds per setting.

@@ -47,6 +47,9 @@ class RunContext(Protocol):
     def embeddings(self, name: Name | Artifact, split: str) -> np.ndarray:
         """Embeddings of a split by an encoder, cached."""
 
+    def augmented_embeddings(self, names: list[Name | Artifact], view: int) -> list[np.ndarray]:
+        """Each encoder's embeddings of augmented pass `view` over the training split, cached."""
+
     def evaluate(self, query: np.ndarray, gallery: np.ndarray, split: str = "test",
                  distance: str | None = None) -> dict:
         """Metrics by class split of a case under `distance` (None: the preset's)."""

@@ -52,7 +52,8 @@ class Artifact:
 
 class ArtifactStore:
     """A run's artifacts under `root`: `root/<folder>-<key>/` (model.pt, history.json,
-    artifact.json) and `root/embeddings/<name>-<key>/<split>.npy`."""
+    artifact.json) and `root/embeddings/<name>-<key>/<split>.npy` (and augmented passes beside
+    them)."""
 
     def __init__(self, root: Path, context: tuple, embed: Callable, log: Callable = print):
         self.root = Path(root)
@@ -103,14 +104,32 @@ class ArtifactStore:
 
     def embeddings(self, artifact: Artifact, split: str) -> np.ndarray:
         """The artifact's embeddings of a split, cached on disk under its key."""
-        path = (self.root / "embeddings" / f"{artifact.name.replace(':', '_')}-"
-                f"{self.key(artifact)}" / f"{split}.npy")
+        path = self._embeddings_folder(artifact) / f"{split}.npy"
         if path.exists():
             self._note_use(artifact)
             return np.load(path)
         array = self._embed(self.trained(artifact)[0], split, artifact.name)
         save_npy_atomic(array, path)
         return array
+
+    def augmented_embeddings(self, artifacts: list[Artifact], pass_name: str,
+                             embed_pass: Callable[[list], list[np.ndarray]]) -> list[np.ndarray]:
+        """Each artifact's embeddings of one augmented pass over images, cached beside its plain
+        ones as `<pass_name>.npy` (the name says what decides the pass's images); those not
+        cached are computed together by `embed_pass(models)`, which shows every model the same
+        images."""
+        paths = [self._embeddings_folder(a) / f"{pass_name}.npy" for a in artifacts]
+        missing = [i for i, path in enumerate(paths) if not path.exists()]
+        computed = embed_pass([self.trained(artifacts[i])[0] for i in missing]) if missing else []
+        for i, array in zip(missing, computed, strict=True):
+            save_npy_atomic(array, paths[i])
+        for artifact in artifacts:
+            self._note_use(artifact)
+        arrays = dict(zip(missing, computed, strict=True))
+        return [arrays[i] if i in arrays else np.load(path) for i, path in enumerate(paths)]
+
+    def _embeddings_folder(self, artifact: Artifact) -> Path:
+        return self.root / "embeddings" / f"{artifact.name.replace(':', '_')}-{self.key(artifact)}"
 
     def _note_use(self, artifact: Artifact) -> None:
         if artifact.name in self.used:

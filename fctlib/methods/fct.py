@@ -31,7 +31,6 @@ from fctlib.methods.registry import (
 from fctlib.methods.side_info import SideInfoName, check_source, simclr_artifact
 from fctlib.models.transformation import Transformation, upgrade_embeddings
 from fctlib.training.config import TrainConfig
-from fctlib.training.embed import embed
 from fctlib.training.loop import finished_history, train
 from fctlib.training.runtime import autocast, prepare_model, seed_everything
 
@@ -218,10 +217,7 @@ def training_features(run: RunContext, encoders: list[Name | Artifact]) -> list[
     views = run.preset.transformation.feature_views
     if views == 1:
         return [run.embeddings(e, "train") for e in encoders]
-    models = [run.trained(e)[0] for e in encoders]
-    chunks = [embed(models, run.splits.train, run.train_transform(), device=run.device,
-                    seed=run.seed * 1000 + v, desc=f"features view {v + 1}/{views}")
-              for v in range(views)]
+    chunks = [run.augmented_embeddings(encoders, v) for v in range(views)]
     return [np.concatenate([c[i] for c in chunks]) for i in range(len(encoders))]
 
 

@@ -35,6 +35,7 @@ from fctlib.training.embed import embed
 from fctlib.training.runtime import (
     cpu_bf16,
     default_device,
+    embed_batch_size,
     set_cpu_denormals,
     set_cpu_threads,
     set_gpu_kernels,
@@ -133,6 +134,21 @@ class Run:
         """Embeddings of a split by an encoder (its name, e.g. `old`, `SideInfoName(8)` or
         `side:8`, or an Artifact), cached."""
         return self.store.embeddings(self.artifact(name), split)
+
+    def augmented_embeddings(self, names: list[Name | Artifact], view: int) -> list[np.ndarray]:
+        """Each encoder's embeddings of augmented pass `view` over the training split: the
+        training augmentation drawn from seed x 1000 + view, every encoder on the same images.
+        Cached per encoder, so every h fitted on these encoders reads the same pass (on the
+        GPU preset one pass of old and new is 90,000 images: 5 s at 69k img/s per h before)."""
+        seed, batch_size = self.seed * 1000 + view, embed_batch_size(self.device)
+
+        def embed_pass(models: list[torch.nn.Module]) -> list[np.ndarray]:
+            return embed(models, self.splits.train, self.train_transform(), device=self.device,
+                         batch_size=batch_size, seed=seed, desc=f"features view {view + 1}")
+
+        # the seed and the batch size decide the pass's images (one random draw per batch)
+        return self.store.augmented_embeddings([self.artifact(n) for n in names],
+                                               f"train-seed{seed}-batch{batch_size}", embed_pass)
 
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate(self, query: np.ndarray, gallery: np.ndarray, split: str = "test",

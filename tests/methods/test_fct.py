@@ -21,11 +21,14 @@ from fctlib.methods.fct import (
     squared_error,
     train_transformation,
     train_transformation_fresh,
+    training_features,
     training_tensors,
 )
+from fctlib.methods.side_info import SideInfoName
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
 from fctlib.models.transformation import Transformation, upgrade_embeddings
+from fctlib.suite import run as suite_run_module
 from fctlib.suite.multistep import MultiStep
 from fctlib.suite.run import Run
 from fctlib.training.config import TrainConfig
@@ -165,6 +168,42 @@ def test_a_run_fits_h_fastfill_and_multistep_h_on_augmented_features(smoke_run, 
     assert np.isfinite([e["loss"] for e in history]).all()
     _, history = run.trained(generation_transformation(MultiStep(run), 0, 1))
     assert len(history) == 2 and np.isfinite([e["loss"] for e in history]).all()
+
+
+@pytest.mark.slow
+def test_augmented_passes_are_embedded_once_per_encoder_and_read_back_equal(smoke_run,
+                                                                          monkeypatch):
+    """Every h of a run fits on the same augmented passes of its encoders: the first computes
+    them (all encoders on the same images), later ones read them back, bit for bit what
+    embedding them again would give, whatever other encoders they are asked with."""
+    run = Run(smoke_run.preset.name, 0, runs_dir=smoke_run.root.parent.parent, device=CPU,
+              overrides={"transformation": {"feature_views": 2}})
+    for cached in run.root.glob("embeddings/*/train-seed*.npy"):  # other tests' passes
+        cached.unlink()
+    models = [run.trained(e)[0] for e in ("old", "new")]
+    passes = [embed(models, run.splits.train, run.train_transform(), device=CPU,
+                    seed=run.seed * 1000 + v) for v in range(2)]
+    expected = [np.concatenate([p[i] for p in passes]) for i in range(2)]
+    first = training_features(run, ["old", "new"])
+    assert all(np.array_equal(a, b) for a, b in zip(first, expected, strict=True))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an augmented pass was embedded again")
+
+    monkeypatch.setattr(suite_run_module, "embed", refuse)
+    (old,) = training_features(run, ["old"])
+    assert np.array_equal(old, expected[0])
+    embedded = []
+
+    def spy(models, *args, **kwargs):
+        embedded.append(len(models))
+        return embed(models, *args, **kwargs)
+
+    monkeypatch.setattr(suite_run_module, "embed", spy)
+    side = SideInfoName(run.preset.side_info.model.embedding_dim)
+    new, side_features = training_features(run, ["new", side])
+    assert embedded == [1, 1]  # side's two passes; new's read back
+    assert np.array_equal(new, expected[1]) and side_features.shape[0] == len(expected[1])
 
 
 @pytest.mark.slow
