@@ -144,7 +144,8 @@ def test_a_compiled_step_that_loses_batchnorm_statistics_is_caught_and_not_used(
     gpu_check.check_compiled_training(check, run, tiny=True)
     result = check.figures["compiled_vs_eager"]
     assert not result["agrees"]
-    assert max(result["batchnorm_statistics_relative_difference_at_freeze"]) > 0.1
+    assert max(result["batchnorm_statistics_relative_difference_at_freeze"]) > 2 * result[
+        "tolerance"]
     assert os.environ["FCT_COMPILE"] == "0" and check.figures["compile_mode"] is None
     assert check.info["compute"]["threads"]  # the provenance measured again
     table = (tmp_path / "tables" / "compiled_vs_eager.csv").read_text()
