@@ -152,6 +152,21 @@ def test_a_compiled_step_that_loses_batchnorm_statistics_is_caught_and_not_used(
     assert "epoch,eager,compiled" in table and "\n4," in table
 
 
+def test_a_comparison_that_fails_is_named_and_the_check_trains_eagerly(monkeypatch, tmp_path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA graph capture failed\nmore detail")
+
+    monkeypatch.setattr(compiled_vs_eager, "compiled_against_eager", broken)
+    monkeypatch.setenv("FCT_COMPILE", "reduce-overhead")
+    check = gpu_check.Check(tmp_path, budget_s=60, info={"preset": "smoke"})
+    run = type("Run", (), {"preset": load_preset("smoke"), "device": CPU})
+    assert check.step("compiled_vs_eager", 0.0,
+                      lambda: gpu_check.check_compiled_training(check, run, tiny=True))
+    assert check.figures["compiled_vs_eager"] == {
+        "agrees": False, "error": "RuntimeError: CUDA graph capture failed"}
+    assert os.environ["FCT_COMPILE"] == "0"
+
+
 def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
     """The smoke preset's first steps as on a bare GPU machine (no Jupyter, no tabulate): the
     same results folder as `fct reproduce` with the report notebook run on it (its Markdown
