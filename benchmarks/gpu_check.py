@@ -25,6 +25,7 @@ import shutil
 import signal
 import sys
 import time
+import traceback
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -115,7 +116,8 @@ class Check:
     def step(self, name: str, estimate_s: float | None, action) -> bool:
         """Run `action()` unless the budget cannot hold its estimate (None: not estimated, runs
         while any budget is left), stopped when the budget runs out; record its seconds and how
-        it ended (done, skipped, stopped at the budget, failed: a failure is named, not raised)."""
+        it ended (done, skipped, stopped at the budget, failed: a failure, a notebook's or a
+        measurement's, is named and its traceback logged, not raised)."""
         left = self.budget_s - self.elapsed()
         entry = {"step": name,
                  "estimate_s": None if estimate_s is None else round(estimate_s, 1)}
@@ -131,6 +133,10 @@ class Check:
             entry["status"] = "stopped at the budget (a rerun resumes from its cached artifacts)"
         except StepFailed as failure:
             entry["status"] = f"failed: {failure}"
+        except Exception as failure:  # noqa: BLE001 (a measurement's error: named, the check goes on)
+            traceback.print_exc()
+            first_line = (str(failure).strip().splitlines() or [""])[0]
+            entry["status"] = f"failed: {type(failure).__name__}: {first_line}"
         entry["seconds"] = round(time.perf_counter() - began, 1)
         print(f"[gpu_check] {name}: {entry['status']}, {entry['seconds']} s (elapsed "
               f"{self.elapsed():.0f} s)", flush=True)

@@ -86,14 +86,19 @@ def test_a_step_is_stopped_when_the_budget_runs_out_and_a_failure_is_named(tmp_p
     def fail():
         raise StepFailed("07_fastfill failed in cell 4: ValueError: no sigma")
 
+    def measurement_fails():
+        raise RuntimeError("FlopCounter: no rule for aten.foo\ndetail")
+
     check = gpu_check.Check(tmp_path, budget_s=0.5, info={"preset": "x"})
     assert not check.step("failing", None, fail)
+    assert not check.step("measuring", None, measurement_fails)
     assert not check.step("endless", None, lambda: time.sleep(30))
     assert not check.step("after", None, lambda: None)
     steps = json.loads((tmp_path / "figures.json").read_text())["steps"]
     assert steps[0]["status"] == "failed: 07_fastfill failed in cell 4: ValueError: no sigma"
-    assert steps[1]["status"].startswith("stopped at the budget") and steps[1]["seconds"] < 5
-    assert steps[2]["status"].startswith("skipped: over budget")
+    assert steps[1]["status"] == "failed: RuntimeError: FlopCounter: no rule for aten.foo"
+    assert steps[2]["status"].startswith("stopped at the budget") and steps[2]["seconds"] < 5
+    assert steps[3]["status"].startswith("skipped: over budget")
 
 
 def test_a_real_interrupt_is_not_taken_for_the_budget():
