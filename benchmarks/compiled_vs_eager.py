@@ -1,16 +1,16 @@
 """h trained compiled and eagerly on this device, through its BatchNorm freeze, from one start on
 one set of features: do the two compute the same training?
 
-Why: on one H200 (results/benchmarks/gpu/2026-12-04-compiled) h trained with CUDA graphs saw
-its loss jump at the freeze from 0.055 to 0.445 (back to its first epoch's 0.436) and end at 0.28,
-where every CPU fit of the same recipe moves by under 6% there (eager, compiled, bfloat16): the
-BatchNorm statistics it froze were not those of its training. The CPU tests
+Why: on one H200 (results/benchmarks/gpu/2026-12-04-compiled) h trained with CUDA graphs saw its
+loss jump at the freeze from 0.055 to 0.445 (back to its first epoch's 0.436) and end at 0.28, where
+every committed CPU fit of the recipe moves by under 6% there (float32, bfloat16): the statistics it
+froze were not its training's, or its frozen forward was wrong. The CPU tests
 (tests/training/test_compiled.py, tests/test_gpu_check.py) cannot run CUDA graphs; this does, in
-seconds, before the GPU check trains anything. It reports each arm's per-epoch losses, the
-largest relative difference between them, each BatchNorm's running statistics at the freeze
-against eager's, and the loss ratio across the freeze (first frozen epoch / last free one).
+seconds, before the GPU check trains anything. It reports each arm's per-epoch losses, the largest
+relative difference between them, each BatchNorm's running statistics at the freeze against eager's,
+and the loss ratio across the freeze (first frozen epoch / last free one).
 
-Usage: python benchmarks/compiled_vs_eager.py OUT [--preset P] [--tiny] [--mode M]
+Usage: PYTHONPATH=. python3 benchmarks/compiled_vs_eager.py OUT [--preset P] [--tiny] [--mode M]
 (writes OUT/compiled_vs_eager.json; M: an FCT_COMPILE value, default the device's compile mode)
 """
 
