@@ -185,6 +185,7 @@ def test_augmented_passes_are_embedded_once_per_encoder_and_read_back_equal(smok
                     seed=run.seed * 1000 + v) for v in range(2)]
     expected = [np.concatenate([p[i] for p in passes]) for i in range(2)]
     first = training_features(run, ["old", "new"])
+    # exact: the same kernels on the same batches in one process, then the saved arrays read back
     assert all(np.array_equal(a, b) for a, b in zip(first, expected, strict=True))
 
     def refuse(*args, **kwargs):
