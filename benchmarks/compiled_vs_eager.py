@@ -31,7 +31,7 @@ from fctlib.experiment.config import Preset, load_preset
 from fctlib.io import save_json
 from fctlib.methods.fct import ViewCycle, _mse_step, training_tensors
 from fctlib.models.transformation import Transformation
-from fctlib.training.compiled import compile_mode
+from fctlib.training.compiled import compile_mode, fallbacks
 from fctlib.training.loop import train
 from fctlib.training.runtime import default_device
 
@@ -102,7 +102,7 @@ def fit_through_freeze(preset: Preset, device: torch.device, setting: str, *,
         warnings.simplefilter("always", RuntimeWarning)
         history = train(model, data, cycle.step(_mse_step), cfg, seed=0, device=device,
                         on_epoch_start=on_epoch_start, desc=f"h, FCT_COMPILE={setting}")
-    fell_back = [str(w.message) for w in caught if "training eagerly" in str(w.message)]
+    fell_back = fallbacks(caught)
     return {"loss": [e["loss"] for e in history], "statistics": frozen_at[0],
             "freeze_epoch": cfg.epochs // 2, "fell_back": fell_back}
 

@@ -38,7 +38,7 @@ from fctlib.methods.fct import _mse_step
 from fctlib.methods.side_info import SimCLRModel, simclr_loss
 from fctlib.models.backbones import build_backbone, build_model
 from fctlib.models.transformation import Transformation
-from fctlib.training.compiled import compile_mode
+from fctlib.training.compiled import compile_mode, fallbacks
 from fctlib.training.config import TrainConfig
 from fctlib.training.embed import embed
 from fctlib.training.loop import classification_loss, make_optimizer, train
@@ -200,7 +200,7 @@ def train_rate(case: Case, device: torch.device) -> dict:
         warnings.simplefilter("always", RuntimeWarning)
         history = train(model, case.make_data(), case.loss, case.cfg, seed=0, device=device,
                         desc=case.name)
-    fell_back = [str(w.message) for w in caught if "training eagerly" in str(w.message)]
+    fell_back = fallbacks(caught)
     steady = history[1:]
     items = sum(h["items_per_s"] * h["seconds"] for h in steady)
     seconds = sum(h["seconds"] for h in steady)

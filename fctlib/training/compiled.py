@@ -23,6 +23,14 @@ from torch import nn
 from fctlib.errors import UserError
 from fctlib.training.runtime import autocast
 
+FELL_BACK = "training eagerly"  # in the warning of a step that fell back to eager
+
+
+def fallbacks(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The fallback warnings (LossStep's) among warnings caught while training."""
+    return [str(w.message) for w in caught if FELL_BACK in str(w.message)]
+
+
 COMPILE_MODES = {"0": None, "1": "default", "default": "default",
                  "reduce-overhead": "reduce-overhead",
                  "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
@@ -64,7 +72,7 @@ class LossStep:
             if not self.compiled:
                 raise
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            warnings.warn(f"torch.compile ({self.mode}) failed, training eagerly: {first_line} "
+            warnings.warn(f"torch.compile ({self.mode}) failed, {FELL_BACK}: {first_line} "
                           "(FCT_COMPILE=0 skips compiling)", RuntimeWarning, stacklevel=2)
             self.net = self.eager
             with autocast(self.device):
