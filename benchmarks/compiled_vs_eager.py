@@ -11,7 +11,8 @@ relative difference between them, each BatchNorm's running statistics at the fre
 and the loss ratio across the freeze (first frozen epoch / last free one).
 
 Usage: PYTHONPATH=. python3 benchmarks/compiled_vs_eager.py OUT [--preset P] [--tiny] [--mode M]
-(writes OUT/compiled_vs_eager.json; M: an FCT_COMPILE value, default the device's compile mode)
+(writes OUT/compiled_vs_eager.json; M: an FCT_COMPILE value, default the device's compile mode
+for h)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from fctlib.experiment.config import Preset, load_preset
 from fctlib.io import save_json
 from fctlib.methods.fct import ViewCycle, _mse_step, training_tensors
 from fctlib.models.transformation import Transformation
-from fctlib.training.compiled import compile_mode, fallbacks
+from fctlib.training.compiled import H_VARIABLE, compile_mode, fallbacks
 from fctlib.training.loop import train
 from fctlib.training.runtime import default_device
 
@@ -57,16 +58,16 @@ def features(preset: Preset, items: int) -> list[torch.Tensor]:
 
 @contextlib.contextmanager
 def compile_setting(value: str):
-    """FCT_COMPILE set to `value` inside, as it was after."""
-    before = os.environ.get("FCT_COMPILE")
-    os.environ["FCT_COMPILE"] = value
+    """FCT_COMPILE_H (h's compile mode) set to `value` inside, as it was after."""
+    before = os.environ.get(H_VARIABLE)
+    os.environ[H_VARIABLE] = value
     try:
         yield
     finally:
         if before is None:
-            del os.environ["FCT_COMPILE"]
+            del os.environ[H_VARIABLE]
         else:
-            os.environ["FCT_COMPILE"] = before
+            os.environ[H_VARIABLE] = before
 
 
 def batchnorm_statistics(model: nn.Module) -> list[torch.Tensor]:
@@ -77,7 +78,7 @@ def batchnorm_statistics(model: nn.Module) -> list[torch.Tensor]:
 
 def fit_through_freeze(preset: Preset, device: torch.device, setting: str, *,
                        tiny: bool) -> dict:
-    """h of the preset's widths and recipe fitted under FCT_COMPILE=`setting` as a run fits it
+    """h of the preset's widths and recipe fitted under FCT_COMPILE_H=`setting` as a run fits it
     (`train_transformation`'s path: its cached passes shown one per epoch, BatchNorm frozen from
     the middle on), for a few epochs: per-epoch losses, the BatchNorm statistics at the freeze,
     whether the compiled step fell back to eager."""
@@ -101,7 +102,8 @@ def fit_through_freeze(preset: Preset, device: torch.device, setting: str, *,
     with compile_setting(setting), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         history = train(model, data, cycle.step(_mse_step), cfg, seed=0, device=device,
-                        on_epoch_start=on_epoch_start, desc=f"h, FCT_COMPILE={setting}")
+                        on_epoch_start=on_epoch_start, desc=f"h, {H_VARIABLE}={setting}",
+                        h_fit=True)
     fell_back = fallbacks(caught)
     return {"loss": [e["loss"] for e in history], "statistics": frozen_at[0],
             "freeze_epoch": cfg.epochs // 2, "fell_back": fell_back}
@@ -136,9 +138,9 @@ def compare(eager: dict, compiled: dict) -> dict:
 
 def compiled_against_eager(preset: Preset, device: torch.device, *, tiny: bool,
                            mode: str | None = None) -> dict:
-    """h fitted eagerly and compiled in `mode` (default: the device's compile mode, or
-    torch.compile's default mode where the device trains eagerly) and compared (`compare`)."""
-    mode = mode or compile_mode(device) or "default"
+    """h fitted eagerly and compiled in `mode` (default: the device's compile mode for h, or
+    torch.compile's default mode where h trains eagerly there) and compared (`compare`)."""
+    mode = mode or compile_mode(device, h_fit=True) or "default"
     eager = fit_through_freeze(preset, device, "0", tiny=tiny)
     compiled = fit_through_freeze(preset, device, mode, tiny=tiny)
     return {"device": str(device), "mode": mode, **compare(eager, compiled)}

@@ -140,8 +140,15 @@ class StaleStatistics(nn.Module):
         return out
 
 
+@pytest.fixture
+def h_compile_unset(monkeypatch):
+    """FCT_COMPILE_H unset, and unset again after the test (the check sets it)."""
+    monkeypatch.setenv("FCT_COMPILE_H", "")  # records that it was absent, for the teardown
+    monkeypatch.delenv("FCT_COMPILE_H")
+
+
 def test_a_compiled_step_that_loses_batchnorm_statistics_is_caught_and_not_used(
-        monkeypatch, tmp_path):
+        monkeypatch, tmp_path, h_compile_unset):
     monkeypatch.setattr(torch, "compile", lambda net, mode: StaleStatistics(net))
     monkeypatch.setenv("FCT_COMPILE", "default")  # as a GPU compiles by default
     check = gpu_check.Check(tmp_path, budget_s=60, info={"preset": "smoke"})
@@ -151,13 +158,15 @@ def test_a_compiled_step_that_loses_batchnorm_statistics_is_caught_and_not_used(
     assert not result["agrees"]
     assert max(result["batchnorm_statistics_relative_difference_at_freeze"]) > 2 * result[
         "tolerance"]
-    assert os.environ["FCT_COMPILE"] == "0" and check.figures["compile_mode"] is None
-    assert check.info["compute"]["threads"]  # the provenance measured again
+    assert os.environ["FCT_COMPILE_H"] == "0" and check.figures["h_compile_mode"] is None
+    assert os.environ["FCT_COMPILE"] == "default"  # the networks stay compiled
+    assert "FCT_COMPILE_H=0" in check.info["compute"]["kernel_env"]  # the provenance says so
     table = (tmp_path / "tables" / "compiled_vs_eager.csv").read_text()
     assert "epoch,eager,compiled" in table and "\n4," in table
 
 
-def test_a_comparison_that_fails_is_named_and_the_check_trains_eagerly(monkeypatch, tmp_path):
+def test_a_comparison_that_fails_is_named_and_h_trains_eagerly(monkeypatch, tmp_path,
+                                                              h_compile_unset):
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA graph capture failed\nmore detail")
 
@@ -169,7 +178,7 @@ def test_a_comparison_that_fails_is_named_and_the_check_trains_eagerly(monkeypat
                       lambda: gpu_check.check_compiled_training(check, run, tiny=True))
     assert check.figures["compiled_vs_eager"] == {
         "agrees": False, "error": "RuntimeError: CUDA graph capture failed"}
-    assert os.environ["FCT_COMPILE"] == "0"
+    assert os.environ["FCT_COMPILE_H"] == "0" and os.environ["FCT_COMPILE"] == "reduce-overhead"
 
 
 def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
@@ -196,7 +205,8 @@ def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
         "compiled_vs_eager", "capacity", "device_waits", "00_data", "01_train_old", "embed_rate",
         "02_side_info", "03_train_new", "99_report"]
     assert set(figures["device_waits_per_step"].values()) == {None}  # a CPU waits for nothing
-    assert figures["compiled_vs_eager"]["agrees"] and figures["compile_mode"] is None
+    assert figures["compiled_vs_eager"]["agrees"]
+    assert figures["compile_mode"] is None and figures["h_compile_mode"] is None
     results = tmp_path / "results"
     assert (results / "notebooks" / "99_report.ipynb").is_file()
     main = (results / "tables" / "main.md").read_text()

@@ -16,7 +16,7 @@ from fctlib.paths import project_root
 PACKAGES = ("torch", "torchvision", "numpy", "faiss-cpu", "pandas", "papermill")
 # environment variables that choose other CPU kernels (and so other roundings) when set
 KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
-              "MKL_CBWR", "FCT_COMPILE", "FCT_CPU_BF16", "FCT_CPU_FLUSH_DENORMAL")
+              "MKL_CBWR", "FCT_COMPILE", "FCT_COMPILE_H", "FCT_CPU_BF16", "FCT_CPU_FLUSH_DENORMAL")
 
 
 def git_commit() -> str:
@@ -108,6 +108,7 @@ def compute() -> dict[str, str]:
         info.update(gpu=torch.cuda.get_device_name(0), gpu_driver=gpu_driver(),
                     cuda=str(torch.version.cuda),
                     training=compile_mode(torch.device("cuda")) or "eager",
+                    h_training=compile_mode(torch.device("cuda"), h_fit=True) or "eager",
                     gpu_kernels="deterministic" if gpu_kernels_deterministic() else "autotuned")
     return info
 

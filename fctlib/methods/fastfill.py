@@ -148,7 +148,7 @@ def train_fastfill(
     return train(model, cycle.dataset(tensors),
                  cycle.step(_loss_step(h, classifier_weight, mu, label_smoothing)), cfg,
                  seed=seed, checkpoint=checkpoint, device=device,
-                 on_epoch_start=cycle.on_epoch_start, desc="fastfill")
+                 on_epoch_start=cycle.on_epoch_start, desc="fastfill", h_fit=True)
 
 
 def train_fastfill_fresh(model: FastFill, views: FreshViews, classifier_weight: torch.Tensor,
@@ -160,7 +160,7 @@ def train_fastfill_fresh(model: FastFill, views: FreshViews, classifier_weight: 
                  views.step(_loss_step(model.transformation, classifier_weight, mu,
                                        label_smoothing)),
                  cfg, seed=seed, checkpoint=checkpoint, device=device,
-                 on_epoch_start=views.on_epoch_start, desc="fastfill")
+                 on_epoch_start=views.on_epoch_start, desc="fastfill", h_fit=True)
 
 
 def sigma_error_correlation(sigma: np.ndarray, transformed: np.ndarray, new: np.ndarray) -> float:

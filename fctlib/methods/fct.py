@@ -172,7 +172,7 @@ def train_transformation(
     return train(
         model, cycle.dataset(training_tensors(model, old, side, new)), cycle.step(_mse_step), cfg,
         seed=seed, checkpoint=checkpoint, device=device, on_epoch_start=cycle.on_epoch_start,
-        desc="transformation",
+        desc="transformation", h_fit=True,
     )
 
 
@@ -206,7 +206,7 @@ def train_transformation_fresh(model: Transformation, views: FreshViews, cfg: Tr
     """Fit h by MSE to the new embeddings of images augmented afresh every batch (FreshViews)."""
     return train(model, views.dataset, views.step(_mse_step), cfg, seed=seed,
                  checkpoint=checkpoint, device=device, on_epoch_start=views.on_epoch_start,
-                 desc="transformation")
+                 desc="transformation", h_fit=True)
 
 
 # -- in a run -------------------------------------------------------------------------------------

@@ -3,6 +3,10 @@ fallback when compilation fails (no Triton, no C compiler, an unsupported operat
 
 FCT_COMPILE chooses: `0` eager, `1` or `default` torch.compile's default mode, `reduce-overhead`
 (CUDA graphs), `max-autotune-no-cudagraphs`; unset, `reduce-overhead` on CUDA and eager on a CPU.
+FCT_COMPILE_H, where set, chooses the same for the fits of h (FCT's and FastFill's transformations,
+which switch BatchNorm to eval mode halfway): on the H200 h trained with CUDA graphs broke at that
+switch while the ResNets trained right (results/benchmarks/gpu/README.md), so the GPU check can
+train h eagerly and keep the networks compiled.
 On one H200 the GPU preset's ResNet-18 (batch 512, bf16) trained at 59.6k img/s eager, 55.3k in
 the default mode and 118.1k with CUDA graphs: at this size the GPU waits for kernel launches
 (`benchmarks/gpu_speed.py`, results/benchmarks/gpu/2026-12-04-compiled/speed). Only the network is
@@ -36,13 +40,18 @@ COMPILE_MODES = {"0": None, "1": "default", "default": "default",
                  "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
 
 
-def compile_mode(device: torch.device) -> str | None:
-    """torch.compile's mode for training on `device` (FCT_COMPILE), None for eager."""
-    value = os.environ.get("FCT_COMPILE")
+H_VARIABLE = "FCT_COMPILE_H"
+
+
+def compile_mode(device: torch.device, *, h_fit: bool = False) -> str | None:
+    """torch.compile's mode for training on `device` (FCT_COMPILE; for a fit of h, FCT_COMPILE_H
+    where set), None for eager."""
+    name = H_VARIABLE if h_fit and H_VARIABLE in os.environ else "FCT_COMPILE"
+    value = os.environ.get(name)
     if value is None:
         return "reduce-overhead" if device.type == "cuda" else None
     if value not in COMPILE_MODES:
-        raise UserError(f"FCT_COMPILE={value!r} is not one of {sorted(COMPILE_MODES)}; unset it "
+        raise UserError(f"{name}={value!r} is not one of {sorted(COMPILE_MODES)}; unset it "
                         "to compile on CUDA only")
     return COMPILE_MODES[value]
 

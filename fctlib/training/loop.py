@@ -102,9 +102,11 @@ def train(
     on_batch_end: Callable[[int, int], None] | None = None,
     desc: str = "train",
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    h_fit: bool = False,
 ) -> list[dict]:
     """Train `model` in place and return per-epoch history; resumes from `checkpoint` if present,
     which is written at the end and at the first epoch end `checkpoint_every_s` after the last.
+    `h_fit` says it fits an h, whose compile mode FCT_COMPILE_H may set apart (`compile_mode`).
 
     Each epoch draws its shuffling and augmentation from a seed derived from (seed, epoch), so a run
     resumed from the last finished epoch reproduces the uninterrupted one. Under torchrun each
@@ -137,7 +139,7 @@ def train(
     # is loaded without DDP, so one process alone may load it (e.g. to fill a cache).
     parallel = distributed.is_distributed() and start_epoch < cfg.epochs
     net = _data_parallel(model, device) if parallel else model
-    step_loss = LossStep(loss_step, net, device, compile_mode(device))
+    step_loss = LossStep(loss_step, net, device, compile_mode(device, h_fit=h_fit))
     saved = time.perf_counter()
 
     for epoch in range(start_epoch, cfg.epochs):

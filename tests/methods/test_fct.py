@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from fctlib.data.images import ArrayImages
 from fctlib.data.transforms import EvalTransform
 from fctlib.methods import fastfill as fastfill_module
 from fctlib.methods import fct as fct_module
-from fctlib.methods.fastfill import fastfill_artifact, fastfill_gallery
+from fctlib.methods.fastfill import FastFill, fastfill_artifact, fastfill_gallery, train_fastfill
 from fctlib.methods.fastfill import fit_error as fastfill_fit_error
 from fctlib.methods.fct import (
     FreshViews,
@@ -84,6 +86,30 @@ def test_batchnorm_statistics_frozen_in_second_half():
     before = [m.running_mean.clone() for m in bns]
     h(torch.randn(32, 8) * 5 + 3, torch.randn(32, 4))
     assert all(torch.equal(a, m.running_mean) for a, m in zip(before, bns, strict=True))
+
+
+@pytest.mark.parametrize("h_setting, network_setting", [("0", "default"), ("default", "0")])
+def test_fits_of_h_compile_as_fct_compile_h_says_and_networks_as_fct_compile(
+        monkeypatch, h_setting, network_setting):
+    """The GPU check trains h eagerly where its compiled fit broke, keeping the networks compiled:
+    FCT's and FastFill's fits read FCT_COMPILE_H, every other training FCT_COMPILE."""
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda net, mode: modes.append(mode) or net)
+    monkeypatch.setenv("FCT_COMPILE", network_setting)
+    monkeypatch.setenv("FCT_COMPILE_H", h_setting)
+    old, side, new = _known_map(64)
+    cfg = replace(CFG, epochs=1, batch_size=32)
+    train_transformation(Transformation(8, 4, 6, branch_widths=(8,), mixer_widths=(8,)),
+                         old, side, new, cfg, seed=0, device=CPU)
+    fastfill = FastFill(Transformation(8, 4, 6, branch_widths=(8,), mixer_widths=(8,)))
+    train_fastfill(fastfill, old, side, new, np.zeros(64, int), torch.zeros(3, 6), cfg, seed=0,
+                   device=CPU)
+    network = torch.nn.Linear(8, 6)
+    train(network, TensorDataset(torch.from_numpy(old), torch.from_numpy(new)),
+          lambda net, batch: torch.nn.functional.mse_loss(net(batch[0]), batch[1]), cfg, seed=0,
+          device=CPU)
+    compiled = {"0": [], "default": ["default"]}
+    assert modes == compiled[h_setting] * 2 + compiled[network_setting]
 
 
 def test_one_augmented_pass_per_epoch_and_one_pass_is_the_plain_fit():

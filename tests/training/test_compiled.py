@@ -44,6 +44,21 @@ def test_compile_mode_defaults_to_cuda_only_and_names_bad_values(monkeypatch):
         compile_mode(CPU)
 
 
+def test_h_s_compile_mode_follows_fct_compile_unless_set_apart(monkeypatch):
+    cuda = torch.device("cuda")
+    monkeypatch.delenv("FCT_COMPILE", raising=False)
+    monkeypatch.delenv("FCT_COMPILE_H", raising=False)
+    assert compile_mode(cuda, h_fit=True) == "reduce-overhead"
+    monkeypatch.setenv("FCT_COMPILE", "max-autotune-no-cudagraphs")
+    assert compile_mode(cuda, h_fit=True) == "max-autotune-no-cudagraphs"
+    monkeypatch.setenv("FCT_COMPILE_H", "0")  # what the GPU check sets when h's fits disagree
+    assert compile_mode(cuda, h_fit=True) is None
+    assert compile_mode(cuda) == "max-autotune-no-cudagraphs"  # the networks stay compiled
+    monkeypatch.setenv("FCT_COMPILE_H", "graphs")
+    with pytest.raises(UserError, match="FCT_COMPILE_H='graphs'"):
+        compile_mode(cuda, h_fit=True)
+
+
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # a fallback to eager would prove nothing
 def test_compiled_training_computes_the_eager_losses(fashion_small, monkeypatch):
     """Two epochs of real images, compiled (inductor's C++ kernels on this CPU) and eager: the same
