@@ -56,6 +56,14 @@ def compile_mode(device: torch.device, *, h_fit: bool = False) -> str | None:
     return COMPILE_MODES[value]
 
 
+# Every network of one class shares its forward's compiled entries (torch.compile caches them on
+# the code): one per architecture, BatchNorm mode and batch size. A GPU seed's h's need more than
+# dynamo's default 8 (the ablations' widths, side-info sizes, each fit's frozen BatchNorm): past it
+# dynamo runs that forward eagerly from then on, saying so only in its log (seen in the GPU check's
+# 08 on a CPU, `TORCH_LOGS=recompiles`).
+RECOMPILE_LIMIT = 64
+
+
 class LossStep:
     """`loss_step(net, batch)` under the device's autocast, `net` compiled when `mode` says so.
 
@@ -66,6 +74,10 @@ class LossStep:
     def __init__(self, loss_step: Callable[[nn.Module, object], torch.Tensor], net: nn.Module,
                  device: torch.device, mode: str | None):
         self.loss_step, self.eager, self.device, self.mode = loss_step, net, device, mode
+        if mode:
+            from torch._dynamo import config as dynamo  # imported by compiling anyway
+
+            dynamo.recompile_limit = max(dynamo.recompile_limit, RECOMPILE_LIMIT)
         self.net = torch.compile(net, mode=mode) if mode else net
 
     @property

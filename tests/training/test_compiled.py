@@ -74,6 +74,34 @@ def test_compiled_training_computes_the_eager_losses(fashion_small, monkeypatch)
     assert compiled[1] < compiled[0]
 
 
+def test_more_networks_of_one_class_than_dynamo_s_default_limit_stay_compiled(monkeypatch):
+    """Six h's of different widths, each through its BatchNorm freeze: 12 compiled entries of
+    Transformation.forward, past dynamo's default 8 (after which it would run them eagerly)."""
+    from torch._dynamo import config as dynamo
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    from fctlib.methods.fct import train_transformation
+    from fctlib.models.transformation import Transformation
+
+    real_compile = torch.compile  # dynamo's tracing and guards, without inductor's seconds
+    monkeypatch.setattr(torch, "compile", lambda net, mode: real_compile(net, backend="eager"))
+    monkeypatch.setenv("FCT_COMPILE_H", "default")
+    features = [torch.randn(64, n).numpy() for n in (4, 2, 3)]
+    cfg = TrainConfig(epochs=2, batch_size=32, optimizer="adam", lr=1e-3, warmup_epochs=0)
+    # set by hand: monkeypatch's undo would delete the setting, which dynamo's config then hides
+    limit, dynamo.recompile_limit = dynamo.recompile_limit, 8
+    torch._dynamo.reset()
+    try:
+        for width in range(1, 7):
+            h = Transformation(4, 2, 3, branch_widths=(width,), mixer_widths=(width,))
+            train_transformation(h, *features, cfg, seed=0, device=CPU)
+        entries = _debug_get_cache_entry_list(Transformation.forward.__code__)
+        assert len(entries) == 12
+    finally:
+        dynamo.recompile_limit = limit
+        torch._dynamo.reset()  # no entries compiled by the eager backend left for later tests
+
+
 def test_failed_compilation_falls_back_to_eager(monkeypatch):
     class Broken(nn.Module):
         def forward(self, x):
