@@ -10,8 +10,13 @@
 # `run` joins every `<name>.part-aa, -ab, ...` back into <name> (the check verifies the archives'
 # checksums), runs benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
 # utilisation sampled every 5 s, and leaves in $OUT: console.txt, dmon.txt, gc.tar.gz (the out
-# folder without runs/: results/ is a seed as `fct reproduce` writes it). Set FCT_COMPILE to
-# compare compile modes (0: eager).
+# folder without runs/: results/ is a seed as `fct reproduce` writes it) and compile-cache.tar.gz,
+# torch.compile's cache (TORCHINDUCTOR_CACHE_DIR: inductor's graphs, Triton's kernels) as the run
+# left it (in 15 MB parts where larger: 16 MiB a file comes back). A compile-cache.tar.gz (or its
+# parts) among the carried files is unpacked into that cache first, so a later session's machine
+# skips compiling what an earlier one compiled (on one H200 the networks' first epochs paid 110 s of
+# compilation in 425 s); entries of another torch or GPU are not hit, only compiled again. Set
+# FCT_COMPILE to compare compile modes (0: eager).
 set -u
 stash="${TMPDIR:-/var/tmp}/fct-stash"
 case "${1:-}" in
@@ -21,7 +26,8 @@ case "${1:-}" in
   run)
     out="${OUT:?set OUT, the folder whose files come back}"
     data="${TMPDIR:-/var/tmp}/fct-data" work="${TMPDIR:-/var/tmp}/fct-gpu-check"
-    mkdir -p "$data" "$out"
+    export TORCHINDUCTOR_CACHE_DIR="${TMPDIR:-/var/tmp}/fct-compile-cache"
+    mkdir -p "$data" "$out" "$TORCHINDUCTOR_CACHE_DIR"
     cp -f "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
     cp -f "$2"/* "$data"/
     for first in "$data"/*.part-aa; do
@@ -29,6 +35,10 @@ case "${1:-}" in
       whole="${first%.part-aa}"
       cat "$whole".part-* > "$whole" && rm -f "$whole".part-*
     done
+    if [ -e "$data/compile-cache.tar.gz" ]; then
+      tar xzf "$data/compile-cache.tar.gz" -C "$TORCHINDUCTOR_CACHE_DIR" && rm "$data/compile-cache.tar.gz"
+      echo "compile cache restored: $(find "$TORCHINDUCTOR_CACHE_DIR" -type f | wc -l) files"
+    fi
     if command -v nvidia-smi >/dev/null; then
       nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
       nvidia-smi dmon -s u -d 5 > "$out/dmon.txt" 2>&1 &
@@ -38,6 +48,12 @@ case "${1:-}" in
       > "$out/console.txt" 2>&1
     status=$?
     (cd "$work" && tar czf "$out/gc.tar.gz" --exclude=./runs .)
+    (cd "$TORCHINDUCTOR_CACHE_DIR" && tar czf "$out/compile-cache.tar.gz" .)
+    if [ "$(stat -c %s "$out/compile-cache.tar.gz")" -gt $((15 << 20)) ]; then  # 16 MiB a file back
+      (cd "$out" && split -b 15M compile-cache.tar.gz compile-cache.tar.gz.part- \
+        && rm compile-cache.tar.gz)
+    fi
+    ls -l "$out"/compile-cache.tar.gz*
     grep "\[gpu_check\]" "$out/console.txt"
     echo "gpu_device: exit $status"
     exit "$status"

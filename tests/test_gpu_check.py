@@ -80,6 +80,37 @@ def test_the_device_wrapper_names_its_usage_and_a_missing_stash(tmp_path):
     assert second.returncode == 3 and "no stash: call 1 did not run" in second.stdout
 
 
+def test_the_device_wrapper_carries_the_compile_cache_both_ways(tmp_path):
+    """A compile cache carried in is unpacked into TORCHINDUCTOR_CACHE_DIR before the check and
+    the cache comes back out after it, in parts of at most 15 MB (16 MiB a file comes back)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_device.sh"
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path), "OUT": str(out),
+           "PYTHON": "false"}  # the check itself fails at once: only the wrapper is tested
+    earlier = tmp_path / "earlier-cache"
+    (earlier / "fxgraph").mkdir(parents=True)
+    (earlier / "fxgraph" / "entry").write_text("a compiled graph")
+    (earlier / "triton.bin").write_bytes(os.urandom(16 << 20))  # does not compress
+    carried = tmp_path / "carried"
+    carried.mkdir()
+    subprocess.run(["tar", "czf", str(carried / "compile-cache.tar.gz"), "-C", str(earlier), "."],
+                   check=True)
+    stash = subprocess.run(["bash", str(script), "stash", str(carried)], env=env)
+    assert stash.returncode == 0
+    empty = tmp_path / "carried-last"
+    empty.mkdir()
+    run = subprocess.run(["bash", str(script), "run", str(empty)], capture_output=True, text=True,
+                         env=env)
+    assert run.returncode != 0 and "compile cache restored: 2 files" in run.stdout, run.stdout
+    assert not (tmp_path / "fct-data" / "compile-cache.tar.gz").exists()  # not among the data
+    parts = sorted(out.glob("compile-cache.tar.gz.part-*"))
+    assert len(parts) == 2 and all(p.stat().st_size <= 15 << 20 for p in parts)
+    (tmp_path / "back.tar.gz").write_bytes(b"".join(p.read_bytes() for p in parts))
+    listed = subprocess.run(["tar", "tzf", str(tmp_path / "back.tar.gz")], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert {"./fxgraph/entry", "./triton.bin"} <= set(listed)
+
+
 def test_a_step_is_stopped_when_the_budget_runs_out_and_a_failure_is_named(tmp_path):
     from fctlib.suite.runner import StepFailed
 
