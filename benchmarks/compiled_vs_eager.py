@@ -11,8 +11,8 @@ relative difference between them, each BatchNorm's running statistics at the fre
 and the loss ratio across the freeze (first frozen epoch / last free one).
 
 Usage: PYTHONPATH=. python3 benchmarks/compiled_vs_eager.py OUT [--preset P] [--tiny] [--mode M]
-(writes OUT/compiled_vs_eager.json; M: an FCT_COMPILE value, default the device's compile mode
-for h)
+(writes OUT/compiled_vs_eager.json; M: a mode as FCT_COMPILE spells it, set as FCT_COMPILE_H for
+the compiled fit; default the device's compile mode for h)
 """
 
 from __future__ import annotations
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--preset", default=PRESET)
     parser.add_argument("--tiny", action="store_true", help="a few small batches (a CPU's size)")
-    parser.add_argument("--mode", default=None, help="the FCT_COMPILE value to compare")
+    parser.add_argument("--mode", default=None, help="the compile mode to compare (FCT_COMPILE's "
+                        "values)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     result = compiled_against_eager(load_preset(args.preset), default_device(), tiny=args.tiny,
                                     mode=args.mode)
