@@ -7,7 +7,10 @@ with SGD, bt2's batch-128 Adam recipe, SimCLR's two views, h's MLP at batch 1024
 epoch's extra seconds (compilation, autotuning), FLOP/item (torch's FlopCounter, forward and
 backward), the model FLOP utilisation against the GPU's dense bf16 peak, and how often one eager
 step waits for the GPU (torch's sync debug mode; SimCLR's augmentation too). Rows are written to
-OUT/speed.csv and OUT/speed.json as they finish; a budget skips what would not fit.
+OUT/speed.csv and OUT/speed.json as they finish; a budget skips what would not fit. On a GPU each
+network's eager step is also captured whole (forward, loss, backward, optimiser step) as one CUDA
+graph and replayed (`whole_step_graph_rate`): how fast its kernels run with nothing launched from
+Python, against the compiled modes' rates.
 Another preset's networks at its input shape: `--preset fashion-mnist --image 1 28 10` (how
 torch.compile does on a CPU).
 Usage: python benchmarks/gpu_speed.py OUT [--tiny] [--budget-s 420] [--preset P --image C S K]
@@ -211,6 +214,52 @@ def train_rate(case: Case, device: torch.device) -> dict:
             "fell_back_to_eager": fell_back[0] if fell_back else ""}
 
 
+def whole_step_graph_rate(case: Case, device: torch.device, replays: int = 50) -> dict:
+    """Items/s of `case`'s eager training step (forward, loss, backward, optimiser step) captured
+    whole as one CUDA graph and replayed on one batch: the step's own kernels with nothing launched
+    from Python between them, what a whole-step graph could reach against the compiled modes'
+    rates (a constant learning rate on one batch: a measurement, not a training)."""
+    model = prepare_model(case.build(), device).train()
+    params, cfg = [p for p in model.parameters() if p.requires_grad], case.cfg
+    if cfg.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                                    nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+                                    fused=True)
+    else:  # Adam's step counter on the device, as capture needs
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=True, capturable=True)
+    batch = to_device(list(case.make_data()[: cfg.batch_size]), device)
+
+    def body() -> torch.Tensor:
+        # autocast's weight cache would hold casts made outside the graph
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+            loss = case.loss(model, batch)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    side = torch.cuda.Stream(device)  # warm-up (cuDNN's autotuning, the optimiser's state)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            optimizer.zero_grad(set_to_none=True)
+            body()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)  # the graph's backward writes the gradients afresh
+    with torch.cuda.graph(graph):
+        loss = body()
+    graph.replay()
+    synchronize(device)
+    began = time.perf_counter()
+    for _ in range(replays):
+        graph.replay()
+    synchronize(device)
+    seconds = (time.perf_counter() - began) / replays
+    return {"items_per_s": round(case.items_per_row * cfg.batch_size / seconds, 1),
+            "ms_per_step": round(1000 * seconds, 3), "final_loss": round(float(loss), 4)}
+
+
 def embed_rate(setting: Setting, device: torch.device) -> list[dict]:
     """Images/s of `embed` (the library's batching, eval transform) with the preset's new
     network."""
@@ -304,6 +353,18 @@ def main(argv: list[str] | None = None) -> None:
                 row["model_flop_utilisation"] = round(measured["items_per_s"] * flop / peak, 4)
             if mode == "0":
                 row["device_waits_per_step"] = device_waits(training_step(case, device), device)
+            results.add(row)
+    if device.type == "cuda":
+        for case in cases(setting, device):
+            row = {"case": case.name, "mode": "whole-step graph", "batch": case.cfg.batch_size}
+            left = args.budget_s - (time.perf_counter() - results.started)
+            if left < 15:
+                results.add({**row, "skipped": f"budget: {left:.0f} s left"})
+                continue
+            try:
+                row.update(whole_step_graph_rate(case, device))
+            except Exception as error:  # a step that waits for the GPU cannot be captured
+                row["error"] = f"{type(error).__name__}: {str(error)[:300]}"
             results.add(row)
     print(f"[gpu_speed] done in {time.perf_counter() - results.started:.0f} s", flush=True)
 
