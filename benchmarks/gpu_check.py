@@ -183,17 +183,26 @@ def stop_after(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+def compare_compiled_h(run: Run, tiny: bool, mode: str | None = None) -> dict:
+    """`compiled_vs_eager` on the device (in `mode`, default h's compile mode), or the error that
+    stopped it, named in one line."""
+    try:
+        return compiled_vs_eager.compiled_against_eager(run.preset, run.device, tiny=tiny,
+                                                        mode=mode)
+    except Exception as error:  # noqa: BLE001 (named in figures.json; the check goes on)
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return {"agrees": False, "error": f"{type(error).__name__}: {first_line}"}
+
+
 def check_compiled_training(check: Check, run: Run, tiny: bool) -> None:
     """h fitted compiled and eagerly through its BatchNorm freeze (`compiled_vs_eager`), into
     figures.json; where the run compiles h and the two disagree, or the comparison fails, every
     later fit of h trains eagerly (FCT_COMPILE_H=0): results must be right before they are fast.
     The networks stay compiled: they never switch BatchNorm's mode while training, and on the H200
-    their compiled training matched the eager runs' accuracy where h's broke at that switch."""
-    try:
-        result = compiled_vs_eager.compiled_against_eager(run.preset, run.device, tiny=tiny)
-    except Exception as error:  # noqa: BLE001 (named in figures.json; the check goes on)
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        result = {"agrees": False, "error": f"{type(error).__name__}: {first_line}"}
+    their compiled training matched the eager runs' accuracy where h's broke at that switch.
+    Where CUDA graphs were in the comparison that disagreed, it is made again without them
+    (torch.compile's default mode), which tells whether the graphs or the compiler are at fault."""
+    result = compare_compiled_h(run, tiny)
     check.figures["compiled_vs_eager"] = result
     if "loss" in result:
         losses = pd.DataFrame(result["loss"])
@@ -208,6 +217,12 @@ def check_compiled_training(check: Check, run: Run, tiny: bool) -> None:
             f"{max(result['batchnorm_statistics_relative_difference_at_freeze'])}")
         print(f"[gpu_check] compiled and eager h do not agree ({why}): fitting h eagerly from "
               "here on", flush=True)
+        if result.get("mode") == "reduce-overhead":
+            again = compare_compiled_h(run, tiny, mode="default")
+            check.figures["compiled_vs_eager_without_cuda_graphs"] = {
+                k: v for k, v in again.items() if k != "loss"}
+            verdict = "agree" if again["agrees"] else "do not agree"
+            print(f"[gpu_check] without CUDA graphs they {verdict}", flush=True)
 
 
 # -- rates -----------------------------------------------------------------------------------------
