@@ -12,7 +12,8 @@
 # utilisation sampled every 5 s, and leaves in $OUT: console.txt, dmon.txt, gc.tar.gz (the out
 # folder without runs/: results/ is a seed as `fct reproduce` writes it) and compile-cache.tar.gz,
 # torch.compile's cache (TORCHINDUCTOR_CACHE_DIR: inductor's graphs, Triton's kernels) as the run
-# left it (in 15 MB parts where larger: 16 MiB a file comes back). A compile-cache.tar.gz (or its
+# left it (in 15 MB parts where larger: 16 MiB a file comes back; none over 40 MB, which would
+# crowd out the results: 8 files and 64 MiB in all come back). A compile-cache.tar.gz (or its
 # parts) among the carried files is unpacked into that cache first, so a later session's machine
 # skips compiling what an earlier one compiled (on one H200 the networks' first epochs paid 110 s of
 # compilation in 425 s); entries of another torch or GPU are not hit, only compiled again. Set
@@ -49,11 +50,15 @@ case "${1:-}" in
     status=$?
     (cd "$work" && tar czf "$out/gc.tar.gz" --exclude=./runs .)
     (cd "$TORCHINDUCTOR_CACHE_DIR" && tar czf "$out/compile-cache.tar.gz" .)
-    if [ "$(stat -c %s "$out/compile-cache.tar.gz")" -gt $((15 << 20)) ]; then  # 16 MiB a file back
+    size="$(stat -c %s "$out/compile-cache.tar.gz")"
+    if [ "$size" -gt $((40 << 20)) ]; then  # 8 files, 64 MiB come back: the results go first
+      rm "$out/compile-cache.tar.gz"
+      echo "compile cache of $((size >> 20)) MiB not returned: too large beside the results"
+    elif [ "$size" -gt $((15 << 20)) ]; then  # 16 MiB a file
       (cd "$out" && split -b 15M compile-cache.tar.gz compile-cache.tar.gz.part- \
         && rm compile-cache.tar.gz)
     fi
-    ls -l "$out"/compile-cache.tar.gz*
+    ls -l "$out"/compile-cache.tar.gz* 2>/dev/null
     grep "\[gpu_check\]" "$out/console.txt"
     echo "gpu_device: exit $status"
     exit "$status"
