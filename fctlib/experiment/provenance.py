@@ -16,7 +16,8 @@ from fctlib.paths import project_root
 PACKAGES = ("torch", "torchvision", "numpy", "faiss-cpu", "pandas", "papermill")
 # environment variables that choose other CPU kernels (and so other roundings) when set
 KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
-              "MKL_CBWR", "FCT_COMPILE", "FCT_COMPILE_H", "FCT_CPU_BF16", "FCT_CPU_FLUSH_DENORMAL")
+              "MKL_CBWR", "FCT_COMPILE", "FCT_COMPILE_H", "FCT_CPU_BF16", "FCT_CPU_FLUSH_DENORMAL",
+              "FCT_CPU_CHANNELS_LAST")
 
 
 def git_commit() -> str:

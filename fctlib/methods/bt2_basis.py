@@ -150,8 +150,8 @@ def bt2_basis_encoder(run: RunContext) -> Artifact:
         labels = torch.as_tensor(remap_labels(s.train, s.all_classes).labels)
         rows = class_means(torch.as_tensor(run.embeddings(old, "train")), labels,
                            list(range(len(s.all_classes))), old_dim, normalize=True)
-        step = bt2_basis_step(rows, frozen(run.trained(old)[0].to(run.device)),
-                              frozen(run.trained(independent)[0].to(run.device)))
+        step = bt2_basis_step(rows, frozen(run.trained(old)[0], run.device),
+                              frozen(run.trained(independent)[0], run.device))
         return fit_classifier(
             run, folder, lambda: BasisTransformModel(build_backbone(spec, s.bundle.channels),
                                                      old_dim, new_dim, len(s.all_classes),

@@ -52,6 +52,7 @@ from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import classification_loss
+from fctlib.training.runtime import prepare_model
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import Generations, RunContext
@@ -224,7 +225,8 @@ def dsimplex_encoder(run: RunContext, name: DSimplexName) -> Artifact:
     upstream = () if old else (run.artifact(DSimplexName("old")),)
 
     def fit(folder: Path):
-        loss = (dsimplex_training_step(run.trained(upstream[0])[0]) if upstream
+        loss = (dsimplex_training_step(prepare_model(run.trained(upstream[0])[0], run.device))
+                if upstream
                 else classification_loss(LABEL_SMOOTHING))
         # labels are vertex indices: each class's position among all classes
         return fit_classifier(run, folder, simplex_network(run, generation),
@@ -262,7 +264,7 @@ def dsimplex_generation(steps: Generations, k: int) -> Artifact:
 
     def fit(folder: Path):
         init = run.trained(previous[0])[0] if previous else None
-        loss = (dsimplex_training_step(init) if previous
+        loss = (dsimplex_training_step(prepare_model(init, run.device)) if previous
                 else classification_loss(LABEL_SMOOTHING))
         return fit_classifier(
             run, folder, lambda: simplex_model(network, run.splits.bundle.channels, size, init),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 from fctlib.data.batches import ImageBatches
@@ -22,7 +23,7 @@ from fctlib.methods.registry import (
 from fctlib.models.backbones import build_model
 from fctlib.training.config import TrainConfig
 from fctlib.training.loop import classification_loss, train
-from fctlib.training.runtime import seed_everything
+from fctlib.training.runtime import prepare_model, seed_everything
 
 if TYPE_CHECKING:
     from fctlib.experiment.context import Generations, RunContext
@@ -43,8 +44,10 @@ def fit_classifier(run: RunContext, folder: Path, build: Callable[[], nn.Module]
     return model, history
 
 
-def frozen(model: nn.Module) -> nn.Module:
-    """`model` in eval mode without gradients: a teacher another model is trained against."""
+def frozen(model: nn.Module, device: torch.device) -> nn.Module:
+    """`model` on `device` (in its layout, `prepare_model`) in eval mode without gradients: a
+    teacher another model is trained against."""
+    model = prepare_model(model, device)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model.eval()
@@ -63,7 +66,7 @@ def fit_new_against_old(run: RunContext, folder: Path, old: Artifact,
                         ) -> tuple[nn.Module, list[dict]]:
     """A new model (the new recipe, every class) trained with `loss(the frozen old model)`."""
     new, s = run.preset.new, run.splits
-    old_model = frozen(run.trained(old)[0].to(run.device))
+    old_model = frozen(run.trained(old)[0], run.device)
     return fit_classifier(
         run, folder, lambda: build_model(new.model, s.bundle.channels, len(s.all_classes)),
         s.train, s.all_classes, loss(old_model), new.training, desc=desc)

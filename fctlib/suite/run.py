@@ -34,6 +34,7 @@ from fctlib.training import distributed
 from fctlib.training.embed import embed
 from fctlib.training.runtime import (
     cpu_bf16,
+    cpu_channels_last,
     default_device,
     embed_batch_size,
     set_cpu_denormals,
@@ -57,7 +58,8 @@ class Run:
         set_cpu_threads()  # every step of the suite starts its work here
         set_gpu_kernels()
         set_cpu_denormals()
-        cpu_bf16()  # a bad FCT_CPU_BF16 is refused before any work
+        cpu_bf16()  # a bad FCT_CPU_BF16 or FCT_CPU_CHANNELS_LAST is refused before any work
+        cpu_channels_last()
 
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with

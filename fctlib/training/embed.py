@@ -49,7 +49,7 @@ def embed(
     batches = ImageBatches(images, transform, labels=False).batches(rows, device, generator)
     outputs: list[list[np.ndarray]] = [[] for _ in models]
     for x in progress(batches, desc=desc, leave=False):
-        x = to_device(x, device)  # channels-last on CUDA
+        x = to_device(x, device)  # channels-last where the device's layout is
         with autocast(device):
             for out, model in zip(outputs, models, strict=True):
                 y = model(x)

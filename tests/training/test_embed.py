@@ -43,3 +43,17 @@ def test_embeddings_do_not_depend_on_the_batch_size():
     for batch_size in (1, 7, 300, 512):
         np.testing.assert_allclose(embed(models[1], images, transform, batch_size=batch_size),
                                    default, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_embeddings_are_the_channels_first_ones(monkeypatch):
+    """FCT_CPU_CHANNELS_LAST=1 runs the same convolutions through other kernels: the same
+    embeddings up to float32 rounding of sums over at most 576 terms (rtol/atol as above, x10)."""
+    images, models = images_and_models()
+    transform = EvalTransform(28, 1, MEAN, STD)
+    monkeypatch.delenv("FCT_CPU_CHANNELS_LAST", raising=False)
+    first = embed(models, images, transform)
+    monkeypatch.setenv("FCT_CPU_CHANNELS_LAST", "1")
+    last = embed(models, images, transform)
+    assert models[1].backbone.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(first, last, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)

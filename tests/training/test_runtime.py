@@ -47,7 +47,8 @@ def test_importing_fctlib_makes_waiting_openmp_threads_sleep():
 @pytest.mark.parametrize("value", ["yes", "2", ""])
 @pytest.mark.parametrize("variable, reader", [("FCT_DETERMINISTIC", "set_gpu_kernels"),
                                               ("FCT_CPU_BF16", "cpu_bf16"),
-                                              ("FCT_CPU_FLUSH_DENORMAL", "cpu_flush_denormal")])
+                                              ("FCT_CPU_FLUSH_DENORMAL", "cpu_flush_denormal"),
+                                              ("FCT_CPU_CHANNELS_LAST", "cpu_channels_last")])
 def test_a_bad_switch_is_one_line_naming_the_values(monkeypatch, variable, reader, value):
     from fctlib.errors import UserError
     from fctlib.training import runtime
@@ -79,6 +80,36 @@ def test_a_cpu_computes_in_float32_unless_fct_cpu_bf16_is_1(monkeypatch):
     monkeypatch.setenv("FCT_CPU_BF16", "1")
     with autocast(torch.device("cpu")):
         assert layer(x).dtype == torch.bfloat16
+
+
+def test_a_cpu_lays_out_images_and_convolutions_channels_last_only_when_asked(monkeypatch):
+    """A GPU always uses channels-last; a CPU under FCT_CPU_CHANNELS_LAST=1; vectors keep theirs."""
+    from fctlib.training.runtime import channels_last, prepare_model, to_device
+
+    cpu, layout = torch.device("cpu"), torch.channels_last
+    monkeypatch.delenv("FCT_CPU_CHANNELS_LAST", raising=False)
+    assert channels_last(torch.device("cuda")) and not channels_last(cpu)
+    images, vectors = torch.randn(2, 3, 8, 8), torch.randn(2, 3)
+    conv = prepare_model(torch.nn.Conv2d(3, 4, 3), cpu)
+    assert not conv.weight.is_contiguous(memory_format=layout)
+    assert not to_device(images, cpu).is_contiguous(memory_format=layout)
+    monkeypatch.setenv("FCT_CPU_CHANNELS_LAST", "1")
+    conv = prepare_model(conv, cpu)
+    batch = to_device((images, vectors), cpu)
+    assert conv.weight.is_contiguous(memory_format=layout)
+    assert batch[0].is_contiguous(memory_format=layout) and torch.equal(batch[0], images)
+    assert batch[1].is_contiguous() and torch.equal(batch[1], vectors)
+
+
+def test_a_run_refuses_a_bad_channels_last_switch_before_any_work(fashion_mnist, monkeypatch,
+                                                                  tmp_path):
+    from fctlib.errors import UserError
+    from fctlib.suite.run import Run
+
+    monkeypatch.setenv("FCT_CPU_CHANNELS_LAST", "yes")
+    with pytest.raises(UserError, match="FCT_CPU_CHANNELS_LAST"):
+        Run("smoke", 0, runs_dir=tmp_path, device=torch.device("cpu"))
+    assert not any(tmp_path.iterdir())
 
 
 def test_bf16_cpu_models_never_stand_in_for_float32_ones(fashion_mnist, monkeypatch, tmp_path):
