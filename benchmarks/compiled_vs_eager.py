@@ -30,10 +30,9 @@ from torch import nn
 
 from fctlib.experiment.config import Preset, load_preset
 from fctlib.io import save_json
-from fctlib.methods.fct import ViewCycle, _mse_step, training_tensors
+from fctlib.methods.fct import train_transformation
 from fctlib.models.transformation import Transformation
 from fctlib.training.compiled import H_VARIABLE, compile_mode, fallbacks
-from fctlib.training.loop import train
 from fctlib.training.runtime import default_device
 
 PRESET = "tiny-imagenet-100-gpu"
@@ -90,20 +89,17 @@ def fit_through_freeze(preset: Preset, device: torch.device, setting: str, *,
     torch.manual_seed(0)
     model = Transformation(old.shape[1], side.shape[1], new.shape[1],
                            preset.transformation.branch_widths, preset.transformation.mixer_widths)
-    cycle = ViewCycle(views, cfg.epochs // 2)
     frozen_at: list[list[torch.Tensor]] = []
 
-    def on_epoch_start(net: nn.Module, epoch: int) -> None:
+    def snapshot(net: nn.Module, epoch: int) -> None:
         if epoch == cfg.epochs // 2:
             frozen_at.append(batchnorm_statistics(net))
-        cycle.on_epoch_start(net, epoch)
 
-    data = cycle.dataset(training_tensors(model, old.numpy(), side.numpy(), new.numpy()))
     with compile_setting(setting), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        history = train(model, data, cycle.step(_mse_step), cfg, seed=0, device=device,
-                        on_epoch_start=on_epoch_start, desc=f"h, {H_VARIABLE}={setting}",
-                        h_fit=True)
+        history = train_transformation(model, old.numpy(), side.numpy(), new.numpy(), cfg,
+                                       seed=0, views=views, device=device,
+                                       on_epoch_start=snapshot)
     fell_back = fallbacks(caught)
     return {"loss": [e["loss"] for e in history], "statistics": frozen_at[0],
             "freeze_epoch": cfg.epochs // 2, "fell_back": fell_back}

@@ -219,15 +219,8 @@ def whole_step_graph_rate(case: Case, device: torch.device, replays: int = 50) -
     whole as one CUDA graph and replayed on one batch: the step's own kernels with nothing launched
     from Python between them, what a whole-step graph could reach against the compiled modes'
     rates (a constant learning rate on one batch: a measurement, not a training)."""
-    model = prepare_model(case.build(), device).train()
-    params, cfg = [p for p in model.parameters() if p.requires_grad], case.cfg
-    if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                                    nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
-                                    fused=True)
-    else:  # Adam's step counter on the device, as capture needs
-        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                     fused=True, capturable=True)
+    model, cfg = prepare_model(case.build(), device).train(), case.cfg
+    optimizer = make_optimizer(model.parameters(), cfg, capturable=True)
     batch = to_device(list(case.make_data()[: cfg.batch_size]), device)
 
     def body() -> torch.Tensor:
@@ -280,7 +273,6 @@ def embed_rate(setting: Setting, device: torch.device) -> list[dict]:
         rows.append({"case": f"embed (batch {batch})", "mode": "eager",
                      "items_per_s": round(n / (time.perf_counter() - began), 1)})
     return rows
-
 
 
 class Results:

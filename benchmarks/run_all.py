@@ -65,6 +65,8 @@ def measure(items: int) -> dict:
     data_path = child_json("bench_data_path.py")
     default_preset = child_json("bench_default_preset.py")
     threads = child_json("bench_threads.py")
+    decode = child_json("bench_decode.py")
+    memory_format = child_json("bench_memory_format.py")
     suite = threads["policies"]
     name = "migrate_1m" if items == 1_000_000 else f"migrate_{items}"
     return {
@@ -87,6 +89,8 @@ def measure(items: int) -> dict:
         **{key: data_path[key] for key in ("train_vs_capacity", "simclr_vs_capacity",
                                            "embed_vs_train")},
         "thread_policies": threads,
+        "decode": decode,
+        "memory_format": memory_format,
         "eval_shared_vs_idle": (suite["suite/shared"]["eval_10k_seconds"]
                                 / suite["suite/idle"]["eval_10k_seconds"]),
         "train_shared_vs_idle": (suite["suite/shared"]["train_images_per_s"]
@@ -147,10 +151,28 @@ def markdown(report: dict) -> str:
           for key in ("train_capacity_images_per_s", "train_images_per_s",
                       "simclr_capacity_images_per_s", "simclr_images_per_s",
                       "embed_capacity_images_per_s", "embed_images_per_s")],
+        f"| decoding 64 px JPEGs to arrays, images/s: one process / {f['decode']['processes']} "
+        f"processes | {f['decode']['one_process_images_per_s']:,} / "
+        f"{f['decode']['all_processes_images_per_s']:,} |",
+        "", *memory_format_lines(f["memory_format"]),
         "", *thread_lines(f["thread_policies"]),
         "", *accounting_lines(f["default_preset_wall"]),
     ]
     return "\n".join(lines)
+
+
+def memory_format_lines(formats: dict) -> list[str]:
+    """Each CPU preset network's training rate channels-first and channels-last."""
+    return [
+        "Training steps channels-first and channels-last (`FCT_CPU_CHANNELS_LAST=1`; "
+        "`bench_memory_format.py`, median of alternating rounds):", "",
+        "| network | batch | channels-first images/s | channels-last images/s | ratio |",
+        "|---|---|---|---|---|",
+        *[f"| {name} ({row['arch']}, width {row['width']}) | {row['batch']} | "
+          f"{row['images_per_s']['channels_first']:,.0f} | "
+          f"{row['images_per_s']['channels_last']:,.0f} | {row['ratio']:.2f} |"
+          for name, row in formats["networks"].items()],
+    ]
 
 
 def thread_lines(threads: dict) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+import multiprocessing
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,20 +179,21 @@ class FileImages(ImageSet):
             cached = np.load(cache_path)
             if cached.shape == shape and cached.dtype == np.uint8:
                 return ArrayImages(torch.from_numpy(cached), self.labels, layout="NCHW")
-        out = np.empty(shape, dtype=np.uint8)
-        for i in progress(range(len(self)), desc=f"decoding images to {size}px", unit="img",
-                      mininterval=2.0):
-            out[i] = self.resized_image(i, size).numpy()
+        out = decode_in_processes(self, size)
         if cache_path is not None:
             save_npy_atomic(out, Path(cache_path))
         return ArrayImages(torch.from_numpy(out), self.labels, layout="NCHW")
 
     def resized_image(self, i: int, size: int) -> torch.Tensor:
         """Decode the i-th file resized (bilinear) to size x size, as a uint8 (C, H, W) tensor."""
+        return torch.from_numpy(self.resized_array(i, size))
+
+    def resized_array(self, i: int, size: int) -> np.ndarray:
+        """`resized_image` as a NumPy array (what decoding processes fill in without torch)."""
         img = self._open(self._check_index(i))
         if img.size != (size, size):
             img = img.resize((size, size), Image.Resampling.BILINEAR)
-        return _pil_to_tensor(img)
+        return _pil_to_array(img)
 
     def _open(self, i: int) -> Image.Image:
         path = self.paths[i]
@@ -207,6 +210,56 @@ class FileImages(ImageSet):
 
 def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """A PIL image in mode L or RGB as a uint8 (C, H, W) tensor."""
+    return torch.from_numpy(_pil_to_array(img))
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """A PIL image in mode L or RGB as a writable uint8 (C, H, W) array."""
     arr = np.asarray(img, dtype=np.uint8)
     chw = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return torch.from_numpy(np.array(chw, order="C"))  # a writable copy
+    return np.array(chw, order="C")  # a writable copy
+
+
+# Images one decoding process takes at a time: small enough to share the work out evenly, large
+# enough that handing out tasks costs nothing beside decoding them (about 0.1 ms per 64 px JPEG).
+DECODE_CHUNK = 256
+_decoding: tuple[FileImages, int, np.ndarray] | None = None  # a decoding process's work
+
+
+def decode_in_processes(images: FileImages, size: int) -> np.ndarray:
+    """Every image of `images` decoded and resized (`resized_array`) into one (N, C, size, size)
+    uint8 array, by as many forked processes as torch may use threads (`cpu_threads`; one: in this
+    process). Pillow's decoding holds Python's lock for most of a small JPEG's time, so threads
+    do not help (0.82x on 2 cores); processes write straight into memory shared with this one.
+    Each image is decoded alone, so the array is the same whatever the number of processes."""
+    from fctlib.training.runtime import cpu_threads
+
+    shape = (len(images), images.channels, size, size)
+    chunks = [range(start, min(start + DECODE_CHUNK, len(images)))
+              for start in range(0, len(images), DECODE_CHUNK)]
+    workers = min(cpu_threads(), len(chunks))
+    desc = f"decoding images to {size}px"
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        out = np.empty(shape, dtype=np.uint8)
+        for i in progress(range(len(images)), desc=desc, unit="img", mininterval=2.0):
+            out[i] = images.resized_array(i, size)
+        return out
+    # anonymous shared memory: what forked processes write into it, this one reads
+    out = np.frombuffer(mmap.mmap(-1, int(np.prod(shape))), np.uint8).reshape(shape)
+    context = multiprocessing.get_context("fork")  # inherits `images` and `out`, nothing pickled
+    with context.Pool(workers, initializer=_take_decoding, initargs=(images, size, out)) as pool:
+        for _ in progress(pool.imap_unordered(_decode_chunk, chunks), total=len(chunks),
+                          desc=desc, unit="chunk", mininterval=2.0):
+            pass
+    return out
+
+
+def _take_decoding(images: FileImages, size: int, out: np.ndarray) -> None:
+    global _decoding
+    _decoding = (images, size, out)
+
+
+def _decode_chunk(rows: range) -> None:
+    images, size, out = _decoding
+    for i in rows:
+        out[i] = images.resized_array(i, size)

@@ -165,13 +165,21 @@ def train_transformation(
     views: int = 1,
     checkpoint=None,
     device=None,
+    on_epoch_start: Callable[[nn.Module, int], None] | None = None,
 ) -> list[dict]:
     """Fit h by MSE to the new embeddings; the arrays hold `views` passes over the items, pass
-    after pass (ViewCycle); BatchNorm statistics are frozen for the second half."""
+    after pass (ViewCycle); BatchNorm statistics are frozen for the second half.
+    `on_epoch_start(model, epoch)` sees the model at each epoch's start, before the freeze."""
     cycle = ViewCycle(views, cfg.epochs // 2)
+
+    def epoch_start(net: nn.Module, epoch: int) -> None:
+        if on_epoch_start:
+            on_epoch_start(net, epoch)
+        cycle.on_epoch_start(net, epoch)
+
     return train(
         model, cycle.dataset(training_tensors(model, old, side, new)), cycle.step(_mse_step), cfg,
-        seed=seed, checkpoint=checkpoint, device=device, on_epoch_start=cycle.on_epoch_start,
+        seed=seed, checkpoint=checkpoint, device=device, on_epoch_start=epoch_start,
         desc="transformation", h_fit=True,
     )
 

@@ -39,8 +39,10 @@ LOSS_READ_EVERY = 25
 CHECKPOINT_EVERY_S = 30.0
 
 
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer that `cfg` names (its fused CUDA kernels when the parameters are on a GPU)."""
+def make_optimizer(params, cfg: TrainConfig, *, capturable: bool = False) -> torch.optim.Optimizer:
+    """The optimizer that `cfg` names (its fused CUDA kernels when the parameters are on a GPU).
+    `capturable`: Adam keeps its step count on the device, as a step captured in a CUDA graph
+    needs (SGD keeps no count)."""
     params = [p for p in params if p.requires_grad]
     fused = True if params and all(p.is_cuda for p in params) else None
     if cfg.optimizer == "sgd":
@@ -48,7 +50,8 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
             params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
             weight_decay=cfg.weight_decay, fused=fused,
         )
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused,
+                            capturable=capturable)
 
 
 def classification_loss(label_smoothing: float) -> Callable:

@@ -183,6 +183,40 @@ def test_to_arrays_keeps_native_size_pixels_and_rebuilds_a_stale_cache(tmp_path)
         FileImages(paths, [0, 1]).to_arrays(0)
 
 
+def _jpegs(folder, count, seed=0):
+    """`count` distinct 20 x 20 RGB JPEGs (resized to 16 px when decoded to arrays)."""
+    rng = np.random.default_rng(seed)
+    paths = [folder / f"{i:04d}.jpg" for i in range(count)]
+    for path in paths:
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(path, quality=80)
+    return paths
+
+
+def test_decoding_processes_fill_the_array_one_process_fills(tmp_path, monkeypatch):
+    """Three processes (each image decoded alone, by the same Pillow: the same bytes) give the
+    array that this process gives, in order; the chunks leave a partial one at the end."""
+    paths = _jpegs(tmp_path, 2 * images_module.DECODE_CHUNK + 7)
+    files = FileImages(paths, np.arange(len(paths)) % 4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    alone = files.to_arrays(16).images
+    assert torch.equal(alone[5], files.resized_image(5, 16))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    forked = []
+    monkeypatch.setattr(images_module.multiprocessing, "get_context",
+                        lambda method, real=images_module.multiprocessing.get_context:
+                        forked.append(method) or real(method))
+    shared = files.to_arrays(16).images
+    assert forked == ["fork"] and torch.equal(shared, alone)
+
+
+def test_a_missing_file_in_a_decoding_process_is_named(tmp_path, monkeypatch):
+    paths = _jpegs(tmp_path, images_module.DECODE_CHUNK + 10)
+    paths[-3].unlink()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with pytest.raises(FileNotFoundError, match=paths[-3].name):
+        FileImages(paths, np.zeros(len(paths), int)).to_arrays(16)
+
+
 def test_save_npy_atomic_leaves_old_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "a.npy"
     save_npy_atomic(np.arange(4), target)

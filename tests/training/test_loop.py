@@ -168,6 +168,16 @@ def test_adam_and_bad_config():
         TrainConfig(epochs=2, warmup_epochs=3)
 
 
+def test_a_capturable_optimizer_keeps_adams_step_count_as_capture_needs():
+    """`capturable` reaches Adam (a whole-step CUDA graph needs it); SGD keeps no count to move."""
+    params = list(_model().parameters())
+    assert not loop.make_optimizer(params, TrainConfig(optimizer="adam")).defaults["capturable"]
+    adam = loop.make_optimizer(params, TrainConfig(optimizer="adam"), capturable=True)
+    assert isinstance(adam, torch.optim.Adam) and adam.defaults["capturable"]
+    sgd = loop.make_optimizer(params, TrainConfig(), capturable=True)
+    assert isinstance(sgd, torch.optim.SGD) and "capturable" not in sgd.defaults
+
+
 class _ItemByItem(Dataset):
     """A TensorDataset's items under another type, so that `train` collates them one by one."""
 
