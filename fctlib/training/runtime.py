@@ -121,8 +121,8 @@ def cpu_channels_last() -> bool:
     """Whether a CPU lays out images and convolution weights channels-last too
     (FCT_CPU_CHANNELS_LAST=1), as a GPU does; unset or 0, channels-first, as every committed CPU
     result did. The same arithmetic through other oneDNN kernels (other roundings): on 2 cores
-    the width-16 CNNs train about 1.3x faster, the width-8 ones about 0.9x
-    (`benchmarks/bench_memory_format.py`)."""
+    the width-16 networks train 1.15-1.35x faster, the width-8 ones 0.84-0.96x
+    (`benchmarks/bench_memory_format.py`, results/benchmarks/cpu-channels-last-2026-12-06)."""
     return _switch("FCT_CPU_CHANNELS_LAST", "lays out images and convolutions channels-last on "
                    "a CPU", "channels-first")
 
