@@ -1,5 +1,5 @@
 """Decoding an image folder into memory (`FileImages.to_arrays`) in one process and in as many
-processes as torch may use threads, in images per second.
+processes as a run lets torch use threads (`set_cpu_threads`), in images per second.
 
 Synthetic 64 x 64 JPEGs (Tiny-ImageNet's size and format) are written to a temporary folder,
 then decoded at their native size, each way `--rounds` times alternately; the median is reported.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -19,22 +18,19 @@ from pathlib import Path
 import torch
 from bench_training import write_small_jpegs
 
-from fctlib.training.runtime import cpu_threads
+from fctlib.training.runtime import set_cpu_threads
 
 
 def decode_rate(files, threads: int) -> float:
-    """Images/s of `to_arrays` with `threads` decoding processes (OMP_NUM_THREADS)."""
-    before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    """Images/s of `to_arrays` with `threads` decoding processes (torch's thread count)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         started = time.perf_counter()
         files.to_arrays(64)
         return len(files) / (time.perf_counter() - started)
     finally:
-        if before is None:
-            del os.environ["OMP_NUM_THREADS"]
-        else:
-            os.environ["OMP_NUM_THREADS"] = before
+        torch.set_num_threads(before)
 
 
 def main() -> None:
@@ -42,7 +38,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    processes = cpu_threads()
+    processes = set_cpu_threads()  # what a run uses
     with tempfile.TemporaryDirectory() as tmp:
         files = write_small_jpegs(Path(tmp), args.images, 100)
         rates: dict[int, list[float]] = {1: [], processes: []}

@@ -228,16 +228,15 @@ _decoding: tuple[FileImages, int, np.ndarray] | None = None  # a decoding proces
 
 def decode_in_processes(images: FileImages, size: int) -> np.ndarray:
     """Every image of `images` decoded and resized (`resized_array`) into one (N, C, size, size)
-    uint8 array, by as many forked processes as torch may use threads (`cpu_threads`; one: in this
-    process). Pillow's decoding holds Python's lock for most of a small JPEG's time, so threads
-    do not help (0.82x on 2 cores); processes write straight into memory shared with this one.
-    Each image is decoded alone, so the array is the same whatever the number of processes."""
-    from fctlib.training.runtime import cpu_threads
-
+    uint8 array, by as many forked processes as torch may use threads (`torch.get_num_threads()`,
+    which a run sets to its CPUs; one: in this process). Pillow's decoding holds Python's lock for
+    most of a small JPEG's time, so threads do not help (0.82x on 2 cores); processes write
+    straight into memory shared with this one. Each image is decoded alone, so the array is the
+    same whatever the number of processes."""
     shape = (len(images), images.channels, size, size)
     chunks = [range(start, min(start + DECODE_CHUNK, len(images)))
               for start in range(0, len(images), DECODE_CHUNK)]
-    workers = min(cpu_threads(), len(chunks))
+    workers = min(torch.get_num_threads(), len(chunks))
     desc = f"decoding images to {size}px"
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         out = np.empty(shape, dtype=np.uint8)

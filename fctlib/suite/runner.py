@@ -31,8 +31,10 @@ class StepFailed(UserError, RuntimeError):
 def _kernel_manager_class(started: list):
     """An async kernel manager class that appends every manager it starts to `started` and
     starts kernels that log errors only (not ipykernel's warning, on every start, that a local
-    kernel talks over TCP) and draw no progress bars (an executed notebook would keep one per
-    epoch; the runner logs each step)."""
+    kernel talks over TCP), draw no progress bars (an executed notebook would keep one per epoch;
+    the runner logs each step) and import the fctlib of the checkout running them: with only the
+    environment's, a second checkout's notebooks ran an editable install's code from elsewhere
+    and recorded that checkout's commit; it shuts kernels down without interrupting them first."""
     from jupyter_client.manager import AsyncKernelManager
 
     class TrackedKernelManager(AsyncKernelManager):
@@ -40,8 +42,18 @@ def _kernel_manager_class(started: list):
             started.append(self)
             kwargs["extra_arguments"] = [*kwargs.get("extra_arguments", []),
                                          "--IPKernelApp.log_level=ERROR"]
-            kwargs["env"] = {**kwargs.get("env", os.environ), "FCT_PROGRESS": "0"}
+            env = {**kwargs.get("env", os.environ), "FCT_PROGRESS": "0"}
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(project_root()), env.get("PYTHONPATH")]))
+            kwargs["env"] = env
             return await super().start_kernel(**kwargs)
+
+        async def _async_interrupt_kernel(self):
+            # jupyter_client interrupts a kernel before shutting it down; a notebook that reached
+            # shutdown has finished, and a kernel interrupted while it handles a message logs
+            # "KeyboardInterrupt caught in kernel" (seen once in a CI run's step log)
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
 
     return TrackedKernelManager
 

@@ -197,10 +197,10 @@ def test_decoding_processes_fill_the_array_one_process_fills(tmp_path, monkeypat
     array that this process gives, in order; the chunks leave a partial one at the end."""
     paths = _jpegs(tmp_path, 2 * images_module.DECODE_CHUNK + 7)
     files = FileImages(paths, np.arange(len(paths)) % 4)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     alone = files.to_arrays(16).images
     assert torch.equal(alone[5], files.resized_image(5, 16))
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     forked = []
     monkeypatch.setattr(images_module.multiprocessing, "get_context",
                         lambda method, real=images_module.multiprocessing.get_context:
@@ -212,7 +212,7 @@ def test_decoding_processes_fill_the_array_one_process_fills(tmp_path, monkeypat
 def test_a_missing_file_in_a_decoding_process_is_named(tmp_path, monkeypatch):
     paths = _jpegs(tmp_path, images_module.DECODE_CHUNK + 10)
     paths[-3].unlink()
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     with pytest.raises(FileNotFoundError, match=paths[-3].name):
         FileImages(paths, np.zeros(len(paths), int)).to_arrays(16)
 

@@ -320,6 +320,56 @@ def test_a_step_done_at_this_commit_with_this_preset_is_skipped(fashion_mnist, t
     assert run() and run()
 
 
+def test_kernels_import_the_fctlib_of_the_checkout_that_runs_them(monkeypatch):
+    """A kernel's PYTHONPATH starts with this checkout (then the user's), so that a second
+    checkout sharing an environment with an editable install runs its own code."""
+    import asyncio
+    import os
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from fctlib.paths import project_root
+    from fctlib.suite import runner
+
+    given = {}
+
+    async def start_kernel(self, **kwargs):
+        given.update(kwargs)
+
+    monkeypatch.setattr(AsyncKernelManager, "start_kernel", start_kernel)
+    started = []
+    for user_path, expected in (("/elsewhere", [str(project_root()), "/elsewhere"]),
+                                (None, [str(project_root())])):
+        if user_path:
+            monkeypatch.setenv("PYTHONPATH", user_path)
+        else:
+            monkeypatch.delenv("PYTHONPATH", raising=False)
+        asyncio.run(runner._kernel_manager_class(started)().start_kernel())
+        assert given["env"]["PYTHONPATH"].split(os.pathsep) == expected
+        assert given["env"]["FCT_PROGRESS"] == "0"
+    assert len(started) == 2
+
+
+def test_kernels_are_shut_down_without_an_interrupt_but_interrupted_otherwise(monkeypatch):
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from fctlib.suite import runner
+
+    interrupts = []
+
+    async def interrupt(self):
+        interrupts.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = runner._kernel_manager_class([])()
+    asyncio.run(manager._async_interrupt_kernel())
+    manager.shutting_down = True  # as jupyter_client sets it before its interrupt
+    asyncio.run(manager._async_interrupt_kernel())
+    assert interrupts == [False]
+
+
 @pytest.mark.parametrize("engine", ["papermill", "in-process"])
 def test_failing_notebook_names_the_error_and_the_executed_copy(engine, tmp_path, monkeypatch):
     import nbformat
