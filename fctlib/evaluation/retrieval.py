@@ -4,10 +4,12 @@ Each query ranks the whole gallery by distance, ties broken by gallery index (lo
 ranks of the query's positives (gallery items of its label) are needed, and they are found without
 sorting gallery rows: per block of queries, every distance is put in one of C equal-width cells
 spanning the query's positive distances (a monotone map, so a lower cell means a lower distance).
-A histogram of the cells counts the items ranked before a positive's cell; the few items sharing a
-cell with a positive are ordered exactly by (distance, gallery index). With P positives per query a
-cell holds about gallery/C items, so about P x (1 + gallery/C) candidates are sorted per query;
-C = 4 sqrt(P x gallery), at most the gallery's size, balances that sort against the O(C) counts.
+The items of the cells holding a positive (candidates) are sorted by (distance, gallery index) per
+query; a histogram of the cells counts the other items ranked before each candidate. The sorted
+candidates list the positives in rank order, so each one's precision needs no further sort. With P
+positives per query a cell holds about gallery/C items, so about P x (1 + gallery/C) candidates
+are sorted per query; C = 4 sqrt(P x gallery), at most the gallery's size, balances that sort
+against the O(C) counts.
 Memory is O(block x gallery). Distances are float32 (inputs are converted): values equal in float32
 tie.
 """
@@ -265,11 +267,10 @@ def _rank_queries(query, gallery, query_labels, gallery_labels, self_index, dist
             torch.mm(query[a:b], gallery.T, out=dist).neg_()
         else:
             torch.addmm(gallery_sq, query[a:b], gallery.T, alpha=-2.0, out=dist)
-        ranks = _positive_ranks(dist, cols, valid, self_index[a:b], work).sort(1).values
-        n_pos = num_pos[a:b].unsqueeze(1)
-        precision = (j + 1) / ranks.double()  # precision at the (j+1)-th positive
-        ap[a:b] = precision.masked_fill_(j >= n_pos, 0.0).sum(1) / n_pos.squeeze(1).clamp(min=1)
-        first[a:b] = ranks[:, 0]
+        first[a:b], precision_sum = _first_rank_and_precision_sum(
+            dist, cols, valid, self_index[a:b], query_labels[a:b], gallery_labels, work
+        )
+        ap[a:b] = precision_sum / num_pos[a:b].clamp(min=1)
     return first, ap, num_pos
 
 
@@ -289,9 +290,11 @@ class _Workspace:
         self.one = torch.ones(1, dtype=torch.int32)
 
 
-def _positive_ranks(dist, cols, valid, self_cols, work: _Workspace) -> torch.Tensor:
-    """1-based rank of gallery item cols[r, j] in row r of `dist` (ties by gallery index, the row's
-    own sample self_cols[r] left out), for valid entries; num_gallery + 1 elsewhere."""
+def _first_rank_and_precision_sum(dist, cols, valid, self_cols, query_labels, gallery_labels,
+                    work: _Workspace) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of `dist`: the 1-based rank of its nearest positive and the sum over its positives
+    of precision at each one's rank (ties by gallery index, the row's own sample self_cols[r] left
+    out). Positives: gallery items cols[r, j] where valid[r, j], the items of the row's label."""
     n, num_g = dist.shape
     beyond = work.num_cells + 1  # cell of items ranked after the row's last positive
     dropped = work.num_cells + 2  # cell of the row's own sample, which no positive shares
@@ -313,29 +316,39 @@ def _positive_ranks(dist, cols, valid, self_cols, work: _Workspace) -> torch.Ten
     cell_ids[has_self, self_cols[has_self]] = dropped
     hist = work.hist[:n].zero_().scatter_add_(1, cell_ids, work.one.expand(n, num_g))
     pos_cells = cell_ids.gather(1, cols).masked_fill_(~valid, dropped)
-    marked = torch.zeros(n, work.num_cells + 3, dtype=torch.uint8).scatter_(1, pos_cells, 1)
-    marked[:, dropped] = 0
-    # Candidates: items sharing a cell with a positive (the positives included).
-    is_candidate = torch.gather(marked, 1, cell_ids, out=work.is_candidate[:n])
+    marked = torch.zeros(n, work.num_cells + 3, dtype=torch.bool).scatter_(1, pos_cells, True)
+    marked[:, dropped] = False
+    # Candidates: the items of cells holding a positive (the positives included); a cell holds
+    # candidates only or none. Items ranked before a candidate: the candidates before it in
+    # (distance, gallery index) order, and every item of the cells below its own that hold none.
+    is_candidate = torch.gather(marked.view(torch.uint8), 1, cell_ids, out=work.is_candidate[:n])
+    outside = hist.masked_fill_(marked, 0)
+    outside_before = torch.cumsum(outside, 1, dtype=torch.int32, out=work.cum[:n]).sub_(outside)
     cand_row, cand_col = torch.nonzero(is_candidate, as_tuple=True)  # ordered by (row, column)
-    # Order candidates by (row, distance, column): an order-preserving int32 image of the float
-    # distance (+0.0 merges -0.0 into +0.0), and a stable sort keeps the column order of ties.
+    # Each row's candidates sorted by (distance, gallery index): a key of the order-preserving
+    # int32 image of the float distance (+0.0 merges -0.0 into +0.0) above the column.
     bits = (dist[cand_row, cand_col] + 0.0).view(torch.int32)
-    key = (cand_row << 32) + (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)
-    order = torch.sort(key, stable=True).indices
-    group = (cand_row * (work.num_cells + 3) + cell_ids[cand_row, cand_col])[order]
-    position = torch.arange(len(order))
-    new_group = torch.ones(len(order), dtype=torch.bool)
-    new_group[1:] = group[1:] != group[:-1]
-    group_start = torch.where(new_group, position, 0).cummax(0).values
-    ahead_in_cell = torch.empty_like(position)
-    ahead_in_cell[order] = position - group_start
-    # Each valid positive is a candidate: its place among them is the count of candidates up to it
-    # in (row, column) order.
-    count = torch.int32 if n * num_g < 2**31 else torch.int64
-    where = torch.cumsum(is_candidate.view(-1), 0, dtype=count).view(n, num_g).gather(1, cols)
-    where = where.to(torch.int64).sub_(1).clamp_(min=0)
-    cum = torch.cumsum(hist, 1, dtype=torch.int32, out=work.cum[:n])
-    before_cell = (cum.gather(1, pos_cells) - hist.gather(1, pos_cells)).to(torch.int64)
-    ranks = 1 + before_cell + ahead_in_cell[where]
-    return ranks.masked_fill_(~valid, num_g + 1)
+    ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)
+    per_row = torch.bincount(cand_row, minlength=n)
+    slot = torch.arange(len(cand_row)) - _exclusive_cumsum(per_row)[cand_row]
+    keys = torch.full((n, int(per_row.max())), torch.iinfo(torch.int64).max)
+    keys[cand_row, slot] = ordered * 2**32 + cand_col
+    keys = keys.sort(1).values  # unique keys; the padding sorts last
+    real = torch.arange(keys.shape[1]) < per_row.unsqueeze(1)
+    col = (keys & 0xFFFFFFFF).masked_fill_(~real, 0)
+    is_pos = (gallery_labels[col] == query_labels.unsqueeze(1)).logical_and_(real)
+    # Positives in (row, rank) order: the k-th of a row has k positives ranked up to it.
+    pos_row, place = torch.nonzero(is_pos, as_tuple=True)
+    rank = outside_before[pos_row, cell_ids[pos_row, col[pos_row, place]]].to(torch.int64)
+    rank += place + 1
+    k = torch.arange(1, len(pos_row) + 1)
+    k -= _exclusive_cumsum(torch.bincount(pos_row, minlength=n))[pos_row]
+    first = torch.full((n,), num_g + 1, dtype=torch.int64)
+    first[pos_row[k == 1]] = rank[k == 1]
+    precision_sum = torch.zeros(n, dtype=torch.float64).index_add_(0, pos_row, k / rank.double())
+    return first, precision_sum
+
+
+def _exclusive_cumsum(counts: torch.Tensor) -> torch.Tensor:
+    """Each entry's sum of the entries before it."""
+    return torch.cumsum(counts, 0) - counts
