@@ -27,7 +27,8 @@ from fctlib.evaluation.distances import DISTANCES
 from fctlib.progress import progress
 
 # Distances held per block when block_size is None (20-30 bytes of work memory each). Blocks of 2^21
-# ran 1.1-1.2x faster than 2^22 on 2 cores at N = 5,000-50,000 (a smaller working set).
+# ran as fast as 2^22 or faster on 2 cores at N = 5,000-50,000
+# (results/benchmarks/exact-metrics-2026-12-06).
 _BLOCK_DISTANCES = 2**21
 # Squared norms above this could overflow float32 distances (|distance| <= 3 x max squared norm).
 _MAX_SQUARED_NORM = 2.0**124
