@@ -293,7 +293,7 @@ class _Workspace:
 
 
 def _first_rank_and_precision_sum(dist, cols, valid, self_cols, query_labels, gallery_labels,
-                    work: _Workspace) -> tuple[torch.Tensor, torch.Tensor]:
+                                  work: _Workspace) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of `dist`: the 1-based rank of its nearest positive and the sum over its positives
     of precision at each one's rank (ties by gallery index, the row's own sample self_cols[r] left
     out). Positives: gallery items cols[r, j] where valid[r, j], the items of the row's label."""
