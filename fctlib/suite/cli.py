@@ -4,7 +4,7 @@ results, upgrade and search a gallery.
 A user error (bad preset, file or argument) ends any command with one line on stderr and exit
 code 1 (2 for a malformed command line); `--debug` or FCT_DEBUG=1 shows the traceback instead.
 Ctrl-C stops a command at once with exit code 130; rerunning it resumes. `fct compare` exits 3
-when a number lies outside the committed seeds' spread.
+when a number differs from the committed seeds at a family-wise 5%.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 INTERRUPTED = 130  # the shell's exit code for a command ended by SIGINT
-NOT_REPRODUCED = 3  # `fct compare`: a number outside the committed seeds' spread
+NOT_REPRODUCED = 3  # `fct compare`: a number differs from the committed seeds
 OS_ERROR_FIXES = {
     errno.EACCES: "pass a writable folder or fix its permissions",
     errno.EPERM: "pass a writable folder or fix its permissions",
@@ -269,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--runs-dir", help="folder of run artifacts (default: runs/ in the project)")
     add_gallery_commands(commands)
     compare = commands.add_parser(
-        "compare", help="check your results against the committed ones: each case's metrics, "
-        "their difference in committed seed stds, and a verdict (exit 3: not reproduced)")
+        "compare", help="check your results against the committed ones: every number's "
+        "difference from the committed seeds' mean, tested together (family-wise 5%%), and a "
+        "verdict (exit 3: not reproduced)")
     compare.add_argument("--preset", default=DEFAULT_PRESET)
     compare.add_argument("--results-dir", required=True,
                          help="your results folder (the --results-dir of your fct reproduce)")
@@ -296,7 +297,7 @@ def run_train_step(args) -> None:
 
 
 def run_compare(args) -> int:
-    """`fct compare`: print the comparison; NOT_REPRODUCED when a number falls outside."""
+    """`fct compare`: print the comparison; NOT_REPRODUCED when a number differs."""
     from fctlib.experiment.config import load_preset
     from fctlib.report.reproduction import compare_results
 

@@ -1,81 +1,186 @@
+import json
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from fctlib.experiment.records import NewRecord, OldRecord
+from fctlib.experiment.records import NewRecord, OldRecord, load_records
+from fctlib.report.moderated_t import moderated_variance, t_quantile, t_two_sided_p
 from fctlib.report.reproduction import (
+    PRIOR_MAX_DOF,
+    _moderated_tests,
     compare_results,
+    holm_adjusted,
     machines,
-    prediction_bound,
+    number_kind,
+    record_numbers,
     reproduction_table,
     reproduction_verdict,
-    t_quantile,
+    variance_priors,
 )
+
+COMMITTED = Path(__file__).resolve().parents[2] / "results" / "fashion-mnist"
 
 
 def _metrics(top1, top5=0.9, mAP=0.5):
     return {"all": {"top1": top1, "top5": top5, "mAP": mAP}}
 
 
-def _records(old_top1: dict[int, float], new_top1: float = 0.8, compute=None):
-    """{seed: {step: record}} with old/old's top-1 per seed and a fixed new/new."""
-    return {seed: {"old": OldRecord(cases={"old/old": _metrics(v)}, history=[],
+def _records(old: dict[int, float], new: dict[int, float] | None = None, compute=None):
+    """{seed: {step: record}}: old/old's and new/new's top-1 per seed (top-5 and mAP move with
+    top-1 by fixed offsets, so every metric has two numbers with a spread)."""
+    new = new or {seed: v + 0.1 for seed, v in old.items()}
+
+    def metrics(v):
+        return _metrics(v, top5=min(v + 0.15, 1.0), mAP=v - 0.2)
+
+    return {seed: {"old": OldRecord(cases={"old/old": metrics(v)}, history=[],
                                     compute=compute or {}),
-                   "new": NewRecord(cases={"new/new": _metrics(new_top1)}, diagnostic={},
+                   "new": NewRecord(cases={"new/new": metrics(new[seed])}, diagnostic={},
                                     history=[])}
-            for seed, v in old_top1.items()}
+            for seed, v in old.items()}
 
 
-@pytest.mark.parametrize(("p", "dof", "table"), [
-    (0.975, 1, 12.706), (0.975, 2, 4.303), (0.995, 2, 9.925), (0.975, 30, 2.042),
-    (0.95, 5, 2.015)])
-def test_t_quantile_matches_the_printed_table(p, dof, table):
-    assert t_quantile(p, dof) == pytest.approx(table, abs=2e-3)
+COMMITTED_OLD = {0: 0.70, 1: 0.74, 2: 0.72}
+COMMITTED_NEW = {0: 0.80, 1: 0.81, 2: 0.83}
+
+
+def test_holm_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04 -> monotone 0.06
+    adjusted = holm_adjusted([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjusted([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_number_kinds():
+    assert [number_kind(c) for c in ("bct/old", "new/old", "oca/oca-old", "proj/old")] == [
+        "cross-model"] * 4
+    assert [number_kind(c) for c in ("old/old", "fct/side", "fct-arch/no-side",
+                                     "fct, h 4x wide")] == ["same-model"] * 4
 
 
 def test_table_by_hand():
-    committed = _records({0: 0.70, 1: 0.74, 2: 0.72})
-    yours = _records({0: 0.69})
+    committed = _records(COMMITTED_OLD, COMMITTED_NEW)
+    yours = _records({0: 0.69}, {0: 0.85})
     table = reproduction_table(yours, committed).set_index(["case", "metric"])
     row = table.loc[("old/old", "top1")]
     std = np.std([70.0, 74.0, 72.0], ddof=1)  # 2.0
     assert row["yours"] == pytest.approx(69.0) and row["committed"] == pytest.approx(72.0)
     assert row["std"] == pytest.approx(std) and row["seeds"] == 3 and row["seeds_yours"] == 1
-    assert row["z"] == pytest.approx(-3.0 / std)
     assert row["same_seed_diff"] == pytest.approx(1.0)  # seed 0: 69 against 70
-    assert row["bound"] == pytest.approx(4.303 * math.sqrt(1 + 1 / 3), abs=2e-3)
-    assert math.isnan(table.loc[("new/new", "top1"), "z"])  # no spread: not judged
-    assert len(table) == 6  # 2 cases x 3 metrics
+    prior = variance_priors(table.reset_index())[("top1", "same-model")]
+    assert prior.dof <= PRIOR_MAX_DOF
+    variance, dof = moderated_variance(std ** 2, 2, prior)
+    t = -3.0 / math.sqrt(variance * (1 / 3 + 1))
+    assert row["moderated_std"] == pytest.approx(math.sqrt(variance)) and row["dof"] == dof
+    assert row["t"] == pytest.approx(t) and row["p"] == pytest.approx(t_two_sided_p(t, dof))
+    # 6 distinct numbers: Holm's first step is Bonferroni's, so the bound is its t quantile
+    assert row["bound"] == pytest.approx(
+        t_quantile(1 - 0.05 / 12, dof) * math.sqrt(variance * (1 + 1 / 3)))
+    assert table["p_holm"].to_numpy() == pytest.approx(holm_adjusted(table["p"]))
+    assert len(table) == 6 and not table["repeat"].any()  # 2 cases x 3 metrics
+
+
+def test_repeated_numbers_are_one_test():
+    committed, yours = _records(COMMITTED_OLD, COMMITTED_NEW), _records({0: 0.69}, {0: 0.85})
+    for records in (committed, yours):  # a second step reporting the very same old/old
+        for steps in records.values():
+            steps["copy"] = NewRecord(cases=dict(steps["old"].cases), diagnostic={},
+                                      history=[])
+            steps["copy"].NOTEBOOK = "99_copy"
+    table = reproduction_table(yours, committed)
+    assert list(table["step"].unique()) == ["old", "new", "copy"]  # notebook order
+    copies = table[table["step"] == "copy"].set_index("metric")
+    originals = table[table["step"] == "old"].set_index("metric")
+    assert copies["repeat"].all() and not originals["repeat"].any()
+    assert (copies["p_holm"] == originals["p_holm"]).all()
+    alone = reproduction_table(_records({0: 0.69}, {0: 0.85}),
+                               _records(COMMITTED_OLD, COMMITTED_NEW))
+    assert table["p_holm"].dropna().unique() == pytest.approx(alone["p_holm"].unique())
 
 
 def test_verdicts():
-    committed = _records({0: 0.70, 1: 0.74, 2: 0.72}, new_top1=0.8)
-    same = reproduction_verdict(reproduction_table(_records({0: 0.70}), committed))
+    committed = _records(COMMITTED_OLD, COMMITTED_NEW)
+    same = reproduction_verdict(reproduction_table(_records({0: 0.70}, {0: 0.80}), committed))
     assert same.startswith("identical: all 6 numbers")
-    near = reproduction_verdict(reproduction_table(_records({5: 0.75}), committed))
-    assert near.startswith("reproduced: all 1 numbers") and "old/old top1" in near
-    far = reproduction_verdict(reproduction_table(_records({5: 0.85}), committed))
-    assert far.startswith("NOT reproduced: 1 of 1 numbers") and "(old/old top1)" in far
+    near = reproduction_verdict(reproduction_table(_records({5: 0.73}, {5: 0.80}), committed))
+    assert near.startswith("reproduced: none of 6 numbers (6 distinct)")
+    far = reproduction_verdict(reproduction_table(_records({5: 0.99}, {5: 0.81}), committed))
+    assert far.startswith("NOT reproduced: ") and "old old/old top1" in far
     one_seed = reproduction_verdict(reproduction_table(_records({5: 0.75}), {0: committed[0]}))
     assert one_seed.startswith("cannot judge")
     assert reproduction_verdict(reproduction_table({0: {}}, committed)).startswith("nothing")
 
 
-def test_bound_narrows_with_seeds():
-    assert math.isnan(prediction_bound(1, 1))
-    assert prediction_bound(3, 1) > prediction_bound(10, 1) > prediction_bound(10, 10) > 0
+def _faithful_trial(rng, numbers, true_prior_dof, shift=0.0):
+    """One simulated comparison: true variances from a scaled inverse chi-square, 3 committed
+    seeds and one of yours from the same normal laws (the first number moved by `shift` of its
+    true std); whether the verdict's Holm step finds any number different at 5%."""
+    true_variance = true_prior_dof / rng.chisquare(true_prior_dof, numbers)
+    committed = rng.normal(0.0, np.sqrt(true_variance)[:, None], (numbers, 3))
+    yours = rng.normal(0.0, np.sqrt(true_variance))
+    yours[0] += shift * math.sqrt(true_variance[0])
+    table = pd.DataFrame({"metric": "top1", "case": "new/new", "seeds": 3, "seeds_yours": 1,
+                          "std": committed.std(axis=1, ddof=1),
+                          "diff": yours - committed.mean(axis=1)})
+    return bool((holm_adjusted(_moderated_tests(table)["p"]) < 0.05).any())
+
+
+@pytest.mark.parametrize("true_prior_dof", [4.0, 20.0])
+def test_family_wise_false_alarms_stay_under_5_percent(true_prior_dof):
+    rng = np.random.default_rng(0)
+    alarms = [_faithful_trial(rng, 100, true_prior_dof) for _ in range(400)]
+    assert np.mean(alarms) <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 400)  # 2 standard errors
+
+
+def test_a_number_far_outside_its_spread_is_found():
+    rng = np.random.default_rng(1)
+    assert np.mean([_faithful_trial(rng, 100, 8.0, shift=15.0) for _ in range(100)]) > 0.95
+
+
+def test_every_committed_number_is_compared():
+    """The committed fashion-mnist records: every case under each distance, every methods row,
+    side-info size and ablation, in percent."""
+    numbers = record_numbers(load_records(COMMITTED))
+    seed0 = numbers[numbers["seed"] == 0]
+    raw = {path.stem: json.loads(path.read_text())
+           for path in (COMMITTED / "metrics" / "seed0").glob("*.json")}
+    per_step = seed0.groupby("step").size().to_dict()
+    assert per_step["methods"] == 3 * len(raw["methods"]["rows"])
+    assert per_step["side_info_size"] == 3 * len(raw["side_info_size"]["rows"])
+    assert per_step["ablations"] == 3 * sum(len(raw["ablations"][k]) for k in
+                                            ("side_info_source", "data_share", "width"))
+    assert per_step["old"] == 3 * sum(len(c) for c in raw["old"]["by_distance"].values())
+    assert "fastfill" not in per_step and "multistep" not in per_step  # curves
+    row = raw["methods"]["rows"][0]
+    got = seed0[(seed0["step"] == "methods") & (seed0["case"] == row["case"])
+                & (seed0["distance"] == row["distance"]) & (seed0["metric"] == "mAP")]
+    assert got["value"].item() == pytest.approx(100 * row["mAP"])
+
+
+def test_each_committed_seed_reproduces_the_other_two():
+    """Leave one committed seed out: judged as a new seed against the other two, each must be
+    `reproduced` (they are faithful runs by construction)."""
+    records = load_records(COMMITTED)
+    for seed in records:
+        others = {s: r for s, r in records.items() if s != seed}
+        verdict = reproduction_verdict(reproduction_table({seed + 10: records[seed]}, others))
+        assert verdict.startswith("reproduced"), verdict
 
 
 def test_compare_results_from_folders(tmp_path):
     cpu = {"cpu": "Test CPU", "cpu_capability": "AVX2"}
-    for name, values in (("mine", {0: 0.85}), ("committed", {0: 0.70, 1: 0.74, 2: 0.72})):
+    for name, values in (("mine", {0: 0.99}), ("committed", COMMITTED_OLD)):
         for seed, steps in _records(values, compute=cpu).items():
             for record in steps.values():
                 record.save(tmp_path / name, seed)
     text, reproduced = compare_results(tmp_path / "mine", tmp_path / "committed")
-    assert not reproduced and text.splitlines()[-1].startswith("NOT reproduced")
-    assert "cpu Test CPU, cpu_capability AVX2; not recorded" in text.splitlines()[0]
+    lines = text.splitlines()
+    assert not reproduced and lines[-1].startswith("NOT reproduced")
+    assert lines[-2].startswith("screening: ") and lines[2].startswith("variance priors: top1")
+    assert "cpu Test CPU, cpu_capability AVX2; not recorded" in lines[0]
     assert machines({0: {}}) == ""
 
 
@@ -83,8 +188,8 @@ def test_fct_compare_exit_codes(tmp_path, capsys):
     from fctlib.suite.cli import NOT_REPRODUCED
     from fctlib.suite.cli import main as fct
 
-    for name, values in (("mine", {0: 0.85}), ("same", {0: 0.70}),
-                         ("committed", {0: 0.70, 1: 0.74, 2: 0.72})):
+    for name, values in (("mine", {0: 0.99}), ("same", {0: 0.70}),
+                         ("committed", COMMITTED_OLD)):
         for seed, steps in _records(values).items():
             for record in steps.values():
                 record.save(tmp_path / name, seed)
