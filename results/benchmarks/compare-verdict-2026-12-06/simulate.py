@@ -1,0 +1,38 @@
+"""The verdict's family-wise false-alarm rate on simulated faithful runs, and how often it finds
+one number moved by k of its true stds. True variances follow a scaled inverse chi-square with
+`true dof` (smaller: more unequal spreads); 3 committed seeds and one of yours per number.
+From the project root (run.sh does):
+  python results/benchmarks/compare-verdict-2026-12-06/simulate.py"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from fctlib.report.reproduction import _moderated_tests, holm_adjusted
+
+
+def any_alarm(rng, numbers, true_dof, shift=0.0):
+    true_variance = true_dof / rng.chisquare(true_dof, numbers) if math.isfinite(true_dof) \
+        else np.ones(numbers)
+    committed = rng.normal(0.0, np.sqrt(true_variance)[:, None], (numbers, 3))
+    yours = rng.normal(0.0, np.sqrt(true_variance))
+    yours[0] += shift * math.sqrt(true_variance[0])
+    table = pd.DataFrame({"metric": "top1", "case": "new/new", "seeds": 3, "seeds_yours": 1,
+                          "std": committed.std(axis=1, ddof=1),
+                          "diff": yours - committed.mean(axis=1)})
+    return bool((holm_adjusted(_moderated_tests(table)["p"]) < 0.05).any())
+
+
+rng = np.random.default_rng(0)
+trials = 1000
+print(f"False alarms of faithful runs ({trials} trials each):")
+print("| true dof | 30 numbers | 230 numbers |\n|---|---|---|")
+for true_dof in (math.inf, 16, 8, 4, 2):
+    rates = [np.mean([any_alarm(rng, n, true_dof) for _ in range(trials)]) for n in (30, 230)]
+    print(f"| {true_dof:g} | {rates[0]:.3f} | {rates[1]:.3f} |")
+print(f"\nOne of 230 numbers moved by k true stds, true dof 8 ({trials // 2} trials each):")
+print("| k | found |\n|---|---|")
+for shift in (4, 6, 8, 10, 12, 15):
+    found = np.mean([any_alarm(rng, 230, 8.0, shift) for _ in range(trials // 2)])
+    print(f"| {shift} | {found:.3f} |")
