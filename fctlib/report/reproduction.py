@@ -124,9 +124,18 @@ def variance_priors(table: pd.DataFrame) -> dict[tuple[str, str], VariancePrior]
     return priors
 
 
-def _moderated_tests(table: pd.DataFrame) -> pd.DataFrame:
+def committed_priors(committed: pd.DataFrame) -> dict[tuple[str, str], VariancePrior]:
+    """The variance priors of every committed number (record_numbers' rows), not only of those
+    a user's run has: a run of two notebooks is judged with the spreads of all twelve. A number
+    that two notebooks report alike on every seed counts once."""
+    spreads = committed.groupby(KEYS, sort=False)["value"].agg(std="std", seeds="count",
+                                                               values=tuple)
+    return variance_priors(spreads.reset_index().drop_duplicates(["metric", "values"]))
+
+
+def _moderated_tests(table: pd.DataFrame,
+                     priors: dict[tuple[str, str], VariancePrior]) -> pd.DataFrame:
     """Each judgeable number's moderated std, dof, t and two-sided p (NaN where not judged)."""
-    priors = variance_priors(table)
     rows = []
     for row in table.itertuples():
         prior = priors.get((row.metric, number_kind(row.case)))
@@ -155,7 +164,7 @@ def reproduction_table(yours: Records, committed: Records) -> pd.DataFrame:
                                                          seeds="count", values=tuple)
     table = ours.join(ref, how="inner").reset_index()
     table["diff"] = table["yours"] - table["committed"]
-    table = table.join(_moderated_tests(table))
+    table = table.join(_moderated_tests(table, committed_priors(theirs)))
     judged = table[table["p"].notna()]
     repeat = judged.duplicated(["metric", "values", "values_yours"])
     table["repeat"] = repeat
@@ -230,7 +239,8 @@ def compare_results(yours: str | Path, committed: str | Path) -> tuple[str, bool
     table = reproduction_table(mine, theirs)
     verdict = reproduction_verdict(table)
     priors = "; ".join(f"{metric} {kind}: dof {prior.dof:.1f}, std {math.sqrt(prior.variance):.2f}"
-                       for (metric, kind), prior in variance_priors(table).items())
+                       for (metric, kind), prior in committed_priors(
+                           record_numbers(theirs)).items())
     shown = table.round({"yours": 2, "committed": 2, "std": 2, "moderated_std": 2, "diff": 2,
                          "bound": 2, "t": 2, "dof": 1, "same_seed_diff": 4})
     for column in ("p", "p_holm"):

@@ -11,6 +11,7 @@ from fctlib.report.moderated_t import moderated_variance, t_quantile, t_two_side
 from fctlib.report.reproduction import (
     PRIOR_MAX_DOF,
     _moderated_tests,
+    committed_priors,
     compare_results,
     holm_adjusted,
     machines,
@@ -70,7 +71,7 @@ def test_table_by_hand():
     assert row["yours"] == pytest.approx(69.0) and row["committed"] == pytest.approx(72.0)
     assert row["std"] == pytest.approx(std) and row["seeds"] == 3 and row["seeds_yours"] == 1
     assert row["same_seed_diff"] == pytest.approx(1.0)  # seed 0: 69 against 70
-    prior = variance_priors(table.reset_index())[("top1", "same-model")]
+    prior = committed_priors(record_numbers(committed))[("top1", "same-model")]
     assert prior.dof <= PRIOR_MAX_DOF
     variance, dof = moderated_variance(std ** 2, 2, prior)
     t = -3.0 / math.sqrt(variance * (1 / 3 + 1))
@@ -81,6 +82,17 @@ def test_table_by_hand():
         t_quantile(1 - 0.05 / 12, dof) * math.sqrt(variance * (1 + 1 / 3)))
     assert table["p_holm"].to_numpy() == pytest.approx(holm_adjusted(table["p"]))
     assert len(table) == 6 and not table["repeat"].any()  # 2 cases x 3 metrics
+
+
+def test_a_partial_run_is_judged_with_every_committed_spread():
+    committed = _records(COMMITTED_OLD, COMMITTED_NEW)
+    only_old = {0: {"old": _records({0: 0.69})[0]["old"]}}
+    partial = reproduction_table(only_old, committed).set_index("metric")
+    whole = reproduction_table(_records({0: 0.69}, {0: 0.85}), committed)
+    whole = whole[whole["case"] == "old/old"].set_index("metric")
+    assert list(partial["case"].unique()) == ["old/old"]
+    assert partial["moderated_std"].to_numpy() == pytest.approx(whole["moderated_std"])
+    assert partial["dof"].to_numpy() == pytest.approx(whole["dof"])
 
 
 def test_repeated_numbers_are_one_test():
@@ -125,7 +137,8 @@ def _faithful_trial(rng, numbers, true_prior_dof, shift=0.0):
     table = pd.DataFrame({"metric": "top1", "case": "new/new", "seeds": 3, "seeds_yours": 1,
                           "std": committed.std(axis=1, ddof=1),
                           "diff": yours - committed.mean(axis=1)})
-    return bool((holm_adjusted(_moderated_tests(table)["p"]) < 0.05).any())
+    tests = _moderated_tests(table, variance_priors(table))
+    return bool((holm_adjusted(tests["p"]) < 0.05).any())
 
 
 @pytest.mark.parametrize("true_prior_dof", [4.0, 20.0])
