@@ -186,18 +186,21 @@ class AblationsRecord(Record):
 class MethodsRecord(Record):
     """Notebook 09: the methods table's rows, BCT's variant and weight, backward projection, each
     method's criterion, the methods left out of the price table (their new model differs on
-    purpose), every method registered when it ran (the report names those without rows)."""
+    purpose), every method registered when it ran (the report names those without rows), and
+    where OCA's class-level pull lands (`methods.oca.prototype_diagnostics`; empty in records
+    written before it)."""
 
     STEP: ClassVar[str] = "methods"
     NOTEBOOK: ClassVar[str] = "09_methods"
     OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = (*Record.OMITTED_WHEN_EMPTY, "methods",
-                                                     "bct_variant")
+                                                     "bct_variant", "oca_diagnostics")
     rows: list[MethodRow]
     bct_weight: float
     projection: dict  # {"cases": Cases, "history": History}
     criteria: list[Criterion]
     unpriced: list[str]
     methods: list[str] = field(default_factory=list)  # registered methods, table order
+    oca_diagnostics: dict[str, float] = field(default_factory=dict)  # fractions of images
     bct_variant: str = ""  # "": a record written before it
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -153,6 +154,41 @@ def oca_training_step(prototypes: torch.Tensor, old_dim: int,
     return step
 
 
+def prototype_diagnostics(old_train: np.ndarray, train_labels: np.ndarray,
+                          old_test: np.ndarray, test_labels: np.ndarray,
+                          aligned_test: np.ndarray, old_class: np.ndarray) -> dict[str, float]:
+    """Where OCA's class-level pull lands (fractions of images). Prototypes are the class means
+    of the old model's L2-normalised training features, as OCA trains against them; "nearest"
+    is the largest `feature @ prototypes^T`, the influence loss's logits.
+
+    - `old_prototype_train`, `old_prototype_test`: the old model's own features nearest their
+      class's prototype (how well the targets OCA pulls towards separate the classes);
+    - `slice_prototype_test`, `..._old_classes`, `..._new_classes`: OCA's compatible slice of
+      each test image nearest its class's prototype (what the influence loss trains), over all
+      test images and those of the old and of the new classes (`old_class`: a test mask);
+    - `oracle_prototype_top1`: each test query replaced by its class's normalised prototype,
+      searched by cosine in the old model's test gallery: the top-1 a slice pulled exactly onto
+      its prototype would reach, to read beside `oca-old/oca-old`."""
+    prototypes = class_prototypes(torch.from_numpy(old_train), torch.from_numpy(train_labels),
+                                  int(train_labels.max()) + 1)
+
+    def nearest_is_own(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        unit = F.normalize(torch.from_numpy(features).float(), dim=1)
+        return (unit @ prototypes.T).argmax(1).numpy() == labels
+
+    own_slice = nearest_is_own(compatible_slice(torch.from_numpy(aligned_test),
+                                                old_test.shape[1]).numpy(), test_labels)
+    gallery = F.normalize(torch.from_numpy(old_test).float(), dim=1)
+    nearest_item = (F.normalize(prototypes, dim=1) @ gallery.T).argmax(1).numpy()
+    prototype_hits = test_labels[nearest_item] == np.arange(len(prototypes))
+    return {"old_prototype_train": float(nearest_is_own(old_train, train_labels).mean()),
+            "old_prototype_test": float(nearest_is_own(old_test, test_labels).mean()),
+            "slice_prototype_test": float(own_slice.mean()),
+            "slice_prototype_test_old_classes": float(own_slice[old_class].mean()),
+            "slice_prototype_test_new_classes": float(own_slice[~old_class].mean()),
+            "oracle_prototype_top1": float(prototype_hits[test_labels].mean())}
+
+
 # -- in a run -------------------------------------------------------------------------------------
 @artifact_kind("oca-old")
 def oca_old_encoder(run: RunContext) -> Artifact:
@@ -216,3 +252,13 @@ def oca_cases(run: RunContext) -> MethodCases:
     query = compatible_slice(torch.from_numpy(aligned), old.shape[1]).numpy()
     return MethodCases({"oca-old/oca-old": (old, old), "oca/oca-old": (query, old),
                         "oca/oca": (aligned, aligned)}, "oca")
+
+
+def oca_diagnostics(run: RunContext) -> dict[str, float]:
+    """prototype_diagnostics of a run's OCA models (the test split; the training split for the
+    prototypes), as notebook 09 records them."""
+    s = run.splits
+    return prototype_diagnostics(
+        run.embeddings("oca-old", "train"), remap_labels(s.train, s.all_classes).labels,
+        run.embeddings("oca-old", "test"), remap_labels(s.test, s.all_classes).labels,
+        run.embeddings("oca", "test"), np.isin(s.test.labels, s.old_classes))

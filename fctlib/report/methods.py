@@ -153,3 +153,27 @@ def methods_not_run(table: pd.DataFrame, registered: list[str], reasons: dict[st
     why = sorted({reasons[m] for m in missing if m in reasons})
     return (f"Not measured for this preset: {', '.join(missing)}"
             f"{' (' + '; '.join(why) + ')' if why else ''}.")
+
+
+def oca_diagnostics_table(records: Records) -> pd.DataFrame:
+    """OCA's prototype diagnostics (`methods.oca.prototype_diagnostics`) in percent: mean and
+    std over the seeds whose methods record has them, beside the top-1 of OCA's old model on its
+    own (`oca-old/oca-old`, cosine: its protocol) and of OCA's slice against it; empty where no
+    seed has them."""
+    rows = []
+    for seed, steps in records.items():
+        record = steps.get("methods")
+        if record is None or not record.oca_diagnostics:
+            continue
+        reference = {r.case: r.top1 for r in record.rows
+                     if r.method == "oca" and r.distance == "cosine"}
+        values = {**record.oca_diagnostics,
+                  **{f"{case} top1 (cosine)": reference[case]
+                     for case in ("oca-old/oca-old", "oca/oca-old") if case in reference}}
+        rows += [{"seed": seed, "diagnostic": k, "value": 100 * v} for k, v in values.items()]
+    if not rows:
+        return pd.DataFrame(columns=["diagnostic", "mean", "std", "seeds"])
+    long = pd.DataFrame(rows)
+    table = long.groupby("diagnostic", sort=False)["value"].agg(mean="mean", std="std",
+                                                                 seeds="count")
+    return table.reset_index().round(2)

@@ -15,6 +15,7 @@ from fctlib.methods.oca import (
     compatible_slice,
     oca_loss,
     oca_training_step,
+    prototype_diagnostics,
     prototype_pull,
 )
 from fctlib.methods.registry import METHODS
@@ -99,6 +100,62 @@ def test_oca_loss_by_hand():
     step = oca_training_step(protos, 4)
     model = lambda images: (f, logits)  # noqa: E731
     assert step(model, (None, labels)).item() == pytest.approx(expected, rel=1e-5)
+
+
+def _diagnostics_by_loops(old_train, train_labels, old_test, test_labels, aligned, old_class):
+    """prototype_diagnostics from its definitions, one image at a time, in float64."""
+    classes = int(train_labels.max()) + 1
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    protos = np.array([np.mean([unit(x) for x, y in zip(old_train, train_labels, strict=True)
+                                if y == c], axis=0) for c in range(classes)])
+
+    def own(features, labels):
+        return np.array([np.argmax(protos @ unit(x)) == y
+                         for x, y in zip(features, labels, strict=True)])
+
+    slices = [unit(a[:old_test.shape[1]]) for a in aligned]
+    own_slice = own(slices, test_labels)
+    hits = []
+    for y in test_labels:
+        scores = [unit(protos[y]) @ unit(g) for g in old_test]
+        hits.append(test_labels[int(np.argmax(scores))] == y)
+    return {"old_prototype_train": own(old_train, train_labels).mean(),
+            "old_prototype_test": own(old_test, test_labels).mean(),
+            "slice_prototype_test": own_slice.mean(),
+            "slice_prototype_test_old_classes": own_slice[old_class].mean(),
+            "slice_prototype_test_new_classes": own_slice[~old_class].mean(),
+            "oracle_prototype_top1": np.mean(hits)}
+
+
+def test_prototype_diagnostics_match_a_computation_one_image_at_a_time():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 3))
+    train_labels, test_labels = rng.integers(0, 4, 60), rng.integers(0, 4, 40)
+    train_labels[:4] = np.arange(4)  # every class has a prototype
+    old_train = (centres[train_labels] + rng.normal(scale=0.9, size=(60, 3))).astype(np.float32)
+    old_test = (centres[test_labels] + rng.normal(scale=0.9, size=(40, 3))).astype(np.float32)
+    aligned = rng.normal(size=(40, 5)).astype(np.float32)
+    aligned[:, :3] += 2 * centres[test_labels]
+    old_class = test_labels < 2
+    got = prototype_diagnostics(old_train, train_labels, old_test, test_labels, aligned,
+                                old_class)
+    want = _diagnostics_by_loops(old_train, train_labels, old_test, test_labels, aligned,
+                                 old_class)
+    assert got == pytest.approx(want, abs=1e-12)
+    assert 0.3 < got["old_prototype_test"] < 1.0  # noisy classes: neither trivial nor hopeless
+
+
+def test_prototype_diagnostics_of_separated_classes_are_perfect():
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    features = np.eye(3, dtype=np.float32)[labels] * np.float32(2.0)
+    aligned = np.concatenate([features, np.ones((6, 2), np.float32)], axis=1)
+    got = prototype_diagnostics(features, labels, features, labels, aligned, labels == 0)
+    assert got == {"old_prototype_train": 1.0, "old_prototype_test": 1.0,
+                   "slice_prototype_test": 1.0, "slice_prototype_test_old_classes": 1.0,
+                   "slice_prototype_test_new_classes": 1.0, "oracle_prototype_top1": 1.0}
 
 
 def test_cosine_is_its_protocol():

@@ -135,3 +135,25 @@ def test_notebook_09_records_every_registered_method_in_table_order():
     code = "".join("".join(c["source"]) for c in source["cells"] if c["cell_type"] == "code")
     assert "methods=[m.name for m in registry.methods()]" in code
     assert [m.name for m in registry.methods()][0] == "independent"
+
+
+def test_oca_diagnostics_table_by_hand(tmp_path):
+    rows = [("oca", "oca-old/oca-old", "cosine", 0.40), ("oca", "oca/oca-old", "cosine", 0.20),
+            ("oca", "oca/oca-old", "l2", 0.10)]
+    records = {}
+    for seed, value in ((0, 0.30), (1, 0.50)):
+        record = _record(rows)
+        record.oca_diagnostics = {"old_prototype_test": value, "oracle_prototype_top1": 0.6}
+        record.save(tmp_path, seed)  # the diagnostics round-trip through the record's JSON
+        records[seed] = {"methods": MethodsRecord.from_json(json.loads(
+            (tmp_path / "metrics" / f"seed{seed}" / "methods.json").read_text()))}
+    records[2] = {"methods": _record(rows)}  # a record written before the diagnostics
+    assert "oca_diagnostics" not in records[2]["methods"].to_json()
+    table = report.oca_diagnostics_table(records).set_index("diagnostic")
+    assert list(table.index) == ["old_prototype_test", "oracle_prototype_top1",
+                                 "oca-old/oca-old top1 (cosine)", "oca/oca-old top1 (cosine)"]
+    assert table.at["old_prototype_test", "mean"] == 40.0
+    assert table.at["old_prototype_test", "std"] == pytest.approx(14.14, abs=0.01)
+    assert table.at["oca/oca-old top1 (cosine)", "mean"] == 20.0  # cosine, its protocol
+    assert (table["seeds"] == 2).all()
+    assert report.oca_diagnostics_table({2: records[2]}).empty

@@ -191,6 +191,12 @@ def test_suite_ablation_and_methods_tables(smoke_results):
         assert own != by_key.at[("new/new", "cosine"), "top1"]
     l2, cosine = (methods[methods["distance"] == d][["top1", "mAP"]].values for d in DISTANCES)
     assert (l2 != cosine).any()  # unnormalised embeddings: the two distances rank differently
+    diagnostics = read_table(tables / "oca_diagnostics.csv").set_index("diagnostic")
+    assert {"old_prototype_train", "slice_prototype_test_new_classes", "oracle_prototype_top1",
+            "oca-old/oca-old top1 (cosine)"} <= set(diagnostics.index)
+    assert diagnostics["mean"].between(0, 100).all()
+    assert diagnostics.at["oca/oca-old top1 (cosine)", "mean"] == by_key.at[
+        ("oca/oca-old", "cosine"), "top1"]
     main = read_table(tables / "main.csv").set_index(["case", "distance"])
     # the same case, embeddings and evaluation in notebooks 05 and 09 of one run: the same
     # arithmetic, so equal exactly

@@ -11,6 +11,7 @@ from fctlib.report.methods import (
     methods_rows,
     methods_sentence,
     methods_table,
+    oca_diagnostics_table,
     price_table,
     seeds_criteria,
     seeds_methods,
@@ -21,7 +22,7 @@ from fctlib.report.sections.context import Report
 
 def show_methods(report: Report) -> None:
     """`methods`, `compatibility_criteria` and `compatibility_price`, with a sentence per
-    distance (the preset's first)."""
+    distance (the preset's first); `oca_diagnostics` where the records have them."""
     if not report.start("methods"):
         return
     covered, distance = report.covered["methods"], report.config.distance
@@ -48,3 +49,11 @@ def show_methods(report: Report) -> None:
         page.table(criteria.set_index(["method", "case", "reference", "distance", "metric"]))),
         page.collapsed("price of each new model (independent new model's own top-1 minus the "
                        "method's, points)", page.table(prices.set_index(["method", "distance"]))))
+    diagnostics = oca_diagnostics_table(covered.select(report.records))
+    if len(diagnostics):
+        report.save(diagnostics, "oca_diagnostics", "methods")
+        page.show(page.collapsed(
+            "where OCA's class-level pull lands (% of test images unless named; mean and std "
+            "over seeds): the old model's features and OCA's slices nearest their class's "
+            "prototype, a query replaced by its prototype",
+            page.table(diagnostics.set_index("diagnostic"))))
