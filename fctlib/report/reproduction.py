@@ -183,6 +183,24 @@ def reproduction_table(yours: Records, committed: Records) -> pd.DataFrame:
     return table[COLUMNS]
 
 
+def simulated_alarm(rng: np.random.Generator, numbers: int, true_prior_dof: float,
+                    shift: float = 0.0) -> bool:
+    """One simulated comparison, to measure the verdict: true variances from a scaled inverse
+    chi-square with `true_prior_dof` (infinite: all equal), 3 committed seeds and one of yours
+    per number from the same normal laws, the first number moved by `shift` of its true std;
+    whether Holm's step finds any number different at the verdict's level."""
+    true_variance = (true_prior_dof / rng.chisquare(true_prior_dof, numbers)
+                     if math.isfinite(true_prior_dof) else np.ones(numbers))
+    committed = rng.normal(0.0, np.sqrt(true_variance)[:, None], (numbers, 3))
+    yours = rng.normal(0.0, np.sqrt(true_variance))
+    yours[0] += shift * math.sqrt(true_variance[0])
+    table = pd.DataFrame({"metric": "top1", "case": "new/new", "seeds": 3, "seeds_yours": 1,
+                          "std": committed.std(axis=1, ddof=1),
+                          "diff": yours - committed.mean(axis=1)})
+    tests = _moderated_tests(table, variance_priors(table))
+    return bool((holm_adjusted(tests["p"]) < 1 - LEVEL).any())
+
+
 def _name(row) -> str:
     """A number's name in the verdict: step, case, distance (if any), metric."""
     return " ".join(str(v) for v in (row.step, row.case, row.distance, row.metric) if v)
