@@ -1,9 +1,10 @@
 """OCA's prototype diagnostics (`fctlib.methods.oca.prototype_diagnostics`, as notebook 09 now
 records them) of runs whose models are cached, beside OCA's cosine rows. Only reads: a run
 whose OCA models are not finished under the current keys is named and skipped, never trained.
-From the project root:
+The table goes to stdout, the store's log to stderr. From the project root:
   python results/benchmarks/oca-diagnostics-2026-12-06/diagnose.py PRESET:SEED:RUNS_DIR ..."""
 
+import contextlib
 import json
 import sys
 
@@ -23,10 +24,11 @@ for argument in sys.argv[1:]:
     if missing:
         print(f"| {preset} seed {seed} | not finished under this commit's keys: {missing} |")
         continue
-    diagnostics = oca.oca_diagnostics(run)
-    cases = oca.oca_cases(run).cases
-    top1 = {case: run.evaluate(*cases[case], distance="cosine")["all"]["top1"]
-            for case in ("oca-old/oca-old", "oca/oca-old")}
+    with contextlib.redirect_stdout(sys.stderr):  # the store's "loaded from" lines
+        diagnostics = oca.oca_diagnostics(run)
+        cases = oca.oca_cases(run).cases
+        top1 = {case: run.evaluate(*cases[case], distance="cosine")["all"]["top1"]
+                for case in ("oca-old/oca-old", "oca/oca-old")}
     cells = [f"{100 * top1['oca-old/oca-old']:.2f}", f"{100 * top1['oca/oca-old']:.2f}",
              *(f"{100 * diagnostics[c]:.2f}" for c in COLUMNS)]
     saved = json.loads((run.store.folder(run.artifact("oca")) / "artifact.json").read_text())
