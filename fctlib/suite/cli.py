@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from fctlib.suite.run import Run
 
 APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
+FETCHABLE = ["fashion-mnist", "mnist", "tiny-imagenet-100"]  # data sets `fct fetch-data` can get
 INTERRUPTED = 130  # the shell's exit code for a command ended by SIGINT
 NOT_REPRODUCED = 3  # `fct compare`: a number differs from the committed seeds
 OS_ERROR_FIXES = {
@@ -232,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error (also: FCT_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser("fetch-data", help="make a data set available locally")
-    fetch.add_argument("name", choices=sorted(APT_PACKAGES) + ["tiny-imagenet-100"])
+    fetch.add_argument("name", choices=FETCHABLE)
     reproduce = commands.add_parser("reproduce", help="run the notebook suite of a preset")
     reproduce.add_argument("--preset", default=DEFAULT_PRESET,
                            help="a name in params/ or a path to a preset YAML")

@@ -470,3 +470,21 @@ def test_upgrade_loads_no_method_no_run_and_at_most_15_modules(command, tmp_path
     assert "fctlib.deploy.upgrade" in loaded and len(loaded) <= 15, loaded
     assert not [m for m in loaded if m.startswith("fctlib.methods")
                 or m in ("fctlib.suite.run", "fctlib.suite.runner")], loaded
+
+
+def test_every_fct_command_of_the_makefile_parses():
+    """`make reproduce` ran `fct fetch-data mnist`, which the parser refused for a day."""
+    from pathlib import Path
+
+    from fctlib.data.sources import _LOADERS
+    from fctlib.suite.cli import FETCHABLE, build_parser
+
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    commands = [line.split("-m fctlib.suite.cli", 1)[1] for line in makefile.splitlines()
+                if "-m fctlib.suite.cli" in line]
+    assert any("fetch-data mnist" in c for c in commands), commands
+    for command in commands:
+        command = command.split("$(if", 1)[0].replace("$(PRESET)", "params/fashion-mnist.yaml")
+        assert "$(" not in command, command
+        build_parser().parse_args(command.split())  # exits 2 on a refused argument
+    assert set(FETCHABLE) <= set(_LOADERS)
