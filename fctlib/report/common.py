@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fctlib.experiment.provenance import (
-    git_commit,
-    portable_command,
-    provenance,
-    provenance_comment,
-)
+from fctlib.experiment.provenance import git_commit, provenance, provenance_comment
 from fctlib.experiment.record_rows import Cases
 from fctlib.experiment.records import Record
-from fctlib.io import atomic_write, load_json_if_exists
+from fctlib.experiment.run_log import earlier_runs_text, load_run_log, steps_text
+from fctlib.io import atomic_write
+from fctlib.paths import STEPS
 from fctlib.report.markdown import markdown_table
 
 METRICS = ("top1", "top5", "mAP")
@@ -81,16 +78,19 @@ def artifact_commits(records: Records) -> str:
 
 
 def load_last_run(results_dir: str | Path) -> dict:
-    """results_dir/last_run.json (the runner's provenance of the last run that made metrics), its
-    command without machine paths (runs recorded before commands were portable); {} if absent."""
-    info = load_json_if_exists(Path(results_dir) / "last_run.json") or {}
-    if "command" in info:
-        info["command"] = portable_command(info["command"])
+    """The provenance of the last run that made records (`experiment.run_log`) with its steps and
+    the earlier runs behind the records in words (`steps`, `earlier_runs`); {} if none ran."""
+    info = load_run_log(results_dir)
+    if "steps" in info:
+        info["steps"] = steps_text(info["steps"], STEPS)
+    if info.get("earlier"):
+        info["earlier_runs"] = earlier_runs_text(info, STEPS)
+    info.pop("earlier", None)
     return info
 
 
 def run_provenance(results_dir: str | Path, preset: str, records: Records) -> dict:
-    """The provenance of the run that made the records (load_last_run), the commits that trained
+    """The provenance of the runs that made the records (load_last_run), the commits that trained
     their artifacts, and the commit rendering this."""
     seeds = sorted(records)
     info = load_last_run(results_dir) or provenance(preset, seeds)

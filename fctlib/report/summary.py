@@ -64,13 +64,15 @@ def load_timings(results_dir: str | Path) -> dict[int, dict[str, float]]:
 
 
 def cost_line(last_run: dict, timings: dict[int, dict[str, float]]) -> str:
-    """What the run cost: the last run's command, commit, machine and wall time, and each seed's
-    recorded step times in total."""
+    """What the run cost: the last run's command, commit, machine and wall time, the earlier runs
+    whose records remain, and each seed's recorded step times in total."""
     parts = []
     if last_run.get("wall_seconds") is not None:
         parts.append(f"last run `{last_run.get('command', '?')}` at commit "
                      f"{last_run.get('git_commit', '?')} ({last_run.get('date', '?')}, "
                      f"{last_run.get('machine', '?')}): {_duration(last_run['wall_seconds'])}")
+    if last_run.get("earlier_runs"):
+        parts.append(f"records of earlier runs: {last_run['earlier_runs']}")
     if timings:
         per_seed = ", ".join(f"seed {seed} {_duration(sum(t.values()))} over {len(t)} notebooks"
                              for seed, t in timings.items())

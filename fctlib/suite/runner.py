@@ -15,6 +15,7 @@ from fctlib.errors import DataError, UserError
 from fctlib.experiment.config import Preset, PresetError, load_preset, resolve_preset_path
 from fctlib.experiment.provenance import KERNEL_ENV, git_commit, provenance
 from fctlib.experiment.records import STEP_RECORDS
+from fctlib.experiment.run_log import RunLog
 from fctlib.experiment.store import fingerprint
 from fctlib.io import atomic_write, check_output_folder, load_json_if_exists, save_json
 from fctlib.paths import ENGINES, REPORT, STEPS, project_root, results_root
@@ -221,7 +222,7 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
     if steps:
         check_data(config, path)
     common = step_parameters(path, overrides, results, runs_dir)
-    started = time.perf_counter()
+    started, run_log = time.perf_counter(), None
     for seed in seeds:
         for i, step in enumerate(steps, 1):
             if not rerun and done_at_this_commit(step, seed, common):
@@ -231,11 +232,11 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
             log(f"[{config.name} seed {seed}] {i}/{len(steps)} {step} ...")
             seconds = run_step(step, seed, common, engine)
             log(f"[{config.name} seed {seed}] {step} done in {seconds:.0f} s")
+            # the runs that made these records; a run that executes nothing leaves the log alone
+            run_log = run_log or RunLog(results, provenance(config.name, seeds), STEPS)
+            run_log.step_done(seed, step, time.perf_counter() - started)
     if report and (not only or REPORT in only):
         log(f"[{config.name}] report ...")
-        if steps:  # provenance of the run that made these metrics; a report-only run keeps it
-            save_json(provenance(config.name, seeds, wall_seconds=time.perf_counter() - started),
-                      results / "last_run.json")
         executed = results / "notebooks" / f"{REPORT}.ipynb"
         execute(REPORT, executed, {k: common[k] for k in ("preset", "overrides", "results_dir")},
                 engine)

@@ -291,3 +291,24 @@ def test_last_run_is_read_without_machine_paths(tmp_path):
     assert load_last_run(tmp_path)["command"] == "fct reproduce --runs-dir <runs-dir>"
     save_json({"wall_seconds": 1.0}, tmp_path / "last_run.json")  # an older run's, no command
     assert load_last_run(tmp_path) == {"wall_seconds": 1.0}
+
+
+def test_the_provenance_names_the_earlier_runs_behind_the_records(tmp_path):
+    from fctlib.io import save_json
+    from fctlib.paths import STEPS
+    from fctlib.report.summary import cost_line
+
+    save_json({"command": "fct reproduce --only 09_methods", "git_commit": "b", "wall_seconds": 60,
+               "steps": {"0": ["09_methods"]},
+               "earlier": [{"command": "fct reproduce --runs-dir /work/runs", "git_commit": "a",
+                            "date": "d", "steps": {"0": [s for s in STEPS if s != "09_methods"],
+                                                   "1": list(STEPS)}}]},
+              tmp_path / "last_run.json")
+    info = report.run_provenance(tmp_path, "toy", RECORDS)
+    assert info["steps"] == "seed 0: 09_methods" and "earlier" not in info
+    assert info["earlier_runs"] == ("`fct reproduce --runs-dir <runs-dir>` at a (d): seed 0: "
+                                    + " ".join(s for s in STEPS if s != "09_methods")
+                                    + "; seed 1: " + " ".join(STEPS))
+    report.write_table(pd.DataFrame({"a": [1]}), tmp_path, "t", info)
+    assert f"# earlier_runs: {info['earlier_runs']}\n" in (tmp_path / "t.csv").read_text()
+    assert f"records of earlier runs: {info['earlier_runs']}" in cost_line(info, {})

@@ -290,6 +290,10 @@ def test_rerun_resumes_from_cached_steps(smoke_results, tmp_path):
               results_dir=smoke_results, runs_dir=smoke_results.parent / "runs", report=False,
               log=lambda message: None)
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == before
+    log = json.loads((smoke_results / "last_run.json").read_text())  # both runs made records
+    assert log["steps"] == {"0": ["01_train_old", "05_transformation"]}
+    [first] = log["earlier"]
+    assert first["steps"] == {"0": [s for s in STEPS if s not in log["steps"]["0"]]}
 
 
 def test_a_step_done_at_this_commit_with_this_preset_is_skipped(fashion_mnist, tmp_path,
