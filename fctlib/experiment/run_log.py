@@ -58,11 +58,18 @@ def load_run_log(results_dir: str | Path) -> dict:
 
 
 def steps_text(steps: dict[str, list[str]], all_steps: tuple[str, ...]) -> str:
-    """A run's steps in words: `every step of seeds 0, 1` where it ran them all, else by seed."""
-    if steps and all(names == list(all_steps) for names in steps.values()):
-        plural = "s" if len(steps) > 1 else ""
-        return f"every step of seed{plural} {', '.join(steps)}"
-    return "; ".join(f"seed {seed}: {' '.join(names)}" for seed, names in steps.items())
+    """A run's steps in words, seeds with the same steps together: `seeds 0, 1: every step`,
+    `seeds 0, 2: every step but 09_methods`, `seed 1: 09_methods`."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for seed, names in steps.items():
+        groups.setdefault(tuple(names), []).append(seed)
+    parts = []
+    for names, seeds in groups.items():
+        missing = [step for step in all_steps if step not in names]
+        what = ("every step" if not missing else f"every step but {' '.join(missing)}"
+                if len(missing) < len(names) else " ".join(names))
+        parts.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: {what}")
+    return "; ".join(parts)
 
 
 def earlier_runs_text(log: dict, all_steps: tuple[str, ...]) -> str:

@@ -52,11 +52,12 @@ def test_a_log_without_steps_counts_every_step_of_its_seeds(tmp_path):
     read = load_run_log(tmp_path)
     assert read["earlier"][0]["command"] == "fct reproduce --runs-dir <runs-dir>"
     assert earlier_runs_text(read, STEPS) == (
-        "`fct reproduce --runs-dir <runs-dir>` at old (?): every step of seed 0")
+        "`fct reproduce --runs-dir <runs-dir>` at old (?): seed 0: every step")
     assert load_run_log(tmp_path / "nothing") == {}
 
 
 def test_steps_in_words():
-    assert steps_text({"0": list(STEPS), "1": list(STEPS)}, STEPS) == "every step of seeds 0, 1"
-    assert steps_text({"0": ["09_methods"], "2": ["00_data", "09_methods"]}, STEPS) == (
-        "seed 0: 09_methods; seed 2: 00_data 09_methods")
+    assert steps_text({"0": list(STEPS), "1": list(STEPS)}, STEPS) == "seeds 0, 1: every step"
+    assert steps_text({"0": ["09_methods"], "1": ["00_data", "01_train_old"],
+                       "2": ["00_data", "01_train_old"]}, STEPS) == (
+        "seed 0: 09_methods; seeds 1, 2: every step but 09_methods")
