@@ -79,10 +79,11 @@ def artifact_commits(records: Records) -> str:
 
 def load_last_run(results_dir: str | Path) -> dict:
     """The provenance of the last run that made records (`experiment.run_log`) with its steps and
-    the earlier runs behind the records in words (`steps`, `earlier_runs`); {} if none ran."""
+    the earlier runs behind the records in words (`last_run_steps`, `earlier_runs`; a table's own
+    `steps` are the ones it reads); {} if none ran."""
     info = load_run_log(results_dir)
     if "steps" in info:
-        info["steps"] = steps_text(info["steps"], STEPS)
+        info["last_run_steps"] = steps_text(info.pop("steps"), STEPS)
     if info.get("earlier"):
         info["earlier_runs"] = earlier_runs_text(info, STEPS)
     info.pop("earlier", None)
