@@ -286,9 +286,11 @@ def test_rerun_resumes_from_cached_steps(smoke_results, tmp_path):
     checkpoints = sorted(runs.glob("*/model.pt"))
     assert checkpoints
     before = {p: p.stat().st_mtime_ns for p in checkpoints}
+    # rerun: executed again (at a clean commit they are done and would be skipped), they must
+    # load what the first run trained
     run_suite("smoke", [0], only=["01_train_old", "05_transformation"],
               results_dir=smoke_results, runs_dir=smoke_results.parent / "runs", report=False,
-              log=lambda message: None)
+              rerun=True, log=lambda message: None)
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == before
     log = json.loads((smoke_results / "last_run.json").read_text())  # both runs made records
     assert log["steps"] == {"0": ["01_train_old", "05_transformation"]}
