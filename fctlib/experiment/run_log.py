@@ -16,7 +16,8 @@ RUN_LOG = "last_run.json"
 
 
 class RunLog:
-    """The run log of a results folder, kept up to date by the run now executing steps."""
+    """The run log of a results folder as a starting run finds it, written again after each step
+    the run executes (a run that executes none leaves it as it was)."""
 
     def __init__(self, results_dir: str | Path, provenance: dict, all_steps: tuple[str, ...]):
         self.path = Path(results_dir) / RUN_LOG

@@ -222,7 +222,9 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
     if steps:
         check_data(config, path)
     common = step_parameters(path, overrides, results, runs_dir)
-    started, run_log = time.perf_counter(), None
+    started = time.perf_counter()
+    # the runs that made these records; a run that executes nothing leaves the log alone
+    run_log = RunLog(results, provenance(config.name, seeds), STEPS) if steps else None
     for seed in seeds:
         for i, step in enumerate(steps, 1):
             if not rerun and done_at_this_commit(step, seed, common):
@@ -232,8 +234,6 @@ def run_suite(preset: str, seeds: list[int] | None = None, *, only: list[str] | 
             log(f"[{config.name} seed {seed}] {i}/{len(steps)} {step} ...")
             seconds = run_step(step, seed, common, engine)
             log(f"[{config.name} seed {seed}] {step} done in {seconds:.0f} s")
-            # the runs that made these records; a run that executes nothing leaves the log alone
-            run_log = run_log or RunLog(results, provenance(config.name, seeds), STEPS)
             run_log.step_done(seed, step, time.perf_counter() - started)
     if report and (not only or REPORT in only):
         log(f"[{config.name}] report ...")
