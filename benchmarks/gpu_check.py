@@ -6,12 +6,12 @@ against eager on the device (`compiled_vs_eager`) and fits h eagerly where they 
 
 Everything is written under OUT as it finishes (a stop at the budget leaves what was done):
 results/ as `fct reproduce` writes it (metrics/seed<k>/*.json, notebooks/seed<k>/*.ipynb with
-timings.json; tables, figures and 99_report.ipynb from the report), runs/ (the artifacts: a
-rerun resumes), tables/*.csv and figures.json (rates, goals, each step's seconds and how it
-ended) and PNG charts where matplotlib imports. Needs torch, numpy, pandas, PyYAML, tqdm and
+timings.json, last_run.json; tables, figures and 99_report.ipynb from the report), runs/ (the
+artifacts: a rerun resumes), tables/*.csv and figures.json (rates, goals, each step's seconds and
+how it ended) and PNG charts where matplotlib imports. Needs torch, numpy, pandas, PyYAML, tqdm and
 Pillow (matplotlib for figures and the report), no Jupyter.
 Usage: python benchmarks/gpu_check.py DATA_ROOT OUT [--tiny] [--budget-s 480] [--seed 0]
-       [--steps 00_data ...]
+       [--steps 00_data ...] [--results-from results/tiny-imagenet-100-gpu]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from fctlib.experiment.config import resolve_preset_path
 from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import compute, provenance
 from fctlib.experiment.records import load_records
+from fctlib.experiment.run_log import RunLog
 from fctlib.io import save_json
 from fctlib.methods import bct
 from fctlib.methods.fct import TransformationName
@@ -371,13 +372,17 @@ def note_training_rates(check: Check, run: Run, artifacts: list[str]) -> None:
 def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates: dict,
                   work: ComparisonWork) -> None:
     """The step notebooks of one seed as `fct reproduce --engine in-process` runs them (the same
-    records, executed copies and timings under OUT/results), then the report notebook. A step
-    with a cost estimate (00-06) starts only when the budget holds it; every step is stopped
-    when the budget runs out; a failing step is named and the next one runs."""
+    records, executed copies, timings and run log under OUT/results), then the report notebook.
+    A step with a cost estimate (00-06) starts only when the budget holds it; every step is
+    stopped when the budget runs out; a failing step is named and the next one runs. The run log
+    (last_run.json) names the steps that ran to their end; records placed under OUT/results
+    before the check keep naming the runs that made them."""
     artifacts = step_artifacts(run.preset)
+    run_log = RunLog(run.results_dir, check.info, STEPS)  # last_run.json, as `fct reproduce`'s
     for step in steps:
         estimate = step_estimate(work, artifacts[step], rates) if step in artifacts else None
-        check.step(step, estimate, partial(run_step, step, run.seed, common, ENGINE))
+        if check.step(step, estimate, partial(run_step, step, run.seed, common, ENGINE)):
+            run_log.step_done(run.seed, step, check.elapsed())
         note_training_rates(check, run, artifacts.get(step, []))
         if step == "01_train_old" and run.store.finished(run.artifact("old")):
             check.step("embed_rate", 0.0, lambda: check.figures.update(
@@ -464,7 +469,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="a few images per class and one epoch each (runs on a CPU)")
     parser.add_argument("--cache-dir", default=None,
                         help="where the archives are extracted and decoded (default: the preset's)")
-    return parser.parse_args(argv)
+    parser.add_argument("--results-from", type=Path, default=None,
+                        help="a results folder of this preset (the committed one: results/"
+                             f"{PRESET}) that OUT/results starts from, so OUT/results is that "
+                             "folder with this seed's records added and every run named in its "
+                             "last_run.json")
+    args = parser.parse_args(argv)
+    if args.results_from and not (args.results_from / "metrics").is_dir():
+        parser.error(f"--results-from {args.results_from}: no metrics/ folder there; give a "
+                     f"results folder `fct reproduce` or this check wrote (results/{PRESET})")
+    return args
+
+
+def start_results(results_from: Path | None, results: Path) -> None:
+    """OUT/results as a copy of `results_from` (nothing when not given, or when OUT/results
+    exists already: a rerun resumes into it)."""
+    if results_from and not results.exists():
+        shutil.copytree(results_from, results)
 
 
 def place_other_data(data_root: Path, run: Run) -> None:
@@ -478,7 +499,8 @@ def place_other_data(data_root: Path, run: Run) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data_root).resolve()
     dataset = {"root": str(data_root)}
@@ -490,8 +512,9 @@ def main(argv: list[str] | None = None) -> None:
     run = Run(args.preset, args.seed, overrides=overrides, runs_dir=args.out / "runs",
               results_dir=args.out / "results")
     place_other_data(data_root, run)
-    check = Check(args.out, args.budget_s,
-                  provenance(run.preset.name, [args.seed], command=" ".join(sys.argv)))
+    start_results(args.results_from, run.results_dir)
+    command = " ".join(["python", __file__, *argv])  # made portable by provenance()
+    check = Check(args.out, args.budget_s, provenance(run.preset.name, [args.seed], command))
     check.figures.update(preset=run.preset.name, tiny=args.tiny, device=str(run.device),
                          budget_s=args.budget_s, compile_mode=compile_mode(run.device),
                          h_compile_mode=compile_mode(run.device, h_fit=True),

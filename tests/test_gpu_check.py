@@ -259,17 +259,14 @@ def test_a_comparison_that_fails_is_named_and_h_trains_eagerly(monkeypatch, tmp_
     assert os.environ["FCT_COMPILE_H"] == "0" and os.environ["FCT_COMPILE"] == "reduce-overhead"
 
 
-def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
-    """The smoke preset's first steps as on a bare GPU machine (no Jupyter, no tabulate): the
-    same results folder as `fct reproduce` with the report notebook run on it (its Markdown
-    tables too), the rates against their goals."""
+def run_check_without_jupyter(out: Path, *options: str) -> None:
+    """The check on the smoke preset and Fashion-MNIST in a process where Jupyter's packages and
+    tabulate cannot be imported, as on a bare GPU machine."""
     from fctlib.data.sources import FASHION_MNIST_SYSTEM_DIR
 
     if not FASHION_MNIST_SYSTEM_DIR.is_dir():
         pytest.skip("the check reads Fashion-MNIST from its Debian folder")
-    steps = ["00_data", "01_train_old", "02_side_info", "03_train_new"]
-    arguments = [str(FASHION_MNIST_SYSTEM_DIR), str(tmp_path), "--preset", "smoke", "--steps",
-                 *steps]
+    arguments = [str(FASHION_MNIST_SYSTEM_DIR), str(out), "--preset", "smoke", *options]
     absent = ("IPython", "papermill", "nbformat", "nbconvert", "jupyter_client", "ipykernel",
               "tabulate")
     script = (f"import sys; sys.modules.update(dict.fromkeys({absent!r})); "
@@ -278,6 +275,14 @@ def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "FCT_PROGRESS": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
+    """The smoke preset's first steps as on a bare GPU machine (no Jupyter, no tabulate): the
+    same results folder as `fct reproduce` with the report notebook run on it (its Markdown
+    tables too) and the run named in its run log, the rates against their goals."""
+    steps = ["00_data", "01_train_old", "02_side_info", "03_train_new"]
+    run_check_without_jupyter(tmp_path, "--steps", *steps)
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert [s["step"] for s in figures["steps"] if s["status"] == "done"] == [
         "compiled_vs_eager", "capacity", "device_waits", "00_data", "01_train_old", "embed_rate",
@@ -293,8 +298,43 @@ def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
         "data", "new", "old", "side_info"]
     timings = json.loads((results / "notebooks" / "seed0" / "timings.json").read_text())
     assert list(timings) == steps
+    run_log = json.loads((results / "last_run.json").read_text())  # the check names its run
+    assert run_log["steps"] == {"0": steps} and "earlier" not in run_log
+    assert "gpu_check" in run_log["command"] and run_log["seeds"] == [0]
+    assert "last run `" in (results / "notebooks" / "99_report.ipynb").read_text()
     assert (tmp_path / "tables" / "main.csv").is_file()  # the check's own summary
     rates = figures["rates"]
     assert rates["training_img_per_s"] > 0 and rates["simclr_share_of_training"] > 0
     assert 0.0005 < figures["gflop_per_image"] < 0.05  # the smoke CNN at 28 px: 1.5 MFLOP
     assert rates["model_flop_utilisation"] is None  # no GPU, no peak to divide by
+
+
+def test_a_check_started_from_committed_records_adds_its_seed_and_names_both_runs(
+        fashion_mnist, tmp_path):
+    """--results-from: OUT/results is the given folder with this seed's records added, and its run
+    log names the run that made the earlier records beside the check, so the folder can replace
+    the committed one whole."""
+    committed = tmp_path / "committed"
+    (committed / "metrics").mkdir(parents=True)
+    (committed / "notebooks" / "seed0").mkdir(parents=True)
+    (committed / "notebooks" / "seed0" / "timings.json").write_text('{"00_data": 1.5}')
+    earlier = {"command": "fct reproduce --preset smoke", "git_commit": "abc", "seeds": [0],
+               "steps": {"0": ["00_data", "01_train_old"]}}
+    (committed / "last_run.json").write_text(json.dumps(earlier))
+    run_check_without_jupyter(tmp_path / "out", "--seed", "1", "--steps", "00_data",
+                              "--results-from", str(committed))
+    results = tmp_path / "out" / "results"
+    assert (results / "notebooks" / "seed0" / "timings.json").read_text() == '{"00_data": 1.5}'
+    assert (results / "metrics" / "seed1" / "data.json").is_file()
+    run_log = json.loads((results / "last_run.json").read_text())
+    assert run_log["steps"] == {"1": ["00_data"]} and "gpu_check" in run_log["command"]
+    assert run_log["earlier"] == [earlier]
+    assert json.loads((committed / "last_run.json").read_text()) == earlier  # left as it was
+
+
+def test_a_results_folder_without_records_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.parse_args([str(tmp_path), str(tmp_path / "out"), "--results-from",
+                              str(tmp_path)])
+    assert stop.value.code == 2
+    assert "--results-from" in capsys.readouterr().err
