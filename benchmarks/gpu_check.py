@@ -45,7 +45,7 @@ from fctlib.experiment.config import resolve_preset_path
 from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import compute, provenance
 from fctlib.experiment.records import load_records
-from fctlib.experiment.run_log import RunLog
+from fctlib.experiment.run_log import RunLog, load_run_log
 from fctlib.io import save_json
 from fctlib.methods import bct
 from fctlib.methods.fct import TransformationName
@@ -481,11 +481,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def start_results(results_from: Path | None, results: Path) -> None:
+def start_results(results_from: Path | None, results: Path, preset: str) -> None:
     """OUT/results as a copy of `results_from` (nothing when not given, or when OUT/results
-    exists already: a rerun resumes into it)."""
-    if results_from and not results.exists():
-        shutil.copytree(results_from, results)
+    exists already: a rerun resumes into it); records of another preset are refused."""
+    if not results_from or results.exists():
+        return
+    made_by = load_run_log(results_from).get("preset", preset)
+    if made_by != preset:
+        sys.exit(f"gpu_check: --results-from {results_from} holds records of preset {made_by}, "
+                 f"not {preset}: give that preset's results folder (results/{preset})")
+    shutil.copytree(results_from, results)
 
 
 def place_other_data(data_root: Path, run: Run) -> None:
@@ -512,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     run = Run(args.preset, args.seed, overrides=overrides, runs_dir=args.out / "runs",
               results_dir=args.out / "results")
     place_other_data(data_root, run)
-    start_results(args.results_from, run.results_dir)
+    start_results(args.results_from, run.results_dir, run.preset.name)
     command = " ".join(["python", __file__, *argv])  # made portable by provenance()
     check = Check(args.out, args.budget_s, provenance(run.preset.name, [args.seed], command))
     check.figures.update(preset=run.preset.name, tiny=args.tiny, device=str(run.device),

@@ -338,3 +338,12 @@ def test_a_results_folder_without_records_is_refused(tmp_path, capsys):
                               str(tmp_path)])
     assert stop.value.code == 2
     assert "--results-from" in capsys.readouterr().err
+
+
+def test_records_of_another_preset_are_refused(tmp_path):
+    committed = tmp_path / "committed"
+    (committed / "metrics").mkdir(parents=True)
+    (committed / "last_run.json").write_text('{"preset": "fashion-mnist", "seeds": [0]}')
+    with pytest.raises(SystemExit, match="holds records of preset fashion-mnist, not smoke"):
+        gpu_check.start_results(committed, tmp_path / "out" / "results", "smoke")
+    assert not (tmp_path / "out").exists()
