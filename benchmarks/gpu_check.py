@@ -486,7 +486,7 @@ def start_results(results_from: Path | None, results: Path, preset: str) -> None
     exists already: a rerun resumes into it); records of another preset are refused."""
     if not results_from or results.exists():
         return
-    made_by = load_run_log(results_from).get("preset", preset)
+    made_by = load_run_log(results_from, STEPS).get("preset", preset)
     if made_by != preset:
         sys.exit(f"gpu_check: --results-from {results_from} holds records of preset {made_by}, "
                  f"not {preset}: give that preset's results folder (results/{preset})")

@@ -311,25 +311,24 @@ def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
 
 def test_a_check_started_from_committed_records_adds_its_seed_and_names_both_runs(
         fashion_mnist, tmp_path):
-    """--results-from: OUT/results is the given folder with this seed's records added, and its run
-    log names the run that made the earlier records beside the check, so the folder can replace
-    the committed one whole."""
-    committed = tmp_path / "committed"
-    (committed / "metrics").mkdir(parents=True)
-    (committed / "notebooks" / "seed0").mkdir(parents=True)
-    (committed / "notebooks" / "seed0" / "timings.json").write_text('{"00_data": 1.5}')
-    earlier = {"command": "fct reproduce --preset smoke", "git_commit": "abc", "seeds": [0],
-               "steps": {"0": ["00_data", "01_train_old"]}}
-    (committed / "last_run.json").write_text(json.dumps(earlier))
+    """--results-from: OUT/results is the given folder (here a first check's seed 0) with this
+    seed's records added, and its run log names the run that made the earlier records beside the
+    check, so the folder can replace the committed one whole."""
+    run_check_without_jupyter(tmp_path / "first", "--steps", "00_data")
+    committed = tmp_path / "first" / "results"
+    before = (committed / "last_run.json").read_text()
     run_check_without_jupyter(tmp_path / "out", "--seed", "1", "--steps", "00_data",
                               "--results-from", str(committed))
     results = tmp_path / "out" / "results"
-    assert (results / "notebooks" / "seed0" / "timings.json").read_text() == '{"00_data": 1.5}'
-    assert (results / "metrics" / "seed1" / "data.json").is_file()
+    for seed in (0, 1):
+        assert (results / "metrics" / f"seed{seed}" / "data.json").is_file()
+    assert (results / "metrics" / "seed0" / "data.json").read_text() == (
+        committed / "metrics" / "seed0" / "data.json").read_text()
     run_log = json.loads((results / "last_run.json").read_text())
     assert run_log["steps"] == {"1": ["00_data"]} and "gpu_check" in run_log["command"]
-    assert run_log["earlier"] == [earlier]
-    assert json.loads((committed / "last_run.json").read_text()) == earlier  # left as it was
+    assert [run["steps"] for run in run_log["earlier"]] == [{"0": ["00_data"]}]
+    assert run_log["earlier"][0]["date"] == json.loads(before)["date"]
+    assert (committed / "last_run.json").read_text() == before  # left as it was
 
 
 def test_a_results_folder_without_records_is_refused(tmp_path, capsys):

@@ -3,13 +3,17 @@ last `fct reproduce` that executed a step (its command, commit, machine, wall ti
 it executed, by seed) and, under `earlier`, each run before it whose records it did not all
 replace, with the steps still its own. A folder made by one run names one; a resumed run, an
 `--only` run or a second seed added later name every run behind the records. Updated after every
-step, so an interrupted run is named with the steps it finished (torch-free)."""
+step, so an interrupted run is named with the steps it finished. Read against the records' own
+commits, so a step re-run by a run that left no log is not counted as an earlier run's
+(torch-free)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fctlib.experiment.provenance import portable_command
+from fctlib.experiment.records import STEP_RECORDS
 from fctlib.io import load_json_if_exists, save_json
 
 RUN_LOG = "last_run.json"
@@ -21,10 +25,8 @@ class RunLog:
 
     def __init__(self, results_dir: str | Path, provenance: dict, all_steps: tuple[str, ...]):
         self.path = Path(results_dir) / RUN_LOG
-        previous = load_json_if_exists(self.path) or {}
-        earlier = [*previous.pop("earlier", []), previous] if previous else []
-        self.earlier = [{**run, "steps": run.get("steps") or _every_step(run, all_steps)}
-                        for run in earlier]
+        previous = load_run_log(results_dir, all_steps)
+        self.earlier = [*previous.pop("earlier", []), previous] if previous else []
         self.run = {**provenance, "steps": {}}
 
     def step_done(self, seed: int, step: str, wall_seconds: float) -> None:
@@ -34,6 +36,54 @@ class RunLog:
         kept = [run for run in (_without(run, self.run["steps"]) for run in self.earlier)
                 if run["steps"]]
         save_json({**self.run, "earlier": kept} if kept else self.run, self.path)
+
+
+def load_run_log(results_dir: str | Path, all_steps: tuple[str, ...]) -> dict:
+    """The run log ({} if absent) as the records bear it out: each run keeps the steps whose
+    records it wrote (a record of another commit, or none, takes a step from it; a run logged
+    before runs listed their steps claims every step of its seeds), and records no logged run
+    wrote are named by their commit (`"logged": false`). Commands without machine paths."""
+    log = load_json_if_exists(Path(results_dir) / RUN_LOG) or {}
+    if not log:
+        return {}
+    last, *earlier = [log, *log.pop("earlier", [])]
+    written = record_commits(results_dir)
+    claimed: set[tuple[str, str]] = set()
+    for run in [last, *reversed(earlier)]:  # the newest run first: a record is the last one's
+        if "command" in run:
+            run["command"] = portable_command(run["command"])
+        steps = run.get("steps") or _every_step(run, all_steps)
+        run["steps"] = {}
+        for seed, names in steps.items():
+            for step in names:
+                commit = written.get(seed, {}).get(step)
+                if commit is not None and (seed, step) not in claimed and (
+                        not commit or _same_commit(commit, run.get("git_commit", ""))):
+                    run["steps"].setdefault(seed, []).append(step)
+                    claimed.add((seed, step))
+    unlogged: dict[str, dict[str, list[str]]] = {}
+    for seed, commits in written.items():
+        for step, commit in commits.items():
+            if commit and (seed, step) not in claimed:
+                unlogged.setdefault(commit, {}).setdefault(seed, []).append(step)
+    earlier = [run for run in earlier if run["steps"]] + [
+        {"git_commit": commit, "logged": False, "steps": steps}
+        for commit, steps in unlogged.items()]
+    return {**last, "earlier": earlier} if earlier else last
+
+
+def record_commits(results_dir: str | Path) -> dict[str, dict[str, str]]:
+    """seed -> step -> the commit its record was written at ("" where the record names none), for
+    every step record in the folder, seeds and steps in the suite's order."""
+    written: dict[str, dict[str, str]] = {}
+    seeds = sorted(Path(results_dir, "metrics").glob("seed*"), key=lambda p: int(p.name[4:]))
+    for folder in seeds:
+        for name, record in STEP_RECORDS.items():
+            path = folder / f"{name}.json"
+            if path.is_file():
+                written.setdefault(folder.name[4:], {})[record.NOTEBOOK] = json.loads(
+                    path.read_text()).get("commit", "")
+    return written
 
 
 def _every_step(run: dict, all_steps: tuple[str, ...]) -> dict[str, list[str]]:
@@ -48,14 +98,10 @@ def _without(run: dict, replaced: dict[str, list[str]]) -> dict:
     return {**run, "steps": {seed: names for seed, names in steps.items() if names}}
 
 
-def load_run_log(results_dir: str | Path) -> dict:
-    """The run log (`{}` if absent), every command without machine paths (runs logged before
-    commands were portable)."""
-    log = load_json_if_exists(Path(results_dir) / RUN_LOG) or {}
-    for run in [log, *log.get("earlier", [])]:
-        if "command" in run:
-            run["command"] = portable_command(run["command"])
-    return log
+def _same_commit(a: str, b: str) -> bool:
+    """Whether two commit names (of any length, `-dirty` or not) name the same commit."""
+    a, b = a.removesuffix("-dirty"), b.removesuffix("-dirty")
+    return bool(a and b) and (a.startswith(b) or b.startswith(a))
 
 
 def steps_text(steps: dict[str, list[str]], all_steps: tuple[str, ...]) -> str:
@@ -75,6 +121,7 @@ def steps_text(steps: dict[str, list[str]], all_steps: tuple[str, ...]) -> str:
 
 def earlier_runs_text(log: dict, all_steps: tuple[str, ...]) -> str:
     """The earlier runs behind the records, one clause each ('' if none)."""
-    return "; ".join(f"`{run.get('command', '?')}` at {run.get('git_commit', '?')} "
-                     f"({run.get('date', '?')}): {steps_text(run['steps'], all_steps)}"
-                     for run in log.get("earlier", []))
+    return "; ".join(
+        (f"`{run.get('command', '?')}` at {run.get('git_commit', '?')} ({run.get('date', '?')})"
+         if run.get("logged", True) else f"a run not logged, at {run['git_commit']}")
+        + f": {steps_text(run['steps'], all_steps)}" for run in log.get("earlier", []))

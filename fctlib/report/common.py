@@ -81,9 +81,10 @@ def load_last_run(results_dir: str | Path) -> dict:
     """The provenance of the last run that made records (`experiment.run_log`) with its steps and
     the earlier runs behind the records in words (`last_run_steps`, `earlier_runs`; a table's own
     `steps` are the ones it reads); {} if none ran."""
-    info = load_run_log(results_dir)
-    if "steps" in info:
-        info["last_run_steps"] = steps_text(info.pop("steps"), STEPS)
+    info = load_run_log(results_dir, STEPS)
+    steps = info.pop("steps", None)
+    if steps:
+        info["last_run_steps"] = steps_text(steps, STEPS)
     if info.get("earlier"):
         info["earlier_runs"] = earlier_runs_text(info, STEPS)
     info.pop("earlier", None)

@@ -294,10 +294,15 @@ def test_last_run_is_read_without_machine_paths(tmp_path):
 
 
 def test_the_provenance_names_the_earlier_runs_behind_the_records(tmp_path):
+    from fctlib.experiment.records import STEP_RECORDS
     from fctlib.io import save_json
     from fctlib.paths import STEPS
     from fctlib.report.summary import cost_line
 
+    for name, record in STEP_RECORDS.items():  # the records as the two runs wrote them
+        save_json({"commit": "b" if record.NOTEBOOK == "09_methods" else "a"},
+                  tmp_path / "metrics" / "seed0" / f"{name}.json")
+        save_json({"commit": "a"}, tmp_path / "metrics" / "seed1" / f"{name}.json")
     save_json({"command": "fct reproduce --only 09_methods", "git_commit": "b", "wall_seconds": 60,
                "steps": {"0": ["09_methods"]},
                "earlier": [{"command": "fct reproduce --runs-dir /work/runs", "git_commit": "a",
