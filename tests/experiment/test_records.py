@@ -47,7 +47,7 @@ def test_committed_exploration_round_trips(tmp_path):
 
 def test_typed_access_to_the_committed_records():
     records = load_records(RESULTS / "fashion-mnist")
-    assert sorted(records) == [0, 1, 2] and set(records[0]) <= set(STEP_RECORDS)
+    assert sorted(records) == [0, 1, 2, 3] and set(records[0]) <= set(STEP_RECORDS)
     assert {"data", "old", "bct", "transformation", "methods", "multistep"} <= set(records[0])
     bct = records[0]["bct"]
     assert bct.points[0].bct_old["top1"] == pytest.approx(
