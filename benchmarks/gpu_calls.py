@@ -1,9 +1,9 @@
 """The data of a GPU check laid out for the device tool's calls: each call carries at most 64 MiB
 with the working tree, so the Tiny-ImageNet-100 archives, SHA256SUMS, the MNIST digits and an
-earlier session's compile cache (`gpu_device.sh`) are cut into parts (`<name>.part-aa, -ab, ...`,
-which `gpu_device.sh run` joins) and packed in order into as few call folders as the room beside
-the travelling files allows. It prints the calls to make: `stash` every folder but the last, `run`
-the last.
+earlier session's compile cache (`gpu_device.sh`) travel as one stream cut into call folders of
+the room beside the travelling files, a file that spans two calls in parts (`<name>.part-aa, -ab,
+...`, which `gpu_device.sh run` joins): as few calls as the bytes allow. It prints the calls to
+make: `stash` every folder but the last, `run` the last.
 
 Usage: python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...] [--out .device/calls]
 (FILE: compile-cache.tar.gz or its parts from an earlier `gpu_device.sh run`; the out folder must
@@ -34,28 +34,26 @@ def travelling_bytes(repo: Path) -> int:
                if name and (repo / name.decode()).is_file())
 
 
-def pieces(files: list[Path], room: int) -> list[tuple[str, Path, int, int]]:
-    """(name, source, offset, size) of every piece: a file that fits `room` whole, else its
-    parts of `room` bytes named as `split` names them (.part-aa, -ab, ...)."""
-    out = []
-    for path in files:
-        size = path.stat().st_size
-        if size <= room:
-            out.append((path.name, path, 0, size))
-            continue
-        for k, offset in enumerate(range(0, size, room)):
-            suffix = chr(ord("a") + k // 26) + chr(ord("a") + k % 26)
-            out.append((f"{path.name}.part-{suffix}", path, offset, min(room, size - offset)))
-    return out
-
-
-def pack(parts: list[tuple[str, Path, int, int]], room: int) -> list[list]:
-    """The pieces in order, into calls of at most `room` bytes each."""
+def layout(files: list[Path], room: int) -> list[list[tuple[str, Path, int, int]]]:
+    """The files in order as one stream cut into calls of at most `room` bytes: a file that does
+    not fit the room left in a call goes on in the next, its pieces named as `split` names parts
+    (`.part-aa, -ab, ...`), so there are as few calls as the bytes allow. Each call is a list of
+    (name, source, offset, size)."""
     calls: list[list] = [[]]
-    for piece in parts:
-        if sum(p[3] for p in calls[-1]) + piece[3] > room:
-            calls.append([])
-        calls[-1].append(piece)
+    left = room
+    for path in files:
+        size, offset, cuts = path.stat().st_size, 0, []
+        while offset < size or not cuts:  # an empty file travels too
+            if left == 0:
+                calls.append([])
+                left = room
+            take = min(left, size - offset)
+            cuts.append((len(calls) - 1, offset, take))
+            offset, left = offset + take, left - take
+        for k, (call, offset, take) in enumerate(cuts):
+            suffix = chr(ord("a") + k // 26) + chr(ord("a") + k % 26)
+            name = path.name if len(cuts) == 1 else f"{path.name}.part-{suffix}"
+            calls[call].append((name, path, offset, take))
     return calls
 
 
@@ -98,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                          "folder under .device/")
     room = CALL_LIMIT - travelling_bytes(repo) - MARGIN
     files = [args.data_root / name for name in DATA_FILES] + list(args.cache)
-    folders = write(pack(pieces(files, room), room), out)
+    folders = write(layout(files, room), out)
     for k, folder in enumerate(folders, start=1):
         verb = "run" if k == len(folders) else "stash"
         carried = folder.relative_to(repo)

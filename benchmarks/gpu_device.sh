@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The GPU check on a lent machine whose calls carry at most 64 MiB, the working tree (23.5 MiB of
+# The GPU check on a lent machine whose calls carry at most 64 MiB, the working tree (27.3 MiB of
 # tracked files) included: the Tiny-ImageNet-100 archives (75 MB), the MNIST digits of notebooks 08
 # and 11 (4.7 MB) and an earlier session's compile cache travel in calls back to back, laid out
 # by `python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...]` into .device/calls/call<k>/
-# (files larger than a call's room cut into `<name>.part-aa, -ab, ...`), which prints the calls:
+# (one stream cut into calls, a file that spans two in `<name>.part-aa, -ab, ...`), which prints
+# the calls:
 #   stash <folder carried: call1>  ...  stash <call N-1>
 #   run <folder carried: call N> [gpu_check.py options]
-# `run` joins every `<name>.part-aa, -ab, ...` back into <name> (the check verifies the archives'
-# checksums), runs benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
+# `run` joins every `<name>.part-aa, -ab, ...` back into <name>, again while parts of parts remain
+# (a compile-cache part cut across calls; the check verifies the archives' checksums), runs
+# benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
 # utilisation sampled every 5 s, and leaves in $OUT: console.txt, dmon.txt, gc.tar.gz (the out
 # folder without runs/: results/ is a seed as `fct reproduce` writes it) and compile-cache.tar.gz,
 # torch.compile's cache (TORCHINDUCTOR_CACHE_DIR: inductor's graphs, Triton's kernels) as the run
@@ -30,10 +32,12 @@ case "${1:-}" in
     mkdir -p "$data" "$out" "$TORCHINDUCTOR_CACHE_DIR"
     cp -f "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
     cp -f "$2"/* "$data"/
-    for first in "$data"/*.part-aa; do
-      [ -e "$first" ] || continue
-      whole="${first%.part-aa}"
-      cat "$whole".part-* > "$whole" && rm -f "$whole".part-*
+    while compgen -G "$data/*.part-aa" > /dev/null; do  # again: a part may itself be in parts
+      for first in "$data"/*.part-aa; do
+        [ -e "$first" ] || continue
+        whole="${first%.part-aa}"
+        cat "$whole".part-* > "$whole" && rm -f "$whole".part-* || { echo "cannot join $whole"; exit 3; }
+      done
     done
     if [ -e "$data/compile-cache.tar.gz" ]; then
       tar xzf "$data/compile-cache.tar.gz" -C "$TORCHINDUCTOR_CACHE_DIR" && rm "$data/compile-cache.tar.gz"
