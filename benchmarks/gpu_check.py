@@ -45,8 +45,8 @@ from fctlib.experiment.config import resolve_preset_path
 from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import compute, provenance
 from fctlib.experiment.records import load_records
-from fctlib.experiment.run_log import RunLog, load_run_log
-from fctlib.io import save_json
+from fctlib.experiment.run_log import RUN_LOG, RunLog
+from fctlib.io import load_json_if_exists, save_json
 from fctlib.methods import bct
 from fctlib.methods.fct import TransformationName
 from fctlib.methods.registry import parse_name
@@ -486,7 +486,7 @@ def start_results(results_from: Path | None, results: Path, preset: str) -> None
     exists already: a rerun resumes into it); records of another preset are refused."""
     if not results_from or results.exists():
         return
-    made_by = load_run_log(results_from, STEPS).get("preset", preset)
+    made_by = (load_json_if_exists(results_from / RUN_LOG) or {}).get("preset", preset)
     if made_by != preset:
         sys.exit(f"gpu_check: --results-from {results_from} holds records of preset {made_by}, "
                  f"not {preset}: give that preset's results folder (results/{preset})")
