@@ -7,8 +7,8 @@ another CPU (another BLAS path, AVX2 against AVX-512) the first epoch already di
 6th digit and training amplifies it, so such a run is judged against the spread over seeds, as
 a new seed would be. Each number gets a two-sided t test of your mean against the committed
 mean; its variance is the committed seeds' variance moderated toward a prior fitted to all
-numbers of the same metric and kind (`moderated_t`: 3 seeds alone estimate a spread too
-poorly); the verdict controls the family-wise error over all numbers by Holm's step-down: a
+numbers of the same metric and kind (`moderated_t`: a few seeds alone estimate a spread
+too poorly); the verdict controls the family-wise error over all numbers by Holm's step-down: a
 faithful run is called NOT reproduced with a probability near or below 5%, however many are
 compared (simulated: 4-7% when true spreads differ as a prior of 2-4 dof makes them, at most
 1% when they are closer; results/benchmarks/compare-verdict-2026-12-06/simulate.md).
@@ -184,17 +184,18 @@ def reproduction_table(yours: Records, committed: Records) -> pd.DataFrame:
 
 
 def simulated_alarm(rng: np.random.Generator, numbers: int, true_prior_dof: float,
-                    shift: float = 0.0) -> bool:
+                    shift: float = 0.0, committed_seeds: int = 3) -> bool:
     """One simulated comparison, to measure the verdict: true variances from a scaled inverse
-    chi-square with `true_prior_dof` (infinite: all equal), 3 committed seeds and one of yours
-    per number from the same normal laws, the first number moved by `shift` of its true std;
-    whether Holm's step finds any number different at the verdict's level."""
+    chi-square with `true_prior_dof` (infinite: all equal), `committed_seeds` committed seeds and
+    one of yours per number from the same normal laws, the first number moved by `shift` of its
+    true std; whether Holm's step finds any number different at the verdict's level."""
     true_variance = (true_prior_dof / rng.chisquare(true_prior_dof, numbers)
                      if math.isfinite(true_prior_dof) else np.ones(numbers))
-    committed = rng.normal(0.0, np.sqrt(true_variance)[:, None], (numbers, 3))
+    committed = rng.normal(0.0, np.sqrt(true_variance)[:, None], (numbers, committed_seeds))
     yours = rng.normal(0.0, np.sqrt(true_variance))
     yours[0] += shift * math.sqrt(true_variance[0])
-    table = pd.DataFrame({"metric": "top1", "case": "new/new", "seeds": 3, "seeds_yours": 1,
+    table = pd.DataFrame({"metric": "top1", "case": "new/new", "seeds": committed_seeds,
+                          "seeds_yours": 1,
                           "std": committed.std(axis=1, ddof=1),
                           "diff": yours - committed.mean(axis=1)})
     tests = _moderated_tests(table, variance_priors(table))

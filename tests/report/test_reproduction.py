@@ -124,10 +124,12 @@ def test_verdicts():
     assert reproduction_verdict(reproduction_table({0: {}}, committed)).startswith("nothing")
 
 
+@pytest.mark.parametrize("committed_seeds", [3, 4])
 @pytest.mark.parametrize("true_prior_dof", [4.0, 20.0])
-def test_family_wise_false_alarms_stay_under_5_percent(true_prior_dof):
+def test_family_wise_false_alarms_stay_under_5_percent(true_prior_dof, committed_seeds):
     rng = np.random.default_rng(0)
-    alarms = [simulated_alarm(rng, 100, true_prior_dof) for _ in range(400)]
+    alarms = [simulated_alarm(rng, 100, true_prior_dof, committed_seeds=committed_seeds)
+              for _ in range(400)]
     assert np.mean(alarms) <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 400)  # 2 standard errors
 
 

@@ -2,7 +2,8 @@
 # `fct compare` once fashion-mnist holds 4 committed seeds (0-3): every saved faithful run judged
 # against them, each committed seed against the others (leave_one_out.py of
 # ../compare-verdict-2026-12-06, which judged the same runs against 3 seeds), and the Xeon's seed 3
-# against the committed seed 3 (same_seed.py). From the project root, the venv's bin on PATH:
+# against the committed seed 3 (same_seed.py); the verdict simulated with 4 committed seeds
+# (simulate.py of ../compare-verdict-2026-12-06). From the project root, the venv's bin on PATH:
 #   bash results/benchmarks/compare-four-seeds-2026-12-06/run.sh
 set -u
 here=results/benchmarks/compare-four-seeds-2026-12-06
@@ -22,3 +23,4 @@ for run in "${runs[@]}"; do
 done
 python results/benchmarks/compare-verdict-2026-12-06/leave_one_out.py > "$here/leave_one_out.md"
 python "$here/same_seed.py" > "$here/same_seed.md"
+python results/benchmarks/compare-verdict-2026-12-06/simulate.py --seeds 4 > "$here/simulate.md"
