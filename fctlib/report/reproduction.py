@@ -10,8 +10,9 @@ mean; its variance is the committed seeds' variance moderated toward a prior fit
 numbers of the same metric and kind (`moderated_t`: a few seeds alone estimate a spread
 too poorly); the verdict controls the family-wise error over all numbers by Holm's step-down: a
 faithful run is called NOT reproduced with a probability near or below 5%, however many are
-compared (simulated: 4-7% when true spreads differ as a prior of 2-4 dof makes them, at most
-1% when they are closer; results/benchmarks/compare-verdict-2026-12-06/simulate.md).
+compared (simulated with 4 committed seeds: 4-7% when true spreads differ as a prior of 2-4 dof
+makes them, at most 1.5% when they are closer; results/benchmarks/compare-four-seeds-2026-12-06/
+simulate.md).
 """
 
 from __future__ import annotations
