@@ -31,6 +31,11 @@ def results_root(preset_name: str) -> Path:
     return project_root() / "results" / preset_name
 
 
+def committed_presets() -> list[str]:
+    """The presets whose runs are committed: every results/<preset>/ holding `metrics/`."""
+    return sorted(p.parent.name for p in (project_root() / "results").glob("*/metrics"))
+
+
 def benchmarks_file() -> Path:
     """results/benchmarks/benchmarks.json: the figures of the last `make bench`."""
     return project_root() / "results" / "benchmarks" / "benchmarks.json"

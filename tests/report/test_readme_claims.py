@@ -4,7 +4,7 @@ agreeing) appears in the README word for word, so no claim there reads stronger 
 
 import pytest
 
-from fctlib.paths import project_root, results_root
+from fctlib.paths import committed_presets, project_root, results_root
 from fctlib.report import read_table, summary
 from fctlib.report.markdown import markdown_table
 
@@ -15,7 +15,7 @@ def readme_claims(preset: str) -> str:
     return markdown_table(summary.verdict_table(claims).rename_axis("claim"))
 
 
-@pytest.mark.parametrize("preset", ["fashion-mnist", "tiny-imagenet-100"])
+@pytest.mark.parametrize("preset", committed_presets())
 def test_the_readme_quotes_the_committed_verdicts(preset):
     readme = (project_root() / "README.md").read_text()
     assert readme_claims(preset) in readme, (

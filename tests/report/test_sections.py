@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from fctlib.paths import results_root
+from fctlib.paths import committed_presets, results_root
 from fctlib.report import page, sections
 
 IN_ORDER = (sections.show_opening, sections.show_main, sections.show_claims,
@@ -21,7 +21,11 @@ def _numbers(path):
             if not line.startswith(("# ", "<!-- "))]
 
 
-@pytest.mark.parametrize("preset", ["fashion-mnist", "tiny-imagenet-100"])
+def test_both_cpu_presets_are_committed():
+    assert {"fashion-mnist", "tiny-imagenet-100"} <= set(committed_presets())
+
+
+@pytest.mark.parametrize("preset", committed_presets())  # a GPU check's folder as it comes back
 def test_sections_rewrite_the_committed_tables(preset, tmp_path, monkeypatch):
     committed = results_root(preset)
     for name in ("metrics", "exploration"):
