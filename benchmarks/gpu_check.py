@@ -35,7 +35,7 @@ import gpu_speed
 import numpy as np
 import pandas as pd
 import torch
-from gpu_speed import PEAK_BF16
+from gpu_speed import bf16_peak
 from torch.utils.flop_counter import FlopCounterMode
 
 from fctlib import report
@@ -411,8 +411,7 @@ def measure_rates(check: Check) -> dict:
                 and n.variant == "bt2"])
     simclr = mean([r for n, r in trained.items() if isinstance(n, SideInfoName)])
     capacity, gflop = figures.get("capacity_img_per_s"), figures.get("gflop_per_image")
-    peak = next((v for k, v in PEAK_BF16.items() if k in figures["provenance"]["compute"].get(
-        "gpu", "")), None)
+    peak = bf16_peak(figures["provenance"]["compute"].get("gpu", ""))
     measured = {"capacity_img_per_s": capacity, "training_img_per_s": training,
                 "training_share_of_capacity": share(training, capacity),
                 "model_flop_utilisation": share(training * gflop * 1e9, peak)

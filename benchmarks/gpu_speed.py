@@ -54,9 +54,16 @@ from fctlib.training.runtime import (
 )
 
 PRESET = "tiny-imagenet-100-gpu"
-# Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets, by device-name substring.
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+# Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets (half the "with sparsity"
+# figure), by device-name substring: the PCIe and NVL cards before the SXM ones of the same name.
+PEAK_BF16 = {"H100 PCIe": 756e12, "H100 NVL": 835e12, "H200 NVL": 835e12, "H200": 989e12,
+             "H100": 989e12, "A100": 312e12}
 GOALS = {"supervised_img_per_s": 80_000, "h_items_per_s": 500_000, "embed_img_per_s": 40_000}
+
+
+def bf16_peak(gpu_name: str) -> float | None:
+    """The dense bf16 peak of the GPU so named (FLOP/s); None for another device."""
+    return next((v for k, v in PEAK_BF16.items() if k in gpu_name), None)
 
 
 @dataclass(frozen=True)
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    peak = bf16_peak(name)
     channels, size, classes = args.image
     setting = Setting(args.preset, channels, size, classes, args.steps, args.embed_images)
     if args.tiny:

@@ -21,3 +21,11 @@ def test_tiny_eager_run_writes_a_row_per_network(tmp_path, monkeypatch):
     # a forward + backward of the preset's ResNet-18 at 32 px: about 0.2 GFLOP per image
     assert 0.1 < trained[0]["gflop_per_item"] < 0.4
     assert not any(r["compiled"] or r["fell_back_to_eager"] for r in trained)
+
+
+def test_each_card_gets_its_own_bf16_peak():
+    assert gpu_speed.bf16_peak("NVIDIA H100 80GB HBM3") == 989e12
+    assert gpu_speed.bf16_peak("NVIDIA H100 PCIe") == 756e12  # not the SXM card's
+    assert gpu_speed.bf16_peak("NVIDIA H200 NVL") == 835e12
+    assert gpu_speed.bf16_peak("NVIDIA H200") == 989e12
+    assert gpu_speed.bf16_peak("cpu") is None
