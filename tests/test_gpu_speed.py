@@ -2,7 +2,10 @@
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gpu_speed  # noqa: E402
@@ -29,3 +32,15 @@ def test_each_card_gets_its_own_bf16_peak():
     assert gpu_speed.bf16_peak("NVIDIA H200 NVL") == 835e12
     assert gpu_speed.bf16_peak("NVIDIA H200") == 989e12
     assert gpu_speed.bf16_peak("cpu") is None
+
+
+def test_accelerator_steps_do_nothing_that_waits_for_the_device():
+    """On the meta device (no data; any other device type takes the accelerator's code paths)
+    an operation that would wait for a GPU (`nonzero`, boolean indexing, `.item()`, a copy to
+    the host) raises: every training step the GPU check measures, SimCLR's augmentation
+    included, runs through without one."""
+    meta = torch.device("meta")
+    setting = replace(gpu_speed.Setting(), **gpu_speed.TINY)
+    for case in gpu_speed.cases(setting, meta):
+        gpu_speed.training_step(case, meta)()
+    gpu_speed.simclr_views_step(setting, meta)()
