@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from fctlib.data.transforms import CropFlipTransform
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gpu_speed  # noqa: E402
 
@@ -37,10 +39,12 @@ def test_each_card_gets_its_own_bf16_peak():
 def test_accelerator_steps_do_nothing_that_waits_for_the_device():
     """On the meta device (no data; any other device type takes the accelerator's code paths)
     an operation that would wait for a GPU (`nonzero`, boolean indexing, `.item()`, a copy to
-    the host) raises: every training step the GPU check measures, SimCLR's augmentation
-    included, runs through without one."""
+    the host) raises: every training step the GPU check measures and both augmentations (SimCLR's
+    views, the supervised crop and flip) run through without one."""
     meta = torch.device("meta")
     setting = replace(gpu_speed.Setting(), **gpu_speed.TINY)
     for case in gpu_speed.cases(setting, meta):
         gpu_speed.training_step(case, meta)()
     gpu_speed.simclr_views_step(setting, meta)()
+    images = torch.zeros(8, 3, 32, 32, dtype=torch.uint8, device=meta)
+    assert CropFlipTransform(32, 3, (0.5,) * 3, (0.25,) * 3)(images).shape == (8, 3, 32, 32)
