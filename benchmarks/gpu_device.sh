@@ -11,7 +11,9 @@
 # (a compile-cache part cut across calls; the check verifies the archives' checksums), runs
 # benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
 # utilisation sampled every 5 s, and leaves in $OUT: console.txt, dmon.txt, gc.tar.gz (the out
-# folder without runs/: results/ is a seed as `fct reproduce` writes it) and compile-cache.tar.gz,
+# folder without runs/: results/ is a seed as `fct reproduce` writes it; written every minute as
+# well, so a call stopped at its time limit still returns what had finished; give the call a
+# limit of at least GPU_CHECK_BUDGET_S + 150 s, within the session's time) and compile-cache.tar.gz,
 # torch.compile's cache (TORCHINDUCTOR_CACHE_DIR: inductor's graphs, Triton's kernels) as the run
 # left it (in 15 MB parts where larger: 16 MiB a file comes back; none over 40 MB, which would
 # crowd out the results: 8 files and 64 MiB in all come back). A compile-cache.tar.gz (or its
@@ -21,6 +23,27 @@
 # FCT_COMPILE to compare compile modes (0: eager).
 set -u
 stash="${TMPDIR:-/var/tmp}/fct-stash"
+
+snapshot() {  # the check's out folder so far, without runs/, as $out/gc.tar.gz (written whole)
+  [ -d "$work" ] || return 0
+  if tar czf "$out/.gc.tar.gz" --exclude=./runs -C "$work" . 2>/dev/null; [ $? -le 1 ]; then
+    mv -f "$out/.gc.tar.gz" "$out/gc.tar.gz"  # tar's 1: a file changed while it was read
+  else
+    rm -f "$out/.gc.tar.gz"
+  fi
+}
+
+snapshots() {  # a snapshot every GPU_DEVICE_SNAPSHOT_S seconds (60) until the file $1 exists
+  local last=$SECONDS
+  while [ ! -e "$1" ]; do
+    sleep 1
+    if [ $((SECONDS - last)) -ge "${GPU_DEVICE_SNAPSHOT_S:-60}" ]; then
+      snapshot
+      last=$SECONDS
+    fi
+  done
+}
+
 case "${1:-}" in
   stash)
     mkdir -p "$stash" && cp -f "$2"/* "$stash"/ && ls -l "$stash"
@@ -48,10 +71,14 @@ case "${1:-}" in
       nvidia-smi dmon -s u -d 5 > "$out/dmon.txt" 2>&1 &
     fi
     export GPU_CHECK_BUDGET_S="${GPU_CHECK_BUDGET_S:-430}" FCT_PROGRESS=0
+    stop="$(mktemp -u)"
+    snapshots "$stop" &
+    snapper=$!
     bash "$(dirname "$0")/gpu_check.sh" "$data" "$work" --cache-dir "$work-cache" "${@:3}" \
       > "$out/console.txt" 2>&1
     status=$?
-    (cd "$work" && tar czf "$out/gc.tar.gz" --exclude=./runs .)
+    touch "$stop" && wait "$snapper"; rm -f "$stop"
+    snapshot
     (cd "$TORCHINDUCTOR_CACHE_DIR" && tar czf "$out/compile-cache.tar.gz" .)
     size="$(stat -c %s "$out/compile-cache.tar.gz")"
     if [ "$size" -gt $((40 << 20)) ]; then  # 8 files, 64 MiB come back: the results go first

@@ -4,6 +4,7 @@ end to end it runs the notebooks in-process without Jupyter."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -377,3 +378,46 @@ def test_records_of_another_preset_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="holds records of preset fashion-mnist, not smoke"):
         gpu_check.start_results(committed, tmp_path / "out" / "results", "smoke")
     assert not (tmp_path / "out").exists()
+
+
+STUB_CHECK = """#!/bin/bash
+[ "$1" = -c ] && exit 0  # gpu_check.sh's look at torch
+mkdir -p "$3/results" "$3/runs"
+echo '{"seed": 0}' > "$3/results/finished.json"
+echo weights > "$3/runs/model.pt"
+sleep "$STUB_SECONDS"
+"""
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+def test_the_device_wrapper_returns_what_finished_even_when_its_call_is_stopped(tmp_path,
+                                                                               stopped):
+    """gc.tar.gz (the check's folder without runs/) is written every GPU_DEVICE_SNAPSHOT_S
+    seconds as well as at the end, so a call the device tool stops at its time limit (the whole
+    process group killed) still returns the steps that had finished."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_device.sh"
+    stub = tmp_path / "python"
+    stub.write_text(STUB_CHECK)
+    stub.chmod(0o755)
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path), "OUT": str(out), "PYTHON": str(stub),
+           "GPU_DEVICE_SNAPSHOT_S": "1", "STUB_SECONDS": "30" if stopped else "3"}
+    carried = tmp_path / "carried"
+    carried.mkdir()
+    (carried / "SHA256SUMS").write_text("")
+    subprocess.run(["bash", str(script), "stash", str(carried)], env=env, check=True,
+                   capture_output=True)
+    call = subprocess.Popen(["bash", str(script), "run", str(carried)], env=env,
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        status = call.wait(timeout=6 if stopped else 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(call.pid, signal.SIGKILL)  # as the device tool stops a call at its limit
+        call.wait()
+        status = None
+    assert (status is None) == stopped
+    listed = subprocess.run(["tar", "tzf", str(out / "gc.tar.gz")], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert "./results/finished.json" in listed and not any("runs" in n for n in listed)
+    if not stopped:  # a stop may fall inside a snapshot: its temporary file comes back too
+        assert status == 0 and not (out / ".gc.tar.gz").exists()
