@@ -3,7 +3,7 @@ with the working tree, so the Tiny-ImageNet-100 archives, SHA256SUMS, the MNIST 
 earlier session's compile cache (`gpu_device.sh`) travel as one stream cut into call folders of
 the room beside the travelling files, a file that spans two calls in parts (`<name>.part-aa, -ab,
 ...`, which `gpu_device.sh run` joins): as few calls as the bytes allow. It prints the calls to
-make: `stash` every folder but the last, `run` the last.
+make: `stash` every folder but the last, `run` the last (or `variance`: run-to-run variance).
 
 Usage: python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...] [--out .device/calls]
 (FILE: compile-cache.tar.gz or its parts from an earlier `gpu_device.sh run`; the out folder must
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"call {k}: carry {carried} ({megabytes:.1f} MiB), command "
               f"`bash benchmarks/gpu_device.sh {verb} {carried}"
               f"{' [gpu_check.py options]' if verb == 'run' else ''}`")
+    print(f"or, for run-to-run variance, call {len(folders)}'s command "
+          f"`bash benchmarks/gpu_device.sh variance {carried} [gpu_variance.py options]`")
 
 
 if __name__ == "__main__":

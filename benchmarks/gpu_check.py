@@ -492,6 +492,17 @@ def start_results(results_from: Path | None, results: Path, preset: str) -> None
     shutil.copytree(results_from, results)
 
 
+def run_overrides(data_root: Path, cache_dir: str | None, tiny: bool) -> dict:
+    """The preset overrides of a check's run: the data read from DATA_ROOT (decoded into
+    `cache_dir` where given), and with --tiny a few images per class and one epoch each."""
+    dataset = {"root": str(data_root)}
+    if cache_dir:
+        dataset["cache_dir"] = str(Path(cache_dir).resolve())
+    if tiny:
+        return {**TINY_OVERRIDES, "data": {**TINY_OVERRIDES["data"], "dataset": dataset}}
+    return {"data": {"dataset": dataset}}
+
+
 def place_other_data(data_root: Path, run: Run) -> None:
     """Copy the MNIST tarball carried in DATA_ROOT to where the preset's data cache looks for it
     (a GPU machine cannot download it); its digest is checked when it is read."""
@@ -507,12 +518,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     data_root = Path(args.data_root).resolve()
-    dataset = {"root": str(data_root)}
-    if args.cache_dir:
-        dataset["cache_dir"] = str(Path(args.cache_dir).resolve())
-    overrides = {"data": {"dataset": dataset}}
-    if args.tiny:
-        overrides = {**TINY_OVERRIDES, "data": {**TINY_OVERRIDES["data"], "dataset": dataset}}
+    overrides = run_overrides(data_root, args.cache_dir, args.tiny)
     run = Run(args.preset, args.seed, overrides=overrides, runs_dir=args.out / "runs",
               results_dir=args.out / "results")
     place_other_data(data_root, run)

@@ -7,6 +7,8 @@
 # the calls:
 #   stash <folder carried: call1>  ...  stash <call N-1>
 #   run <folder carried: call N> [gpu_check.py options]
+# or, in place of run (or after it, on the same warm machine: the data stay decoded):
+#   variance <folder carried: call N> [gpu_variance.py options]
 # `run` joins every `<name>.part-aa, -ab, ...` back into <name>, again while parts of parts remain
 # (a compile-cache part cut across calls; the check verifies the archives' checksums), runs
 # benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
@@ -20,16 +22,19 @@
 # parts) among the carried files is unpacked into that cache first, so a later session's machine
 # skips compiling what an earlier one compiled (on one H200 the networks' first epochs paid 110 s of
 # compilation in 425 s); entries of another torch or GPU are not hit, only compiled again. Set
-# FCT_COMPILE to compare compile modes (0: eager).
+# FCT_COMPILE to compare compile modes (0: eager). `variance` prepares the same way and runs
+# benchmarks/gpu_variance.py (GPU_VARIANCE_BUDGET_S, default 360: seed 0's old and new trained
+# twice with autotuned kernels and twice with deterministic ones, each run a fresh process), its
+# folder coming back as gv.tar.gz (variance/: runs.csv, summary.csv), with the compile cache.
 set -u
 stash="${TMPDIR:-/var/tmp}/fct-stash"
 
-snapshot() {  # the check's out folder so far, without runs/, as $out/gc.tar.gz (written whole)
+snapshot() {  # the work folder so far, without runs/, as $out/$archive (written whole)
   [ -d "$work" ] || return 0
-  if tar czf "$out/.gc.tar.gz" --exclude=./runs -C "$work" . 2>/dev/null; [ $? -le 1 ]; then
-    mv -f "$out/.gc.tar.gz" "$out/gc.tar.gz"  # tar's 1: a file changed while it was read
+  if tar czf "$out/.$archive" --exclude=./runs -C "$work" . 2>/dev/null; [ $? -le 1 ]; then
+    mv -f "$out/.$archive" "$out/$archive"  # tar's 1: a file changed while it was read
   else
-    rm -f "$out/.gc.tar.gz"
+    rm -f "$out/.$archive"
   fi
 }
 
@@ -44,57 +49,88 @@ snapshots() {  # a snapshot every GPU_DEVICE_SNAPSHOT_S seconds (60) until the f
   done
 }
 
+prepare() {  # the stashed and carried ($1) data joined in $data, the compile cache restored
+  mkdir -p "$data" "$out" "$TORCHINDUCTOR_CACHE_DIR"
+  cp -f "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
+  cp -f "$1"/* "$data"/
+  while compgen -G "$data/*.part-aa" > /dev/null; do  # again: a part may itself be in parts
+    for first in "$data"/*.part-aa; do
+      [ -e "$first" ] || continue
+      whole="${first%.part-aa}"
+      cat "$whole".part-* > "$whole" && rm -f "$whole".part-* || { echo "cannot join $whole"; exit 3; }
+    done
+  done
+  if [ -e "$data/compile-cache.tar.gz" ]; then
+    tar xzf "$data/compile-cache.tar.gz" -C "$TORCHINDUCTOR_CACHE_DIR" && rm "$data/compile-cache.tar.gz"
+    echo "compile cache restored: $(find "$TORCHINDUCTOR_CACHE_DIR" -type f | wc -l) files"
+  fi
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    nvidia-smi dmon -s u -d 5 > "$out/dmon.txt" 2>&1 &
+  fi
+}
+
+watched() {  # run the command "$@" into console.txt with snapshots; then the last snapshot
+  local stop status
+  stop="$(mktemp -u)"
+  snapshots "$stop" &
+  local snapper=$!
+  "$@" > "$out/console.txt" 2>&1
+  status=$?
+  touch "$stop" && wait "$snapper"; rm -f "$stop"
+  snapshot
+  return "$status"
+}
+
+return_cache() {  # torch.compile's cache into $out, in parts where large, not at all if huge
+  (cd "$TORCHINDUCTOR_CACHE_DIR" && tar czf "$out/compile-cache.tar.gz" .)
+  size="$(stat -c %s "$out/compile-cache.tar.gz")"
+  if [ "$size" -gt $((40 << 20)) ]; then  # 8 files, 64 MiB come back: the results go first
+    rm "$out/compile-cache.tar.gz"
+    echo "compile cache of $((size >> 20)) MiB not returned: too large beside the results"
+  elif [ "$size" -gt $((15 << 20)) ]; then  # 16 MiB a file
+    (cd "$out" && split -b 15M compile-cache.tar.gz compile-cache.tar.gz.part- \
+      && rm compile-cache.tar.gz)
+  fi
+  ls -l "$out"/compile-cache.tar.gz* 2>/dev/null
+}
+
+tmp="${TMPDIR:-/var/tmp}"
+data="$tmp/fct-data" decoded="$tmp/fct-decoded"  # the archives; their images decoded
+export TORCHINDUCTOR_CACHE_DIR="$tmp/fct-compile-cache" FCT_PROGRESS=0
 case "${1:-}" in
   stash)
     mkdir -p "$stash" && cp -f "$2"/* "$stash"/ && ls -l "$stash"
     ;;
   run)
     out="${OUT:?set OUT, the folder whose files come back}"
-    data="${TMPDIR:-/var/tmp}/fct-data" work="${TMPDIR:-/var/tmp}/fct-gpu-check"
-    export TORCHINDUCTOR_CACHE_DIR="${TMPDIR:-/var/tmp}/fct-compile-cache"
-    mkdir -p "$data" "$out" "$TORCHINDUCTOR_CACHE_DIR"
-    cp -f "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
-    cp -f "$2"/* "$data"/
-    while compgen -G "$data/*.part-aa" > /dev/null; do  # again: a part may itself be in parts
-      for first in "$data"/*.part-aa; do
-        [ -e "$first" ] || continue
-        whole="${first%.part-aa}"
-        cat "$whole".part-* > "$whole" && rm -f "$whole".part-* || { echo "cannot join $whole"; exit 3; }
-      done
-    done
-    if [ -e "$data/compile-cache.tar.gz" ]; then
-      tar xzf "$data/compile-cache.tar.gz" -C "$TORCHINDUCTOR_CACHE_DIR" && rm "$data/compile-cache.tar.gz"
-      echo "compile cache restored: $(find "$TORCHINDUCTOR_CACHE_DIR" -type f | wc -l) files"
-    fi
-    if command -v nvidia-smi >/dev/null; then
-      nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-      nvidia-smi dmon -s u -d 5 > "$out/dmon.txt" 2>&1 &
-    fi
-    export GPU_CHECK_BUDGET_S="${GPU_CHECK_BUDGET_S:-430}" FCT_PROGRESS=0
-    stop="$(mktemp -u)"
-    snapshots "$stop" &
-    snapper=$!
-    bash "$(dirname "$0")/gpu_check.sh" "$data" "$work" --cache-dir "$work-cache" "${@:3}" \
-      > "$out/console.txt" 2>&1
+    work="$tmp/fct-gpu-check" archive=gc.tar.gz
+    prepare "$2"
+    export GPU_CHECK_BUDGET_S="${GPU_CHECK_BUDGET_S:-430}"
+    watched bash "$(dirname "$0")/gpu_check.sh" "$data" "$work" --cache-dir "$decoded" "${@:3}"
     status=$?
-    touch "$stop" && wait "$snapper"; rm -f "$stop"
-    snapshot
-    (cd "$TORCHINDUCTOR_CACHE_DIR" && tar czf "$out/compile-cache.tar.gz" .)
-    size="$(stat -c %s "$out/compile-cache.tar.gz")"
-    if [ "$size" -gt $((40 << 20)) ]; then  # 8 files, 64 MiB come back: the results go first
-      rm "$out/compile-cache.tar.gz"
-      echo "compile cache of $((size >> 20)) MiB not returned: too large beside the results"
-    elif [ "$size" -gt $((15 << 20)) ]; then  # 16 MiB a file
-      (cd "$out" && split -b 15M compile-cache.tar.gz compile-cache.tar.gz.part- \
-        && rm compile-cache.tar.gz)
-    fi
-    ls -l "$out"/compile-cache.tar.gz* 2>/dev/null
+    return_cache
     grep "\[gpu_check\]" "$out/console.txt"
     echo "gpu_device: exit $status"
     exit "$status"
     ;;
+  variance)
+    out="${OUT:?set OUT, the folder whose files come back}"
+    work="$tmp/fct-gpu-variance" archive=gv.tar.gz
+    prepare "$2"
+    budget="${GPU_VARIANCE_BUDGET_S:-360}"
+    export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)" PYTHONUNBUFFERED=1
+    watched timeout --signal=INT --kill-after=30 "$((budget + 60))" "${PYTHON:-python3}" \
+      "$(dirname "$0")/gpu_variance.py" "$data" "$work" --cache-dir "$decoded" \
+      --budget-s "$budget" "${@:3}"
+    status=$?
+    return_cache
+    grep "\[gpu_variance\]" "$out/console.txt"
+    echo "gpu_device: exit $status"
+    exit "$status"
+    ;;
   *)
-    echo "usage: $0 stash DIR | run DIR [gpu_check.py options]" >&2
+    echo "usage: $0 stash DIR | run DIR [gpu_check.py options] | variance DIR [gpu_variance.py options]" >&2
     exit 2
     ;;
 esac

@@ -62,7 +62,8 @@ def gpu_kernels_deterministic() -> bool:
     """Whether GPU kernels are chosen to be deterministic (FCT_DETERMINISTIC=1) rather than
     autotuned for speed (unset or 0): two autotuned runs of one seed can differ (new/new top-1
     36.20 and 35.40 on one H200, results/benchmarks/gpu/README.md). Whether the deterministic
-    ones make two compiled GPU runs agree bit for bit is not measured yet."""
+    ones make two compiled GPU runs agree bit for bit, and at what cost, is what
+    `benchmarks/gpu_variance.py` measures (not yet run on a GPU)."""
     return _switch("FCT_DETERMINISTIC", "asks for deterministic GPU kernels", "autotunes them")
 
 
