@@ -84,6 +84,26 @@ def test_the_seeds_std_comes_from_committed_records_where_given(tmp_path):
     assert summary.loc[("old/old", "mAP"), "seed_std"] == pytest.approx(0.5, abs=1e-4)
 
 
+@pytest.mark.parametrize("preset", ["fashion-mnist", "tiny-imagenet-100"])
+def test_the_seeds_std_of_committed_records_is_the_reports(preset):
+    """Read from a committed results folder, old/old's and new/new's seeds' std is the report's
+    main table's (its preset's distance, rounded there to 2 decimals)."""
+    from fctlib.paths import results_root
+    from fctlib.report.common import read_table
+
+    results = results_root(preset)
+    seeds = gpu_variance.committed_seed_values(results)
+    table = pd.DataFrame(rows("autotuned", 0, 0, (1.0, 1.0), (1.0, 1.0)))
+    summary = gpu_variance.summary(table, 0, seeds).set_index(["case", "metric"])
+    main = read_table(results / "tables" / "main.csv")
+    main = main[main["distance"] == "l2"].set_index("case")
+    for case in ("old/old", "new/new"):
+        for metric in ("top1", "mAP"):
+            assert summary.loc[(case, metric), "seed_std"] == pytest.approx(
+                main.loc[case, f"{metric}_std"], abs=0.006)
+            assert summary.loc[(case, metric), "seeds"] == main.loc[case, "seeds"]
+
+
 def test_a_run_the_budget_cannot_hold_is_skipped_and_a_rerun_skips_what_is_made(tmp_path,
                                                                                monkeypatch):
     made = []
