@@ -1,0 +1,175 @@
+"""What one seed of tiny-imagenet-100-gpu trains, notebook by notebook, and a lower bound on its
+training seconds on one H200 at the rates the compiled check measured there (2026-12-04-compiled).
+
+The artifacts each notebook uses are its record's `artifacts` in a `--tiny` GPU check's output
+(the same notebooks and names as the full preset's, on 4 training images per class and 1-2
+epochs); each artifact's images per epoch are its tiny history's scaled to the full split (4 ->
+450 training images per class: the class subsets scale alike), its epochs and batch those the
+full preset declares. Rates (images/s, SimCLR: both views; h: items/s), from
+../gpu/2026-12-04-compiled/check/figures.json: a ResNet-18 at batch 512 with cross-entropy as
+`new` trained, with a BCT loss as openbct-g, at batch 128 as bt2, SimCLR as side:128, h as the
+median epoch of h:0 and h:128. Not measured, assumed: batch 64 (OCA) at half of batch 128's rate
+(the same per-step time: small steps wait for launches), ResNet-34 (cross:arch) at half of
+ResNet-18's. Not counted: compilation (110 s of 00-05's 425 s on the H200), embedding,
+evaluation, data, notebook start-up; so every figure is a lower bound.
+
+Usage: python estimate.py <out folder of `gpu_check.py --tiny`> <data root> [figures.json]
+(the data are read for their fingerprint only; decoded images are looked for in fct-decoded/
+beside the out folder, as `gpu_device.sh` leaves them)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import fctlib.methods  # noqa: F401  (registers every method's artifacts)
+from fctlib.methods.registry import declare
+from fctlib.suite.run import Run
+
+HERE = Path(__file__).resolve().parent
+MEASURED = HERE.parent / "gpu" / "2026-12-04-compiled" / "check" / "figures.json"
+PRESET = "tiny-imagenet-100-gpu"
+TINY_TRAIN_PER_CLASS, FULL_TRAIN_PER_CLASS = 4, 450  # after the tune split
+
+
+def measured_rates(measured: Path = MEASURED) -> dict[str, float]:
+    """The steady training rates by kind of step of a GPU check's figures.json (the H200's)."""
+    figures = json.loads(measured.read_text())
+    trained = figures["training_img_per_s"]
+    h_median = [sorted(e["items_per_s"] for e in figures["histories"][n][1:])
+                for n in ("h:0", "h:128")]
+    return {"cross-entropy, batch 512": trained["new"],
+            "BCT loss, batch 512": trained["bct:openbct-g:1.0"],
+            "batch 128": trained["bct:bt2:10.0"],
+            "batch 64 (assumed)": trained["bct:bt2:10.0"] / 2,
+            "SimCLR (both views)": trained["side:128"],
+            "h": sum(r[len(r) // 2] for r in h_median) / 2}
+
+
+def train_configs(obj) -> list:
+    """The training configs (epochs and batch size) inside an artifact's declared dependencies."""
+    if dataclasses.is_dataclass(obj):
+        if hasattr(obj, "epochs") and hasattr(obj, "batch_size"):
+            return [obj]
+        return [c for f in dataclasses.fields(obj) for c in train_configs(getattr(obj, f.name))]
+    if isinstance(obj, (list, tuple)):
+        return [c for v in obj for c in train_configs(v)]
+    if isinstance(obj, dict):
+        return [c for v in obj.values() for c in train_configs(v)]
+    return []
+
+
+def training_of(run: Run, name: str):
+    """The training config an artifact trains with in the full preset: the one its declaration
+    depends on; for the names notebooks 07, 09 and 10 declare themselves, the section they read."""
+    preset = run.preset
+    if name.startswith(("fastfill", "projection")):
+        return preset.method(name.split(":")[0]).training
+    if name.startswith("gen:h"):
+        return preset.transformation.training
+    if name.startswith("gen:side"):
+        return preset.side_info.training
+    if name.startswith("gen:dsimplex"):
+        name = "dsimplex:new"
+    elif name.startswith("gen:"):  # the independent and BCT generations train as `new` does
+        return preset.new.training
+    (cfg,) = train_configs(declare(run, name).depends)
+    return cfg
+
+
+def kind_of(name: str, batch: int) -> tuple[str, float]:
+    """The rate an artifact is priced at, and a factor for a heavier network."""
+    if name.startswith(("h:", "gen:h", "fastfill", "projection")):
+        return "h", 1.0
+    if name.startswith(("side:", "gen:side")) and not name.endswith(":supervised"):
+        return "SimCLR (both views)", 1.0
+    if batch <= 64:
+        return "batch 64 (assumed)", 1.0
+    if batch <= 128:
+        return "batch 128", 1.0
+    bct_loss = name.startswith(("bct:", "gen:bct"))
+    slower = 2.0 if name == "cross:arch" else 1.0  # ResNet-34 (assumed half the rate)
+    return ("BCT loss, batch 512" if bct_loss else "cross-entropy, batch 512"), slower
+
+
+def histories_in(folder: Path) -> dict[str, list]:
+    """The training histories of the artifacts in a runs folder, by artifact name."""
+    found = {}
+    for artifact in folder.glob("*/artifact.json"):
+        history = artifact.parent / "history.json"
+        if history.is_file():
+            found[json.loads(artifact.read_text())["name"]] = json.loads(history.read_text())
+    return found
+
+
+def training_seconds(run: Run, name: str, history: list, rates: dict) -> float:
+    """Lower bound on an artifact's training on the H200: its tiny epoch's items scaled to the
+    full split, times the full preset's epochs (and views), at its kind's rate."""
+    if not history:  # random side-info: drawn, not trained
+        return 0.0
+    cfg = training_of(run, name)
+    tiny = history[0]
+    per_epoch = tiny["items_per_s"] * tiny["seconds"] * FULL_TRAIN_PER_CLASS / TINY_TRAIN_PER_CLASS
+    kind, slower = kind_of(name, cfg.batch_size)
+    views = 2 if kind.startswith("SimCLR") else 1
+    return cfg.epochs * per_epoch * views * slower / rates[kind]
+
+
+def estimate(check_out: Path, data_root: Path, rates: dict) -> list[dict]:
+    """Per notebook, in order: its artifacts not trained by an earlier notebook, and the lower
+    bound on their training seconds and on those of all its artifacts (from a fresh machine).
+    Notebook 11 also trains a run of its own on the merged data (runs/.../cross-dataset/), priced
+    by the main preset's configs, its BCT as openbct-g (the H200's choice on tune)."""
+    dataset = {"root": str(data_root), "cache_dir": str(check_out.parent / "fct-decoded")}
+    run = Run(PRESET, 0, overrides={"data": {"dataset": dataset}}, runs_dir=check_out / "unused",
+              results_dir=check_out / "unused")
+    runs = check_out / "runs" / PRESET / "seed0"
+    histories = histories_in(runs)
+    seconds = {n: training_seconds(run, n, h, rates) for n, h in histories.items()}
+    cross = {f"{n} (11's run)": training_seconds(run, "bct:openbct-g:1.0" if n.startswith("bct:")
+                                                 else n, h, rates)
+             for n, h in histories_in(runs / "cross-dataset").items()}
+    rows, before = [], set()
+    for record in sorted((check_out / "results" / "metrics" / "seed0").glob("*.json"),
+                         key=notebook_order):
+        names = sorted(json.loads(record.read_text()).get("artifacts", {}))
+        own = cross if record.stem == "cross_dataset" else {}
+        new = [n for n in names if n not in before] + list(own)
+        before |= set(names)
+        rows.append({"notebook": record.stem, "artifacts": len(names) + len(own), "new": new,
+                     "in_sequence_s": sum({**seconds, **own}[n] for n in new),
+                     "fresh_machine_s": sum(seconds[n] for n in names) + sum(own.values())})
+    return rows
+
+
+NOTEBOOKS = ["old", "side_info", "new", "bct", "transformation", "side_info_size", "fastfill",
+             "ablations", "methods", "multistep", "cross_dataset"]
+
+
+def notebook_order(path: Path) -> int:
+    return NOTEBOOKS.index(path.stem) if path.stem in NOTEBOOKS else -1
+
+
+def main() -> None:
+    check_out, data_root = Path(sys.argv[1]), Path(sys.argv[2])
+    measured = Path(sys.argv[3]) if len(sys.argv) > 3 else MEASURED
+    rates = measured_rates(measured)
+    shown = measured.relative_to(HERE.parent) if measured.is_relative_to(HERE.parent) else measured
+    print(f"Rates ({shown}):\n")
+    for kind, rate in rates.items():
+        print(f"- {kind}: {rate:,.0f}/s")
+    print("\n| record (notebook) | artifacts used | trained first here | training s, in sequence "
+          "| training s, from a fresh machine |\n|---|---:|---|---:|---:|")
+    rows = [r for r in estimate(check_out, data_root, rates) if r["artifacts"]]
+    for r in rows:
+        print(f"| {r['notebook']} | {r['artifacts']} | {', '.join(r['new']) or '-'} | "
+              f"{r['in_sequence_s']:.0f} | {r['fresh_machine_s']:.0f} |")
+    total = sum(r["in_sequence_s"] for r in rows)
+    print(f"\nA whole seed in sequence: at least {total:,.0f} s of training.")
+
+
+if __name__ == "__main__":
+    main()
