@@ -317,8 +317,8 @@ def test_the_check_runs_the_notebooks_without_jupyter(fashion_mnist, tmp_path):
     run_check_without_jupyter(tmp_path, "--steps", *steps)
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert [s["step"] for s in figures["steps"] if s["status"] == "done"] == [
-        "compiled_vs_eager", "capacity", "device_waits", "00_data", "01_train_old", "embed_rate",
-        "02_side_info", "03_train_new", "99_report"]
+        "compiled_vs_eager", "flop_per_image", "capacity", "device_waits", "00_data",
+        "01_train_old", "embed_rate", "02_side_info", "03_train_new", "99_report"]
     assert set(figures["device_waits_per_step"].values()) == {None}  # a CPU waits for nothing
     assert figures["compiled_vs_eager"]["agrees"]
     assert figures["compile_mode"] is None and figures["h_compile_mode"] is None
@@ -350,7 +350,12 @@ def test_a_check_started_from_committed_records_adds_its_seed_and_names_both_run
     committed = tmp_path / "first" / "results"
     before = (committed / "last_run.json").read_text()
     run_check_without_jupyter(tmp_path / "out", "--seed", "1", "--steps", "00_data",
-                              "--results-from", str(committed))
+                              "--results-from", str(committed), "--notebooks-only")
+    figures = json.loads((tmp_path / "out" / "figures.json").read_text())
+    status = {s["step"]: s["status"] for s in figures["steps"]}
+    assert status["capacity"].startswith("skipped: --notebooks-only")
+    assert status["device_waits"] == status["capacity"] and status["flop_per_image"] == "done"
+    assert status["00_data"] == "done" and "capacity_img_per_s" not in figures
     results = tmp_path / "out" / "results"
     for seed in (0, 1):
         assert (results / "metrics" / f"seed{seed}" / "data.json").is_file()
