@@ -27,7 +27,9 @@
 # twice with autotuned kernels and twice with deterministic ones, each run a fresh process), its
 # folder coming back as gv.tar.gz (variance/: runs.csv, summary.csv), with the compile cache.
 set -u
-stash="${TMPDIR:-/var/tmp}/fct-stash"
+tmp="${TMPDIR:-/var/tmp}"
+stash="$tmp/fct-stash" data="$tmp/fct-data" decoded="$tmp/fct-decoded"  # stashed, joined, decoded
+export TORCHINDUCTOR_CACHE_DIR="$tmp/fct-compile-cache" FCT_PROGRESS=0
 
 snapshot() {  # the work folder so far, without runs/, as $out/$archive (written whole)
   [ -d "$work" ] || return 0
@@ -95,9 +97,6 @@ return_cache() {  # torch.compile's cache into $out, in parts where large, not a
   ls -l "$out"/compile-cache.tar.gz* 2>/dev/null
 }
 
-tmp="${TMPDIR:-/var/tmp}"
-data="$tmp/fct-data" decoded="$tmp/fct-decoded"  # the archives; their images decoded
-export TORCHINDUCTOR_CACHE_DIR="$tmp/fct-compile-cache" FCT_PROGRESS=0
 case "${1:-}" in
   stash)
     mkdir -p "$stash" && cp -f "$2"/* "$stash"/ && ls -l "$stash"

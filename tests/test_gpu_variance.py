@@ -128,6 +128,18 @@ def test_a_run_the_budget_cannot_hold_is_skipped_and_a_rerun_skips_what_is_made(
                                                             "autotuned-seed0-r1"]
 
 
+def test_a_run_that_fails_is_named_and_the_next_one_still_runs(tmp_path, capfd):
+    """A child whose data are missing exits non-zero: its status says so, its traceback is in the
+    console, and the plan goes on (here every run fails alike, and no table is written)."""
+    args = gpu_variance.parse_args([str(tmp_path / "no-data"), str(tmp_path / "out"), "--preset",
+                                    "smoke", "--budget-s", "120"])
+    argv = [str(tmp_path / "no-data"), str(tmp_path / "out"), "--preset", "smoke"]
+    statuses = gpu_variance.run_trials(args, argv, {"preset": "smoke"})
+    assert [s["status"] for s in statuses] == ["failed: exit 1 (its traceback is above)"] * 4
+    assert "Traceback" in capfd.readouterr().err
+    assert not (tmp_path / "out" / "variance" / "summary.csv").exists()
+
+
 def test_fewer_than_two_repeats_and_a_folder_without_records_are_refused(tmp_path, capsys):
     for options in (["--repeats", "1"], ["--seeds-from", str(tmp_path)]):
         with pytest.raises(SystemExit) as stop:
