@@ -79,6 +79,14 @@ PRESET = "tiny-imagenet-100-gpu"
 # 128 beside it, SimCLR's images (both views) beside it, h fitting, embedding
 GOALS = {"training_img_per_s": 80_000, "bt2_share_of_training": 0.7,
          "simclr_share_of_training": 0.8, "h_items_per_s": 500_000, "embed_img_per_s": 40_000}
+# The rates a step is estimated at until the check has measured its own (ComparisonWork.seconds'
+# arguments): one H200's, compiled (results/benchmarks/gpu/2026-12-04-compiled/check/figures.json:
+# old and new's median epochs, bt2's at batch 128, SimCLR's views, h's mean epoch with its BatchNorm
+# freeze, embed; a network's first epoch 10 s longer, mean of its 9 trainings). The goals' rates
+# estimated 04 at 51 s where it took 219 s, so a step that could not finish started and took the
+# budget of those after it.
+H200_RATES = {"train_per_s": 106_000, "embed_per_s": 69_000, "h_items_per_s": 286_000,
+              "small_batch_per_s": 16_700, "simclr_per_s": 45_900, "compile_s": 10.0}
 REPORT_ESTIMATE_S = 30.0  # the report notebook reads records and draws; it trains nothing
 ENGINE = "in-process"
 # --tiny: the same networks on a few images per class, one epoch each (a CPU can run it)
@@ -328,11 +336,23 @@ def step_artifacts(preset) -> dict[str, list[str]]:
 
 
 def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> float:
-    """Seconds a step's artifacts should take at `rates` (train_per_s, embed_per_s,
-    h_items_per_s)."""
-    parts = ((work.training, "train_per_s"), (work.embedding, "embed_per_s"),
-             (work.transformation, "h_items_per_s"))
-    return sum(sum(part.get(a, 0) for a in artifacts) / rates[rate] for part, rate in parts)
+    """Seconds a step's artifacts should take at `rates` (ComparisonWork.seconds' arguments)."""
+    return work.part(artifacts).seconds(**rates)["total"]
+
+
+def goal_rates() -> dict:
+    """Issue 25's goals as ComparisonWork.seconds' rates (bt2's and SimCLR's as their shares)."""
+    train = GOALS["training_img_per_s"]
+    return {"train_per_s": train, "embed_per_s": GOALS["embed_img_per_s"],
+            "h_items_per_s": GOALS["h_items_per_s"],
+            "small_batch_per_s": GOALS["bt2_share_of_training"] * train,
+            "simclr_per_s": GOALS["simclr_share_of_training"] * train}
+
+
+def prior_rates(device: torch.device) -> dict:
+    """The rates steps are estimated at before the check measures its own: the H200's where
+    training compiles, else (eager, a CPU) the same without compilation."""
+    return {**H200_RATES, "compile_s": H200_RATES["compile_s"] if compile_mode(device) else 0.0}
 
 
 # -- the notebooks -------------------------------------------------------------------------------
@@ -387,7 +407,7 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
         if step == "01_train_old" and run.store.finished(run.artifact("old")):
             check.step("embed_rate", 0.0, lambda: check.figures.update(
                 embed_img_per_s=round(embed_img_per_s(run, "old", "train"), 1)))
-        rates.update({k: v for k, v in measure_rates(check).items() if v})
+        rates.update({k: v for k, v in measure_rates(check).items() if v is not None})
         write_main_tables(check, run)
     report_parameters = {k: common[k] for k in ("preset", "overrides", "results_dir")}
     check.step(REPORT, REPORT_ESTIMATE_S, lambda: execute(
@@ -407,6 +427,8 @@ def measure_rates(check: Check) -> dict:
         return round(part / whole, 3) if part and whole else None
 
     training = mean([r for n, r in trained.items() if n in ("old", "new")])
+    first_epochs = [h[0]["seconds"] - float(np.median([e["seconds"] for e in h[1:]]))
+                    for h in figures.get("histories", {}).values() if len(h) > 1]
     bt2 = mean([r for n, r in trained.items() if isinstance(n, bct.BCTName)
                 and n.variant == "bt2"])
     simclr = mean([r for n, r in trained.items() if isinstance(n, SideInfoName)])
@@ -420,7 +442,8 @@ def measure_rates(check: Check) -> dict:
                 "simclr_share_of_training": share(simclr, training),
                 "embed_img_per_s": figures.get("embed_img_per_s"),
                 "h_items_per_s": mean([r for n, r in trained.items()
-                                       if isinstance(n, TransformationName)])}
+                                       if isinstance(n, TransformationName)]),
+                "first_epoch_extra_s": mean(first_epochs)}
     figures["rates"] = measured
     check.table(pd.DataFrame(
         [{"figure": name, "measured": value, "goal": GOALS.get(name),
@@ -428,7 +451,9 @@ def measure_rates(check: Check) -> dict:
          for name, value in measured.items()]), "rates")
     check.save()
     return {"train_per_s": training, "embed_per_s": measured["embed_img_per_s"],
-            "h_items_per_s": measured["h_items_per_s"]}
+            "h_items_per_s": measured["h_items_per_s"], "small_batch_per_s": bt2,
+            "simclr_per_s": simclr,
+            "compile_s": max(0.0, measured["first_epoch_extra_s"]) if first_epochs else None}
 
 
 def draw_charts(check: Check) -> None:
@@ -546,11 +571,10 @@ def main(argv: list[str] | None = None) -> None:
             capacity_img_per_s=round(capacity_img_per_s(run, steps, warmup), 1)))
         check.step("device_waits", 0.0, lambda: check.figures.update(
             device_waits_per_step=device_waits(run, args.tiny)))
-    rates = {"train_per_s": GOALS["training_img_per_s"], "embed_per_s": GOALS["embed_img_per_s"],
-             "h_items_per_s": GOALS["h_items_per_s"]}
     work = main_comparison_work(run.preset, split_sizes(run))
     check.figures["predicted_at_goals_s"] = {
-        k: round(v, 1) for k, v in work.seconds(**rates).items()}
+        k: round(v, 1) for k, v in work.seconds(**goal_rates()).items()}
+    rates = prior_rates(run.device)
     common = step_parameters(resolve_preset_path(args.preset), overrides, run.results_dir,
                              args.out / "runs")
     run_notebooks(check, run, common, args.steps, rates, work)

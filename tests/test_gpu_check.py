@@ -45,6 +45,10 @@ def test_step_estimates_add_up_to_the_total():
     # 4 variants, the control, 2 matched models: 45,000 images x 30 epochs each; 7 x 5,000 tune
     # and 5,000 test images embedded
     assert estimates["04_bct"] == pytest.approx(7 * 1_350_000 / 30_000 + 40_000 / 20_000)
+    # bt2's two at batch 128 at their own rate, and each network's compilation
+    slow = {**rates, "small_batch_per_s": 10_000, "compile_s": 5.0}
+    assert gpu_check.step_estimate(work, steps["04_bct"], slow) == pytest.approx(
+        5 * 1_350_000 / 30_000 + 2 * 1_350_000 / 10_000 + 40_000 / 20_000 + 7 * 5.0)
 
 
 def test_history_rate_is_the_median_epoch_after_the_first():

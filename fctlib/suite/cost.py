@@ -6,7 +6,7 @@ measured."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fctlib.experiment.config import Preset
@@ -26,20 +26,43 @@ class SplitSizes:
     test: int
 
 
+SUPERVISED, SMALL_BATCH, SIMCLR = "supervised", "small batch", "SimCLR"  # kinds of training step
+
+
 @dataclass(frozen=True)
 class ComparisonWork:
-    """The work of one seed of notebooks 00-06: per artifact, what it processes (in images)."""
+    """The work of one seed of notebooks 00-06: per artifact, what it processes (in images), and
+    the kind of step each network trains with (supervised where not named): a GPU trains a
+    batch smaller than the new model's (bt2's recipe) and SimCLR's two views at rates of their
+    own (on one H200 0.16 and 0.43 of the supervised rate, results/benchmarks/gpu/README.md)."""
 
     training: dict[str, int]  # image passes through a network being trained (SimCLR: 2 views)
     embedding: dict[str, int]  # images embedded by a trained network (forward only)
     transformation: dict[str, int]  # (old, side, new) items fed to h while fitting it
+    kinds: dict[str, str] = field(default_factory=dict)  # training artifact -> SMALL_BATCH, SIMCLR
 
-    def seconds(self, train_per_s: float, embed_per_s: float, h_items_per_s: float) -> dict:
-        """Seconds of each kind of work and their total, at the given rates."""
-        parts = {"training": sum(self.training.values()) / train_per_s,
+    def seconds(self, train_per_s: float, embed_per_s: float, h_items_per_s: float, *,
+                small_batch_per_s: float | None = None, simclr_per_s: float | None = None,
+                compile_s: float = 0.0) -> dict:
+        """Seconds of each kind of work and their total, at the given rates (a small batch's and
+        SimCLR's: the supervised rate where not given) and `compile_s` per network and h
+        trained (a first epoch's compilation)."""
+        rate = {SUPERVISED: train_per_s, SMALL_BATCH: small_batch_per_s or train_per_s,
+                SIMCLR: simclr_per_s or train_per_s}
+        parts = {"training": sum(n / rate[self.kinds.get(a, SUPERVISED)]
+                                 for a, n in self.training.items()),
                  "embedding": sum(self.embedding.values()) / embed_per_s,
-                 "transformation": sum(self.transformation.values()) / h_items_per_s}
+                 "transformation": sum(self.transformation.values()) / h_items_per_s,
+                 "compilation": compile_s * (len(self.training) + len(self.transformation))}
         return {**parts, "total": sum(parts.values())}
+
+    def part(self, artifacts: list[str]) -> ComparisonWork:
+        """The work of some of the artifacts (a notebook's)."""
+        def keep(work: dict) -> dict:
+            return {a: n for a, n in work.items() if a in artifacts}
+
+        return ComparisonWork(keep(self.training), keep(self.embedding),
+                              keep(self.transformation), keep(self.kinds))
 
 
 def side_info_dims(preset: Preset) -> list[int]:
@@ -69,8 +92,12 @@ def main_comparison_work(preset: Preset, sizes: SplitSizes) -> ComparisonWork:
     bct = {str(name): preset.method("bct").training(name.variant, preset.new.training).epochs
            for name in bct_models(preset)}
     training.update({name: sizes.train * epochs for name, epochs in bct.items()})
+    kinds = {str(name): SMALL_BATCH for name in bct_models(preset)
+             if preset.method("bct").training(name.variant, preset.new.training).batch_size
+             < preset.new.training.batch_size}
     training.update({str(SideInfoName(d)): 2 * sizes.old_train * side_epochs
                      for d in side_info_dims(preset)})
+    kinds.update({str(SideInfoName(d)): SIMCLR for d in side_info_dims(preset)})
     embedding = {"old": sizes.train + sizes.tune + sizes.test, "new": sizes.train + sizes.test}
     embedding.update({name: sizes.tune for name in bct})
     embedding["bct chosen"] = sizes.test
@@ -83,7 +110,7 @@ def main_comparison_work(preset: Preset, sizes: SplitSizes) -> ComparisonWork:
     passes = {0: h.training.epochs, 1: 0}.get(h.feature_views, h.feature_views)
     embedding.update({str(name): passes * sizes.train * (2 + bool(name.side_dim))
                       for name in fitted if passes})
-    return ComparisonWork(training, embedding, transformation)
+    return ComparisonWork(training, embedding, transformation, kinds)
 
 
 def class_split_sizes(preset: Preset, train_per_class: int, test_per_class: int,
