@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import fctlib.methods  # noqa: F401  (registers every method's artifacts)
+from fctlib.experiment.config import load_preset
 from fctlib.methods.registry import declare
 from fctlib.suite.run import Run
 
@@ -169,6 +170,24 @@ def main() -> None:
               f"{r['in_sequence_s']:.0f} | {r['fresh_machine_s']:.0f} |")
     total = sum(r["in_sequence_s"] for r in rows)
     print(f"\nA whole seed in sequence: at least {total:,.0f} s of training.")
+    print("\nThe GPU check's own estimates of 01-06 (`gpu_check.step_estimate`: the preset's "
+          "split sizes, its prior rates, the H200's, with a first epoch's compilation per "
+          "network), s:\n")
+    for step, seconds in check_estimates().items():
+        print(f"- {step}: {seconds:.0f}")
+
+
+def check_estimates() -> dict[str, float]:
+    """What the GPU check estimates each of 01-06 at before it has measured anything."""
+    sys.path.insert(0, str(HERE.parents[2] / "benchmarks"))
+    import gpu_check
+
+    from fctlib.suite.cost import class_split_sizes, main_comparison_work
+
+    preset = load_preset(PRESET)
+    work = main_comparison_work(preset, class_split_sizes(preset, 500, 50, 100))
+    return {step: gpu_check.step_estimate(work, artifacts, gpu_check.H200_RATES)
+            for step, artifacts in gpu_check.step_artifacts(preset).items()}
 
 
 if __name__ == "__main__":
