@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check on a lent machine whose calls carry at most 64 MiB, the working tree (27.3 MiB of
+# The GPU check on a lent machine whose calls carry at most 64 MiB, the working tree (27.4 MiB of
 # tracked files) included: the Tiny-ImageNet-100 archives (75 MB), the MNIST digits of notebooks 08
 # and 11 (4.7 MB) and an earlier session's compile cache travel in calls back to back, laid out
 # by `python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...]` into .device/calls/call<k>/
