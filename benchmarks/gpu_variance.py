@@ -8,7 +8,7 @@ Each run is a process of its own, as each seed of a check is: cuDNN's autotuner 
 for the life of a process, and cuBLAS reads its workspace setting once. The runs go in this order,
 each started only while the budget holds the longest one so far: seed 0 autotuned (--repeats
 times), seed 0 deterministic (--repeats times), then each other seed of --seeds autotuned once.
-OUT/variance/runs/ gets one JSON per finished run (a rerun skips those and starts the others
+OUT/variance/trials/ gets one JSON per finished run (a rerun skips those and starts the others
 afresh) and OUT/variance/ after each run: runs.csv (one row per run and model) and summary.csv/.md
 (per case and metric: the autotuned repeats' values and range, the deterministic repeats' values,
 range and whether they are identical, the seeds' std: this run's other seeds or the records of
@@ -97,7 +97,7 @@ def run_trials(args: argparse.Namespace, argv: list[str], info: dict) -> list[di
     folder = args.out / "variance"
     started, statuses = time.perf_counter(), []
     for trial in plan(args.seeds, args.repeats):
-        done = folder / "runs" / f"{trial.name}.json"
+        done = folder / "trials" / f"{trial.name}.json"
         left = args.budget_s - (time.perf_counter() - started)
         longest = max((s["seconds"] for s in statuses if s["status"] == "done"), default=0.0)
         if done.is_file():
@@ -136,7 +136,7 @@ def run_child(args: argparse.Namespace, argv: list[str], trial: Trial, left: flo
 # -- the tables ---------------------------------------------------------------------------------
 def load_rows(folder: Path) -> pd.DataFrame:
     """Every finished run's rows (without their compute), by kernels, seed, repeat and case."""
-    rows = [row for path in sorted((folder / "runs").glob("*.json"))
+    rows = [row for path in sorted((folder / "trials").glob("*.json"))
             for row in json.loads(path.read_text())]
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.sort_values(["kernels", "seed", "repeat", "case"], kind="stable",
@@ -202,7 +202,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_root", help="folder holding the preset's data (the Tiny-ImageNet-100 "
                         "archives)")
-    parser.add_argument("out", type=Path, help="folder for variance/ and runs/")
+    parser.add_argument("out", type=Path, help="folder for variance/ (the tables, each run's "
+                        "JSON in trials/) and runs/ (the models)")
     parser.add_argument("--preset", default=gpu_check.PRESET)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="the first is repeated; the others run once, autotuned")
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         kernels, seed, repeat = args.one
         trial = Trial(kernels, int(seed), int(repeat))
         rows = train_and_measure(args, trial)
-        save_json(rows, args.out / "variance" / "runs" / f"{trial.name}.json")
+        save_json(rows, args.out / "variance" / "trials" / f"{trial.name}.json")
         return
     command = " ".join(["python", __file__, *argv])  # made portable by provenance()
     info = provenance(args.preset, args.seeds, command)

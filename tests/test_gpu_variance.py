@@ -110,7 +110,7 @@ def test_a_run_the_budget_cannot_hold_is_skipped_and_a_rerun_skips_what_is_made(
 
     def child(args, argv, trial, left):
         made.append(trial.name)
-        folder = args.out / "variance" / "runs"
+        folder = args.out / "variance" / "trials"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{trial.name}.json").write_text(json.dumps(
             rows(trial.kernels, trial.seed, trial.repeat, (1.0, 1.0), (2.0, 2.0))))
