@@ -99,7 +99,7 @@ def kind_of(name: str, batch: int) -> tuple[str, float]:
 def histories_in(folder: Path) -> dict[str, list]:
     """The training histories of the artifacts in a runs folder, by artifact name."""
     found = {}
-    for artifact in folder.glob("*/artifact.json"):
+    for artifact in sorted(folder.glob("*/artifact.json")):
         history = artifact.parent / "history.json"
         if history.is_file():
             found[json.loads(artifact.read_text())["name"]] = json.loads(history.read_text())
