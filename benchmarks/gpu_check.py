@@ -482,21 +482,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("data_root", help="folder holding the Tiny-ImageNet-100 archives (and "
                         f"{mnist_digits.TARBALL}, the other data set of notebooks 08 and 11)")
     parser.add_argument("out", type=Path, help="folder for tables, figures.json, results/, runs/")
-    parser.add_argument("--preset", default=PRESET)
+    add_run_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS),
                         help="the step notebooks to run (default: all; the report follows)")
     parser.add_argument("--budget-s", type=float, default=540.0,
                         help="no step starts whose estimate goes past this many seconds, and the "
                              "one running then is stopped")
-    parser.add_argument("--tiny", action="store_true",
-                        help="a few images per class and one epoch each (runs on a CPU)")
     parser.add_argument("--notebooks-only", action="store_true",
                         help="skip the training capacity on synthetic batches (33 s on the H200) "
                              "and the count of device waits: they measure the code path, not the "
                              "seed, so a later seed's session spends that time on notebooks")
-    parser.add_argument("--cache-dir", default=None,
-                        help="where the archives are extracted and decoded (default: the preset's)")
     parser.add_argument("--results-from", type=Path, default=None,
                         help="a results folder of this preset (the committed one: results/"
                              f"{PRESET}) that OUT/results starts from, so OUT/results is that "
@@ -519,6 +515,15 @@ def start_results(results_from: Path | None, results: Path, preset: str) -> None
         sys.exit(f"gpu_check: --results-from {results_from} holds records of preset {made_by}, "
                  f"not {preset}: give that preset's results folder (results/{preset})")
     shutil.copytree(results_from, results)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that make a check's run (`run_overrides`): --preset, --tiny, --cache-dir."""
+    parser.add_argument("--preset", default=PRESET)
+    parser.add_argument("--tiny", action="store_true",
+                        help="a few images per class and one epoch each (runs on a CPU)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="where the archives are extracted and decoded (default: the preset's)")
 
 
 def run_overrides(data_root: Path, cache_dir: str | None, tiny: bool) -> dict:

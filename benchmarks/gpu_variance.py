@@ -1,8 +1,10 @@
-"""Run-to-run variance on a GPU (issue 25, item 4): a preset's old and new models trained from one
-seed again and again, each time in a fresh process, with cuDNN's autotuned kernels (the default)
-and with deterministic ones (FCT_DETERMINISTIC=1), beside the spread of seeds. It measures how
-far two runs of one seed land apart (on one H200 two eager runs of seed 0 read new/new top-1 36.20
-and 35.40), whether the deterministic kernels make them agree bit for bit, and what they cost.
+"""Run-to-run variance on a GPU and what deterministic kernels cost (issue 25, item 4).
+
+A preset's old and new models are trained from one seed again and again, each time in a fresh
+process, with cuDNN's autotuned kernels (the default) and with deterministic ones
+(FCT_DETERMINISTIC=1), beside the spread of seeds: how far two runs of one seed land apart (on
+one H200 two eager runs of seed 0 read new/new top-1 36.20 and 35.40), whether the deterministic
+kernels make them agree bit for bit, and what they cost.
 
 Each run is a process of its own, as each seed of a check is: cuDNN's autotuner keeps its choices
 for the life of a process, and cuBLAS reads its workspace setting once. The runs go in this order,
@@ -204,7 +206,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "archives)")
     parser.add_argument("out", type=Path, help="folder for variance/ (the tables, each run's "
                         "JSON in trials/) and runs/ (the models)")
-    parser.add_argument("--preset", default=gpu_check.PRESET)
+    gpu_check.add_run_arguments(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="the first is repeated; the others run once, autotuned")
     parser.add_argument("--repeats", type=int, default=2,
@@ -214,10 +216,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=360.0,
                         help="no run starts unless this many seconds hold the longest so far; the "
                              "one running then is stopped")
-    parser.add_argument("--tiny", action="store_true",
-                        help="a few images per class and one epoch each (runs on a CPU)")
-    parser.add_argument("--cache-dir", default=None,
-                        help="where the archives are extracted and decoded (default: the preset's)")
     parser.add_argument("--one", nargs=3, metavar=("KERNELS", "SEED", "REPEAT"), default=None,
                         help=argparse.SUPPRESS)  # a child: make this one run
     args = parser.parse_args(argv)
