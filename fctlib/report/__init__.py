@@ -51,6 +51,7 @@ from fctlib.report.main import (
     CASE_PROTOCOLS,
     GAP_REVERSED,
     GAP_TOO_SMALL,
+    GAP_UNMEASURED,
     PUBLISHED_SOURCE,
     at_distance,
     case_frame,
@@ -92,7 +93,7 @@ from fctlib.report.multistep import (
 
 __all__ = [
     "CASE_ORDER", "CASE_PROTOCOLS", "Coverage", "GAP_REVERSED", "GAP_TOO_SMALL",
-    "METHODS_COLUMNS", "METRICS",
+    "GAP_UNMEASURED", "METHODS_COLUMNS", "METRICS",
     "PUBLISHED_BACKFILLING_SOURCE", "PUBLISHED_SOURCE", "ablation_rows", "at_distance",
     "backfilling_claims", "backfilling_paper_comparison",
     "backfilling_points_table", "backfilling_rows", "backfilling_sentence", "backfilling_table",

@@ -60,6 +60,7 @@ PUBLISHED_SOURCE = ("FCT reference code (Ramanujan et al., CVPR 2022), single ru
 MIN_GAP = 1.0
 GAP_TOO_SMALL = "gap too small to measure"
 GAP_REVERSED = "no gap: new/new below old/old"
+GAP_UNMEASURED = "no gap: old/old or new/new not run"
 
 # (claim, lower case, higher case, strict): holds when higher - lower > 0 (>= 0 if not strict)
 CLAIMS = (
@@ -174,7 +175,10 @@ def claims_sentence(claims: pd.DataFrame) -> str:
 def measurable_gap(by_case: pd.DataFrame, metric: str) -> float | str:
     """new/new minus old/old (points) of a table indexed by case; GAP_TOO_SMALL when the two
     differ by under MIN_GAP or under their seed spread (the sum of their standard deviations),
-    GAP_REVERSED when new/new is below old/old by more than that: no share of it to close."""
+    GAP_REVERSED when new/new is below old/old by more than that: no share of it to close;
+    GAP_UNMEASURED when either has not run (a results folder of some steps only)."""
+    if not {"old/old", "new/new"} <= set(by_case.index):
+        return GAP_UNMEASURED
     gap = by_case.at["new/new", metric] - by_case.at["old/old", metric]
     std = f"{metric}_std"  # absent with one seed: no spread
     stds = [by_case.at[c, std] for c in ("old/old", "new/new")] if std in by_case else []

@@ -171,6 +171,12 @@ def test_gap_under_one_point_is_too_small_to_measure():
     assert gaps.at["fct/side", "mAP_gap_closed"] == report.GAP_TOO_SMALL
 
 
+def test_without_old_or_new_there_is_no_gap_to_close():
+    # a results folder of 00 and 04 alone (a lent GPU session's): bct/old and bct/bct, no new/new
+    gaps = report.gap_closed(_cases(old_old=20.0, bct_old=21.0)).set_index("case")
+    assert gaps.at["bct/old", "top1_gap_closed"] == report.GAP_UNMEASURED
+
+
 def test_new_below_old_leaves_no_gap_to_close():
     # a smoke run: new/new 4 points below old/old gave fct/no-side a "share" of 11.83
     gaps = report.gap_closed(_cases(old_old=60.0, new_new=56.0, fct_no_side=12.67))
