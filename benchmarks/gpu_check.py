@@ -79,14 +79,12 @@ PRESET = "tiny-imagenet-100-gpu"
 # 128 beside it, SimCLR's images (both views) beside it, h fitting, embedding
 GOALS = {"training_img_per_s": 80_000, "bt2_share_of_training": 0.7,
          "simclr_share_of_training": 0.8, "h_items_per_s": 500_000, "embed_img_per_s": 40_000}
-# The rates a step is estimated at until the check has measured its own (ComparisonWork.seconds'
-# arguments): one H200's, compiled (results/benchmarks/gpu/2026-12-04-compiled/check/figures.json:
-# old and new's median epochs, bt2's at batch 128, SimCLR's views, h's mean epoch with its BatchNorm
-# freeze, embed; a network's first epoch 10 s longer, mean of its 9 trainings). The goals' rates
-# estimated 04 at 51 s where it took 219 s, so a step that could not finish started and took the
-# budget of those after it.
-H200_RATES = {"train_per_s": 106_000, "embed_per_s": 69_000, "h_items_per_s": 286_000,
-              "small_batch_per_s": 16_700, "simclr_per_s": 45_900, "compile_s": 10.0}
+# The figures whose rates a step is estimated at until the check has measured its own: one H200's,
+# compiled (old's and new's 106k img/s, bt2's 16.7k at batch 128, SimCLR's 45.9k views/s, h's 286k
+# items/s, embed 69k, a network's first epoch 10 s longer). The goals' rates estimated 04 at 51 s
+# where it took 219 s, so a step that could not finish started and took the budget of those after.
+H200_FIGURES = (Path(__file__).resolve().parents[1] / "results" / "benchmarks" / "gpu"
+                / "2026-12-04-compiled" / "check" / "figures.json")
 REPORT_ESTIMATE_S = 30.0  # the report notebook reads records and draws; it trains nothing
 ENGINE = "in-process"
 # --tiny: the same networks on a few images per class, one epoch each (a CPU can run it)
@@ -350,9 +348,10 @@ def goal_rates() -> dict:
 
 
 def prior_rates(device: torch.device) -> dict:
-    """The rates steps are estimated at before the check measures its own: the H200's where
-    training compiles, else (eager, a CPU) the same without compilation."""
-    return {**H200_RATES, "compile_s": H200_RATES["compile_s"] if compile_mode(device) else 0.0}
+    """The rates steps are estimated at before the check measures its own: the H200's
+    (H200_FIGURES) where training compiles, else (eager, a CPU) the same without compilation."""
+    _, rates = measured_rates(json.loads(H200_FIGURES.read_text()))
+    return {**rates, "compile_s": rates["compile_s"] if compile_mode(device) else 0.0}
 
 
 # -- the notebooks -------------------------------------------------------------------------------
@@ -414,10 +413,9 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
         REPORT, run.results_dir / "notebooks" / f"{REPORT}.ipynb", report_parameters, ENGINE))
 
 
-def measure_rates(check: Check) -> dict:
-    """The measured rates against their goals (figures.json, tables/rates.csv); returns the rates
-    the remaining steps are estimated at (None where not measured yet)."""
-    figures = check.figures
+def measured_rates(figures: dict) -> tuple[dict, dict]:
+    """The rates a check's figures hold against their goals (None where not measured yet), and
+    the same as the rates steps are estimated at (ComparisonWork.seconds' arguments)."""
     trained = {parse_name(n): r for n, r in figures.get("training_img_per_s", {}).items()}
 
     def mean(rates: list[float]) -> float | None:
@@ -444,16 +442,22 @@ def measure_rates(check: Check) -> dict:
                 "h_items_per_s": mean([r for n, r in trained.items()
                                        if isinstance(n, TransformationName)]),
                 "first_epoch_extra_s": mean(first_epochs)}
-    figures["rates"] = measured
+    return measured, {"train_per_s": training, "embed_per_s": measured["embed_img_per_s"],
+                      "h_items_per_s": measured["h_items_per_s"], "small_batch_per_s": bt2,
+                      "simclr_per_s": simclr, "compile_s": measured["first_epoch_extra_s"]}
+
+
+def measure_rates(check: Check) -> dict:
+    """The measured rates against their goals (figures.json, tables/rates.csv); returns the rates
+    the remaining steps are estimated at (None where not measured yet)."""
+    measured, rates = measured_rates(check.figures)
+    check.figures["rates"] = measured
     check.table(pd.DataFrame(
         [{"figure": name, "measured": value, "goal": GOALS.get(name),
           "meets_goal": None if value is None or name not in GOALS else bool(value >= GOALS[name])}
          for name, value in measured.items()]), "rates")
     check.save()
-    return {"train_per_s": training, "embed_per_s": measured["embed_img_per_s"],
-            "h_items_per_s": measured["h_items_per_s"], "small_batch_per_s": bt2,
-            "simclr_per_s": simclr,
-            "compile_s": measured["first_epoch_extra_s"]}
+    return rates
 
 
 def draw_charts(check: Check) -> None:

@@ -52,6 +52,20 @@ def test_step_estimates_add_up_to_the_total():
         5 * 1_350_000 / 30_000 + 2 * 1_350_000 / 10_000 + 40_000 / 20_000 + 7 * 5.0)
 
 
+def test_the_prior_rates_are_the_committed_h200_checks():
+    """Before it measures its own, the check estimates at the rates its H200 run measured
+    (../results/benchmarks/gpu/2026-12-04-compiled/check/figures.json); no compilation on a CPU."""
+    figures = json.loads(gpu_check.H200_FIGURES.read_text())
+    rates = gpu_check.prior_rates(torch.device("cuda"))
+    trained = figures["training_img_per_s"]
+    assert rates["train_per_s"] == pytest.approx((trained["old"] + trained["new"]) / 2, abs=0.1)
+    assert rates["small_batch_per_s"] == pytest.approx(trained["bct:bt2:10.0"], abs=0.1)
+    assert rates["simclr_per_s"] == pytest.approx(trained["side:128"], abs=0.1)
+    assert rates["embed_per_s"] == figures["embed_img_per_s"]
+    assert 5 < rates["compile_s"] < 20  # a network's first epoch: 12 s for old, 28 s for bt2
+    assert gpu_check.prior_rates(CPU)["compile_s"] == 0.0
+
+
 def test_history_rate_is_the_median_epoch_after_the_first():
     history = [{"items_per_s": 10.0, "seconds": 10.0}, {"items_per_s": 100.0, "seconds": 2.0},
                {"items_per_s": 50.0, "seconds": 2.0}]

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 import gpu_check  # noqa: E402  (the GPU check's step estimates and prior rates)
 
 HERE = Path(__file__).resolve().parent
-MEASURED = HERE.parent / "gpu" / "2026-12-04-compiled" / "check" / "figures.json"
+MEASURED = gpu_check.H200_FIGURES
 PRESET = "tiny-imagenet-100-gpu"
 TINY_TRAIN_PER_CLASS, FULL_TRAIN_PER_CLASS = 4, 450  # after the tune split
 
@@ -124,7 +124,7 @@ def training_seconds(run: Run, name: str, history: list, rates: dict) -> float:
     return cfg.epochs * per_epoch * views * slower / rates[kind]
 
 
-def estimate(check_out: Path, data_root: Path, rates: dict) -> list[dict]:
+def estimate(check_out: Path, data_root: Path, rates: dict, compile_s: float) -> list[dict]:
     """Per notebook, in order: its artifacts not trained by an earlier notebook, and the lower
     bound on their training seconds and on those of all its artifacts (from a fresh machine).
     Notebook 11 also trains a run of its own on the merged data (runs/.../cross-dataset/), priced
@@ -150,7 +150,7 @@ def estimate(check_out: Path, data_root: Path, rates: dict) -> list[dict]:
         rows.append({"notebook": record.stem, "artifacts": len(names) + len(own), "new": new,
                      "in_sequence_s": sum({**seconds, **own}[n] for n in new),
                      "fresh_machine_s": fresh,
-                     "fresh_compiled_s": fresh + len(trained) * gpu_check.H200_RATES["compile_s"]})
+                     "fresh_compiled_s": fresh + len(trained) * compile_s})
     return rows
 
 
@@ -170,10 +170,12 @@ def main() -> None:
     print(f"Rates ({shown}):\n")
     for kind, rate in rates.items():
         print(f"- {kind}: {rate:,.0f}/s")
+    _, check_rates = gpu_check.measured_rates(json.loads(measured.read_text()))
     print("\n| record (notebook) | artifacts used | trained first here | training s, in sequence "
-          "| training s, from a fresh machine | the same with a first epoch's compilation (10 s a "
-          "network) |\n|---|---:|---|---:|---:|---:|")
-    rows = [r for r in estimate(check_out, data_root, rates) if r["artifacts"]]
+          "| training s, from a fresh machine | the same with a first epoch's compilation "
+          f"({check_rates['compile_s']:.0f} s a network) |\n|---|---:|---|---:|---:|---:|")
+    rows = [r for r in estimate(check_out, data_root, rates, check_rates["compile_s"])
+            if r["artifacts"]]
     for r in rows:
         print(f"| {r['notebook']} | {r['artifacts']} | {', '.join(r['new']) or '-'} | "
               f"{r['in_sequence_s']:.0f} | {r['fresh_machine_s']:.0f} | "
@@ -183,15 +185,15 @@ def main() -> None:
     print("\nThe GPU check's own estimates of 01-06 (`gpu_check.step_estimate`: the preset's "
           "split sizes, its prior rates, the H200's, with a first epoch's compilation per "
           "network), s:\n")
-    for step, seconds in check_estimates().items():
+    for step, seconds in check_estimates(check_rates).items():
         print(f"- {step}: {seconds:.0f}")
 
 
-def check_estimates() -> dict[str, float]:
+def check_estimates(rates: dict) -> dict[str, float]:
     """What the GPU check estimates each of 01-06 at before it has measured anything."""
     preset = load_preset(PRESET)
     work = main_comparison_work(preset, class_split_sizes(preset, 500, 50, 100))
-    return {step: gpu_check.step_estimate(work, artifacts, gpu_check.H200_RATES)
+    return {step: gpu_check.step_estimate(work, artifacts, rates)
             for step, artifacts in gpu_check.step_artifacts(preset).items()}
 
 
