@@ -357,8 +357,15 @@ def prior_rates(device: torch.device) -> dict:
 # -- the notebooks -------------------------------------------------------------------------------
 def write_main_tables(check: Check, run: Run) -> None:
     """The report's main tables from the step records written so far (torch-free report
-    modules), so a check stopped early still shows its comparison."""
+    modules), so a check stopped early still shows its comparison; and which models this seed's
+    records name in different trainings (`models_trained_apart`: a model trained again here,
+    beside records of an earlier session's training of it placed by --results-from)."""
     records = load_records(run.results_dir)
+    apart = report.models_trained_apart(records)
+    if apart != check.figures.get("models_trained_apart", ""):
+        print(f"[gpu_check] models trained apart (different weights in one seed's records): "
+              f"{apart or 'none'}", flush=True)
+    check.figures["models_trained_apart"] = apart
     long = report.case_rows(records, run.preset.distance)
     if long.empty:
         return

@@ -1,7 +1,8 @@
 """Typed records of what the suite measured: one dataclass per JSON file a notebook writes
 (results/<preset>/metrics/seed<k>/<step>.json) and per explored setting (exploration/<label>.json),
-with `artifacts` (name -> commit that trained it), `commit` (the code that measured it) and
-`compute` (CPU, kernels, BLAS, GPU), each left out of the JSON while empty."""
+with `artifacts` (name -> commit that trained it), `weights` (name -> digest of its trained
+weights), `commit` (the code that measured it) and `compute` (CPU, kernels, BLAS, GPU), each left
+out of the JSON while empty."""
 
 from __future__ import annotations
 
@@ -34,12 +35,16 @@ STEP_RECORDS: dict[str, type[Record]] = {}  # step -> its record class, in the s
 @dataclass(kw_only=True)
 class Record(JsonData):
     """What one step measured, with the commits of the code that measured it and trained its
-    artifacts. A subclass with a NOTEBOOK is a step's record and registers in STEP_RECORDS."""
+    artifacts, and its artifacts' weights (`store.weights_digest`: two steps of a seed that
+    trained a model apart, as separate machines do, name different weights). A subclass with a
+    NOTEBOOK is a step's record and registers in STEP_RECORDS."""
 
     STEP: ClassVar[str]
     NOTEBOOK: ClassVar[str] = ""  # the notebook that writes it
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("artifacts", "commit", "compute")
+    OWN_MODELS: ClassVar[bool] = False  # its models are a run of its own, not the seed's shared
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("artifacts", "weights", "commit", "compute")
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
+    weights: dict[str, str] = field(default_factory=dict)  # artifact name -> weights digest
     commit: str = ""  # the git commit of the code that measured it ("" : unrecorded)
     compute: dict[str, str] = field(default_factory=dict)  # provenance.compute() of the run
 
@@ -237,6 +242,7 @@ class CrossDatasetRecord(CaseRecord):
 
     STEP: ClassVar[str] = "cross_dataset"
     NOTEBOOK: ClassVar[str] = "11_cross_dataset"
+    OWN_MODELS: ClassVar[bool] = True  # old, new, ... of its own run (other data), same names
     source: str  # A's source + B's
     other_data: str  # B's name
     bct: str  # the BCT model's name (the main run's choice on tune)

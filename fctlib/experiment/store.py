@@ -5,7 +5,9 @@ An `Artifact` names what it depends on (preset slices and parameters, as plain d
 artifacts it is trained against, a `recipe` version that a change of its training code bumps,
 and how to fit it. Its key hashes all of that with the run's data and seed, so changing any
 slice it declares moves both its folder and its cached embeddings. The store memoises trained
-artifacts in process and records in each folder the commit that trained it.
+artifacts in process and records in each folder the commit that trained it and a digest of the
+weights it trained, by which records tell whether the notebooks of one seed used one model or
+trainings of it that differ (a machine's run-to-run variance, runs on separate machines).
 """
 
 from __future__ import annotations
@@ -37,6 +39,19 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def weights_digest(model) -> str:
+    """A short hash of a torch module's state (every parameter's and buffer's name, dtype, shape
+    and values, in the module's own order; the same for any device and memory layout)."""
+    import torch  # the store itself is torch-free
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A trained model of a run: `fit(folder)` trains it (resuming from `folder/model.pt`) or
@@ -52,8 +67,8 @@ class Artifact:
 
 class ArtifactStore:
     """A run's artifacts under `root`: `root/<folder>-<key>/` (model.pt, history.json,
-    artifact.json) and `root/embeddings/<name>-<key>/<split>.npy` (and augmented passes beside
-    them)."""
+    artifact.json: name, recipe, commit, key, weights) and
+    `root/embeddings/<name>-<key>/<split>.npy` (and augmented passes beside them)."""
 
     def __init__(self, root: Path, context: tuple, embed: Callable, log: Callable = print):
         self.root = Path(root)
@@ -63,6 +78,7 @@ class ArtifactStore:
         self._keys: dict[str, str] = {}
         self._trained: dict[str, tuple] = {}
         self.used: dict[str, str] = {}  # artifact name -> commit that trained it
+        self.weights: dict[str, str] = {}  # artifact name -> weights_digest, where known
 
     def key(self, artifact: Artifact) -> str:
         """The fingerprint of an artifact, its upstream artifacts' keys and the run's context."""
@@ -87,6 +103,7 @@ class ArtifactStore:
             finished = self.finished(artifact)
             started = time.perf_counter()
             model, history = artifact.fit(folder)
+            self.weights[artifact.name] = weights_digest(model)
             if finished:
                 saved = load_json_if_exists(folder / ARTIFACT_FILE) or {}
                 self._log(f"{artifact.name}: loaded from {folder}, not trained (trained at "
@@ -94,8 +111,8 @@ class ArtifactStore:
             else:
                 save_json(history, folder / HISTORY_FILE)
                 save_json({"name": artifact.name, "recipe": artifact.recipe,
-                           "commit": git_commit(), "key": self.key(artifact)},
-                          folder / ARTIFACT_FILE)
+                           "commit": git_commit(), "key": self.key(artifact),
+                           "weights": self.weights[artifact.name]}, folder / ARTIFACT_FILE)
                 self._log(f"{artifact.name}: trained in {time.perf_counter() - started:.0f} s "
                           f"({len(history)} epochs), saved in {folder}")
             self._trained[artifact.name] = (model.eval(), history)
@@ -132,7 +149,11 @@ class ArtifactStore:
         return self.root / "embeddings" / f"{artifact.name.replace(':', '_')}-{self.key(artifact)}"
 
     def _note_use(self, artifact: Artifact) -> None:
+        """Record the artifact's commit and, where known, its weights' digest (its embeddings
+        read from disk: the one saved when it was trained; none by a folder of older code)."""
         if artifact.name in self.used:
             return
         saved = load_json_if_exists(self.folder(artifact) / ARTIFACT_FILE) or {}
         self.used[artifact.name] = saved.get("commit", UNRECORDED)
+        if artifact.name not in self.weights and "weights" in saved:
+            self.weights[artifact.name] = saved["weights"]

@@ -34,6 +34,7 @@ from fctlib.report.bct import bct_sweep_table, sweep_frame, sweep_rows
 from fctlib.report.common import (
     METRICS,
     metrics_frame,
+    models_trained_apart,
     read_table,
     run_provenance,
     write_table,
@@ -103,7 +104,8 @@ __all__ = [
     "exploration_by_case", "exploration_table",
     "gap_closed", "gap_closed_table", "load_not_run", "main_by_split_table", "main_table",
     "matrix_frame", "matrix_rows", "matrix_table", "methods_frame", "methods_not_run",
-    "methods_rows", "methods_sentence", "methods_table", "metrics_frame", "not_run_line",
+    "methods_rows", "methods_sentence", "methods_table", "metrics_frame",
+    "models_trained_apart", "not_run_line",
     "oca_diagnostics_table", "paper_comparison", "price_table", "published_gaps", "read_table",
     "run_provenance",
     "scores_frame", "scores_rows", "scores_table", "seeds_criteria", "seeds_methods",

@@ -91,13 +91,40 @@ def load_last_run(results_dir: str | Path) -> dict:
     return info
 
 
+def trained_apart(step_records: list[Record]) -> tuple[str, ...]:
+    """The models that the records (one seed's steps) name with more than one weights digest
+    (a record of a run of its own, `OWN_MODELS`, is not compared with the seed's)."""
+    digests: dict[str, set[str]] = {}
+    for record in step_records:
+        if record.OWN_MODELS:
+            continue
+        for name, digest in record.weights.items():
+            digests.setdefault(name, set()).add(digest)
+    return tuple(sorted(name for name, found in digests.items() if len(found) > 1))
+
+
+def trained_apart_text(apart: dict[int, tuple[str, ...]]) -> str:
+    """`seed 0: new, old; seed 2: side:128` for {seed: models trained apart} ("" for none)."""
+    return "; ".join(f"seed {seed}: {', '.join(names)}" for seed, names in apart.items() if names)
+
+
+def models_trained_apart(records: Records) -> str:
+    """Per seed, the models its steps' records name with different weights (trained apart, as
+    on separate machines), or "" where every seed's steps used one training of each."""
+    return trained_apart_text({seed: trained_apart(list(steps.values()))
+                               for seed, steps in sorted(records.items())})
+
+
 def run_provenance(results_dir: str | Path, preset: str, records: Records) -> dict:
     """The provenance of the runs that made the records (load_last_run), the commits that trained
-    their artifacts, and the commit rendering this."""
+    their artifacts (and the models a seed's steps used in different trainings, where any), and
+    the commit rendering this."""
     seeds = sorted(records)
     info = load_last_run(results_dir) or provenance(preset, seeds)
+    apart = models_trained_apart(records)
     return {**info, "seeds": seeds, "report_commit": git_commit(),
-            "artifact_commits": artifact_commits(records)}
+            "artifact_commits": artifact_commits(records),
+            **({"models_trained_apart": apart} if apart else {})}
 
 
 def write_table(table: pd.DataFrame, folder: str | Path, name: str, info: dict) -> Path:

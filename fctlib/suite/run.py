@@ -63,9 +63,10 @@ class Run:
 
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with
-        the commits that trained the artifacts this process used, the commit measuring it and the
-        machine's arithmetic (`provenance.compute`)."""
+        the commits that trained the artifacts this process used and their weights' digests, the
+        commit measuring it and the machine's arithmetic (`provenance.compute`)."""
         record.artifacts = dict(self.store.used)
+        record.weights = dict(self.store.weights)
         record.commit = git_commit()
         record.compute = compute()
         return record.save(self.results_dir, self.seed)

@@ -1,5 +1,6 @@
 """The artifact store: one declaration gives the folder, the embedding cache and the provenance."""
 
+import copy
 import dataclasses
 import json
 import subprocess
@@ -11,7 +12,7 @@ import torch
 
 from fctlib.errors import UserError
 from fctlib.experiment.provenance import git_commit
-from fctlib.experiment.store import UNRECORDED, Artifact, ArtifactStore
+from fctlib.experiment.store import UNRECORDED, Artifact, ArtifactStore, weights_digest
 from fctlib.io import remove_stale_tmp
 from fctlib.methods.registry import NAME_TYPES, name_forms, parse_name
 from fctlib.suite.run import Run
@@ -202,3 +203,47 @@ def test_a_temporary_file_whose_writer_still_runs_is_kept(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+def test_the_weights_digest_names_the_state_not_its_layout():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    digest = weights_digest(net)
+    assert len(digest) == 12 and weights_digest(copy.deepcopy(net)) == digest
+    assert weights_digest(copy.deepcopy(net).to(memory_format=torch.channels_last)) == digest
+    nudged = copy.deepcopy(net)
+    with torch.no_grad():
+        nudged[0].weight.view(-1)[5] = torch.nextafter(nudged[0].weight.view(-1)[5],
+                                                       torch.tensor(1.0))
+    assert weights_digest(nudged) != digest  # one value one float apart
+    stats = copy.deepcopy(net)
+    stats[1].num_batches_tracked += 1  # a buffer, not a parameter
+    assert weights_digest(stats) != digest
+
+
+def test_the_store_records_the_weights_it_trained_and_reads_them_back(tmp_path):
+    calls = []
+    store, artifact = _store(tmp_path, calls), _artifact(calls)
+    model, _ = store.trained(artifact)
+    saved = json.loads((store.folder(artifact) / "artifact.json").read_text())
+    assert saved["weights"] == weights_digest(model) == store.weights["a"]
+    store.embeddings(artifact, "test")
+    again = _store(tmp_path, calls)  # another process: the embeddings from disk, no model loaded
+    again.embeddings(artifact, "test")
+    assert again.weights == {"a": saved["weights"]} and calls.count(("fit", "a")) == 1
+
+
+def test_a_smoke_model_loaded_or_trained_again_here_has_the_same_weights(smoke_run, tmp_path):
+    """One machine, one code: `old` trained again in an empty runs folder computes the same
+    arithmetic (the suite's CPU training is deterministic), so its weights, and their digest,
+    are the same; loaded from its checkpoint, too."""
+    model, _ = smoke_run.trained("old")
+    first = smoke_run.store.weights["old"]
+    assert first == weights_digest(model)
+    loaded = Run("smoke", 0, runs_dir=smoke_run.root.parent.parent,
+                 results_dir=tmp_path / "results", device=torch.device("cpu"))
+    loaded.trained("old")
+    again = Run("smoke", 0, runs_dir=tmp_path / "runs", results_dir=tmp_path / "results",
+                device=torch.device("cpu"))
+    again.trained("old")
+    assert loaded.store.weights["old"] == again.store.weights["old"] == first

@@ -85,3 +85,38 @@ def test_an_absent_section_gives_its_reason_in_one_line(tmp_path):
         {"steps": {"08_ablations": "an hour on the CPU"}, "methods": {}}))
     line = report.not_run_line(cov, "toy", report.load_not_run(tmp_path))
     assert "08_ablations (an hour on the CPU)" in line and "\n" not in line
+
+
+def _weighed(seed_records, weights_by_step):
+    """A copy of a seed's records, each step naming the weights it used: {step: {name: digest}}."""
+    out = {}
+    for step, record in seed_records.items():
+        copy = type(record).from_json(record.to_json())
+        copy.weights = dict(weights_by_step.get(step, {}))
+        out[step] = copy
+    return out
+
+
+def test_a_seed_whose_steps_used_different_trainings_of_one_model_is_flagged():
+    # seed 0's 05 ran on another machine, which trained old again (other weights); new agrees
+    seed0 = _weighed(RECORDS[0], {"old": {"old": "aaaa"}, "new": {"new": "cccc"},
+                                  "transformation": {"old": "bbbb", "new": "cccc"}})
+    seed1 = _weighed(RECORDS[1], {"old": {"old": "dddd"}, "transformation": {"old": "dddd"}})
+    records = {0: seed0, 1: seed1}
+    cov = report.coverage(records, CASE_STEPS)
+    assert cov.mixed_models and cov.retrained == {0: ("old",)}
+    assert ("⚠ One seed, models trained apart (its steps used different weights of one model, so "
+            "its numbers are not of one set of models): seed 0: old.") in cov.note()
+    assert cov.stamp({})["models_trained_apart"] == "seed 0: old"
+    assert report.coverage_warnings({"Main": cov}) == [
+        "a seed's steps used models trained apart (different weights) in 1 of 1 sections (Main)"]
+    assert report.models_trained_apart(records) == "seed 0: old"
+    # a section not reading the step that trained old apart is not flagged
+    assert not report.coverage(records, ("old", "new")).mixed_models
+    # one training per model in each seed (seeds differ from each other, as they must): no flag
+    agreeing = {0: _weighed(RECORDS[0], {"old": {"old": "aaaa"},
+                                         "transformation": {"old": "aaaa"}}), 1: seed1}
+    cov = report.coverage(agreeing, CASE_STEPS)
+    assert not cov.mixed_models and "⚠" not in cov.note()
+    assert "models_trained_apart" not in cov.stamp({})
+    assert report.models_trained_apart(agreeing) == ""

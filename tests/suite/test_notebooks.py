@@ -536,3 +536,37 @@ def test_the_report_renders_a_folder_of_one_step(smoke_results, tmp_path, step):
     execute(REPORT, results / "notebooks" / f"{REPORT}.ipynb",
             {"preset": "smoke", "results_dir": str(results)}, "in-process")
     assert (results / "notebooks" / f"{REPORT}.ipynb").is_file()  # executed to its end
+
+
+def test_every_step_names_the_weights_it_used_one_training_of_each_model(smoke_results):
+    """Each record names the weights of every model it used (`Record.weights`), and the steps of
+    a seed that shared one runs folder name one training of each (the cross-dataset run's models
+    are its own: its `old` learns all of A's classes, as the seed's `new` does)."""
+    from fctlib import report
+    from fctlib.experiment.records import load_records
+
+    records = load_records(smoke_results)[0]
+    for step, record in records.items():
+        assert set(record.weights) == set(record.artifacts), step
+    assert records["methods"].weights["old"] == records["old"].weights["old"]
+    assert records["cross_dataset"].weights["old"] != records["old"].weights["old"]
+    assert report.models_trained_apart({0: records}) == ""
+
+
+def test_a_step_whose_models_were_trained_apart_is_flagged(smoke_results, tmp_path, monkeypatch):
+    """01 run again from an empty runs folder in bfloat16 (keyed apart: its `old` other weights,
+    as a lent session's retraining on another GPU machine gives) beside the steps that used the
+    first `old`: the seed's report provenance and every section reading both say so."""
+    import shutil
+
+    from fctlib.report.sections import Report
+
+    results = tmp_path / "results"
+    shutil.copytree(smoke_results, results)
+    monkeypatch.setenv("FCT_CPU_BF16", "1")
+    run_suite("smoke", [0], only=["01_train_old"], results_dir=results, runs_dir=tmp_path / "runs",
+              report=False, rerun=True, log=lambda message: None)
+    loaded = Report.load("smoke", results_dir=results)
+    assert loaded.info["models_trained_apart"] == "seed 0: old"
+    assert loaded.covered["main"].retrained == {0: ("old",)}
+    assert not loaded.covered["multistep"].mixed_models  # 01's record is not among its steps

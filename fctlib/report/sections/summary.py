@@ -49,6 +49,9 @@ def show_opening(report: Report) -> None:
     page.markdown(summary.backfilling_verdicts(backfill_claims) if len(backfill_claims) else
                   "FastFill: not run for this preset.")
     warned = coverage_warnings({page.SECTION[a].title: c for a, c in covered.items()})
+    if "models_trained_apart" in report.info:  # over all of a seed's steps, not one section's
+        warned.append("the steps of a seed used different trainings of one model ("
+                      f"{report.info['models_trained_apart']})")
     if warned:
         page.markdown("**⚠ Coverage**: " + "; ".join(warned) + " (see each section).")
     page.show(page.contents({**covered, "exploration": len(report.explored) > 0,

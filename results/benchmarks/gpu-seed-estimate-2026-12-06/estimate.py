@@ -13,6 +13,7 @@ median epoch of h:0 and h:128. Not measured, assumed: batch 64 (OCA) at half of 
 ResNet-18's. Not counted: compilation (110 s of 00-05's 425 s on the H200), embedding,
 evaluation, data, notebook start-up (the last column adds a first epoch's compilation per
 network at the H200's mean, as the GPU check's prior does); so every figure is a lower bound.
+The same again at issue 25's item 1 goals (`at_goals`): what a seed would take once they are met.
 
 Usage: python estimate.py <out folder of `gpu_check.py --tiny`> <data root> [figures.json]
 (the data are read for their fingerprint only; decoded images are looked for in fct-decoded/
@@ -53,6 +54,22 @@ def measured_rates(measured: Path = MEASURED) -> dict[str, float]:
             "batch 64 (assumed)": trained["bct:bt2:10.0"] / 2,
             "SimCLR (both views)": trained["side:128"],
             "h": sum(r[len(r) // 2] for r in h_median) / 2}
+
+
+def at_goals(rates: dict[str, float]) -> dict[str, float]:
+    """The rates once issue 25's item 1 goals are met (`gpu_check.GOALS`), each kind's measured
+    rate where already above its goal: a ResNet-18 at batch 512 (every loss) 80k images/s,
+    batch 128 0.7 of batch 512's rate (batch 64 still half of it, as assumed above), SimCLR
+    (both views) 0.8 of it, h 500k items/s."""
+    goals = gpu_check.GOALS
+    full = max(rates["cross-entropy, batch 512"], goals["training_img_per_s"])
+    small = max(rates["batch 128"], goals["bt2_share_of_training"] * full)
+    return {"cross-entropy, batch 512": full,
+            "BCT loss, batch 512": max(rates["BCT loss, batch 512"], goals["training_img_per_s"]),
+            "batch 128": small, "batch 64 (assumed)": small / 2,
+            "SimCLR (both views)": max(rates["SimCLR (both views)"],
+                                       goals["simclr_share_of_training"] * full),
+            "h": max(rates["h"], goals["h_items_per_s"])}
 
 
 def train_configs(obj) -> list:
@@ -124,6 +141,22 @@ def training_seconds(run: Run, name: str, history: list, rates: dict) -> float:
     return cfg.epochs * per_epoch * views * slower / rates[kind]
 
 
+def by_kind(check_out: Path, data_root: Path, rates: dict) -> dict[str, float]:
+    """A whole seed's training seconds in sequence by kind of step (each artifact once; 11's
+    run's BCT as openbct-g)."""
+    run = Run(PRESET, 0, overrides={"data": {"dataset": {"root": str(data_root), "cache_dir": str(
+        check_out.parent / "fct-decoded")}}}, runs_dir=check_out / "unused",
+        results_dir=check_out / "unused")
+    runs = check_out / "runs" / PRESET / "seed0"
+    totals: dict[str, float] = {}
+    for folder, rename in ((runs, False), (runs / "cross-dataset", True)):
+        for name, history in histories_in(folder).items():
+            priced = "bct:openbct-g:1.0" if rename and name.startswith("bct:") else name
+            kind, _ = kind_of(priced, training_of(run, priced).batch_size) if history else ("-", 1)
+            totals[kind] = totals.get(kind, 0.0) + training_seconds(run, priced, history, rates)
+    return totals
+
+
 def estimate(check_out: Path, data_root: Path, rates: dict, compile_s: float) -> list[dict]:
     """Per notebook, in order: its artifacts not trained by an earlier notebook, and the lower
     bound on their training seconds and on those of all its artifacts (from a fresh machine).
@@ -182,6 +215,26 @@ def main() -> None:
               f"{r['fresh_compiled_s']:.0f} |")
     total = sum(r["in_sequence_s"] for r in rows)
     print(f"\nA whole seed in sequence: at least {total:,.0f} s of training.")
+    goals = at_goals(rates)
+    kinds = {"measured": by_kind(check_out, data_root, rates),
+             "goals": by_kind(check_out, data_root, goals)}
+    print("\nA whole seed's training by kind of step, s: at the measured rates / at the goals\n")
+    for kind in rates:
+        print(f"- {kind}: {kinds['measured'].get(kind, 0):.0f} / {kinds['goals'].get(kind, 0):.0f}")
+    print("\nAt issue 25's item 1 goals (`at_goals`; each kind's rate where already above):\n")
+    for kind, rate in goals.items():
+        print(f"- {kind}: {rate:,.0f}/s")
+    print("\n| record (notebook) | training s, in sequence | from a fresh machine | the same with "
+          "compilation |\n|---|---:|---:|---:|")
+    at_goal = [r for r in estimate(check_out, data_root, goals, check_rates["compile_s"])
+               if r["artifacts"]]
+    for r in at_goal:
+        print(f"| {r['notebook']} | {r['in_sequence_s']:.0f} | {r['fresh_machine_s']:.0f} | "
+              f"{r['fresh_compiled_s']:.0f} |")
+    total = sum(r["in_sequence_s"] for r in at_goal)
+    through_10 = sum(r["in_sequence_s"] for r in at_goal if r["notebook"] != "cross_dataset")
+    print(f"\nA whole seed in sequence at the goals: at least {total:,.0f} s of training "
+          f"({through_10:,.0f} s for 00-10, item 2's notebooks).")
     print("\nThe GPU check's own estimates of 01-06 (`gpu_check.step_estimate`: the preset's "
           "split sizes, its prior rates, the H200's, with a first epoch's compilation per "
           "network), s:\n")
