@@ -26,7 +26,8 @@
 # tune-split embeddings with its models' artifact.json, when the check trained them (04): carried
 # into a later session (`gpu_calls.py --cache`), they are unpacked into the check's runs/, where
 # the BCT choice of 09 and 10 finds them instead of training the sweep again (247 s of 10's 400 s
-# on the H200's rates). The compile cache comes back only where it leaves the results room. Set
+# on the H200's rates) where that session's old has the weights the sweep was trained against
+# (else the store sets them aside and trains the sweep again). The compile cache comes back only where it leaves the results room. Set
 # FCT_COMPILE to compare compile modes (0: eager). `variance` prepares the same way and runs
 # benchmarks/gpu_variance.py (GPU_VARIANCE_BUDGET_S, default 360: seed 0's old and new trained
 # twice with autotuned kernels and twice with deterministic ones, each run a fresh process), its

@@ -7,7 +7,10 @@ and how to fit it. Its key hashes all of that with the run's data and seed, so c
 slice it declares moves both its folder and its cached embeddings. The store memoises trained
 artifacts in process and records in each folder the commit that trained it and a digest of the
 weights it trained, by which records tell whether the notebooks of one seed used one model or
-trainings of it that differ (a machine's run-to-run variance, runs on separate machines).
+trainings of it that differ (a machine's run-to-run variance, runs on separate machines). An
+artifact also records its upstream artifacts' weights: what was fitted against one training of a
+model is set aside and made again where this run holds another training of it (a cache carried
+from another machine, a model trained again with other arithmetic), never reused silently.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class ArtifactStore:
         self._trained: dict[str, tuple] = {}
         self.used: dict[str, str] = {}  # artifact name -> commit that trained it
         self.weights: dict[str, str] = {}  # artifact name -> weights_digest, where known
+        self._checked: set[str] = set()  # artifacts whose upstream weights were compared
 
     def key(self, artifact: Artifact) -> str:
         """The fingerprint of an artifact, its upstream artifacts' keys and the run's context."""
@@ -99,6 +103,7 @@ class ArtifactStore:
     def trained(self, artifact: Artifact) -> tuple:
         """(model, history) of an artifact: loaded, resumed or trained, once per process."""
         if artifact.name not in self._trained:
+            self._check_upstream(artifact)
             folder = self.folder(artifact)
             finished = self.finished(artifact)
             started = time.perf_counter()
@@ -110,9 +115,12 @@ class ArtifactStore:
                           f"commit {saved.get('commit', UNRECORDED)[:12]})")
             else:
                 save_json(history, folder / HISTORY_FILE)
+                upstream = {u.name: self.weights[u.name] for u in artifact.upstream
+                            if u.name in self.weights}
                 save_json({"name": artifact.name, "recipe": artifact.recipe,
                            "commit": git_commit(), "key": self.key(artifact),
-                           "weights": self.weights[artifact.name]}, folder / ARTIFACT_FILE)
+                           "weights": self.weights[artifact.name], "upstream": upstream},
+                          folder / ARTIFACT_FILE)
                 self._log(f"{artifact.name}: trained in {time.perf_counter() - started:.0f} s "
                           f"({len(history)} epochs), saved in {folder}")
             self._trained[artifact.name] = (model.eval(), history)
@@ -121,6 +129,7 @@ class ArtifactStore:
 
     def embeddings(self, artifact: Artifact, split: str) -> np.ndarray:
         """The artifact's embeddings of a split, cached on disk under its key."""
+        self._check_upstream(artifact)
         path = self._embeddings_folder(artifact) / f"{split}.npy"
         if path.exists():
             self._note_use(artifact)
@@ -135,6 +144,8 @@ class ArtifactStore:
         ones as `<pass_name>.npy` (the name says what decides the pass's images); those not
         cached are computed together by `embed_pass(models)`, which shows every model the same
         images."""
+        for artifact in artifacts:
+            self._check_upstream(artifact)
         paths = [self._embeddings_folder(a) / f"{pass_name}.npy" for a in artifacts]
         missing = [i for i, path in enumerate(paths) if not path.exists()]
         computed = embed_pass([self.trained(artifacts[i])[0] for i in missing]) if missing else []
@@ -144,6 +155,39 @@ class ArtifactStore:
             self._note_use(artifact)
         arrays = dict(zip(missing, computed, strict=True))
         return [arrays[i] if i in arrays else np.load(path) for i, path in enumerate(paths)]
+
+    def _check_upstream(self, artifact: Artifact) -> None:
+        """Once per process: where the artifact's folder records other weights of an upstream
+        artifact than this run's, set its folder and cached embeddings aside (under
+        `root/stale/`), so that it is made again against this run's training."""
+        if artifact.name in self._checked:
+            return
+        self._checked.add(artifact.name)
+        saved = load_json_if_exists(self.folder(artifact) / ARTIFACT_FILE) or {}
+        recorded = saved.get("upstream", {})
+        changed = []
+        for upstream in artifact.upstream:
+            now = self._weights_of(upstream) if upstream.name in recorded else None
+            if now is not None and now != recorded[upstream.name]:
+                changed.append(f"{upstream.name} ({recorded[upstream.name]} then, {now} now)")
+        if not changed:
+            return
+        for folder in (self.folder(artifact), self._embeddings_folder(artifact)):
+            if folder.exists():
+                folder.rename(_free_name(self.root / "stale" / folder.name))
+        self._log(f"{artifact.name}: made against other weights of {', '.join(changed)}: its "
+                  f"cache set aside in {self.root / 'stale'}, made again")
+
+    def _weights_of(self, artifact: Artifact) -> str | None:
+        """An artifact's weights digest in this run: as trained or loaded here, or recorded in its
+        finished folder (None in a folder of older code), else trained now to know it."""
+        if artifact.name not in self.weights:
+            self._check_upstream(artifact)
+            if self.finished(artifact):
+                return (load_json_if_exists(self.folder(artifact) / ARTIFACT_FILE) or {}).get(
+                    "weights")
+            self.trained(artifact)
+        return self.weights[artifact.name]
 
     def _embeddings_folder(self, artifact: Artifact) -> Path:
         return self.root / "embeddings" / f"{artifact.name.replace(':', '_')}-{self.key(artifact)}"
@@ -157,3 +201,12 @@ class ArtifactStore:
         self.used[artifact.name] = saved.get("commit", UNRECORDED)
         if artifact.name not in self.weights and "weights" in saved:
             self.weights[artifact.name] = saved["weights"]
+
+
+def _free_name(path: Path) -> Path:
+    """`path` with the first suffix `-1`, `-2`, ... that names nothing yet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while path.with_name(f"{path.name}-{k}").exists():
+        k += 1
+    return path.with_name(f"{path.name}-{k}")

@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 
@@ -247,3 +248,64 @@ def test_a_smoke_model_loaded_or_trained_again_here_has_the_same_weights(smoke_r
                 device=torch.device("cpu"))
     again.trained("old")
     assert loaded.store.weights["old"] == again.store.weights["old"] == first
+
+
+def _seeded(calls, name, seed, upstream=()):
+    """An artifact whose fit draws its weights from `seed`: fitted again, the same weights."""
+    def fit(folder):
+        calls.append(("fit", name))
+        torch.manual_seed(seed)
+        return torch.nn.Linear(2, 2), [{"epoch": 1, "loss": 0.5}]
+
+    return Artifact(name, name, (1,), fit, upstream)
+
+
+def _made(tmp_path, calls, lines, up_seed):
+    """A process that trains (or loads) `up`, then reads `down`'s test embeddings."""
+    store = _store(tmp_path, calls, lines.append)
+    up = _seeded(calls, "up", up_seed)
+    down = _seeded(calls, "down", 1, upstream=(up,))
+    store.trained(up)
+    return store, up, store.embeddings(down, "test")
+
+
+@pytest.mark.parametrize("up_seed, made_again", [(0, False), (5, True)])
+def test_an_artifact_made_against_another_training_of_its_upstream_is_made_again(
+        tmp_path, up_seed, made_again):
+    """`up` trained again elsewhere (its folder gone, as on a fresh machine with `down`'s cache
+    carried in): with the same weights `down`'s cache is reused; with others it is set aside
+    under stale/ and made again against this training."""
+    calls, lines = [], []
+    store, up, first = _made(tmp_path, calls, lines, 0)
+    [down_json] = tmp_path.glob("down-*/artifact.json")
+    recorded = json.loads(down_json.read_text())
+    assert recorded["upstream"] == {"up": store.weights["up"]}
+    shutil.rmtree(store.folder(up))
+    calls.clear()
+    again, _, second = _made(tmp_path, calls, lines, up_seed)
+    np.testing.assert_array_equal(second, first)  # down's own fit draws the same weights
+    assert calls == [("fit", "up"),
+                     *([("fit", "down"), ("embed", "down", "test")] if made_again else [])]
+    if not made_again:
+        assert not (tmp_path / "stale").exists()
+        return
+    key = down_json.parent.name  # down-<key>: its checkpoint folder's and embeddings' name
+    assert sorted(p.name for p in (tmp_path / "stale").iterdir()) == [f"{key}-1", f"{key}-2"]
+    assert json.loads((tmp_path / "stale" / f"{key}-1" / "artifact.json").read_text()) == recorded
+    assert (tmp_path / "stale" / f"{key}-2" / "test.npy").is_file()  # the embeddings set aside
+    assert [line for line in lines if line.startswith("down: made against")] == [
+        f"down: made against other weights of up ({recorded['upstream']['up']} then, "
+        f"{again.weights['up']} now): its cache set aside in {tmp_path / 'stale'}, made again"]
+    assert json.loads(down_json.read_text())["upstream"] == {"up": again.weights["up"]}
+
+
+def test_a_folder_that_records_no_upstream_weights_is_reused_as_before(tmp_path):
+    calls, lines = [], []
+    _made(tmp_path, calls, lines, 0)
+    [down_json] = tmp_path.glob("down-*/artifact.json")
+    older = {k: v for k, v in json.loads(down_json.read_text()).items() if k != "upstream"}
+    down_json.write_text(json.dumps(older))  # written before artifacts recorded their upstream
+    shutil.rmtree(next(tmp_path.glob("up-*")))
+    calls.clear()
+    _made(tmp_path, calls, lines, 5)
+    assert calls == [("fit", "up")] and not (tmp_path / "stale").exists()
