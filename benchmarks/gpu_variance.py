@@ -13,7 +13,9 @@ times), seed 0 deterministic (--repeats times), then each other seed of --seeds 
 OUT/variance/trials/ gets one JSON per finished run (a rerun skips those and starts the others
 afresh) and OUT/variance/ after each run: runs.csv (one row per run and model) and summary.csv/.md
 (per case and metric: the autotuned repeats' values and range, the deterministic repeats' values,
-range and whether they are identical, the seeds' std: this run's other seeds or the records of
+range and whether they are identical, whether each kind's repeats trained the same weights (the
+models' digests, which runs.csv lists: a later session's training of seed 0 with the same kernels
+can be compared with them), the seeds' std: this run's other seeds or the records of
 --seeds-from, and the deterministic kernels' training rate over the autotuned ones').
 Usage: python benchmarks/gpu_variance.py DATA_ROOT OUT [--tiny] [--budget-s 360] [--repeats 2]
        [--seeds 0 1 2] [--seeds-from results/tiny-imagenet-100-gpu] [--cache-dir DIR]
@@ -44,7 +46,7 @@ from fctlib.training.runtime import gpu_kernels_deterministic
 MODELS = ("old", "new")
 METRICS = ("top1", "mAP")
 KERNELS = {"autotuned": "0", "deterministic": "1"}  # FCT_DETERMINISTIC of each kind of run
-COLUMNS = ["run", "kernels", "seed", "repeat", "case", *METRICS, "img_per_s", "train_s"]
+COLUMNS = ["run", "kernels", "seed", "repeat", "case", *METRICS, "img_per_s", "train_s", "weights"]
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ def plan(seeds: list[int], repeats: int) -> list[Trial]:
 def train_and_measure(args: argparse.Namespace, trial: Trial) -> list[dict]:
     """Train the preset's old and new models of one trial from scratch in OUT/runs/<trial> and
     measure each: its case's metrics on the test split (all classes, the preset's distance, in
-    percent) and its training rate (the median epoch after the first). `kernels` is what this
-    process chose (FCT_DETERMINISTIC), which its trial's name should repeat."""
+    percent), its training rate (the median epoch after the first) and its weights' digest.
+    `kernels` is what this process chose (FCT_DETERMINISTIC), which its trial's name should
+    repeat."""
     overrides = gpu_check.run_overrides(Path(args.data_root).resolve(), args.cache_dir, args.tiny)
     run = Run(args.preset, trial.seed, overrides=overrides, runs_dir=args.out / "runs" / trial.name,
               results_dir=args.out / "results")
@@ -89,7 +92,7 @@ def train_and_measure(args: argparse.Namespace, trial: Trial) -> list[dict]:
                      **{m: 100 * metrics[m] for m in METRICS},
                      "img_per_s": round(gpu_check.history_rate(history), 1),
                      "train_s": round(sum(e["seconds"] for e in history), 2),
-                     "compute": compute()})
+                     "weights": run.store.weights[model], "compute": compute()})
     return rows
 
 
@@ -160,7 +163,8 @@ def committed_seed_values(results: Path) -> pd.DataFrame:
 
 def summary(rows: pd.DataFrame, first: int, seeds: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per case and metric: the repeats of seed `first`, autotuned and deterministic (values, their
-    range; whether the deterministic ones are identical), the std over seeds (of `seeds` where
+    range; whether the deterministic ones are identical; whether each kind's repeats trained the
+    same weights), the std over seeds (of `seeds` where
     given, else of this run's autotuned first repeats) and the deterministic kernels' median
     training rate over the autotuned ones' (seed `first`'s runs)."""
     own = rows[rows["seed"] == first]
@@ -181,6 +185,10 @@ def summary(rows: pd.DataFrame, first: int, seeds: pd.DataFrame | None = None) -
                 row[f"{kernels}_range"] = round(max(values) - min(values), 4) if values else None
             values = runs["deterministic"][metric].tolist()
             row["deterministic_identical"] = (len(set(values)) == 1) if len(values) > 1 else None
+            for kernels, runs_of in runs.items():
+                digests = runs_of["weights"].tolist()
+                row[f"{kernels}_same_weights"] = (len(set(digests)) == 1 if len(digests) > 1
+                                                  else None)
             row["seed_std"] = (round(float(by_seed[metric].std(ddof=1)), 4)
                                if len(by_seed) > 1 else None)
             row["seeds"] = len(by_seed)

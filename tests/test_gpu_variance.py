@@ -26,17 +26,19 @@ def test_seed_zero_is_repeated_with_each_kind_of_kernels_before_the_other_seeds(
         "deterministic-seed3-r0", "deterministic-seed3-r1", "deterministic-seed3-r2"]
 
 
-def rows(kernels, seed, repeat, old, new, rate=100.0):
-    """One run's rows: old/old and new/new as (top1, mAP)."""
+def rows(kernels, seed, repeat, old, new, rate=100.0, weights=("w-old", "w-new")):
+    """One run's rows: old/old and new/new as (top1, mAP), their models' weights digests."""
     return [{"run": Trial(kernels, seed, repeat).name, "kernels": kernels, "seed": seed,
              "repeat": repeat, "case": case, "top1": top1, "mAP": mAP, "img_per_s": rate,
-             "train_s": 1.0}
-            for case, (top1, mAP) in (("old/old", old), ("new/new", new))]
+             "train_s": 1.0, "weights": digest}
+            for case, (top1, mAP), digest in zip(("old/old", "new/new"), (old, new), weights,
+                                                 strict=True)]
 
 
 def test_the_summary_sets_the_repeats_of_one_seed_beside_the_spread_of_seeds():
     table = pd.DataFrame([*rows("autotuned", 0, 0, (19.68, 9.37), (36.20, 16.69), 40.0),
-                          *rows("autotuned", 0, 1, (19.68, 9.46), (35.40, 16.71), 42.0),
+                          *rows("autotuned", 0, 1, (19.68, 9.46), (35.40, 16.71), 42.0,
+                                ("w-old", "w-new-2")),
                           *rows("deterministic", 0, 0, (20.00, 9.50), (35.80, 16.50), 30.0),
                           *rows("deterministic", 0, 1, (20.00, 9.50), (35.80, 16.50), 32.0),
                           *rows("autotuned", 1, 0, (21.00, 10.0), (37.00, 17.0), 41.0),
@@ -46,6 +48,9 @@ def test_the_summary_sets_the_repeats_of_one_seed_beside_the_spread_of_seeds():
     assert new_top1["autotuned"] == "36.20, 35.40"
     assert new_top1["autotuned_range"] == pytest.approx(0.8)
     assert new_top1["deterministic"] == "35.80, 35.80" and new_top1["deterministic_identical"]
+    assert new_top1["deterministic_same_weights"] and not new_top1["autotuned_same_weights"]
+    assert summary.loc[("old/old", "top1"), "autotuned_same_weights"]  # read from the digests,
+    # not the metrics (these hand-made rows' mAP differ)
     # the seeds: 36.20 (seed 0's first run), 37.00, 38.20: std 1.0066 by hand
     mean = (36.20 + 37.00 + 38.20) / 3
     by_hand = (sum((v - mean) ** 2 for v in (36.20, 37.00, 38.20)) / 2) ** 0.5
@@ -64,6 +69,7 @@ def test_deterministic_repeats_that_differ_are_not_called_identical():
     assert not summary.loc[("new/new", "top1"), "deterministic_identical"]
     assert summary.loc[("old/old", "top1"), "deterministic_identical"]
     assert summary.loc[("old/old", "top1"), "autotuned"] == ""  # none made
+    assert summary.loc[("old/old", "top1"), "autotuned_same_weights"] is None
     assert summary.loc[("old/old", "top1"), "deterministic_rate_ratio"] is None
 
 
@@ -177,5 +183,9 @@ def test_the_device_wrapper_runs_each_repeat_in_its_own_process_with_its_kernels
     assert (table["run"].str.split("-").str[0] == table["kernels"]).all()
     summary = pd.read_csv(tmp_path / "variance" / "summary.csv", comment="#")
     assert (summary["autotuned_range"] == 0).all() and summary["deterministic_identical"].all()
+    assert summary["autotuned_same_weights"].all() and summary["deterministic_same_weights"].all()
+    seed0 = table[table["seed"] == 0]
+    assert seed0.groupby("case")["weights"].nunique().eq(1).all()  # one digest per model
+    assert set(table[table["seed"] == 1]["weights"]).isdisjoint(seed0["weights"])
     assert (summary["seeds"] == 2).all() and (summary["seed_std"] > 0).any()
     assert not (tmp_path / "runs").exists()  # the trained models stay on the machine

@@ -18,12 +18,14 @@ session() {  # $1: session name, then gpu_check options; the calls laid out with
   OUT="$work/$1" bash benchmarks/gpu_device.sh run .device/calls/call3 "${@:2}" \
     | grep "restored\|\[gpu_check\] \(0\|10\|models\)"
 }
-sweep() {  # what the session's check did with the sweep
+sweep() {  # what the session's check did with the sweep: the store's lines in its notebooks
   local seed="$TMPDIR/fct-gpu-check/runs/tiny-imagenet-100-gpu/seed0"
-  echo "$1: sweep models trained: $(grep -c '^bct:.*: trained in' \
-    "$TMPDIR/fct-gpu-check/gpu_check.log"); set aside: $(ls "$seed/stale" 2>/dev/null | wc -l)"
-  grep "made against other weights" "$TMPDIR/fct-gpu-check/gpu_check.log" | head -2 \
-    | sed "s|$work|<work>|g"
+  local notebooks=("$TMPDIR"/fct-gpu-check/results/notebooks/seed0/*.ipynb)
+  echo "$1: sweep models trained: $(cat "${notebooks[@]}" | grep -o 'bct:[^ ]*: trained in' \
+    | sort -u | wc -l), with a model.pt: $(ls "$seed"/bct-*/model.pt 2>/dev/null | wc -l); set \
+aside: $(ls "$seed/stale" 2>/dev/null | wc -l) folders"
+  cat "${notebooks[@]}" | sed 's/\\n/\n/g' | grep -o '[^ "]*: made against other weights.*again' \
+    | sort -u | head -3 | sed "s|$work|<work>|g"
 }
 carried=()
 session first --tiny --steps 00_data 04_bct --notebooks-only
