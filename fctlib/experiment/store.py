@@ -10,7 +10,8 @@ weights it trained, by which records tell whether the notebooks of one seed used
 trainings of it that differ (a machine's run-to-run variance, runs on separate machines). An
 artifact also records its upstream artifacts' weights: what was fitted against one training of a
 model is set aside and made again where this run holds another training of it (a cache carried
-from another machine, a model trained again with other arithmetic), never reused silently.
+from another machine, a model trained again with other arithmetic), never reused silently; so
+are the cached embeddings of an artifact trained again to other weights.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class ArtifactStore:
                 self._log(f"{artifact.name}: loaded from {folder}, not trained (trained at "
                           f"commit {saved.get('commit', UNRECORDED)[:12]})")
             else:
+                self._drop_other_embeddings(artifact)
                 save_json(history, folder / HISTORY_FILE)
                 upstream = {u.name: self.weights[u.name] for u in artifact.upstream
                             if u.name in self.weights}
@@ -177,6 +179,17 @@ class ArtifactStore:
                 folder.rename(_free_name(self.root / "stale" / folder.name))
         self._log(f"{artifact.name}: made against other weights of {', '.join(changed)}: its "
                   f"cache set aside in {self.root / 'stale'}, made again")
+
+    def _drop_other_embeddings(self, artifact: Artifact) -> None:
+        """After a training: set the artifact's cached embeddings aside (under `root/stale/`)
+        unless its folder says they are of the weights just trained (the embeddings of a folder
+        removed, or carried from another machine's training, belong to another training)."""
+        embedded = self._embeddings_folder(artifact)
+        made_by = (load_json_if_exists(self.folder(artifact) / ARTIFACT_FILE) or {}).get("weights")
+        if embedded.exists() and made_by != self.weights[artifact.name]:
+            embedded.rename(_free_name(self.root / "stale" / embedded.name))
+            self._log(f"{artifact.name}: its cached embeddings were of another training "
+                      f"({made_by or 'unrecorded'}): set aside in {self.root / 'stale'}")
 
     def _weights_of(self, artifact: Artifact) -> str | None:
         """An artifact's weights digest in this run: as trained or loaded here, or recorded in its

@@ -309,3 +309,33 @@ def test_a_folder_that_records_no_upstream_weights_is_reused_as_before(tmp_path)
     calls.clear()
     _made(tmp_path, calls, lines, 5)
     assert calls == [("fit", "up")] and not (tmp_path / "stale").exists()
+
+
+@pytest.mark.parametrize("carried, seed, kept", [(True, 0, True), (True, 7, False),
+                                                 (False, 0, False)])
+def test_embeddings_of_another_training_are_set_aside_when_an_artifact_trains(
+        tmp_path, carried, seed, kept):
+    """`a` trained where embeddings of it are cached: its folder removed (nothing says which
+    weights made them), or only its artifact.json carried in (as from another machine). They are
+    kept only where that artifact.json names the weights just trained."""
+    calls, lines = [], []
+    first = _store(tmp_path, calls, lines.append)
+    first.trained(_seeded(calls, "a", 0))
+    before = first.embeddings(_seeded(calls, "a", 0), "test")
+    folder = first.folder(_seeded(calls, "a", 0))
+    recorded = (folder / "artifact.json").read_text()
+    shutil.rmtree(folder)
+    if carried:
+        folder.mkdir()
+        (folder / "artifact.json").write_text(recorded)
+    calls.clear()
+    again = _store(tmp_path, calls, lines.append)
+    again.trained(_seeded(calls, "a", seed))
+    after = again.embeddings(_seeded(calls, "a", seed), "test")
+    assert calls == [("fit", "a"), *([] if kept else [("embed", "a", "test")])]
+    assert (tmp_path / "stale").exists() != kept
+    assert np.array_equal(after, before) == (seed == 0)
+    made_by = json.loads(recorded)["weights"] if carried else "unrecorded"
+    assert [line for line in lines if "cached embeddings" in line] == ([] if kept else [
+        f"a: its cached embeddings were of another training ({made_by}): set aside in "
+        f"{tmp_path / 'stale'}"])

@@ -21,9 +21,10 @@ session() {  # $1: session name, then gpu_check options; the calls laid out with
 sweep() {  # what the session's check did with the sweep: the store's lines in its notebooks
   local seed="$TMPDIR/fct-gpu-check/runs/tiny-imagenet-100-gpu/seed0"
   local notebooks=("$TMPDIR"/fct-gpu-check/results/notebooks/seed0/*.ipynb)
-  echo "$1: sweep models trained: $(cat "${notebooks[@]}" | grep -o 'bct:[^ ]*: trained in' \
-    | sort -u | wc -l), with a model.pt: $(ls "$seed"/bct-*/model.pt 2>/dev/null | wc -l); set \
-aside: $(ls "$seed/stale" 2>/dev/null | wc -l) folders"
+  echo "$1: sweep models trained: $(cat "${notebooks[@]}" | sed 's/\\n/\n/g' \
+    | grep -o '^ *"\?bct:[^ ]*: trained in' | sort -u | wc -l), with a model.pt: $(ls \
+    "$seed"/bct-*/model.pt 2>/dev/null | wc -l); set aside: $(ls "$seed/stale" 2>/dev/null \
+    | wc -l) folders"
   cat "${notebooks[@]}" | sed 's/\\n/\n/g' | grep -o '[^ "]*: made against other weights.*again' \
     | sort -u | head -3 | sed "s|$work|<work>|g"
 }
