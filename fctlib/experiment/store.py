@@ -71,7 +71,7 @@ class Artifact:
 
 class ArtifactStore:
     """A run's artifacts under `root`: `root/<folder>-<key>/` (model.pt, history.json,
-    artifact.json: name, recipe, commit, key, weights) and
+    artifact.json: name, recipe, commit, key, weights, upstream weights) and
     `root/embeddings/<name>-<key>/<split>.npy` (and augmented passes beside them)."""
 
     def __init__(self, root: Path, context: tuple, embed: Callable, log: Callable = print):
@@ -175,8 +175,7 @@ class ArtifactStore:
         if not changed:
             return
         for folder in (self.folder(artifact), self._embeddings_folder(artifact)):
-            if folder.exists():
-                folder.rename(_free_name(self.root / "stale" / folder.name))
+            self._set_aside(folder)
         self._log(f"{artifact.name}: made against other weights of {', '.join(changed)}: its "
                   f"cache set aside in {self.root / 'stale'}, made again")
 
@@ -187,9 +186,17 @@ class ArtifactStore:
         embedded = self._embeddings_folder(artifact)
         made_by = (load_json_if_exists(self.folder(artifact) / ARTIFACT_FILE) or {}).get("weights")
         if embedded.exists() and made_by != self.weights[artifact.name]:
-            embedded.rename(_free_name(self.root / "stale" / embedded.name))
+            self._set_aside(embedded)
             self._log(f"{artifact.name}: its cached embeddings were of another training "
                       f"({made_by or 'unrecorded'}): set aside in {self.root / 'stale'}")
+
+    def _set_aside(self, folder: Path) -> None:
+        """Move a folder of stale files under `root/stale/` (kept, never reused); one that another
+        process (a data-parallel rank) has moved already is left to it."""
+        try:
+            folder.rename(_free_name(self.root / "stale" / folder.name))
+        except FileNotFoundError:
+            pass
 
     def _weights_of(self, artifact: Artifact) -> str | None:
         """An artifact's weights digest in this run: as trained or loaded here, or recorded in its
