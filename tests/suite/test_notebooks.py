@@ -560,6 +560,7 @@ def test_a_step_whose_models_were_trained_apart_is_flagged(smoke_results, tmp_pa
     import shutil
 
     from fctlib.report.sections import Report
+    from fctlib.suite.runner import execute
 
     results = tmp_path / "results"
     shutil.copytree(smoke_results, results)
@@ -570,3 +571,8 @@ def test_a_step_whose_models_were_trained_apart_is_flagged(smoke_results, tmp_pa
     assert loaded.info["models_trained_apart"] == "seed 0: old"
     assert loaded.covered["main"].retrained == {0: ("old",)}
     assert not loaded.covered["multistep"].mixed_models  # 01's record is not among its steps
+    execute(REPORT, results / "notebooks" / f"{REPORT}.ipynb",
+            {"preset": "smoke", "results_dir": str(results)}, "in-process")
+    shown = (results / "notebooks" / f"{REPORT}.ipynb").read_text()
+    assert "the steps of a seed used different trainings of one model (seed 0: old)" in shown
+    assert "⚠ One seed, models trained apart" in shown  # the main section's note
