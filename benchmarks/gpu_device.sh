@@ -21,14 +21,9 @@
 # crowd out the results: 8 files and 64 MiB in all come back). A compile-cache.tar.gz (or its
 # parts) among the carried files is unpacked into that cache first, so a later session's machine
 # skips compiling what an earlier one compiled (on one H200 the networks' first epochs paid 110 s of
-# compilation in 425 s); entries of another torch or GPU are not hit, only compiled again.
-# `run` also returns embeddings.tar.gz (in parts where larger than 15 MB), the BCT sweep's cached
-# tune-split embeddings with its models' artifact.json, when the check trained them (04): carried
-# into a later session (`gpu_calls.py --cache`), they are unpacked into the check's runs/, where
-# the BCT choice of 09 and 10 finds them instead of training the sweep again (247 s of 10's 400 s
-# on the H200's rates) where that session's old has the weights the sweep was trained against
-# (else the store sets them aside and trains the sweep again). The compile cache comes back only where it leaves the results room. Set
-# FCT_COMPILE to compare compile modes (0: eager). `variance` prepares the same way and runs
+# compilation in 425 s); entries of another torch or GPU are not hit, only compiled again. The
+# compile cache comes back only where it leaves the results room. Set FCT_COMPILE to compare
+# compile modes (0: eager). `variance` prepares the same way and runs
 # benchmarks/gpu_variance.py (GPU_VARIANCE_BUDGET_S, default 360: seed 0's old and new trained
 # twice with autotuned kernels and twice with deterministic ones, each run a fresh process), its
 # folder coming back as gv.tar.gz (variance/: runs.csv, summary.csv), with the compile cache.
@@ -57,7 +52,7 @@ snapshots() {  # a snapshot every GPU_DEVICE_SNAPSHOT_S seconds (60) until the f
   done
 }
 
-prepare() {  # the stashed and carried ($1) data joined in $data; compile cache, embeddings restored
+prepare() {  # the stashed and carried ($1) data joined in $data; the compile cache restored
   mkdir -p "$data" "$out" "$TORCHINDUCTOR_CACHE_DIR"
   cp -f "$stash"/* "$data"/ 2>/dev/null || { echo "no stash: call 1 did not run on this machine"; exit 3; }
   cp -f "$1"/* "$data"/
@@ -71,11 +66,6 @@ prepare() {  # the stashed and carried ($1) data joined in $data; compile cache,
   if [ -e "$data/compile-cache.tar.gz" ]; then
     tar xzf "$data/compile-cache.tar.gz" -C "$TORCHINDUCTOR_CACHE_DIR" && rm "$data/compile-cache.tar.gz"
     echo "compile cache restored: $(find "$TORCHINDUCTOR_CACHE_DIR" -type f | wc -l) files"
-  fi
-  if [ -e "$data/embeddings.tar.gz" ]; then  # found by the check's store as if it had made them
-    mkdir -p "$work/runs" && tar xzf "$data/embeddings.tar.gz" -C "$work/runs" \
-      && rm "$data/embeddings.tar.gz"
-    echo "embeddings restored: $(find "$work/runs" -name tune.npy | wc -l) files"
   fi
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
@@ -116,16 +106,6 @@ return_cache() {  # torch.compile's cache into $out, unless it would crowd out w
   ls -l "$out"/compile-cache.tar.gz* 2>/dev/null
 }
 
-return_embeddings() {  # the BCT sweep's tune embeddings (and its models' artifact.json) into $out
-  local found
-  found="$(cd "$work/runs" 2>/dev/null && find . -path '*/seed*/embeddings/bct_*/tune.npy' \
-    -o -path '*/seed*/bct-*/artifact.json' | sort)"
-  [ -n "$found" ] || return 0
-  (cd "$work/runs" && printf '%s\n' "$found" | tar czf "$out/embeddings.tar.gz" -T -)
-  in_parts embeddings.tar.gz
-  ls -l "$out"/embeddings.tar.gz*
-}
-
 case "${1:-}" in
   stash)
     mkdir -p "$stash" && cp -f "$2"/* "$stash"/ && ls -l "$stash"
@@ -137,7 +117,6 @@ case "${1:-}" in
     export GPU_CHECK_BUDGET_S="${GPU_CHECK_BUDGET_S:-430}"
     watched bash "$(dirname "$0")/gpu_check.sh" "$data" "$work" --cache-dir "$decoded" "${@:3}"
     status=$?
-    return_embeddings
     return_cache
     grep "\[gpu_check\]" "$out/console.txt"
     echo "gpu_device: exit $status"

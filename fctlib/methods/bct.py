@@ -168,7 +168,7 @@ def variant_points(run: RunContext, splits: tuple[str, ...] = ("tune", "test"),
     """Every (variant, weight) of the preset's sweep on each split under each distance: bct/old,
     bct/bct, the independent old/old and new/new, the variant's matched new model on its own
     (matched/matched, `matched_encoder`; metrics of all queries), and the mean norm of the BCT
-    embeddings over the old model's."""
+    embeddings over the old model's; `key`, the BCT model's store key."""
     points, own = [], {}  # own: (encoder, split) -> its own retrieval under each distance
 
     def alone(name: Name, split: str) -> dict:
@@ -184,13 +184,14 @@ def variant_points(run: RunContext, splits: tuple[str, ...] = ("tune", "test"),
             bct = run.embeddings(BCTName(variant, weight), split)
             ratio = float(np.linalg.norm(bct, axis=1).mean()) / max(old_norm, 1e-12)
             matched = alone(matched_encoder(run.preset, variant), split)
+            key = run.artifact_key(BCTName(variant, weight))
             for d in distances:
                 points.append({"variant": variant, "weight": float(weight), "split": split,
                                "distance": d, "bct/old": run.evaluate(bct, old, split, d)["all"],
                                "bct/bct": run.evaluate(bct, bct, split, d)["all"],
                                "old/old": alone("old", split)[d],
                                "new/new": alone("new", split)[d],
-                               "matched/matched": matched[d], "norm_ratio": ratio})
+                               "matched/matched": matched[d], "norm_ratio": ratio, "key": key})
     return points
 
 
@@ -209,11 +210,31 @@ def choose_from(points: list[dict], distance: str, *, chainable: bool = False
     return best["variant"], best["weight"]
 
 
+def recorded_points(run: RunContext) -> list[dict] | None:
+    """The tune points of this seed's BCT record (notebook 04's) where they measured this run's
+    sweep: one per model of the preset's sweep and distance, each model's key this run's (the
+    same settings, upstream models, data and seed); else None (no record, another sweep, or a
+    record of older code, whose points carry no key)."""
+    record = run.seed_record("bct")
+    if record is None:
+        return None
+    keys = {(variant, float(weight)): run.artifact_key(BCTName(variant, weight))
+            for variant, weight in run.preset.method("bct").models()}
+    tune = [p.to_json() for p in record.points if p.split == "tune"]
+    measured = {(p["variant"], p["weight"], p["distance"]): p.get("key") for p in tune}
+    wanted = {(v, w, d): key for (v, w), key in keys.items() for d in DISTANCES}
+    return tune if measured == wanted else None
+
+
 def choose(run: RunContext, *, chainable: bool = False) -> tuple[str, float, list[dict]]:
     """The variant and weight chosen on the tune split under BCT's distance (PROTOCOL;
     `chainable`: among those the multi-step chain can train), and the tune points (both
-    distances) the choice was made from."""
-    points = variant_points(run, splits=("tune",))
+    distances) the choice was made from: those notebook 04 recorded for this seed where they
+    measured this run's sweep (`recorded_points`: a machine without the sweep's models chooses
+    as 04 chose, untrained), else the sweep's, trained where missing."""
+    points = recorded_points(run)
+    if points is None:
+        points = variant_points(run, splits=("tune",))
     variant, weight = choose_from(points, PROTOCOL[0], chainable=chainable)
     return variant, weight, points
 

@@ -25,7 +25,7 @@ from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.experiment.config import Preset, load_preset
 from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import compute, git_commit
-from fctlib.experiment.records import Record
+from fctlib.experiment.records import Record, load_record
 from fctlib.experiment.store import Artifact, ArtifactStore, fingerprint
 from fctlib.io import remove_stale_tmp
 from fctlib.methods.registry import declare
@@ -128,6 +128,16 @@ class Run:
         """The declaration behind an artifact name or its string form (an Artifact is returned as
         it is)."""
         return name if isinstance(name, Artifact) else declare(self, name)
+
+    def artifact_key(self, name: Name | Artifact) -> str:
+        """An artifact's store key (its folder's suffix): its settings, upstream, data, seed."""
+        return self.store.key(self.artifact(name))
+
+    def seed_record(self, step: str) -> Record | None:
+        """This seed's record of a step in the results folder (`metrics/seed<k>/<step>.json`),
+        or None where none was written."""
+        path = self.results_dir / "metrics" / f"seed{self.seed}" / f"{step}.json"
+        return load_record(path) if path.is_file() else None
 
     def trained(self, name: Name | Artifact) -> tuple:
         """(model, history) of an artifact or encoder name: loaded, resumed or trained."""

@@ -279,6 +279,40 @@ def test_smoke_run_points_cover_both_splits_and_distances_and_the_choice_is_swep
     assert [r["variant"] for r in rows] == list(VARIANTS)
 
 
+def test_a_run_without_the_sweep_chooses_as_the_seed_s_bct_record_says(smoke_run, tmp_path):
+    """Notebook 04's record names each sweep model's key beside its tune numbers: a run of the
+    seed on a machine without the sweep (an empty runs folder, as a lent session's) chooses from
+    them and trains none of the sweep; a record of another sweep (a setting changed: its keys
+    moved) or of older code (points without keys) is not read."""
+    from fctlib.experiment.record_rows import BCTPoint
+    from fctlib.experiment.records import BCTRecord
+    from fctlib.suite.run import Run
+
+    points = bct.variant_points(smoke_run)
+    assert all(p["key"] == smoke_run.artifact_key(BCTName(p["variant"], p["weight"]))
+               for p in points)
+    results = tmp_path / "results"
+    variant, weight = choose_from(points, bct.PROTOCOL[0])
+    record = BCTRecord(cases={}, weight=weight, variant=variant, distance=bct.PROTOCOL[0],
+                       points=[BCTPoint.from_json(p) for p in points], history=[])
+    record.save(results, 0)
+
+    def fresh(name, **overrides):
+        return Run("smoke", 0, overrides=overrides, runs_dir=tmp_path / name,
+                   results_dir=results, device=torch.device("cpu"))
+
+    elsewhere = fresh("runs")
+    assert bct.choose(elsewhere)[:2] == (variant, weight)
+    assert bct.choose(elsewhere, chainable=True)[:2] == choose_from(
+        points, bct.PROTOCOL[0], chainable=True)
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing embedded
+    assert bct.recorded_points(fresh("other", methods={"bct": {"bt2_training": {"lr": 0.002}}}
+                                     )) is None
+    record.points = [dataclasses.replace(p, key="") for p in record.points]
+    record.save(results, 0)
+    assert bct.recorded_points(elsewhere) is None
+
+
 def test_the_control_s_rows_carry_no_old_model_information():
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(40, 6)).astype(np.float32)
