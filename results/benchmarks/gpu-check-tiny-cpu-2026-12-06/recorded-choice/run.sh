@@ -13,7 +13,7 @@ check() {
 }
 said() {  # the sweep models trained (the store's lines in the executed notebooks), the choices
   local seed="$work/$1/runs/tiny-imagenet-100-gpu/seed0"
-  echo "$1: sweep models trained: $(cat "$work/$1"/results/notebooks/seed0/*.ipynb \
+  echo "$1: sweep models trained by 10: $(cat "$work/$1"/results/notebooks/seed0/10_*.ipynb \
     | sed 's/\\n/\n/g' | grep -o '^ *"\?bct:[^ ]*: trained in' | sort -u | wc -l), with a \
 model.pt: $(ls "$seed"/bct-*/model.pt 2>/dev/null | wc -l)"
   python - "$work/$1/results" <<'PY'
