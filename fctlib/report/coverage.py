@@ -94,7 +94,6 @@ def coverage(records: Records, steps: tuple[str, ...]) -> Coverage:
                     commits, {seed: names for seed, names in retrained.items() if names})
 
 
-
 def coverage_warnings(coverages: dict[str, Coverage]) -> list[str]:
     """At most three lines over the sections ({title: coverage}): the partial seeds left out and
     where, the sections averaging seeds of different commits, those whose seeds used models
