@@ -53,9 +53,10 @@ class Record(JsonData):
         if cls.NOTEBOOK:
             STEP_RECORDS[cls.STEP] = cls
 
-    def path(self, results_dir: str | Path, seed: int) -> Path:
+    @classmethod
+    def path(cls, results_dir: str | Path, seed: int) -> Path:
         """results_dir/metrics/seed<k>/<STEP>.json."""
-        return Path(results_dir, "metrics", f"seed{seed}", f"{self.STEP}.json")
+        return Path(results_dir, "metrics", f"seed{seed}", f"{cls.STEP}.json")
 
     def save(self, results_dir: str | Path, seed: int) -> Path:
         """Write the record's JSON to its path, atomically."""

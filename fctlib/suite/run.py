@@ -25,7 +25,7 @@ from fctlib.evaluation.retrieval import evaluate_case
 from fctlib.experiment.config import Preset, load_preset
 from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import compute, git_commit
-from fctlib.experiment.records import Record, load_record
+from fctlib.experiment.records import STEP_RECORDS, Record, load_record
 from fctlib.experiment.store import Artifact, ArtifactStore, fingerprint
 from fctlib.io import remove_stale_tmp
 from fctlib.methods.registry import declare
@@ -136,7 +136,7 @@ class Run:
     def seed_record(self, step: str) -> Record | None:
         """This seed's record of a step in the results folder (`metrics/seed<k>/<step>.json`),
         or None where none was written."""
-        path = self.results_dir / "metrics" / f"seed{self.seed}" / f"{step}.json"
+        path = STEP_RECORDS[step].path(self.results_dir, self.seed)
         return load_record(path) if path.is_file() else None
 
     def trained(self, name: Name | Artifact) -> tuple:
