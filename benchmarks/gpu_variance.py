@@ -174,6 +174,8 @@ def summary(rows: pd.DataFrame, first: int, seeds: pd.DataFrame | None = None) -
     for case in sorted(rows["case"].unique(), key=lambda c: MODELS.index(c.split("/")[0])):
         runs = {k: own[(own["case"] == case) & (own["kernels"] == k)] for k in KERNELS}
         rates = {k: float(np.median(r["img_per_s"])) if len(r) else None for k, r in runs.items()}
+        same_weights = {f"{k}_same_weights": r["weights"].nunique() == 1 if len(r) > 1 else None
+                        for k, r in runs.items()}
         ratio = (round(rates["deterministic"] / rates["autotuned"], 3)
                  if rates["deterministic"] and rates["autotuned"] else None)
         by_seed = seeds[seeds["case"] == case]
@@ -185,10 +187,7 @@ def summary(rows: pd.DataFrame, first: int, seeds: pd.DataFrame | None = None) -
                 row[f"{kernels}_range"] = round(max(values) - min(values), 4) if values else None
             values = runs["deterministic"][metric].tolist()
             row["deterministic_identical"] = (len(set(values)) == 1) if len(values) > 1 else None
-            for kernels, runs_of in runs.items():
-                digests = runs_of["weights"].tolist()
-                row[f"{kernels}_same_weights"] = (len(set(digests)) == 1 if len(digests) > 1
-                                                  else None)
+            row.update(same_weights)
             row["seed_std"] = (round(float(by_seed[metric].std(ddof=1)), 4)
                                if len(by_seed) > 1 else None)
             row["seeds"] = len(by_seed)

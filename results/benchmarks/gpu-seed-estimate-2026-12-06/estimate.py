@@ -141,12 +141,17 @@ def training_seconds(run: Run, name: str, history: list, rates: dict) -> float:
     return cfg.epochs * per_epoch * views * slower / rates[kind]
 
 
-def by_kind(check_out: Path, data_root: Path, rates: dict) -> dict[str, float]:
+def preset_run(check_out: Path, data_root: Path) -> Run:
+    """The full preset's run on the data the check read (its decoded images beside its folder),
+    for the artifacts' declarations; nothing is trained in it."""
+    dataset = {"root": str(data_root), "cache_dir": str(check_out.parent / "fct-decoded")}
+    return Run(PRESET, 0, overrides={"data": {"dataset": dataset}}, runs_dir=check_out / "unused",
+               results_dir=check_out / "unused")
+
+
+def by_kind(check_out: Path, run: Run, rates: dict) -> dict[str, float]:
     """A whole seed's training seconds in sequence by kind of step (each artifact once; 11's
     run's BCT as openbct-g)."""
-    run = Run(PRESET, 0, overrides={"data": {"dataset": {"root": str(data_root), "cache_dir": str(
-        check_out.parent / "fct-decoded")}}}, runs_dir=check_out / "unused",
-        results_dir=check_out / "unused")
     runs = check_out / "runs" / PRESET / "seed0"
     totals: dict[str, float] = {}
     for folder, rename in ((runs, False), (runs / "cross-dataset", True)):
@@ -157,14 +162,11 @@ def by_kind(check_out: Path, data_root: Path, rates: dict) -> dict[str, float]:
     return totals
 
 
-def estimate(check_out: Path, data_root: Path, rates: dict, compile_s: float) -> list[dict]:
+def estimate(check_out: Path, run: Run, rates: dict, compile_s: float) -> list[dict]:
     """Per notebook, in order: its artifacts not trained by an earlier notebook, and the lower
     bound on their training seconds and on those of all its artifacts (from a fresh machine).
     Notebook 11 also trains a run of its own on the merged data (runs/.../cross-dataset/), priced
     by the main preset's configs, its BCT as openbct-g (the H200's choice on tune)."""
-    dataset = {"root": str(data_root), "cache_dir": str(check_out.parent / "fct-decoded")}
-    run = Run(PRESET, 0, overrides={"data": {"dataset": dataset}}, runs_dir=check_out / "unused",
-              results_dir=check_out / "unused")
     runs = check_out / "runs" / PRESET / "seed0"
     histories = histories_in(runs)
     seconds = {n: training_seconds(run, n, h, rates) for n, h in histories.items()}
@@ -207,7 +209,8 @@ def main() -> None:
     print("\n| record (notebook) | artifacts used | trained first here | training s, in sequence "
           "| training s, from a fresh machine | the same with a first epoch's compilation "
           f"({check_rates['compile_s']:.0f} s a network) |\n|---|---:|---|---:|---:|---:|")
-    rows = [r for r in estimate(check_out, data_root, rates, check_rates["compile_s"])
+    run = preset_run(check_out, data_root)
+    rows = [r for r in estimate(check_out, run, rates, check_rates["compile_s"])
             if r["artifacts"]]
     for r in rows:
         print(f"| {r['notebook']} | {r['artifacts']} | {', '.join(r['new']) or '-'} | "
@@ -216,8 +219,7 @@ def main() -> None:
     total = sum(r["in_sequence_s"] for r in rows)
     print(f"\nA whole seed in sequence: at least {total:,.0f} s of training.")
     goals = at_goals(rates)
-    kinds = {"measured": by_kind(check_out, data_root, rates),
-             "goals": by_kind(check_out, data_root, goals)}
+    kinds = {"measured": by_kind(check_out, run, rates), "goals": by_kind(check_out, run, goals)}
     print("\nA whole seed's training by kind of step, s: at the measured rates / at the goals\n")
     for kind in rates:
         print(f"- {kind}: {kinds['measured'].get(kind, 0):.0f} / {kinds['goals'].get(kind, 0):.0f}")
@@ -226,7 +228,7 @@ def main() -> None:
         print(f"- {kind}: {rate:,.0f}/s")
     print("\n| record (notebook) | training s, in sequence | from a fresh machine | the same with "
           "compilation |\n|---|---:|---:|---:|")
-    at_goal = [r for r in estimate(check_out, data_root, goals, check_rates["compile_s"])
+    at_goal = [r for r in estimate(check_out, run, goals, check_rates["compile_s"])
                if r["artifacts"]]
     for r in at_goal:
         print(f"| {r['notebook']} | {r['in_sequence_s']:.0f} | {r['fresh_machine_s']:.0f} | "
