@@ -29,6 +29,7 @@ import traceback
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import compiled_vs_eager
 import gpu_speed
@@ -44,12 +45,12 @@ from fctlib.data.sources import dataset_cache_dir
 from fctlib.experiment.config import resolve_preset_path
 from fctlib.experiment.names import Name
 from fctlib.experiment.provenance import compute, provenance
-from fctlib.experiment.records import load_records
+from fctlib.experiment.records import STEP_RECORDS, load_records
 from fctlib.experiment.run_log import RUN_LOG, RunLog
 from fctlib.io import load_json_if_exists, save_json
 from fctlib.methods import bct
 from fctlib.methods.fct import TransformationName
-from fctlib.methods.registry import parse_name
+from fctlib.methods.registry import ArtifactNameError, parse_name
 from fctlib.methods.side_info import SideInfoName
 from fctlib.models.backbones import build_model
 from fctlib.paths import REPORT, STEPS
@@ -75,6 +76,7 @@ from fctlib.training.runtime import (
 )
 
 PRESET = "tiny-imagenet-100-gpu"
+RECORD_OF = {record.NOTEBOOK: step for step, record in STEP_RECORDS.items()}  # 04_bct -> bct
 # issue 25's goals on one H200 or H100: the preset's ResNet-18 training (old and new), bt2's batch
 # 128 beside it, SimCLR's images (both views) beside it, h fitting, embedding
 GOALS = {"training_img_per_s": 80_000, "bt2_share_of_training": 0.7,
@@ -85,6 +87,10 @@ GOALS = {"training_img_per_s": 80_000, "bt2_share_of_training": 0.7,
 # where it took 219 s, so a step that could not finish started and took the budget of those after.
 H200_FIGURES = (Path(__file__).resolve().parents[1] / "results" / "benchmarks" / "gpu"
                 / "2026-12-04-compiled" / "check" / "figures.json")
+# What every step of the preset uses (07-11 and each step's upstream artifacts too) and the
+# training of what the cost model does not count: a --tiny check's records scaled to the full
+# preset by estimate.py there (per artifact: items of every epoch, at its kind of step's rate)
+SEED_WORK = H200_FIGURES.parents[3] / "gpu-seed-estimate-2026-12-06" / "seed_work.json"
 REPORT_ESTIMATE_S = 30.0  # the report notebook reads records and draws; it trains nothing
 ENGINE = "in-process"
 # --tiny: the same networks on a few images per class, one epoch each (a CPU can run it)
@@ -333,6 +339,62 @@ def step_artifacts(preset) -> dict[str, list[str]]:
     return {step: [str(name) for name in step_names] for step, step_names in names.items()}
 
 
+class SeedWork(NamedTuple):
+    """A seed's work (ComparisonWork) and, per step, the artifacts it uses."""
+
+    work: ComparisonWork
+    uses: dict[str, list[str]]
+    made_from: str | None  # SEED_WORK's provenance where it was made for the preset
+
+
+def seed_work(preset, sizes: SplitSizes) -> SeedWork:
+    """A seed's work and what each step uses. The cost model counts 01-06's own artifacts from
+    the preset (main_comparison_work, step_artifacts); SEED_WORK, where it was made for this
+    preset, adds what each step's record named (07-11's artifacts, and each step's upstream
+    ones) and the training of those the cost model does not count, scaled to this run's
+    training split."""
+    work, uses = main_comparison_work(preset, sizes), step_artifacts(preset)
+    made = load_json_if_exists(SEED_WORK) or {}
+    if made.get("preset") != preset.name:
+        return SeedWork(work, uses, None)
+    counted, scale = {*work.training, *work.transformation}, sizes.train / made["train_images"]
+
+    def added(part: str) -> dict:
+        return {n: items * scale for n, items in made[part].items() if n not in counted}
+
+    kinds = {n: kind for n, kind in made["kinds"].items() if n not in counted}
+    work = ComparisonWork({**work.training, **added("training")}, work.embedding,
+                          {**work.transformation, **added("transformation")},
+                          {**work.kinds, **kinds})
+    uses = {step: list(dict.fromkeys([*uses.get(step, []), *made["steps"].get(step, [])]))
+            for step in STEPS if step in uses or step in made["steps"]}
+    return SeedWork(work, uses, made["made_from"])
+
+
+def to_make(run: Run, names: list[str]) -> list[str]:
+    """Of the artifacts a step uses, those this run does not hold finished, with the upstream
+    artifacts they are trained against that it does not hold either (a bare machine trains them
+    first). A name the registry does not declare (a notebook's own, 11's run's) is not held."""
+    todo: dict[str, None] = {}
+
+    def add(name: str, artifact=None) -> None:
+        if name in todo:
+            return
+        try:
+            artifact = artifact or run.artifact(name)
+        except ArtifactNameError:
+            todo[name] = None
+            return
+        if not run.store.finished(artifact):
+            todo[name] = None
+            for upstream in artifact.upstream:
+                add(upstream.name, upstream)
+
+    for name in names:
+        add(name)
+    return list(todo)
+
+
 def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> float:
     """Seconds a step's artifacts should take at `rates` (ComparisonWork.seconds' arguments)."""
     return work.part(artifacts).seconds(**rates)["total"]
@@ -396,19 +458,23 @@ def note_training_rates(check: Check, run: Run, artifacts: list[str]) -> None:
 
 
 def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates: dict,
-                  work: ComparisonWork) -> None:
+                  seed: SeedWork) -> None:
     """The step notebooks of one seed as `fct reproduce --engine in-process` runs them (the same
     records, executed copies, timings and run log under OUT/results), then the report notebook.
-    A step with a cost estimate (00-06) starts only when the budget holds it; every step is
-    stopped when the budget runs out; a failing step is named and the next one runs. The run log
+    A step with a cost estimate (01-06; 07-11 too where SEED_WORK was made for the preset)
+    starts only when the budget holds what it has to make (`to_make`); every step is stopped
+    when the budget runs out; a failing step is named and the next one runs. The run log
     (last_run.json) names the steps that ran to their end; records placed under OUT/results
     before the check keep naming the runs that made them."""
     artifacts = step_artifacts(run.preset)
     run_log = RunLog(run.results_dir, check.info, STEPS)  # last_run.json, as `fct reproduce`'s
     for step in steps:
-        estimate = step_estimate(work, artifacts[step], rates) if step in artifacts else None
+        estimate = step_estimate(seed.work, to_make(run, seed.uses[step]), rates) \
+            if step in seed.uses else None
         if check.step(step, estimate, partial(run_step, step, run.seed, common, ENGINE)):
             run_log.step_done(run.seed, step, check.elapsed())
+            if seed.made_from:
+                note_unestimated(check, run, step, seed.uses.get(step, []))
         note_training_rates(check, run, artifacts.get(step, []))
         if step == "01_train_old" and run.store.finished(run.artifact("old")):
             check.step("embed_rate", 0.0, lambda: check.figures.update(
@@ -418,6 +484,17 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
     report_parameters = {k: common[k] for k in ("preset", "overrides", "results_dir")}
     check.step(REPORT, REPORT_ESTIMATE_S, lambda: execute(
         REPORT, run.results_dir / "notebooks" / f"{REPORT}.ipynb", report_parameters, ENGINE))
+
+
+def note_unestimated(check: Check, run: Run, step: str, estimated: list[str]) -> None:
+    """Name the artifacts a finished step's record used that its estimate did not count
+    (`figures.json`'s `not_estimated`): SEED_WORK is older than the notebook; remake it."""
+    record = run.seed_record(RECORD_OF[step])
+    missed = sorted(set(record.artifacts if record else ()) - set(estimated))
+    if missed:
+        print(f"[gpu_check] {step} used artifacts its estimate did not count: "
+              f"{', '.join(missed)} (remake {SEED_WORK.name} with estimate.py)", flush=True)
+        check.figures.setdefault("not_estimated", {})[step] = missed
 
 
 def measured_rates(figures: dict) -> tuple[dict, dict]:
@@ -587,15 +664,16 @@ def main(argv: list[str] | None = None) -> None:
             capacity_img_per_s=round(capacity_img_per_s(run, steps, warmup), 1)))
         check.step("device_waits", 0.0, lambda: check.figures.update(
             device_waits_per_step=device_waits(run, args.tiny)))
-    work = main_comparison_work(run.preset, split_sizes(run))
+    seed = seed_work(run.preset, split_sizes(run))
+    check.figures["estimated_from"] = seed.made_from or "the cost model (01-06)"
     check.figures["predicted_at_goals_s"] = {
-        k: round(v, 1) for k, v in work.seconds(**goal_rates()).items()}
+        k: round(v, 1) for k, v in seed.work.seconds(**goal_rates()).items()}
     rates = prior_rates(run.device)
     common = step_parameters(resolve_preset_path(args.preset), overrides, run.results_dir,
                              args.out / "runs")
-    run_notebooks(check, run, common, args.steps, rates, work)
+    run_notebooks(check, run, common, args.steps, rates, seed)
     check.figures["predicted_at_measured_s"] = {
-        k: round(v, 1) for k, v in work.seconds(**rates).items()}
+        k: round(v, 1) for k, v in seed.work.seconds(**rates).items()}
     draw_charts(check)
     check.save()
     print(f"[gpu_check] done in {check.elapsed():.0f} s; records and notebooks in "

@@ -51,6 +51,95 @@ def test_step_estimates_add_up_to_the_total():
         5 * 1_350_000 / 30_000 + 2 * 1_350_000 / 10_000 + 40_000 / 20_000 + 7 * 5.0)
 
 
+def test_a_step_is_estimated_at_what_it_uses_and_the_committed_seed_work_adds(tmp_path,
+                                                                              monkeypatch):
+    """SEED_WORK made for a preset adds each step's recorded artifacts and the training the cost
+    model does not count (scaled to the run's training split); for another preset it is not
+    read."""
+    preset = load_preset("smoke")
+    sizes = SplitSizes(10, 20, 3, 4)
+    made = {"preset": "smoke", "made_from": "a test", "train_images": 90,
+            "steps": {"03_train_new": ["new", "old"], "07_fastfill": ["old", "fastfill:0"]},
+            "training": {"old": 1, "x": 90}, "transformation": {"fastfill:0": 900},
+            "kinds": {"old": "SimCLR", "x": "small batch"}}
+    (tmp_path / "seed_work.json").write_text(json.dumps(made))
+    monkeypatch.setattr(gpu_check, "SEED_WORK", tmp_path / "seed_work.json")
+    model = main_comparison_work(preset, sizes)
+    seed = gpu_check.seed_work(preset, sizes)
+    assert seed.made_from == "a test"
+    assert seed.work.training == {**model.training, "x": 20}  # the cost model's old stays
+    assert seed.work.kinds == {**model.kinds, "x": "small batch"}
+    assert seed.work.transformation == {**model.transformation, "fastfill:0": 200}
+    assert seed.uses["03_train_new"] == ["new", "old"] and seed.uses["07_fastfill"] == [
+        "old", "fastfill:0"]
+    assert seed.uses["01_train_old"] == gpu_check.step_artifacts(preset)["01_train_old"]
+    made["preset"] = "tiny-imagenet-100-gpu"
+    (tmp_path / "seed_work.json").write_text(json.dumps(made))
+    assert gpu_check.seed_work(preset, sizes) == (model, gpu_check.step_artifacts(preset), None)
+
+
+class StubRun:
+    """The run `to_make` asks: declared artifacts by name, the store's finished ones."""
+
+    def __init__(self, artifacts: dict, finished: set[str]):
+        self.artifacts, self.store = artifacts, self
+        self.held = finished
+
+    def artifact(self, name):
+        if name not in self.artifacts:
+            raise gpu_check.ArtifactNameError(f"unknown artifact {name!r}")
+        return self.artifacts[name]
+
+    def finished(self, artifact):
+        return artifact.name in self.held
+
+
+def test_a_step_makes_what_it_uses_and_their_upstream_unless_held():
+    from fctlib.experiment.store import Artifact
+
+    def declared(name, *upstream):
+        return Artifact(name, name, (), fit=None, upstream=upstream)
+
+    old, new = declared("old"), declared("new")
+    h = declared("h:8", old, new, declared("side:8"))
+    run = StubRun({a.name: a for a in (old, new, h)}, finished={"old"})
+    # h's upstream not held is made first; a notebook's own name is never held
+    assert gpu_check.to_make(run, ["h:8", "fastfill:0", "old"]) == [
+        "h:8", "new", "side:8", "fastfill:0"]
+    run.held |= {"h:8"}
+    assert gpu_check.to_make(run, ["h:8", "new"]) == ["new"]
+
+
+def test_the_committed_seed_work_agrees_with_the_cost_model():
+    """estimate.py's seed_work.json (a --tiny check's records): each step of 01-06 used what the
+    cost model says it makes; every step it lists is a notebook; what the cost model does not
+    count is priced from the file (the GPU preset's 07-11 are estimated)."""
+    preset = load_preset(gpu_check.PRESET)
+    seed = gpu_check.seed_work(preset, SplitSizes(22_500, 45_000, 5_000, 5_000))
+    assert seed.made_from and set(seed.uses) <= set(gpu_check.STEPS)
+    for step, own in gpu_check.step_artifacts(preset).items():
+        assert set(own) - {"bct chosen"} <= set(seed.uses[step]), step
+    assert {"07_fastfill", "08_ablations", "09_methods", "10_multistep",
+            "11_cross_dataset"} <= set(seed.uses)
+    priced = {*seed.work.training, *seed.work.transformation}
+    assert "fastfill:0" in priced and "gen:h:0:1" in priced and "old (11's run)" in priced
+
+
+def test_a_finished_step_names_what_its_estimate_did_not_count(tmp_path):
+    class Recorded:
+        def __init__(self, names):
+            self.artifacts = dict.fromkeys(names, "abc")
+
+    class RecordingRun:
+        def seed_record(self, step):
+            return Recorded(["old", "new", "lwf"]) if step == "methods" else None
+
+    check = gpu_check.Check(tmp_path, budget_s=60, info={})
+    gpu_check.note_unestimated(check, RecordingRun(), "09_methods", ["old", "new"])
+    gpu_check.note_unestimated(check, RecordingRun(), "10_multistep", ["old"])
+    assert check.figures["not_estimated"] == {"09_methods": ["lwf"]}
+
+
 def test_the_prior_rates_are_the_committed_h200_checks():
     """Before it measures its own, the check estimates at the rates its H200 run measured
     (../results/benchmarks/gpu/2026-12-04-compiled/check/figures.json); no compilation on a CPU."""

@@ -15,6 +15,10 @@ evaluation, data, notebook start-up (the last column adds a first epoch's compil
 network at the H200's mean, as the GPU check's prior does); so every figure is a lower bound.
 The same again at issue 25's item 1 goals (`at_goals`): what a seed would take once they are met.
 
+It also writes seed_work.json beside itself (`seed_work`): per step the artifacts its record names
+and per trained artifact its items in the full preset, from which the GPU check estimates every
+step, 07-11 included, before starting it (`gpu_check.SEED_WORK`, `gpu_check.seed_work`).
+
 Usage: python estimate.py <out folder of `gpu_check.py --tiny`> <data root> [figures.json]
 (the data are read for their fingerprint only; decoded images are looked for in fct-decoded/
 beside the out folder, as `gpu_device.sh` leaves them)
@@ -29,8 +33,10 @@ from pathlib import Path
 
 import fctlib.methods  # noqa: F401  (registers every method's artifacts)
 from fctlib.experiment.config import load_preset
+from fctlib.experiment.records import STEP_RECORDS
+from fctlib.io import save_json
 from fctlib.methods.registry import declare
-from fctlib.suite.cost import class_split_sizes, main_comparison_work
+from fctlib.suite.cost import SIMCLR, SMALL_BATCH, class_split_sizes
 from fctlib.suite.run import Run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
@@ -128,17 +134,24 @@ def histories_in(folder: Path) -> dict[str, list]:
     return found
 
 
-def training_seconds(run: Run, name: str, history: list, rates: dict) -> float:
-    """Lower bound on an artifact's training on the H200: its tiny epoch's items scaled to the
-    full split, times the full preset's epochs (and views), at its kind's rate."""
-    if not history:  # random side-info: drawn, not trained
-        return 0.0
+def training_items(run: Run, name: str, history: list) -> tuple[str, float]:
+    """An artifact's kind of step and its items in the full preset, weighted by its network's
+    cost: its tiny epoch's items scaled to the full split, times the full preset's epochs (and
+    SimCLR's two views), twice for ResNet-34."""
     cfg = training_of(run, name)
     tiny = history[0]
     per_epoch = tiny["items_per_s"] * tiny["seconds"] * FULL_TRAIN_PER_CLASS / TINY_TRAIN_PER_CLASS
     kind, slower = kind_of(name, cfg.batch_size)
     views = 2 if kind.startswith("SimCLR") else 1
-    return cfg.epochs * per_epoch * views * slower / rates[kind]
+    return kind, cfg.epochs * per_epoch * views * slower
+
+
+def training_seconds(run: Run, name: str, history: list, rates: dict) -> float:
+    """Lower bound on an artifact's training on the H200: its items at its kind's rate."""
+    if not history:  # random side-info: drawn, not trained
+        return 0.0
+    kind, items = training_items(run, name, history)
+    return items / rates[kind]
 
 
 def preset_run(check_out: Path, data_root: Path) -> Run:
@@ -189,6 +202,48 @@ def estimate(check_out: Path, run: Run, rates: dict, compile_s: float) -> list[d
     return rows
 
 
+# estimate's kinds of step as ComparisonWork counts them, and a weight for an assumed rate:
+# a batch of 64 as twice the items of a batch of 128 (the others: supervised; h: fitted)
+CHECK_KINDS = {"batch 128": (SMALL_BATCH, 1), "batch 64 (assumed)": (SMALL_BATCH, 2),
+               "SimCLR (both views)": (SIMCLR, 1)}
+
+
+def seed_work(check_out: Path, run: Run) -> dict:
+    """What the GPU check estimates each step from (`gpu_check.SEED_WORK`): per step, the
+    artifacts its record names (11: and its own run's, suffixed as in `estimate`); per trained
+    artifact its items in the full preset (whose training split has `train_images`), as
+    ComparisonWork counts them: an h's under `transformation`, a network's under `training`
+    with its kind where not supervised."""
+    runs = check_out / "runs" / PRESET / "seed0"
+    trained = {n: (n, h) for n, h in histories_in(runs).items()}
+    trained.update({f"{n} (11's run)": ("bct:openbct-g:1.0" if n.startswith("bct:") else n, h)
+                    for n, h in histories_in(runs / "cross-dataset").items()})
+    work: dict = {"training": {}, "transformation": {}, "kinds": {}}
+    for listed, (priced, history) in trained.items():
+        if not history:  # random side-info: drawn, not trained
+            continue
+        kind, items = training_items(run, priced, history)
+        if kind == "h":
+            work["transformation"][listed] = round(items)
+            continue
+        check_kind, weight = CHECK_KINDS.get(kind, (None, 1))
+        work["training"][listed] = round(items * weight)
+        if check_kind:
+            work["kinds"][listed] = check_kind
+    steps = {}
+    for record in sorted((check_out / "results" / "metrics" / "seed0").glob("*.json"),
+                         key=notebook_order):
+        names = sorted(json.loads(record.read_text()).get("artifacts", {}))
+        own = [n for n in trained if n.endswith("(11's run)")] if record.stem == "cross_dataset" \
+            else []
+        if names or own:
+            steps[STEP_RECORDS[record.stem].NOTEBOOK] = names + own
+    check = json.loads((check_out / "figures.json").read_text())["provenance"]
+    return {"preset": PRESET, "made_from": f"a --tiny check at {check['git_commit']}: "
+            f"{check['command']}; then estimate.py", "train_images": full_sizes().train,
+            "steps": steps, **work}
+
+
 NOTEBOOKS = ["old", "side_info", "new", "bct", "transformation", "side_info_size", "fastfill",
              "ablations", "methods", "multistep", "cross_dataset"]
 
@@ -210,6 +265,7 @@ def main() -> None:
           "| training s, from a fresh machine | the same with a first epoch's compilation "
           f"({check_rates['compile_s']:.0f} s a network) |\n|---|---:|---|---:|---:|---:|")
     run = preset_run(check_out, data_root)
+    save_json(seed_work(check_out, run), gpu_check.SEED_WORK)
     rows = [r for r in estimate(check_out, run, rates, check_rates["compile_s"])
             if r["artifacts"]]
     for r in rows:
@@ -237,19 +293,25 @@ def main() -> None:
     through_10 = sum(r["in_sequence_s"] for r in at_goal if r["notebook"] != "cross_dataset")
     print(f"\nA whole seed in sequence at the goals: at least {total:,.0f} s of training "
           f"({through_10:,.0f} s for 00-10, item 2's notebooks).")
-    print("\nThe GPU check's own estimates of 01-06 (`gpu_check.step_estimate`: the preset's "
-          "split sizes, its prior rates, the H200's, with a first epoch's compilation per "
-          "network), s:\n")
+    print("\nThe GPU check's own estimates of each step from a fresh machine "
+          "(`gpu_check.step_estimate` of `gpu_check.seed_work`: the preset's split sizes, "
+          "seed_work.json, its prior rates, the H200's, with a first epoch's compilation per "
+          "network and h and, for 01-06's artifacts, their embedding), s:\n")
     for step, seconds in check_estimates(check_rates).items():
         print(f"- {step}: {seconds:.0f}")
 
 
+def full_sizes():
+    """The full preset's split sizes (500 training and 50 test images in each of 100 classes)."""
+    return class_split_sizes(load_preset(PRESET), 500, 50, 100)
+
+
 def check_estimates(rates: dict) -> dict[str, float]:
-    """What the GPU check estimates each of 01-06 at before it has measured anything."""
-    preset = load_preset(PRESET)
-    work = main_comparison_work(preset, class_split_sizes(preset, 500, 50, 100))
-    return {step: gpu_check.step_estimate(work, artifacts, rates)
-            for step, artifacts in gpu_check.step_artifacts(preset).items()}
+    """What the GPU check estimates each step at from a fresh machine before it has measured
+    anything (`gpu_check.seed_work`, this folder's seed_work.json)."""
+    seed = gpu_check.seed_work(load_preset(PRESET), full_sizes())
+    return {step: gpu_check.step_estimate(seed.work, artifacts, rates)
+            for step, artifacts in seed.uses.items()}
 
 
 if __name__ == "__main__":
