@@ -344,31 +344,33 @@ class SeedWork(NamedTuple):
 
     work: ComparisonWork
     uses: dict[str, list[str]]
-    made_from: str | None  # SEED_WORK's provenance where it was made for the preset
+    made_from: str | None  # SEED_WORK's provenance where its work was added
+    listed: dict[str, list[str]]  # per step, what SEED_WORK lists, where made for the preset
 
 
 def seed_work(preset, sizes: SplitSizes) -> SeedWork:
     """A seed's work and what each step uses. The cost model counts 01-06's own artifacts from
     the preset (main_comparison_work, step_artifacts); SEED_WORK, where it was made for this
-    preset, adds what each step's record named (07-11's artifacts, and each step's upstream
-    ones) and the training of those the cost model does not count, scaled to this run's
-    training split."""
+    preset and training split (not for a --tiny run: a few images, one epoch each), adds what
+    each step's record named (07-11's artifacts, and each step's upstream ones) and the
+    training of those the cost model does not count."""
     work, uses = main_comparison_work(preset, sizes), step_artifacts(preset)
     made = load_json_if_exists(SEED_WORK) or {}
     if made.get("preset") != preset.name:
-        return SeedWork(work, uses, None)
-    counted, scale = {*work.training, *work.transformation}, sizes.train / made["train_images"]
+        return SeedWork(work, uses, None, {})
+    if made["train_images"] != sizes.train:
+        return SeedWork(work, uses, None, made["steps"])
+    counted = {*work.training, *work.transformation}
 
     def added(part: str) -> dict:
-        return {n: items * scale for n, items in made[part].items() if n not in counted}
+        return {n: v for n, v in made[part].items() if n not in counted}
 
-    kinds = {n: kind for n, kind in made["kinds"].items() if n not in counted}
     work = ComparisonWork({**work.training, **added("training")}, work.embedding,
                           {**work.transformation, **added("transformation")},
-                          {**work.kinds, **kinds})
+                          {**work.kinds, **added("kinds")})
     uses = {step: list(dict.fromkeys([*uses.get(step, []), *made["steps"].get(step, [])]))
             for step in STEPS if step in uses or step in made["steps"]}
-    return SeedWork(work, uses, made["made_from"])
+    return SeedWork(work, uses, made["made_from"], made["steps"])
 
 
 def to_make(run: Run, names: list[str]) -> list[str]:
@@ -473,8 +475,8 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
             if step in seed.uses else None
         if check.step(step, estimate, partial(run_step, step, run.seed, common, ENGINE)):
             run_log.step_done(run.seed, step, check.elapsed())
-            if seed.made_from:
-                note_unestimated(check, run, step, seed.uses.get(step, []))
+            if seed.listed:
+                note_unlisted(check, run, step, seed.listed.get(step, []))
         note_training_rates(check, run, artifacts.get(step, []))
         if step == "01_train_old" and run.store.finished(run.artifact("old")):
             check.step("embed_rate", 0.0, lambda: check.figures.update(
@@ -486,15 +488,15 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
         REPORT, run.results_dir / "notebooks" / f"{REPORT}.ipynb", report_parameters, ENGINE))
 
 
-def note_unestimated(check: Check, run: Run, step: str, estimated: list[str]) -> None:
-    """Name the artifacts a finished step's record used that its estimate did not count
-    (`figures.json`'s `not_estimated`): SEED_WORK is older than the notebook; remake it."""
+def note_unlisted(check: Check, run: Run, step: str, listed: list[str]) -> None:
+    """Name the artifacts a finished step's record used that SEED_WORK does not list for it
+    (`figures.json`'s `not_in_seed_work`): the notebook changed since; remake the file."""
     record = run.seed_record(RECORD_OF[step])
-    missed = sorted(set(record.artifacts if record else ()) - set(estimated))
+    missed = sorted(set(record.artifacts if record else ()) - set(listed))
     if missed:
-        print(f"[gpu_check] {step} used artifacts its estimate did not count: "
-              f"{', '.join(missed)} (remake {SEED_WORK.name} with estimate.py)", flush=True)
-        check.figures.setdefault("not_estimated", {})[step] = missed
+        print(f"[gpu_check] {step} used artifacts {SEED_WORK.name} does not list: "
+              f"{', '.join(missed)} (remake it with estimate.py)", flush=True)
+        check.figures.setdefault("not_in_seed_work", {})[step] = missed
 
 
 def measured_rates(figures: dict) -> tuple[dict, dict]:

@@ -53,12 +53,12 @@ def test_step_estimates_add_up_to_the_total():
 
 def test_a_step_is_estimated_at_what_it_uses_and_the_committed_seed_work_adds(tmp_path,
                                                                               monkeypatch):
-    """SEED_WORK made for a preset adds each step's recorded artifacts and the training the cost
-    model does not count (scaled to the run's training split); for another preset it is not
-    read."""
+    """SEED_WORK made for a preset and its training split adds each step's recorded artifacts
+    and the training the cost model does not count; for another preset or split (a --tiny run)
+    it is not read."""
     preset = load_preset("smoke")
     sizes = SplitSizes(10, 20, 3, 4)
-    made = {"preset": "smoke", "made_from": "a test", "train_images": 90,
+    made = {"preset": "smoke", "made_from": "a test", "train_images": 20,
             "steps": {"03_train_new": ["new", "old"], "07_fastfill": ["old", "fastfill:0"]},
             "training": {"old": 1, "x": 90}, "transformation": {"fastfill:0": 900},
             "kinds": {"old": "SimCLR", "x": "small batch"}}
@@ -67,15 +67,19 @@ def test_a_step_is_estimated_at_what_it_uses_and_the_committed_seed_work_adds(tm
     model = main_comparison_work(preset, sizes)
     seed = gpu_check.seed_work(preset, sizes)
     assert seed.made_from == "a test"
-    assert seed.work.training == {**model.training, "x": 20}  # the cost model's old stays
+    assert seed.work.training == {**model.training, "x": 90}  # the cost model's old stays
     assert seed.work.kinds == {**model.kinds, "x": "small batch"}
-    assert seed.work.transformation == {**model.transformation, "fastfill:0": 200}
+    assert seed.work.transformation == {**model.transformation, "fastfill:0": 900}
     assert seed.uses["03_train_new"] == ["new", "old"] and seed.uses["07_fastfill"] == [
         "old", "fastfill:0"]
     assert seed.uses["01_train_old"] == gpu_check.step_artifacts(preset)["01_train_old"]
-    made["preset"] = "tiny-imagenet-100-gpu"
-    (tmp_path / "seed_work.json").write_text(json.dumps(made))
-    assert gpu_check.seed_work(preset, sizes) == (model, gpu_check.step_artifacts(preset), None)
+    assert seed.listed == made["steps"]
+    # another split: only the lists, to name what a step used beyond them; another preset: none
+    for other, listed in (({"train_images": 45_000}, made["steps"]),
+                          ({"preset": "tiny-imagenet-100-gpu"}, {})):
+        (tmp_path / "seed_work.json").write_text(json.dumps({**made, **other}))
+        assert gpu_check.seed_work(preset, sizes) == (model, gpu_check.step_artifacts(preset),
+                                                      None, listed)
 
 
 class StubRun:
@@ -125,7 +129,7 @@ def test_the_committed_seed_work_agrees_with_the_cost_model():
     assert "fastfill:0" in priced and "gen:h:0:1" in priced and "old (11's run)" in priced
 
 
-def test_a_finished_step_names_what_its_estimate_did_not_count(tmp_path):
+def test_a_finished_step_names_what_the_seed_work_does_not_list(tmp_path):
     class Recorded:
         def __init__(self, names):
             self.artifacts = dict.fromkeys(names, "abc")
@@ -135,9 +139,9 @@ def test_a_finished_step_names_what_its_estimate_did_not_count(tmp_path):
             return Recorded(["old", "new", "lwf"]) if step == "methods" else None
 
     check = gpu_check.Check(tmp_path, budget_s=60, info={})
-    gpu_check.note_unestimated(check, RecordingRun(), "09_methods", ["old", "new"])
-    gpu_check.note_unestimated(check, RecordingRun(), "10_multistep", ["old"])
-    assert check.figures["not_estimated"] == {"09_methods": ["lwf"]}
+    gpu_check.note_unlisted(check, RecordingRun(), "09_methods", ["old", "new"])
+    gpu_check.note_unlisted(check, RecordingRun(), "10_multistep", ["old"])
+    assert check.figures["not_in_seed_work"] == {"09_methods": ["lwf"]}
 
 
 def test_the_prior_rates_are_the_committed_h200_checks():
