@@ -293,12 +293,13 @@ def main() -> None:
     through_10 = sum(r["in_sequence_s"] for r in at_goal if r["notebook"] != "cross_dataset")
     print(f"\nA whole seed in sequence at the goals: at least {total:,.0f} s of training "
           f"({through_10:,.0f} s for 00-10, item 2's notebooks).")
-    print("\nThe GPU check's own estimates of each step from a fresh machine "
-          "(`gpu_check.step_estimate` of `gpu_check.seed_work`: the preset's split sizes, "
-          "seed_work.json, its prior rates, the H200's, with a first epoch's compilation per "
-          "network and h and, for 01-06's artifacts, their embedding), s:\n")
-    for step, seconds in check_estimates(check_rates).items():
-        print(f"- {step}: {seconds:.0f}")
+    print("\nThe GPU check's own estimates of each step (`gpu_check.step_estimate` of "
+          "`gpu_check.seed_work`: the preset's split sizes, seed_work.json, its prior rates, "
+          "the H200's, with a first epoch's compilation per network and h and, for 01-06's "
+          "artifacts, their embedding), s: in sequence (after the steps before it) / from a "
+          "fresh machine\n")
+    for step, (in_sequence, fresh) in check_estimates(check_rates).items():
+        print(f"- {step}: {in_sequence:.0f} / {fresh:.0f}")
 
 
 def full_sizes():
@@ -306,12 +307,18 @@ def full_sizes():
     return class_split_sizes(load_preset(PRESET), 500, 50, 100)
 
 
-def check_estimates(rates: dict) -> dict[str, float]:
-    """What the GPU check estimates each step at from a fresh machine before it has measured
-    anything (`gpu_check.seed_work`, this folder's seed_work.json)."""
+def check_estimates(rates: dict) -> dict[str, tuple[float, float]]:
+    """What the GPU check estimates each step at before it has measured anything
+    (`gpu_check.seed_work`, this folder's seed_work.json): after the steps before it (what they
+    used is held: `gpu_check.to_make` leaves it out) and from a fresh machine."""
     seed = gpu_check.seed_work(load_preset(PRESET), full_sizes())
-    return {step: gpu_check.step_estimate(seed.work, artifacts, rates)
-            for step, artifacts in seed.uses.items()}
+    held: set[str] = set()
+    estimates = {}
+    for step, artifacts in seed.uses.items():
+        estimates[step] = tuple(gpu_check.step_estimate(seed.work, names, rates) for names in (
+            [n for n in artifacts if n not in held], artifacts))
+        held |= set(artifacts)
+    return estimates
 
 
 if __name__ == "__main__":
