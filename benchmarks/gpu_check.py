@@ -9,9 +9,12 @@ results/ as `fct reproduce` writes it (metrics/seed<k>/*.json, notebooks/seed<k>
 timings.json, last_run.json; tables, figures and 99_report.ipynb from the report), runs/ (the
 artifacts: a rerun resumes), tables/*.csv and figures.json (rates, goals, each step's seconds and
 how it ended) and PNG charts where matplotlib imports. Needs torch, numpy, pandas, PyYAML, tqdm and
-Pillow (matplotlib for figures and the report), no Jupyter.
+Pillow (matplotlib for figures and the report), no Jupyter. With --side-by-side K, K worker
+processes first train the artifacts the steps use, side by side on the one GPU (then the rates
+the check reports are those of trainings sharing it), and the notebooks load them.
 Usage: python benchmarks/gpu_check.py DATA_ROOT OUT [--tiny] [--budget-s 480] [--seed 0]
        [--steps 00_data ...] [--results-from results/tiny-imagenet-100-gpu] [--notebooks-only]
+       [--side-by-side K]
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -50,7 +53,7 @@ from fctlib.experiment.run_log import RUN_LOG, RunLog
 from fctlib.io import load_json_if_exists, save_json
 from fctlib.methods import bct
 from fctlib.methods.fct import TransformationName
-from fctlib.methods.registry import ArtifactNameError, parse_name
+from fctlib.methods.registry import parse_name
 from fctlib.methods.side_info import SideInfoName
 from fctlib.models.backbones import build_model
 from fctlib.paths import REPORT, STEPS
@@ -64,6 +67,7 @@ from fctlib.suite.cost import (
 )
 from fctlib.suite.run import Run
 from fctlib.suite.runner import StepFailed, execute, run_step, step_parameters
+from fctlib.suite.side_by_side import train_side_by_side, unfinished
 from fctlib.training.compiled import H_VARIABLE, LossStep, compile_mode
 from fctlib.training.embed import embed
 from fctlib.training.loop import classification_loss, make_optimizer
@@ -373,30 +377,6 @@ def seed_work(preset, sizes: SplitSizes) -> SeedWork:
     return SeedWork(work, uses, made["made_from"], made["steps"])
 
 
-def to_make(run: Run, names: list[str]) -> list[str]:
-    """Of the artifacts a step uses, those this run does not hold finished, with the upstream
-    artifacts they are trained against that it does not hold either (a bare machine trains them
-    first). A name the registry does not declare (a notebook's own, 11's run's) is not held."""
-    todo: dict[str, None] = {}
-
-    def add(name: str, artifact=None) -> None:
-        if name in todo:
-            return
-        try:
-            artifact = artifact or run.artifact(name)
-        except ArtifactNameError:
-            todo[name] = None
-            return
-        if not run.store.finished(artifact):
-            todo[name] = None
-            for upstream in artifact.upstream:
-                add(upstream.name, upstream)
-
-    for name in names:
-        add(name)
-    return list(todo)
-
-
 def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> float:
     """Seconds a step's artifacts should take at `rates` (ComparisonWork.seconds' arguments)."""
     return work.part(artifacts).seconds(**rates)["total"]
@@ -464,14 +444,14 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
     """The step notebooks of one seed as `fct reproduce --engine in-process` runs them (the same
     records, executed copies, timings and run log under OUT/results), then the report notebook.
     A step with a cost estimate (01-06; 07-11 too where SEED_WORK was made for the preset)
-    starts only when the budget holds what it has to make (`to_make`); every step is stopped
-    when the budget runs out; a failing step is named and the next one runs. The run log
-    (last_run.json) names the steps that ran to their end; records placed under OUT/results
-    before the check keep naming the runs that made them."""
+    starts only when the budget holds what it has to make (`side_by_side.unfinished`); every
+    step is stopped when the budget runs out; a failing step is named and the next one runs.
+    The run log (last_run.json) names the steps that ran to their end; records placed under
+    OUT/results before the check keep naming the runs that made them."""
     artifacts = step_artifacts(run.preset)
     run_log = RunLog(run.results_dir, check.info, STEPS)  # last_run.json, as `fct reproduce`'s
     for step in steps:
-        estimate = step_estimate(seed.work, to_make(run, seed.uses[step]), rates) \
+        estimate = step_estimate(seed.work, list(unfinished(run, seed.uses[step])), rates) \
             if step in seed.uses else None
         if check.step(step, estimate, partial(run_step, step, run.seed, common, ENGINE)):
             run_log.step_done(run.seed, step, check.elapsed())
@@ -579,6 +559,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=540.0,
                         help="no step starts whose estimate goes past this many seconds, and the "
                              "one running then is stopped")
+    parser.add_argument("--side-by-side", type=int, default=1, metavar="K",
+                        help="train the steps' artifacts first in K processes side by side "
+                             "(1: each in its notebook, one at a time)")
     parser.add_argument("--notebooks-only", action="store_true",
                         help="skip the training capacity on synthetic batches (33 s on the H200) "
                              "and the count of device waits: they measure the code path, not the "
@@ -673,6 +656,13 @@ def main(argv: list[str] | None = None) -> None:
     rates = prior_rates(run.device)
     common = step_parameters(resolve_preset_path(args.preset), overrides, run.results_dir,
                              args.out / "runs")
+    if args.side_by_side > 1:
+        arguments = {"preset": args.preset, "seed": args.seed, "overrides": overrides,
+                     "runs_dir": args.out / "runs", "results_dir": run.results_dir}
+        names = [name for step in args.steps for name in seed.uses.get(step, [])]
+        check.step("side_by_side", None, lambda: check.figures.update(side_by_side={
+            "workers": args.side_by_side, **asdict(train_side_by_side(
+                run, arguments, names, args.side_by_side))}))
     run_notebooks(check, run, common, args.steps, rates, seed)
     check.figures["predicted_at_measured_s"] = {
         k: round(v, 1) for k, v in seed.work.seconds(**rates).items()}

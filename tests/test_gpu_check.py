@@ -82,38 +82,6 @@ def test_a_step_is_estimated_at_what_it_uses_and_the_committed_seed_work_adds(tm
                                                       None, listed)
 
 
-class StubRun:
-    """The run `to_make` asks: declared artifacts by name, the store's finished ones."""
-
-    def __init__(self, artifacts: dict, finished: set[str]):
-        self.artifacts, self.store = artifacts, self
-        self.held = finished
-
-    def artifact(self, name):
-        if name not in self.artifacts:
-            raise gpu_check.ArtifactNameError(f"unknown artifact {name!r}")
-        return self.artifacts[name]
-
-    def finished(self, artifact):
-        return artifact.name in self.held
-
-
-def test_a_step_makes_what_it_uses_and_their_upstream_unless_held():
-    from fctlib.experiment.store import Artifact
-
-    def declared(name, *upstream):
-        return Artifact(name, name, (), fit=None, upstream=upstream)
-
-    old, new = declared("old"), declared("new")
-    h = declared("h:8", old, new, declared("side:8"))
-    run = StubRun({a.name: a for a in (old, new, h)}, finished={"old"})
-    # h's upstream not held is made first; a notebook's own name is never held
-    assert gpu_check.to_make(run, ["h:8", "fastfill:0", "old"]) == [
-        "h:8", "new", "side:8", "fastfill:0"]
-    run.held |= {"h:8"}
-    assert gpu_check.to_make(run, ["h:8", "new"]) == ["new"]
-
-
 def test_the_committed_seed_work_agrees_with_the_cost_model():
     """estimate.py's seed_work.json (a --tiny check's records): each step of 01-06 used what the
     cost model says it makes; every step it lists is a notebook; what the cost model does not
@@ -537,3 +505,21 @@ def test_the_device_wrapper_returns_what_finished_even_when_its_call_is_stopped(
     assert "./results/finished.json" in listed and not any("runs" in n for n in listed)
     if not stopped:  # a stop may fall inside a snapshot: its temporary file comes back too
         assert status == 0 and not (out / ".gc.tar.gz").exists()
+
+
+def test_side_by_side_the_notebooks_load_what_the_workers_trained(fashion_mnist, tmp_path):
+    """--side-by-side 2: two worker processes train what the steps use (h after old, new and
+    side-info), then each notebook loads its models instead of training them."""
+    steps = ["00_data", "01_train_old", "02_side_info", "03_train_new", "05_transformation"]
+    run_check_without_jupyter(tmp_path, "--notebooks-only", "--side-by-side", "2",
+                              "--steps", *steps)
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    status = {s["step"]: s["status"] for s in figures["steps"]}
+    assert all(status[step] == "done" for step in ["side_by_side", *steps])
+    trained = figures["side_by_side"]["trained"]
+    assert sorted(trained) == ["h:0", "h:8", "new", "old", "side:8"]
+    assert trained.index("h:8") > max(trained.index(n) for n in ("old", "new", "side:8"))
+    notebooks = tmp_path / "results" / "notebooks" / "seed0"
+    for step, name in (("01_train_old", "old"), ("05_transformation", "h:8")):
+        text = (notebooks / f"{step}.ipynb").read_text()
+        assert f"{name}: loaded from" in text and f"{name}: trained in" not in text

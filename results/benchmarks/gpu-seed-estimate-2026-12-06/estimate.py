@@ -310,7 +310,7 @@ def full_sizes():
 def check_estimates(rates: dict) -> dict[str, tuple[float, float]]:
     """What the GPU check estimates each step at before it has measured anything
     (`gpu_check.seed_work`, this folder's seed_work.json): after the steps before it (what they
-    used is held: `gpu_check.to_make` leaves it out) and from a fresh machine."""
+    used is held: `side_by_side.unfinished` leaves it out) and from a fresh machine."""
     seed = gpu_check.seed_work(load_preset(PRESET), full_sizes())
     held: set[str] = set()
     estimates = {}
