@@ -659,7 +659,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.side_by_side > 1:
         arguments = {"preset": args.preset, "seed": args.seed, "overrides": overrides,
                      "runs_dir": args.out / "runs", "results_dir": run.results_dir}
-        names = [name for step in args.steps for name in seed.uses.get(step, [])]
+        names = [name for step in args.steps  # the lists hold 07-11's in a --tiny run too
+                 for name in [*seed.uses.get(step, []), *seed.listed.get(step, [])]]
         check.step("side_by_side", None, lambda: check.figures.update(side_by_side={
             "workers": args.side_by_side, **asdict(train_side_by_side(
                 run, arguments, names, args.side_by_side))}))
