@@ -10,8 +10,8 @@ timings.json, last_run.json; tables, figures and 99_report.ipynb from the report
 artifacts: a rerun resumes), tables/*.csv and figures.json (rates, goals, each step's seconds and
 how it ended) and PNG charts where matplotlib imports. Needs torch, numpy, pandas, PyYAML, tqdm and
 Pillow (matplotlib for figures and the report), no Jupyter. With --side-by-side K, K worker
-processes first train the artifacts the steps use, side by side on the one GPU (then the rates
-the check reports are those of trainings sharing it), and the notebooks load them.
+processes first train the registered artifacts each step uses, side by side on the one GPU (the
+rates the check reports are then those of trainings sharing it), and its notebook loads them.
 Usage: python benchmarks/gpu_check.py DATA_ROOT OUT [--tiny] [--budget-s 480] [--seed 0]
        [--steps 00_data ...] [--results-from results/tiny-imagenet-100-gpu] [--notebooks-only]
        [--side-by-side K]
@@ -67,7 +67,7 @@ from fctlib.suite.cost import (
 )
 from fctlib.suite.run import Run
 from fctlib.suite.runner import StepFailed, execute, run_step, step_parameters
-from fctlib.suite.side_by_side import train_side_by_side, unfinished
+from fctlib.suite.side_by_side import Workers, unfinished
 from fctlib.training.compiled import H_VARIABLE, LossStep, compile_mode
 from fctlib.training.embed import embed
 from fctlib.training.loop import classification_loss, make_optimizer
@@ -440,20 +440,25 @@ def note_training_rates(check: Check, run: Run, artifacts: list[str]) -> None:
 
 
 def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates: dict,
-                  seed: SeedWork) -> None:
+                  seed: SeedWork, workers: Workers | None = None) -> None:
     """The step notebooks of one seed as `fct reproduce --engine in-process` runs them (the same
     records, executed copies, timings and run log under OUT/results), then the report notebook.
     A step with a cost estimate (01-06; 07-11 too where SEED_WORK was made for the preset)
     starts only when the budget holds what it has to make (`side_by_side.unfinished`); every
     step is stopped when the budget runs out; a failing step is named and the next one runs.
     The run log (last_run.json) names the steps that ran to their end; records placed under
-    OUT/results before the check keep naming the runs that made them."""
+    OUT/results before the check keep naming the runs that made them. With `workers`, a step's
+    registered artifacts are first trained side by side (`train_then_run`)."""
     artifacts = step_artifacts(run.preset)
     run_log = RunLog(run.results_dir, check.info, STEPS)  # last_run.json, as `fct reproduce`'s
     for step in steps:
         estimate = step_estimate(seed.work, list(unfinished(run, seed.uses[step])), rates) \
             if step in seed.uses else None
-        if check.step(step, estimate, partial(run_step, step, run.seed, common, ENGINE)):
+        action = partial(run_step, step, run.seed, common, ENGINE)
+        if workers:  # the lists hold 07-11's artifacts in a --tiny run too
+            names = [*seed.uses.get(step, []), *seed.listed.get(step, [])]
+            action = partial(train_then_run, check, workers, run, step, names, action)
+        if check.step(step, estimate, action):
             run_log.step_done(run.seed, step, check.elapsed())
             if seed.listed:
                 note_unlisted(check, run, step, seed.listed.get(step, []))
@@ -466,6 +471,19 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
     report_parameters = {k: common[k] for k in ("preset", "overrides", "results_dir")}
     check.step(REPORT, REPORT_ESTIMATE_S, lambda: execute(
         REPORT, run.results_dir / "notebooks" / f"{REPORT}.ipynb", report_parameters, ENGINE))
+
+
+def train_then_run(check: Check, workers: Workers, run: Run, step: str, names: list[str],
+                   run_notebook) -> None:
+    """A step's registered artifacts trained side by side by `workers`, then its notebook (which
+    loads them); what was trained, failed or not started, and in how many seconds, kept in
+    `figures.json`'s `side_by_side`."""
+    began = time.perf_counter()
+    result = workers.train(run, names)
+    check.figures.setdefault("side_by_side", {"workers": workers.count})[step] = {
+        **asdict(result), "seconds": round(time.perf_counter() - began, 1)}
+    check.save()
+    run_notebook()
 
 
 def note_unlisted(check: Check, run: Run, step: str, listed: list[str]) -> None:
@@ -560,7 +578,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="no step starts whose estimate goes past this many seconds, and the "
                              "one running then is stopped")
     parser.add_argument("--side-by-side", type=int, default=1, metavar="K",
-                        help="train the steps' artifacts first in K processes side by side "
+                        help="train each step's artifacts first in K processes side by side "
                              "(1: each in its notebook, one at a time)")
     parser.add_argument("--notebooks-only", action="store_true",
                         help="skip the training capacity on synthetic batches (33 s on the H200) "
@@ -656,15 +674,11 @@ def main(argv: list[str] | None = None) -> None:
     rates = prior_rates(run.device)
     common = step_parameters(resolve_preset_path(args.preset), overrides, run.results_dir,
                              args.out / "runs")
-    if args.side_by_side > 1:
-        arguments = {"preset": args.preset, "seed": args.seed, "overrides": overrides,
-                     "runs_dir": args.out / "runs", "results_dir": run.results_dir}
-        names = [name for step in args.steps  # the lists hold 07-11's in a --tiny run too
-                 for name in [*seed.uses.get(step, []), *seed.listed.get(step, [])]]
-        check.step("side_by_side", None, lambda: check.figures.update(side_by_side={
-            "workers": args.side_by_side, **asdict(train_side_by_side(
-                run, arguments, names, args.side_by_side))}))
-    run_notebooks(check, run, common, args.steps, rates, seed)
+    arguments = {"preset": args.preset, "seed": args.seed, "overrides": overrides,
+                 "runs_dir": args.out / "runs", "results_dir": run.results_dir}
+    with Workers(arguments, args.side_by_side) if args.side_by_side > 1 \
+            else contextlib.nullcontext() as workers:
+        run_notebooks(check, run, common, args.steps, rates, seed, workers)
     check.figures["predicted_at_measured_s"] = {
         k: round(v, 1) for k, v in seed.work.seconds(**rates).items()}
     draw_charts(check)

@@ -1,7 +1,7 @@
 """A seed's independent trainings side by side: worker processes, each holding a Run of the same
-preset, seed, overrides and runs folder, train the artifacts that steps will use, each once the
-artifacts it is trained against are finished, at most `workers` at a time; the notebooks then
-load them from the store as if an earlier run had trained them (same code, same keys).
+preset, seed, overrides and runs folder, train the artifacts a step will use, each once the
+artifacts it is trained against are finished, at most `count` at a time; the step's notebook
+then loads them from the store as if an earlier run had trained them (same code, same keys).
 
 One GPU trains more this way where one training alone leaves it waiting for the host (small
 batches: `benchmarks/gpu_concurrency.py` measures it). Names the registry does not declare (a
@@ -23,7 +23,7 @@ _WORKER_RUN = None  # the Run of a worker process (set by _start_worker)
 @dataclass
 class SideBySide:
     """How a side-by-side training ended: what was trained, what failed (and why), what was not
-    started (its upstream failed, or the time ran out)."""
+    started (an artifact it is trained against failed)."""
 
     trained: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -75,44 +75,63 @@ def _train(name: str) -> str:
         return traceback.format_exc()
 
 
-def train_side_by_side(run, run_arguments: dict, names: list[str], workers: int,
-                       log=print) -> SideBySide:
-    """Train the artifacts of `names` that `run` does not hold (and those they are trained
-    against) in `workers` processes started with `Run(**run_arguments)` (the same preset, seed,
-    overrides and runs folder as `run`), each as soon as its upstream artifacts are finished.
-    An interruption (the caller's time running out) ends the workers; what they had trained is
-    in the store, and an artifact being trained resumes from its last checkpoint."""
-    graph = {n: up for n, up in unfinished(run, names).items() if up is not None}
-    result, running = SideBySide(), {}
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
-    pool = context.Pool(workers, initializer=_start_worker, initargs=(run_arguments,))
-    try:
-        while graph or running:
-            failed = {n for n, up in graph.items() if up & (set(result.failed) | set(
-                result.not_started))}
-            for name in failed:
-                result.not_started.append(name)
-                del graph[name]
-            ready = [n for n, up in graph.items() if up <= set(result.trained)]
-            for name in ready[:max(0, workers - len(running))]:
-                log(f"[side by side] training {name}")
-                running[name] = pool.apply_async(_train, (name,))
-                del graph[name]
-            if not running:
-                result.not_started.extend(graph)  # waiting on nothing that can finish
-                break
-            time.sleep(0.05)
-            for name in [n for n, r in running.items() if r.ready()]:
-                error = running.pop(name).get()
-                if error:
-                    result.failed[name] = error.strip().splitlines()[-1]
-                    log(f"[side by side] {name} failed:\n{error}")
-                else:
-                    result.trained.append(name)
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.close()
-        pool.join()
-    return result
+class Workers:
+    """`count` worker processes, each holding a `Run(**run_arguments)` (the same preset, seed,
+    overrides and runs folder as the caller's run), that train artifacts side by side. Started
+    on first use and kept across calls (each keeps its data and compiled code); ended by
+    `close()`, or at once when a call is interrupted (the caller's time running out): what they
+    had trained is in the store, an artifact being trained resumes from its last checkpoint."""
+
+    def __init__(self, run_arguments: dict, count: int):
+        self.run_arguments, self.count, self._pool = run_arguments, count, None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let the workers end (they are idle between calls)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def train(self, run, names: list[str], log=print) -> SideBySide:
+        """Train the artifacts of `names` that `run` does not hold (and those they are trained
+        against), each as soon as its upstream artifacts are finished, at most `count` at a
+        time."""
+        graph = {n: up for n, up in unfinished(run, names).items() if up is not None}
+        result, running = SideBySide(), {}
+        if graph and self._pool is None:  # spawned: CUDA cannot be used in a forked child
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                self.count, initializer=_start_worker, initargs=(self.run_arguments,))
+        try:
+            while graph or running:
+                blocked = set(result.failed) | set(result.not_started)
+                for name in [n for n, up in graph.items() if up & blocked]:
+                    result.not_started.append(name)
+                    del graph[name]
+                ready = [n for n, up in graph.items() if up <= set(result.trained)]
+                for name in ready[:max(0, self.count - len(running))]:
+                    log(f"[side by side] training {name}")
+                    running[name] = self._pool.apply_async(_train, (name,))
+                    del graph[name]
+                if not running:
+                    result.not_started.extend(graph)  # waiting on nothing that can finish
+                    break
+                time.sleep(0.05)
+                for name in [n for n, r in running.items() if r.ready()]:
+                    error = running.pop(name).get()
+                    if error:
+                        result.failed[name] = error.strip().splitlines()[-1]
+                        log(f"[side by side] {name} failed:\n{error}")
+                    else:
+                        result.trained.append(name)
+        except BaseException:
+            self._pool.terminate()  # a worker may be training: it must not go on beside a rerun
+            self._pool.join()
+            self._pool = None
+            raise
+        return result

@@ -7,7 +7,7 @@ import torch
 from fctlib.experiment.store import Artifact, weights_digest
 from fctlib.methods.registry import ArtifactNameError
 from fctlib.suite.run import Run
-from fctlib.suite.side_by_side import train_side_by_side, unfinished
+from fctlib.suite.side_by_side import Workers, unfinished
 
 
 class StubRun:
@@ -40,6 +40,7 @@ def test_a_step_makes_what_it_uses_and_their_upstream_unless_held():
 
 
 def smoke_arguments(folder) -> dict:
+    """The Run arguments of the smoke preset's seed 0 on a CPU, its folders under `folder`."""
     return {"preset": "smoke", "seed": 0, "runs_dir": str(folder / "runs"),
             "results_dir": str(folder / "results"), "device": torch.device("cpu")}
 
@@ -48,16 +49,18 @@ def test_side_by_side_trains_upstream_first_the_models_one_process_trains(fashio
                                                                            tmp_path):
     arguments = smoke_arguments(tmp_path / "side-by-side")
     run = Run(**arguments)
-    result = train_side_by_side(run, arguments, ["h:8"], workers=2, log=lambda line: None)
-    assert sorted(result.trained) == ["h:8", "new", "old", "side:8"]
-    assert result.trained[-1] == "h:8" and not result.failed and not result.not_started
-    assert all(run.store.finished(run.artifact(n)) for n in result.trained)
+    with Workers(arguments, 2) as workers:
+        result = workers.train(run, ["h:8"], log=lambda line: None)
+        assert sorted(result.trained) == ["h:8", "new", "old", "side:8"]
+        assert result.trained[-1] == "h:8" and not result.failed and not result.not_started
+        assert all(run.store.finished(run.artifact(n)) for n in result.trained)
+        # held now: nothing is trained again; the same workers train the next call's
+        assert workers.train(run, ["h:8"], log=lambda line: None).trained == []
+        assert workers.train(run, ["h:0"], log=lambda line: None).trained == ["h:0"]
     # what a worker trained is what one process trains (the same code and arithmetic)
     alone = Run(**smoke_arguments(tmp_path / "alone"))
     for name in ("old", "h:8"):
         assert weights_digest(run.trained(name)[0]) == weights_digest(alone.trained(name)[0])
-    # held now: nothing is trained again
-    assert train_side_by_side(run, arguments, ["h:8"], 2, log=lambda line: None).trained == []
 
 
 def test_a_failed_training_is_named_and_what_needs_it_is_not_started(fashion_mnist, tmp_path):
@@ -67,7 +70,8 @@ def test_a_failed_training_is_named_and_what_needs_it_is_not_started(fashion_mni
     side.mkdir(parents=True)
     (side / "model.pt").write_bytes(b"not a checkpoint")  # an unfinished training to resume
     lines = []
-    result = train_side_by_side(run, arguments, ["h:8", "new"], workers=2, log=lines.append)
+    with Workers(arguments, 2) as workers:
+        result = workers.train(run, ["h:8", "new"], log=lines.append)
     assert sorted(result.trained) == ["new", "old"]
     assert list(result.failed) == ["side:8"] and result.not_started == ["h:8"]
     assert any("side:8 failed" in line for line in lines)
