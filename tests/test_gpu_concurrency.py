@@ -9,12 +9,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gpu_concurrency  # noqa: E402
 
 
-def test_processes_started_together_are_timed_over_their_common_span(tmp_path, monkeypatch):
+def tiny_rows(out: Path, monkeypatch, *options: str) -> list[dict]:
+    """The rows of an eager run at tiny sizes, 2 batches an epoch."""
     monkeypatch.setenv("FCT_PROGRESS", "0")
     monkeypatch.setenv("FCT_COMPILE", "0")
-    gpu_concurrency.main([str(tmp_path), "--tiny", "--cases", "h", "--processes", "1", "2",
-                          "--steps", "2", "--epochs", "2"])
-    rows = json.loads((tmp_path / "concurrency.json").read_text())["rows"]
+    gpu_concurrency.main([str(out), "--tiny", "--steps", "2", *options])
+    return json.loads((out / "concurrency.json").read_text())["rows"]
+
+
+def test_processes_started_together_are_timed_over_their_common_span(tmp_path, monkeypatch):
+    rows = tiny_rows(tmp_path, monkeypatch, "--cases", "h", "--processes", "1", "2",
+                     "--epochs", "2")
     assert [(r["case"], r["processes"]) for r in rows] == [("h", 1), ("h", 2)]
     one, two = rows
     assert one["aggregate_over_one"] == 1.0 and len(two["items_per_s_each"]) == 2
@@ -26,11 +31,8 @@ def test_processes_started_together_are_timed_over_their_common_span(tmp_path, m
 
 
 def test_a_process_that_fails_is_named_and_the_next_measurement_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("FCT_PROGRESS", "0")
-    monkeypatch.setenv("FCT_COMPILE", "0")
     # no timed epoch: each process fails after its warm-up, when it reads its last epoch
-    gpu_concurrency.main([str(tmp_path), "--tiny", "--cases", "h", "bt2", "--processes", "1",
-                          "--steps", "2", "--epochs", "0"])
-    rows = json.loads((tmp_path / "concurrency.json").read_text())["rows"]
+    rows = tiny_rows(tmp_path, monkeypatch, "--cases", "h", "bt2", "--processes", "1",
+                     "--epochs", "0")
     assert [r["case"] for r in rows] == ["h", "bt2"]
     assert all(r["error"].startswith("a process failed while training") for r in rows)
