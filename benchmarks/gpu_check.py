@@ -377,6 +377,21 @@ def seed_work(preset, sizes: SplitSizes) -> SeedWork:
     return SeedWork(work, uses, made["made_from"], made["steps"])
 
 
+def step_seconds(seed: SeedWork, run: Run, step: str, rates: dict, gain: float = 1.0
+                 ) -> float | None:
+    """A step's estimate (None: not estimated): what the run does not hold yet of what it uses,
+    at `rates`; the registered artifacts' part over `gain` where they train side by side (the
+    aggregate over one process that gpu_concurrency.py measured; no more than their number: one
+    training alone gains nothing)."""
+    if step not in seed.uses:
+        return None
+    todo = unfinished(run, seed.uses[step])
+    registered = [name for name, upstream in todo.items() if upstream is not None]
+    own = [name for name, upstream in todo.items() if upstream is None]
+    return (step_estimate(seed.work, registered, rates) / min(gain, max(1, len(registered)))
+            + step_estimate(seed.work, own, rates))
+
+
 def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> float:
     """Seconds a step's artifacts should take at `rates` (ComparisonWork.seconds' arguments)."""
     return work.part(artifacts).seconds(**rates)["total"]
@@ -440,7 +455,7 @@ def note_training_rates(check: Check, run: Run, artifacts: list[str]) -> None:
 
 
 def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates: dict,
-                  seed: SeedWork, workers: Workers | None = None) -> None:
+                  seed: SeedWork, workers: Workers | None = None, gain: float = 1.0) -> None:
     """The step notebooks of one seed as `fct reproduce --engine in-process` runs them (the same
     records, executed copies, timings and run log under OUT/results), then the report notebook.
     A step with a cost estimate (01-06; 07-11 too where SEED_WORK was made for the preset)
@@ -448,12 +463,13 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
     step is stopped when the budget runs out; a failing step is named and the next one runs.
     The run log (last_run.json) names the steps that ran to their end; records placed under
     OUT/results before the check keep naming the runs that made them. With `workers`, a step's
-    registered artifacts are first trained side by side (`train_then_run`)."""
+    registered artifacts are first trained side by side (`train_then_run`), estimated at `gain`
+    times the rates (`step_seconds`), which the trainings' histories then no longer update (their
+    rates are those of trainings sharing the GPU)."""
     artifacts = step_artifacts(run.preset)
     run_log = RunLog(run.results_dir, check.info, STEPS)  # last_run.json, as `fct reproduce`'s
     for step in steps:
-        estimate = step_estimate(seed.work, list(unfinished(run, seed.uses[step])), rates) \
-            if step in seed.uses else None
+        estimate = step_seconds(seed, run, step, rates, gain)
         action = partial(run_step, step, run.seed, common, ENGINE)
         if workers:  # the lists hold 07-11's artifacts in a --tiny run too
             names = [*seed.uses.get(step, []), *seed.listed.get(step, [])]
@@ -466,7 +482,9 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
         if step == "01_train_old" and run.store.finished(run.artifact("old")):
             check.step("embed_rate", 0.0, lambda: check.figures.update(
                 embed_img_per_s=round(embed_img_per_s(run, "old", "train"), 1)))
-        rates.update({k: v for k, v in measure_rates(check).items() if v is not None})
+        measured = measure_rates(check)
+        if not workers:
+            rates.update({k: v for k, v in measured.items() if v is not None})
         write_main_tables(check, run)
     report_parameters = {k: common[k] for k in ("preset", "overrides", "results_dir")}
     check.step(REPORT, REPORT_ESTIMATE_S, lambda: execute(
@@ -477,10 +495,10 @@ def train_then_run(check: Check, workers: Workers, run: Run, step: str, names: l
                    run_notebook) -> None:
     """A step's registered artifacts trained side by side by `workers`, then its notebook (which
     loads them); what was trained, failed or not started, and in how many seconds, kept in
-    `figures.json`'s `side_by_side`."""
+    `figures.json`'s `side_by_side` (`steps`)."""
     began = time.perf_counter()
     result = workers.train(run, names)
-    check.figures.setdefault("side_by_side", {"workers": workers.count})[step] = {
+    check.figures["side_by_side"]["steps"][step] = {
         **asdict(result), "seconds": round(time.perf_counter() - began, 1)}
     check.save()
     run_notebook()
@@ -580,6 +598,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--side-by-side", type=int, default=1, metavar="K",
                         help="train each step's artifacts first in K processes side by side "
                              "(1: each in its notebook, one at a time)")
+    parser.add_argument("--side-by-side-gain", type=float, default=1.0, metavar="G",
+                        help="with --side-by-side K: how many times one training's rate K "
+                             "trainings side by side reach together (gpu_concurrency.py's "
+                             "aggregate_over_one; the smallest of its cases), which the steps' "
+                             "estimates divide their trainings by")
     parser.add_argument("--notebooks-only", action="store_true",
                         help="skip the training capacity on synthetic batches (33 s on the H200) "
                              "and the count of device waits: they measure the code path, not the "
@@ -590,6 +613,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "folder with this seed's records added and every run named in its "
                              "last_run.json")
     args = parser.parse_args(argv)
+    if args.side_by_side < 1 or args.side_by_side_gain <= 0:
+        parser.error("--side-by-side takes 1 or more processes and --side-by-side-gain a gain "
+                     "above 0 (gpu_concurrency.py's aggregate_over_one)")
     if args.results_from and not (args.results_from / "metrics").is_dir():
         parser.error(f"--results-from {args.results_from}: no metrics/ folder there; give a "
                      f"results folder `fct reproduce` or this check wrote (results/{PRESET})")
@@ -676,9 +702,13 @@ def main(argv: list[str] | None = None) -> None:
                              args.out / "runs")
     arguments = {"preset": args.preset, "seed": args.seed, "overrides": overrides,
                  "runs_dir": args.out / "runs", "results_dir": run.results_dir}
+    if args.side_by_side > 1:
+        check.figures["side_by_side"] = {"workers": args.side_by_side,
+                                         "gain": args.side_by_side_gain, "steps": {}}
     with Workers(arguments, args.side_by_side) if args.side_by_side > 1 \
             else contextlib.nullcontext() as workers:
-        run_notebooks(check, run, common, args.steps, rates, seed, workers)
+        run_notebooks(check, run, common, args.steps, rates, seed, workers,
+                      args.side_by_side_gain if workers else 1.0)
     check.figures["predicted_at_measured_s"] = {
         k: round(v, 1) for k, v in seed.work.seconds(**rates).items()}
     draw_charts(check)

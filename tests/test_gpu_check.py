@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fctlib.experiment.config import load_preset
-from fctlib.suite.cost import SplitSizes, main_comparison_work
+from fctlib.suite.cost import ComparisonWork, SplitSizes, main_comparison_work
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import compiled_vs_eager  # noqa: E402
@@ -80,6 +80,45 @@ def test_a_step_is_estimated_at_what_it_uses_and_the_committed_seed_work_adds(tm
         (tmp_path / "seed_work.json").write_text(json.dumps({**made, **other}))
         assert gpu_check.seed_work(preset, sizes) == (model, gpu_check.step_artifacts(preset),
                                                       None, listed)
+
+
+def test_side_by_side_divides_the_registered_artifacts_training_by_the_gain():
+    from fctlib.experiment.store import Artifact
+    from fctlib.methods.registry import ArtifactNameError
+
+    old, new = Artifact("old", "old", (), fit=None), Artifact("new", "new", (), fit=None)
+
+    class HoldsOld:  # old finished; new and 07's own FastFill (not registered) still to make
+        store = None
+
+        def artifact(self, name):
+            if name not in ("old", "new"):
+                raise ArtifactNameError(name)
+            return {"old": old, "new": new}[name]
+
+        def finished(self, artifact):
+            return artifact is old
+
+    run = HoldsOld()
+    run.store = run
+    work = ComparisonWork({"old": 1000, "new": 1000}, {}, {"fastfill:0": 5000}, {})
+    seed = gpu_check.SeedWork(work, {"07_fastfill": ["old", "new", "fastfill:0"]}, None, {})
+    rates = {"train_per_s": 100, "embed_per_s": 1, "h_items_per_s": 1000}
+    assert gpu_check.step_seconds(seed, run, "07_fastfill", rates) == pytest.approx(10 + 5)
+    # new alone to train: side by side gains nothing; with old to make too, 20 s over the gain
+    assert gpu_check.step_seconds(seed, run, "07_fastfill", rates, 2.0) == pytest.approx(10 + 5)
+    old_gone = HoldsOld()
+    old_gone.store, old_gone.finished = old_gone, lambda artifact: False
+    assert gpu_check.step_seconds(seed, old_gone, "07_fastfill", rates, 2.0) == pytest.approx(
+        20 / 2 + 5)
+    assert gpu_check.step_seconds(seed, run, "00_data", rates) is None
+
+
+def test_a_gain_or_a_count_of_processes_below_one_is_refused(capsys):
+    for option, value in (("--side-by-side-gain", "0"), ("--side-by-side", "0")):
+        with pytest.raises(SystemExit):
+            gpu_check.parse_args(["data", "out", option, value])
+        assert "aggregate_over_one" in capsys.readouterr().err
 
 
 def test_the_committed_seed_work_agrees_with_the_cost_model():
@@ -517,8 +556,9 @@ def test_side_by_side_the_notebooks_load_what_the_workers_trained(fashion_mnist,
     status = {s["step"]: s["status"] for s in figures["steps"]}
     assert all(status[step] == "done" for step in steps)
     side_by_side = figures["side_by_side"]
-    assert side_by_side["workers"] == 2 and side_by_side["01_train_old"]["trained"] == []
-    trained = side_by_side["05_transformation"]["trained"]
+    assert (side_by_side["workers"], side_by_side["gain"]) == (2, 1.0)
+    assert side_by_side["steps"]["01_train_old"]["trained"] == []
+    trained = side_by_side["steps"]["05_transformation"]["trained"]
     assert sorted(trained) == ["h:0", "h:8", "new", "old", "side:8"]
     assert trained.index("h:8") > max(trained.index(n) for n in ("old", "new", "side:8"))
     notebooks = tmp_path / "results" / "notebooks" / "seed0"

@@ -300,6 +300,20 @@ def main() -> None:
           "fresh machine\n")
     for step, (in_sequence, fresh) in check_estimates(check_rates).items():
         print(f"- {step}: {in_sequence:.0f} / {fresh:.0f}")
+    gains = (1, 1.5, 2, 3, 4)
+    print("\nThe same from a fresh machine with each step's registered artifacts trained side by "
+          "side (`--side-by-side K --side-by-side-gain G`: their training over G), s:\n\n"
+          f"| step | {' | '.join(f'G = {g}' for g in gains)} |\n|---|{'---:|' * len(gains)}")
+    for step, seconds in side_by_side_estimates(run, check_rates, gains).items():
+        print(f"| {step} | {' | '.join(f'{x:.0f}' for x in seconds)} |")
+
+
+def side_by_side_estimates(run: Run, rates: dict, gains: tuple) -> dict[str, list[float]]:
+    """Each step's estimate from a fresh machine (`run` holds nothing) at each side-by-side gain
+    (`gpu_check.step_seconds`)."""
+    seed = gpu_check.seed_work(run.preset, full_sizes())
+    return {step: [gpu_check.step_seconds(seed, run, step, rates, g) for g in gains]
+            for step in seed.uses}
 
 
 def full_sizes():
