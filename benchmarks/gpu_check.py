@@ -463,9 +463,9 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
     step is stopped when the budget runs out; a failing step is named and the next one runs.
     The run log (last_run.json) names the steps that ran to their end; records placed under
     OUT/results before the check keep naming the runs that made them. With `workers`, a step's
-    registered artifacts are first trained side by side (`train_then_run`), estimated at `gain`
-    times the rates (`step_seconds`), which the trainings' histories then no longer update (their
-    rates are those of trainings sharing the GPU)."""
+    registered artifacts are first trained side by side (`train_then_run`), their training
+    estimated over `gain` (`step_seconds`) at rates the histories no longer update (theirs are
+    those of trainings sharing the GPU)."""
     artifacts = step_artifacts(run.preset)
     run_log = RunLog(run.results_dir, check.info, STEPS)  # last_run.json, as `fct reproduce`'s
     for step in steps:
