@@ -700,13 +700,14 @@ def main(argv: list[str] | None = None) -> None:
     rates = prior_rates(run.device)
     common = step_parameters(resolve_preset_path(args.preset), overrides, run.results_dir,
                              args.out / "runs")
-    arguments = {"preset": args.preset, "seed": args.seed, "overrides": overrides,
-                 "runs_dir": args.out / "runs", "results_dir": run.results_dir}
-    if args.side_by_side > 1:
+    side_by_side = contextlib.nullcontext()
+    if args.side_by_side > 1:  # workers holding this run's preset, seed, overrides and folders
+        side_by_side = Workers({"preset": args.preset, "seed": args.seed, "overrides": overrides,
+                                "runs_dir": args.out / "runs", "results_dir": run.results_dir},
+                               args.side_by_side)
         check.figures["side_by_side"] = {"workers": args.side_by_side,
                                          "gain": args.side_by_side_gain, "steps": {}}
-    with Workers(arguments, args.side_by_side) if args.side_by_side > 1 \
-            else contextlib.nullcontext() as workers:
+    with side_by_side as workers:
         run_notebooks(check, run, common, args.steps, rates, seed, workers,
                       args.side_by_side_gain if workers else 1.0)
     check.figures["predicted_at_measured_s"] = {

@@ -293,27 +293,20 @@ def main() -> None:
     through_10 = sum(r["in_sequence_s"] for r in at_goal if r["notebook"] != "cross_dataset")
     print(f"\nA whole seed in sequence at the goals: at least {total:,.0f} s of training "
           f"({through_10:,.0f} s for 00-10, item 2's notebooks).")
-    print("\nThe GPU check's own estimates of each step (`gpu_check.step_estimate` of "
+    gains = (1, 1.5, 2, 3, 4)
+    estimates = check_estimates(run, check_rates, gains)
+    print("\nThe GPU check's own estimates of each step (`gpu_check.step_seconds` of "
           "`gpu_check.seed_work`: the preset's split sizes, seed_work.json, its prior rates, "
           "the H200's, with a first epoch's compilation per network and h and, for 01-06's "
           "artifacts, their embedding), s: in sequence (after the steps before it) / from a "
-          "fresh machine\n")
-    for step, (in_sequence, fresh) in check_estimates(check_rates).items():
-        print(f"- {step}: {in_sequence:.0f} / {fresh:.0f}")
-    gains = (1, 1.5, 2, 3, 4)
+          "fresh machine (the next table's G = 1)\n")
+    for step, (in_sequence, at_gains) in estimates.items():
+        print(f"- {step}: {in_sequence:.0f} / {at_gains[0]:.0f}")
     print("\nThe same from a fresh machine with each step's registered artifacts trained side by "
           "side (`--side-by-side K --side-by-side-gain G`: their training over G), s:\n\n"
           f"| step | {' | '.join(f'G = {g}' for g in gains)} |\n|---|{'---:|' * len(gains)}")
-    for step, seconds in side_by_side_estimates(run, check_rates, gains).items():
-        print(f"| {step} | {' | '.join(f'{x:.0f}' for x in seconds)} |")
-
-
-def side_by_side_estimates(run: Run, rates: dict, gains: tuple) -> dict[str, list[float]]:
-    """Each step's estimate from a fresh machine (`run` holds nothing) at each side-by-side gain
-    (`gpu_check.step_seconds`)."""
-    seed = gpu_check.seed_work(run.preset, full_sizes())
-    return {step: [gpu_check.step_seconds(seed, run, step, rates, g) for g in gains]
-            for step in seed.uses}
+    for step, (_, at_gains) in estimates.items():
+        print(f"| {step} | {' | '.join(f'{x:.0f}' for x in at_gains)} |")
 
 
 def full_sizes():
@@ -321,16 +314,19 @@ def full_sizes():
     return class_split_sizes(load_preset(PRESET), 500, 50, 100)
 
 
-def check_estimates(rates: dict) -> dict[str, tuple[float, float]]:
+def check_estimates(run: Run, rates: dict, gains: tuple) -> dict[str, tuple]:
     """What the GPU check estimates each step at before it has measured anything
     (`gpu_check.seed_work`, this folder's seed_work.json): after the steps before it (what they
-    used is held: `side_by_side.unfinished` leaves it out) and from a fresh machine."""
-    seed = gpu_check.seed_work(load_preset(PRESET), full_sizes())
+    used is held: `side_by_side.unfinished` leaves it out), and from a fresh machine (`run`
+    holds nothing) at each side-by-side gain (`gpu_check.step_seconds`; G = 1: one at a time)."""
+    seed = gpu_check.seed_work(run.preset, full_sizes())
     held: set[str] = set()
     estimates = {}
     for step, artifacts in seed.uses.items():
-        estimates[step] = tuple(gpu_check.step_estimate(seed.work, names, rates) for names in (
-            [n for n in artifacts if n not in held], artifacts))
+        in_sequence = gpu_check.step_estimate(
+            seed.work, [n for n in artifacts if n not in held], rates)
+        estimates[step] = (in_sequence, [gpu_check.step_seconds(seed, run, step, rates, g)
+                                         for g in gains])
         held |= set(artifacts)
     return estimates
 
