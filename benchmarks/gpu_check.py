@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import compiled_vs_eager
+import gpu_concurrency
 import gpu_speed
 import numpy as np
 import pandas as pd
@@ -59,6 +60,8 @@ from fctlib.models.backbones import build_model
 from fctlib.paths import REPORT, STEPS
 from fctlib.report.common import write_table
 from fctlib.suite.cost import (
+    SIMCLR,
+    SMALL_BATCH,
     ComparisonWork,
     SplitSizes,
     bct_models,
@@ -95,6 +98,10 @@ H200_FIGURES = (Path(__file__).resolve().parents[1] / "results" / "benchmarks" /
 # training of what the cost model does not count: a --tiny check's records scaled to the full
 # preset by estimate.py there (per artifact: items of every epoch, at its kind of step's rate)
 SEED_WORK = H200_FIGURES.parents[3] / "gpu-seed-estimate-2026-12-06" / "seed_work.json"
+GAIN_CASES = gpu_concurrency.CASES  # the kinds of training a side-by-side gain is measured for
+# --side-by-side-gain-from: where no case gains this much, no workers start (each loads the data
+# and builds its own CUDA context: a smaller gain may not repay them) and steps run one at a time
+MIN_GAIN = 1.2
 REPORT_ESTIMATE_S = 30.0  # the report notebook reads records and draws; it trains nothing
 ENGINE = "in-process"
 # --tiny: the same networks on a few images per class, one epoch each (a CPU can run it)
@@ -377,19 +384,87 @@ def seed_work(preset, sizes: SplitSizes) -> SeedWork:
     return SeedWork(work, uses, made["made_from"], made["steps"])
 
 
-def step_seconds(seed: SeedWork, run: Run, step: str, rates: dict, gain: float = 1.0
-                 ) -> float | None:
+def step_seconds(seed: SeedWork, run: Run, step: str, rates: dict,
+                 gains: dict[str, float] | None = None) -> float | None:
     """A step's estimate (None: not estimated): what the run does not hold yet of what it uses,
-    at `rates`; the registered artifacts' part over `gain` where they train side by side (the
-    aggregate over one process that gpu_concurrency.py measured; no more than their number: one
-    training alone gains nothing)."""
+    at `rates`; with `gains` (per gpu_concurrency case, `every_case`) its registered artifacts
+    trained side by side (`side_by_side_seconds`), the notebook's own one at a time."""
     if step not in seed.uses:
         return None
     todo = unfinished(run, seed.uses[step])
-    registered = [name for name, upstream in todo.items() if upstream is not None]
+    registered = {name: upstream for name, upstream in todo.items() if upstream is not None}
     own = [name for name, upstream in todo.items() if upstream is None]
-    return (step_estimate(seed.work, registered, rates) / min(gain, max(1, len(registered)))
+    if not gains:
+        return step_estimate(seed.work, list(todo), rates)
+    return (side_by_side_seconds(seed.work, registered, rates, gains)
             + step_estimate(seed.work, own, rates))
+
+
+def side_by_side_seconds(work: ComparisonWork, todo: dict[str, set[str]], rates: dict,
+                         gains: dict[str, float]) -> float:
+    """Seconds of artifacts trained side by side (`todo`: name -> the upstream names among them):
+    their trainings (with compilation) take the sum of each one's time alone over its case's gain
+    (the aggregate gpu_concurrency.py measured), and no less than the longest chain of an artifact
+    after those it is trained against, each at its time alone; their embedding (the notebook's)
+    one at a time."""
+    alone = {name: work.part([name]).seconds(**rates) for name in todo}
+    training = {name: parts["total"] - parts["embedding"] for name, parts in alone.items()}
+    chains: dict[str, float] = {}
+
+    def chain(name: str) -> float:
+        if name not in chains:
+            chains[name] = training[name] + max(map(chain, todo[name]), default=0.0)
+        return chains[name]
+
+    shared = sum(training[name] / gains[gain_case(work, name)] for name in todo)
+    return (max(shared, max(map(chain, todo), default=0.0))
+            + sum(parts["embedding"] for parts in alone.values()))
+
+
+def gain_case(work: ComparisonWork, name: str) -> str:
+    """The gpu_concurrency case whose gain an artifact's training takes."""
+    if name in work.transformation:
+        return "h"
+    return {SMALL_BATCH: "bt2", SIMCLR: "simclr"}.get(work.kinds.get(name), "supervised")
+
+
+def every_case(named: dict[str, float]) -> dict[str, float]:
+    """A gain for every gpu_concurrency case: those named, the others the smallest named."""
+    return {case: named.get(case, min(named.values())) for case in GAIN_CASES}
+
+
+def gains_of(values: list[str]) -> dict[str, float]:
+    """--side-by-side-gain's values (one gain for every case, or CASE=G pairs) per case."""
+    if len(values) == 1 and "=" not in values[0]:
+        values = [f"{case}={values[0]}" for case in GAIN_CASES]
+    named = {}
+    for value in values:
+        case, _, gain = value.partition("=")
+        if case not in GAIN_CASES:
+            raise ValueError(f"{value!r}: give one gain, or CASE=G with CASE one of "
+                             f"{', '.join(GAIN_CASES)}")
+        try:
+            named[case] = float(gain)
+        except ValueError:
+            raise ValueError(f"{value!r}: {gain!r} is not a number") from None
+    if min(named.values()) <= 0:
+        raise ValueError("a gain is above 0 (gpu_concurrency.py's aggregate_over_one)")
+    return every_case(named)
+
+
+def gains_from(path: Path, processes: int) -> dict[str, float]:
+    """The gains gpu_concurrency.py measured (its concurrency.json) at `processes` processes."""
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not gpu_concurrency.py's concurrency.json ({err})") from None
+    named = {row["case"]: row["aggregate_over_one"] for row in rows
+             if row.get("processes") == processes and row.get("aggregate_over_one")}
+    if not named:
+        raise ValueError(f"{path} holds no gain at {processes} processes; measure them "
+                         f"(gpu_concurrency.py --processes 1 {processes}) or give "
+                         f"--side-by-side {processes} another count it measured")
+    return every_case(named)
 
 
 def step_estimate(work: ComparisonWork, artifacts: list[str], rates: dict) -> float:
@@ -455,7 +530,8 @@ def note_training_rates(check: Check, run: Run, artifacts: list[str]) -> None:
 
 
 def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates: dict,
-                  seed: SeedWork, workers: Workers | None = None, gain: float = 1.0) -> None:
+                  seed: SeedWork, workers: Workers | None = None,
+                  gains: dict[str, float] | None = None) -> None:
     """The step notebooks of one seed as `fct reproduce --engine in-process` runs them (the same
     records, executed copies, timings and run log under OUT/results), then the report notebook.
     A step with a cost estimate (01-06; 07-11 too where SEED_WORK was made for the preset)
@@ -464,12 +540,12 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
     The run log (last_run.json) names the steps that ran to their end; records placed under
     OUT/results before the check keep naming the runs that made them. With `workers`, a step's
     registered artifacts are first trained side by side (`train_then_run`), their training
-    estimated over `gain` (`step_seconds`) at rates the histories no longer update (theirs are
+    estimated over `gains` (`step_seconds`) at rates the histories no longer update (theirs are
     those of trainings sharing the GPU)."""
     artifacts = step_artifacts(run.preset)
     run_log = RunLog(run.results_dir, check.info, STEPS)  # last_run.json, as `fct reproduce`'s
     for step in steps:
-        estimate = step_seconds(seed, run, step, rates, gain)
+        estimate = step_seconds(seed, run, step, rates, gains)
         action = partial(run_step, step, run.seed, common, ENGINE)
         if workers:  # the lists hold 07-11's artifacts in a --tiny run too
             names = [*seed.uses.get(step, []), *seed.listed.get(step, [])]
@@ -598,11 +674,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--side-by-side", type=int, default=1, metavar="K",
                         help="train each step's artifacts first in K processes side by side "
                              "(1: each in its notebook, one at a time)")
-    parser.add_argument("--side-by-side-gain", type=float, default=1.0, metavar="G",
-                        help="with --side-by-side K: how many times one training's rate K "
-                             "trainings side by side reach together (gpu_concurrency.py's "
-                             "aggregate_over_one; the smallest of its cases), which the steps' "
-                             "estimates divide their trainings by")
+    gain = parser.add_mutually_exclusive_group()
+    gain.add_argument("--side-by-side-gain", nargs="+", default=["1"], metavar="G",
+                      help="with --side-by-side K: how many times one training's rate K "
+                           "trainings side by side reach together (gpu_concurrency.py's "
+                           "aggregate_over_one), one gain for every kind of training or CASE=G "
+                           f"pairs ({', '.join(GAIN_CASES)}; a case not named takes the "
+                           "smallest named), which the steps' estimates divide their trainings by")
+    gain.add_argument("--side-by-side-gain-from", type=Path, default=None, metavar="JSON",
+                      help="the gains gpu_concurrency.py measured at K processes (its "
+                           "concurrency.json); where none reaches "
+                           f"{MIN_GAIN}, steps run one at a time")
     parser.add_argument("--notebooks-only", action="store_true",
                         help="skip the training capacity on synthetic batches (33 s on the H200) "
                              "and the count of device waits: they measure the code path, not the "
@@ -613,13 +695,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "folder with this seed's records added and every run named in its "
                              "last_run.json")
     args = parser.parse_args(argv)
-    if args.side_by_side < 1 or args.side_by_side_gain <= 0:
-        parser.error("--side-by-side takes 1 or more processes and --side-by-side-gain a gain "
-                     "above 0 (gpu_concurrency.py's aggregate_over_one)")
+    if args.side_by_side < 1:
+        parser.error("--side-by-side takes 1 or more processes")
+    try:
+        args.gains = (gains_from(args.side_by_side_gain_from, args.side_by_side)
+                      if args.side_by_side_gain_from else gains_of(args.side_by_side_gain))
+    except ValueError as err:
+        parser.error(f"side-by-side gain: {err}")
     if args.results_from and not (args.results_from / "metrics").is_dir():
         parser.error(f"--results-from {args.results_from}: no metrics/ folder there; give a "
                      f"results folder `fct reproduce` or this check wrote (results/{PRESET})")
     return args
+
+
+def side_by_side_plan(args: argparse.Namespace) -> dict:
+    """figures.json's `side_by_side`: the workers, the gains and the file they were read from;
+    one worker and why where measured gains of which none reaches MIN_GAIN decline it."""
+    measured = args.side_by_side_gain_from
+    plan = {"workers": args.side_by_side, "gains": args.gains,
+            "gains_from": str(measured) if measured else None, "steps": {}}
+    if measured and max(args.gains.values()) < MIN_GAIN:
+        plan.update(workers=1, declined=f"no measured gain reaches {MIN_GAIN}: one at a time")
+    return plan
 
 
 def start_results(results_from: Path | None, results: Path, preset: str) -> None:
@@ -701,15 +798,17 @@ def main(argv: list[str] | None = None) -> None:
     common = step_parameters(resolve_preset_path(args.preset), overrides, run.results_dir,
                              args.out / "runs")
     side_by_side = contextlib.nullcontext()
-    if args.side_by_side > 1:  # workers holding this run's preset, seed, overrides and folders
-        side_by_side = Workers({"preset": args.preset, "seed": args.seed, "overrides": overrides,
-                                "runs_dir": args.out / "runs", "results_dir": run.results_dir},
-                               args.side_by_side)
-        check.figures["side_by_side"] = {"workers": args.side_by_side,
-                                         "gain": args.side_by_side_gain, "steps": {}}
+    if args.side_by_side > 1:
+        plan = check.figures["side_by_side"] = side_by_side_plan(args)
+        if plan["workers"] > 1:  # workers holding this run's preset, seed, overrides, folders
+            side_by_side = Workers({"preset": args.preset, "seed": args.seed,
+                                    "overrides": overrides, "runs_dir": args.out / "runs",
+                                    "results_dir": run.results_dir}, plan["workers"])
+        else:
+            print(f"[gpu_check] side by side declined: {plan['declined']}", flush=True)
     with side_by_side as workers:
         run_notebooks(check, run, common, args.steps, rates, seed, workers,
-                      args.side_by_side_gain if workers else 1.0)
+                      args.gains if workers else None)
     check.figures["predicted_at_measured_s"] = {
         k: round(v, 1) for k, v in seed.work.seconds(**rates).items()}
     draw_charts(check)

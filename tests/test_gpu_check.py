@@ -15,11 +15,14 @@ import torch
 from torch import nn
 
 from fctlib.experiment.config import load_preset
-from fctlib.suite.cost import ComparisonWork, SplitSizes, main_comparison_work
+from fctlib.experiment.store import Artifact
+from fctlib.suite.cost import SMALL_BATCH, ComparisonWork, SplitSizes, main_comparison_work
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import compiled_vs_eager  # noqa: E402
 import gpu_check  # noqa: E402
+
+from tests.suite.test_side_by_side import StubRun  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -82,43 +85,109 @@ def test_a_step_is_estimated_at_what_it_uses_and_the_committed_seed_work_adds(tm
                                                       None, listed)
 
 
+def artifact(name, upstream=()):
+    return Artifact(name, name, (), fit=None, upstream=tuple(upstream))
+
+
+def holds(artifacts, finished=()):
+    """A run holding `artifacts` (declared), of which `finished` are made."""
+    return StubRun({a.name: a for a in artifacts}, set(finished))
+
+
+def gains(**named):
+    return gpu_check.every_case(named)
+
+
 def test_side_by_side_divides_the_registered_artifacts_training_by_the_gain():
-    from fctlib.experiment.store import Artifact
-    from fctlib.methods.registry import ArtifactNameError
-
-    old, new = Artifact("old", "old", (), fit=None), Artifact("new", "new", (), fit=None)
-
-    class HoldsOld:  # old finished; new and 07's own FastFill (not registered) still to make
-        store = None
-
-        def artifact(self, name):
-            if name not in ("old", "new"):
-                raise ArtifactNameError(name)
-            return {"old": old, "new": new}[name]
-
-        def finished(self, artifact):
-            return artifact is old
-
-    run = HoldsOld()
-    run.store = run
+    old, new = artifact("old"), artifact("new")
+    run = holds([old, new], finished={"old"})  # new and 07's own FastFill still to make
     work = ComparisonWork({"old": 1000, "new": 1000}, {}, {"fastfill:0": 5000}, {})
     seed = gpu_check.SeedWork(work, {"07_fastfill": ["old", "new", "fastfill:0"]}, None, {})
     rates = {"train_per_s": 100, "embed_per_s": 1, "h_items_per_s": 1000}
     assert gpu_check.step_seconds(seed, run, "07_fastfill", rates) == pytest.approx(10 + 5)
     # new alone to train: side by side gains nothing; with old to make too, 20 s over the gain
-    assert gpu_check.step_seconds(seed, run, "07_fastfill", rates, 2.0) == pytest.approx(10 + 5)
-    old_gone = HoldsOld()
-    old_gone.store, old_gone.finished = old_gone, lambda artifact: False
-    assert gpu_check.step_seconds(seed, old_gone, "07_fastfill", rates, 2.0) == pytest.approx(
-        20 / 2 + 5)
+    assert gpu_check.step_seconds(seed, run, "07_fastfill", rates, gains(supervised=2.0)) == \
+        pytest.approx(10 + 5)
+    bare = holds([old, new])
+    assert gpu_check.step_seconds(seed, bare, "07_fastfill", rates, gains(supervised=2.0)) == \
+        pytest.approx(20 / 2 + 5)
     assert gpu_check.step_seconds(seed, run, "00_data", rates) is None
 
 
+def test_side_by_side_takes_each_kinds_gain_and_no_less_than_the_longest_chain():
+    """old, new, two bt2 models after them (small batch) and an h after them, on a bare machine:
+    alone 10, 10, 20, 20 and 10 s of training, and old's embedding 1 s (the notebook's)."""
+    old, new = artifact("old"), artifact("new")
+    bt2 = [artifact(f"bct:bt2:{w}", [old, new]) for w in (1, 10)]
+    h = artifact("h:0", [old, new])
+    run = holds([old, new, *bt2, h])
+    work = ComparisonWork({"old": 1000, "new": 1000, "bct:bt2:1": 1000, "bct:bt2:10": 1000},
+                          {"old": 100}, {"h:0": 1000},
+                          {"bct:bt2:1": SMALL_BATCH, "bct:bt2:10": SMALL_BATCH})
+    seed = gpu_check.SeedWork(work, {"04_bct": [a.name for a in (*bt2, h)]}, None, {})
+    rates = {"train_per_s": 100, "small_batch_per_s": 50, "embed_per_s": 100,
+             "h_items_per_s": 100}
+
+    def estimate(side_by_side):
+        return gpu_check.step_seconds(seed, run, "04_bct", rates, side_by_side)
+
+    assert estimate(None) == pytest.approx(10 + 10 + 20 + 20 + 10 + 1)
+    assert estimate(gains(supervised=1)) == pytest.approx(estimate(None))
+    # each over its kind's gain: 5 + 5 + 10 + 10 + 10 (h not named: the smallest, 1)
+    assert estimate(gains(supervised=2, bt2=2, h=1)) == pytest.approx(40 + 1)
+    # shared 12.5 s, but old (10 s) then a bt2 model (20 s) take 30 s one after the other
+    assert estimate(gains(supervised=4, bt2=8, h=4)) == pytest.approx(30 + 1)
+
+
+def test_side_by_side_gains_are_read_per_case(tmp_path):
+    every = dict.fromkeys(gpu_check.GAIN_CASES, 2.0)
+    assert gpu_check.gains_of(["2"]) == every
+    assert gpu_check.gains_of(["bt2=3", "supervised=1.5"]) == {
+        "supervised": 1.5, "bt2": 3.0, "simclr": 1.5, "h": 1.5}
+    for values, problem in ((["bt=3"], "CASE=G with CASE one of supervised"),
+                            (["bt2=x"], "'x' is not a number"), (["0"], "above 0")):
+        with pytest.raises(ValueError, match=problem):
+            gpu_check.gains_of(values)
+    rows = [{"case": "bt2", "processes": 1, "aggregate_over_one": 1.0},
+            {"case": "bt2", "processes": 4, "aggregate_over_one": 2.6},
+            {"case": "supervised", "processes": 4, "aggregate_over_one": 1.3},
+            {"case": "simclr", "processes": 4, "skipped": "budget: 20 s left"}]
+    measured = tmp_path / "concurrency.json"
+    measured.write_text(json.dumps({"rows": rows}))
+    assert gpu_check.gains_from(measured, 4) == {
+        "supervised": 1.3, "bt2": 2.6, "simclr": 1.3, "h": 1.3}
+    with pytest.raises(ValueError, match="no gain at 2 processes"):
+        gpu_check.gains_from(measured, 2)
+    with pytest.raises(ValueError, match="not gpu_concurrency.py's concurrency.json"):
+        gpu_check.gains_from(tmp_path / "absent.json", 4)
+
+
+def test_measured_gains_below_the_least_useful_one_decline_side_by_side(tmp_path):
+    measured = tmp_path / "concurrency.json"
+
+    def plan(*options):
+        return gpu_check.side_by_side_plan(gpu_check.parse_args(["data", "out", *options]))
+
+    for gain, workers in ((gpu_check.MIN_GAIN - 0.1, 1), (gpu_check.MIN_GAIN, 4)):
+        rows = [{"case": "bt2", "processes": 4, "aggregate_over_one": gain}]
+        measured.write_text(json.dumps({"rows": rows}))
+        made = plan("--side-by-side", "4", "--side-by-side-gain-from", str(measured))
+        assert made["workers"] == workers and ("declined" in made) == (workers == 1)
+        assert made["gains_from"] == str(measured)
+    # gains given by hand are the operator's: never declined
+    assert plan("--side-by-side", "2", "--side-by-side-gain", "1")["workers"] == 2
+
+
 def test_a_gain_or_a_count_of_processes_below_one_is_refused(capsys):
-    for option, value in (("--side-by-side-gain", "0"), ("--side-by-side", "0")):
+    for option, value, problem in (("--side-by-side-gain", "0", "aggregate_over_one"),
+                                   ("--side-by-side", "0", "1 or more processes")):
         with pytest.raises(SystemExit):
             gpu_check.parse_args(["data", "out", option, value])
-        assert "aggregate_over_one" in capsys.readouterr().err
+        assert problem in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        gpu_check.parse_args(["data", "out", "--side-by-side-gain", "2",
+                              "--side-by-side-gain-from", "concurrency.json"])
+    assert "not allowed with" in capsys.readouterr().err
 
 
 def test_the_committed_seed_work_agrees_with_the_cost_model():
@@ -556,7 +625,8 @@ def test_side_by_side_the_notebooks_load_what_the_workers_trained(fashion_mnist,
     status = {s["step"]: s["status"] for s in figures["steps"]}
     assert all(status[step] == "done" for step in steps)
     side_by_side = figures["side_by_side"]
-    assert (side_by_side["workers"], side_by_side["gain"]) == (2, 1.0)
+    assert side_by_side["workers"] == 2
+    assert side_by_side["gains"] == dict.fromkeys(gpu_check.GAIN_CASES, 1.0)
     assert side_by_side["steps"]["01_train_old"]["trained"] == []
     trained = side_by_side["steps"]["05_transformation"]["trained"]
     assert sorted(trained) == ["h:0", "h:8", "new", "old", "side:8"]

@@ -303,7 +303,9 @@ def main() -> None:
     for step, (in_sequence, at_gains) in estimates.items():
         print(f"- {step}: {in_sequence:.0f} / {at_gains[0]:.0f}")
     print("\nThe same from a fresh machine with each step's registered artifacts trained side by "
-          "side (`--side-by-side K --side-by-side-gain G`: their training over G), s:\n\n"
+          "side (`--side-by-side K --side-by-side-gain G`: G for every kind of training; their "
+          "training over G, but no less than its longest chain of an artifact after those it is "
+          "trained against, each at its time alone; their embedding one at a time), s:\n\n"
           f"| step | {' | '.join(f'G = {g}' for g in gains)} |\n|---|{'---:|' * len(gains)}")
     for step, (_, at_gains) in estimates.items():
         print(f"| {step} | {' | '.join(f'{x:.0f}' for x in at_gains)} |")
@@ -325,8 +327,9 @@ def check_estimates(run: Run, rates: dict, gains: tuple) -> dict[str, tuple]:
     for step, artifacts in seed.uses.items():
         in_sequence = gpu_check.step_estimate(
             seed.work, [n for n in artifacts if n not in held], rates)
-        estimates[step] = (in_sequence, [gpu_check.step_seconds(seed, run, step, rates, g)
-                                         for g in gains])
+        estimates[step] = (in_sequence, [
+            gpu_check.step_seconds(seed, run, step, rates, dict.fromkeys(gpu_check.GAIN_CASES, g))
+            for g in gains])
         held |= set(artifacts)
     return estimates
 
