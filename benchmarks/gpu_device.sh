@@ -9,6 +9,8 @@
 #   run <folder carried: call N> [gpu_check.py options]
 # or, in place of run (or after it, on the same warm machine: the data stay decoded):
 #   variance <folder carried: call N> [gpu_variance.py options]
+# and, in any call before run (`gpu_calls.py --gains` puts it after call 1's stash):
+#   gains [gpu_concurrency.py options]
 # `run` joins every `<name>.part-aa, -ab, ...` back into <name>, again while parts of parts remain
 # (a compile-cache part cut across calls; the check verifies the archives' checksums), runs
 # benchmarks/gpu_check.sh (GPU_CHECK_BUDGET_S, default 430) with the GPU's
@@ -27,6 +29,9 @@
 # benchmarks/gpu_variance.py (GPU_VARIANCE_BUDGET_S, default 360: seed 0's old and new trained
 # twice with autotuned kernels and twice with deterministic ones, each run a fresh process), its
 # folder coming back as gv.tar.gz (variance/: runs.csv, summary.csv), with the compile cache.
+# `gains` runs benchmarks/gpu_concurrency.py (no data needed) into $TMPDIR/fct-gains, which stays
+# on the warm machine for run's `--side-by-side-gain-from $TMPDIR/fct-gains/concurrency.json`,
+# and returns its concurrency.csv and .json.
 set -u
 tmp="${TMPDIR:-/var/tmp}"
 stash="$tmp/fct-stash" data="$tmp/fct-data" decoded="$tmp/fct-decoded"  # stashed, joined, decoded
@@ -137,8 +142,18 @@ case "${1:-}" in
     echo "gpu_device: exit $status"
     exit "$status"
     ;;
+  gains)
+    out="${OUT:?set OUT, the folder whose files come back}"
+    mkdir -p "$tmp/fct-gains" "$out"
+    PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)" PYTHONUNBUFFERED=1 "${PYTHON:-python3}" \
+      "$(dirname "$0")/gpu_concurrency.py" "$tmp/fct-gains" "${@:2}"
+    status=$?
+    cp -f "$tmp/fct-gains"/concurrency.* "$out"/ 2>/dev/null
+    echo "gpu_device: gains in $tmp/fct-gains/concurrency.json; exit $status"
+    exit "$status"
+    ;;
   *)
-    echo "usage: $0 stash DIR | run DIR [gpu_check.py options] | variance DIR [gpu_variance.py options]" >&2
+    echo "usage: $0 stash DIR | run DIR [gpu_check.py options] | variance DIR [gpu_variance.py options] | gains [gpu_concurrency.py options]" >&2
     exit 2
     ;;
 esac

@@ -355,6 +355,41 @@ def test_the_device_wrapper_joins_a_part_that_travelled_in_parts(tmp_path):
     assert not list((tmp_path / "fct-data").glob("*part*"))
 
 
+def test_the_device_wrapper_measures_gains_where_the_run_call_reads_them(tmp_path):
+    """`gains` runs gpu_concurrency.py into TMPDIR/fct-gains, where gpu_calls.py's run call reads
+    them (gpu_device.sh's TMPDIR default), and returns its files."""
+    import gpu_calls
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_device.sh"
+    out = tmp_path / "out"
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path), "OUT": str(out),
+           "PYTHON": sys.executable, "FCT_PROGRESS": "0", "FCT_COMPILE": "0"}
+    gains = subprocess.run(["bash", str(script), "gains", "--tiny", "--steps", "2", "--cases", "h",
+                            "--processes", "1", "--epochs", "1"], capture_output=True, text=True,
+                           env=env)
+    kept = tmp_path / "fct-gains" / "concurrency.json"
+    assert gains.returncode == 0 and f"gains in {kept}" in gains.stdout, gains.stderr
+    assert json.loads(kept.read_text())["rows"][0]["aggregate_over_one"] == 1.0
+    assert sorted(p.name for p in out.iterdir()) == ["concurrency.csv", "concurrency.json"]
+    default = Path(gpu_calls.GAINS_FILE).parents[1]
+    assert f'tmp="${{TMPDIR:-{default}}}"' in script.read_text()
+
+
+def test_the_calls_measure_gains_first_and_train_side_by_side_at_them(tmp_path):
+    import gpu_calls
+
+    folders = [tmp_path / f"call{k}" for k in (1, 2, 3)]
+    plain = gpu_calls.commands(folders, tmp_path, gains=False)
+    assert plain == ["bash benchmarks/gpu_device.sh stash call1",
+                     "bash benchmarks/gpu_device.sh stash call2",
+                     "bash benchmarks/gpu_device.sh run call3 [gpu_check.py options]"]
+    first, second, last = gpu_calls.commands(folders, tmp_path, gains=True)
+    assert first == f"{plain[0]} && bash benchmarks/gpu_device.sh gains {gpu_calls.GAINS_OPTIONS}"
+    assert second == plain[1]
+    assert last == ("bash benchmarks/gpu_device.sh run call3 --side-by-side 4 "
+                    f"--side-by-side-gain-from {gpu_calls.GAINS_FILE} [gpu_check.py options]")
+
+
 def test_the_call_folders_refuse_a_folder_git_does_not_ignore_and_a_stray_cache(tmp_path):
     import gpu_calls
 
