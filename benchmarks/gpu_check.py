@@ -481,11 +481,19 @@ def goal_rates() -> dict:
             "simclr_per_s": GOALS["simclr_share_of_training"] * train}
 
 
-def prior_rates(device: torch.device) -> dict:
+def prior_rates(device: torch.device, capacity: float | None = None) -> dict:
     """The rates steps are estimated at before the check measures its own: the H200's
-    (H200_FIGURES) where training compiles, else (eager, a CPU) the same without compilation."""
-    _, rates = measured_rates(json.loads(H200_FIGURES.read_text()))
-    return {**rates, "compile_s": rates["compile_s"] if compile_mode(device) else 0.0}
+    (H200_FIGURES) where training compiles, else (eager, a CPU) the same without compilation; on
+    a GPU whose training capacity (`capacity_img_per_s`) the check measured below the H200's,
+    scaled down by it, never up (a step cut at the budget loses its work, one skipped only its
+    turn)."""
+    figures = json.loads(H200_FIGURES.read_text())
+    _, rates = measured_rates(figures)
+    scale = 1.0
+    if capacity and device.type == "cuda":
+        scale = min(1.0, capacity / figures["capacity_img_per_s"])
+    return {**{name: rate * scale for name, rate in rates.items()},
+            "compile_s": rates["compile_s"] if compile_mode(device) else 0.0}
 
 
 # -- the notebooks -------------------------------------------------------------------------------
@@ -794,7 +802,8 @@ def main(argv: list[str] | None = None) -> None:
     check.figures["estimated_from"] = seed.made_from or "the cost model (01-06)"
     check.figures["predicted_at_goals_s"] = {
         k: round(v, 1) for k, v in seed.work.seconds(**goal_rates()).items()}
-    rates = prior_rates(run.device)
+    rates = prior_rates(run.device, check.figures.get("capacity_img_per_s"))
+    check.figures["prior_rates"] = {name: round(rate, 1) for name, rate in rates.items()}
     common = step_parameters(resolve_preset_path(args.preset), overrides, run.results_dir,
                              args.out / "runs")
     side_by_side = contextlib.nullcontext()

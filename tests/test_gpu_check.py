@@ -234,6 +234,22 @@ def test_the_prior_rates_are_the_committed_h200_checks():
     assert gpu_check.prior_rates(CPU)["compile_s"] == 0.0
 
 
+def test_the_prior_rates_slow_down_with_a_gpus_lower_capacity(monkeypatch):
+    """Another GPU's capacity below the H200's scales the rates down (not compilation), one
+    above leaves them; a CPU's (of --tiny images) is not compared."""
+    monkeypatch.delenv("FCT_COMPILE", raising=False)
+    h200 = json.loads(gpu_check.H200_FIGURES.read_text())["capacity_img_per_s"]
+    cuda = torch.device("cuda")
+    prior = gpu_check.prior_rates(cuda)
+    slower = gpu_check.prior_rates(cuda, h200 * 0.8)
+    assert slower["compile_s"] == prior["compile_s"]
+    for name in ("train_per_s", "small_batch_per_s", "simclr_per_s", "embed_per_s",
+                 "h_items_per_s"):
+        assert slower[name] == pytest.approx(0.8 * prior[name])
+    assert gpu_check.prior_rates(cuda, h200 * 1.5) == prior
+    assert gpu_check.prior_rates(CPU, 100.0) == gpu_check.prior_rates(CPU)
+
+
 def test_history_rate_is_the_median_epoch_after_the_first():
     history = [{"items_per_s": 10.0, "seconds": 10.0}, {"items_per_s": 100.0, "seconds": 2.0},
                {"items_per_s": 50.0, "seconds": 2.0}]
