@@ -400,6 +400,20 @@ def step_seconds(seed: SeedWork, run: Run, step: str, rates: dict,
             + step_estimate(seed.work, own, rates))
 
 
+def plan_step(seed: SeedWork, run: Run, step: str, rates: dict,
+              gains: dict[str, float] | None = None) -> tuple[float | None, bool]:
+    """A step's estimate, and whether its registered artifacts train side by side (with `gains`):
+    unless that is estimated longer than one at a time (a gain below 1: trainings sharing the GPU
+    slow each other down more than they fill its idle time)."""
+    alone = step_seconds(seed, run, step, rates)
+    if not gains:
+        return alone, False
+    shared = step_seconds(seed, run, step, rates, gains)
+    if shared is not None and shared > alone:
+        return alone, False
+    return shared, True
+
+
 def side_by_side_seconds(work: ComparisonWork, todo: dict[str, set[str]], rates: dict,
                          gains: dict[str, float]) -> float:
     """Seconds of artifacts trained side by side (`todo`: name -> the upstream names among them):
@@ -547,17 +561,20 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
     step is stopped when the budget runs out; a failing step is named and the next one runs.
     The run log (last_run.json) names the steps that ran to their end; records placed under
     OUT/results before the check keep naming the runs that made them. With `workers`, a step's
-    registered artifacts are first trained side by side (`train_then_run`), their training
-    estimated over `gains` (`step_seconds`) at rates the histories no longer update (theirs are
-    those of trainings sharing the GPU)."""
+    registered artifacts are first trained side by side (`train_then_run`) unless that is
+    estimated longer (`plan_step`: their training over `gains`), at rates the histories no longer
+    update (theirs are those of trainings sharing the GPU)."""
     artifacts = step_artifacts(run.preset)
     run_log = RunLog(run.results_dir, check.info, STEPS)  # last_run.json, as `fct reproduce`'s
     for step in steps:
-        estimate = step_seconds(seed, run, step, rates, gains)
+        estimate, together = plan_step(seed, run, step, rates, gains if workers else None)
         action = partial(run_step, step, run.seed, common, ENGINE)
-        if workers:  # the lists hold 07-11's artifacts in a --tiny run too
+        if together:  # the lists hold 07-11's artifacts in a --tiny run too
             names = [*seed.uses.get(step, []), *seed.listed.get(step, [])]
             action = partial(train_then_run, check, workers, run, step, names, action)
+        elif workers:
+            check.figures["side_by_side"]["steps"][step] = {
+                "one_at_a_time": "estimated longer side by side"}
         if check.step(step, estimate, action):
             run_log.step_done(run.seed, step, check.elapsed())
             if seed.listed:

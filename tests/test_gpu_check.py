@@ -137,6 +137,15 @@ def test_side_by_side_takes_each_kinds_gain_and_no_less_than_the_longest_chain()
     assert estimate(gains(supervised=2, bt2=2, h=1)) == pytest.approx(40 + 1)
     # shared 12.5 s, but old (10 s) then a bt2 model (20 s) take 30 s one after the other
     assert estimate(gains(supervised=4, bt2=8, h=4)) == pytest.approx(30 + 1)
+    # side by side unless estimated longer: old, new and h at a gain of 0.5, 100 s against 70
+    plan = gpu_check.plan_step
+    assert plan(seed, run, "04_bct", rates, gains(supervised=4, bt2=8, h=4)) == (
+        pytest.approx(31), True)
+    assert plan(seed, run, "04_bct", rates, gains(supervised=0.5, bt2=1)) == (
+        pytest.approx(71), False)
+    assert plan(seed, run, "04_bct", rates, gains(supervised=1)) == (pytest.approx(71), True)
+    assert plan(seed, run, "04_bct", rates) == (pytest.approx(71), False)
+    assert plan(seed, run, "00_data", rates, gains(supervised=1)) == (None, True)
 
 
 def test_side_by_side_gains_are_read_per_case(tmp_path):
