@@ -133,7 +133,7 @@ def test_side_by_side_takes_each_kinds_gain_and_no_less_than_the_longest_chain()
 
     assert estimate(None) == pytest.approx(10 + 10 + 20 + 20 + 10 + 1)
     assert estimate(gains(supervised=1)) == pytest.approx(estimate(None))
-    # each over its kind's gain: 5 + 5 + 10 + 10 + 10 (h not named: the smallest, 1)
+    # each over its kind's gain: 5 + 5 + 10 + 10 + 10 (h at 1)
     assert estimate(gains(supervised=2, bt2=2, h=1)) == pytest.approx(40 + 1)
     # shared 12.5 s, but old (10 s) then a bt2 model (20 s) take 30 s one after the other
     assert estimate(gains(supervised=4, bt2=8, h=4)) == pytest.approx(30 + 1)
