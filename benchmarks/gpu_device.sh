@@ -31,7 +31,8 @@
 # folder coming back as gv.tar.gz (variance/: runs.csv, summary.csv), with the compile cache.
 # `gains` runs benchmarks/gpu_concurrency.py (no data needed) into $TMPDIR/fct-gains, which stays
 # on the warm machine for run's `--side-by-side-gain-from $TMPDIR/fct-gains/concurrency.json`,
-# and returns its concurrency.csv and .json.
+# and returns its concurrency.csv and .json (stopped after GPU_GAINS_LIMIT_S, default 360: the
+# rows measured by then are saved and come back).
 set -u
 tmp="${TMPDIR:-/var/tmp}"
 stash="$tmp/fct-stash" data="$tmp/fct-data" decoded="$tmp/fct-decoded"  # stashed, joined, decoded
@@ -145,7 +146,8 @@ case "${1:-}" in
   gains)
     out="${OUT:?set OUT, the folder whose files come back}"
     mkdir -p "$tmp/fct-gains" "$out"
-    PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)" PYTHONUNBUFFERED=1 "${PYTHON:-python3}" \
+    export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)" PYTHONUNBUFFERED=1
+    timeout --signal=INT --kill-after=30 "${GPU_GAINS_LIMIT_S:-360}" "${PYTHON:-python3}" \
       "$(dirname "$0")/gpu_concurrency.py" "$tmp/fct-gains" "${@:2}"
     status=$?
     cp -f "$tmp/fct-gains"/concurrency.* "$out"/ 2>/dev/null

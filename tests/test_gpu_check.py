@@ -382,7 +382,7 @@ def test_the_device_wrapper_joins_a_part_that_travelled_in_parts(tmp_path):
 
 def test_the_device_wrapper_measures_gains_where_the_run_call_reads_them(tmp_path):
     """`gains` runs gpu_concurrency.py into TMPDIR/fct-gains, where gpu_calls.py's run call reads
-    them (gpu_device.sh's TMPDIR default), and returns its files."""
+    them (gpu_device.sh's TMPDIR default), and returns its files; GPU_GAINS_LIMIT_S stops it."""
     import gpu_calls
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_device.sh"
@@ -398,6 +398,10 @@ def test_the_device_wrapper_measures_gains_where_the_run_call_reads_them(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["concurrency.csv", "concurrency.json"]
     default = Path(gpu_calls.GAINS_FILE).parents[1]
     assert f'tmp="${{TMPDIR:-{default}}}"' in script.read_text()
+    # stopped at its limit (python and torch take longer than this to import), it says so
+    stopped = subprocess.run(["bash", str(script), "gains", "--tiny"], capture_output=True,
+                             text=True, env={**env, "GPU_GAINS_LIMIT_S": "0.5"})
+    assert stopped.returncode == 124 and "exit 124" in stopped.stdout
 
 
 def test_the_calls_measure_gains_first_and_train_side_by_side_at_them(tmp_path):
