@@ -386,18 +386,23 @@ def seed_work(preset, sizes: SplitSizes) -> SeedWork:
 
 def step_seconds(seed: SeedWork, run: Run, step: str, rates: dict,
                  gains: dict[str, float] | None = None) -> float | None:
-    """A step's estimate (None: not estimated): what the run does not hold yet of what it uses,
-    at `rates`; with `gains` (per gpu_concurrency case, `every_case`) its registered artifacts
-    trained side by side (`side_by_side_seconds`), the notebook's own one at a time."""
+    """A step's estimate (None: not estimated): what the run does not hold yet of what it uses
+    (`todo_seconds`)."""
     if step not in seed.uses:
         return None
-    todo = unfinished(run, seed.uses[step])
+    return todo_seconds(seed.work, unfinished(run, seed.uses[step]), rates, gains)
+
+
+def todo_seconds(work: ComparisonWork, todo: dict[str, set[str] | None], rates: dict,
+                 gains: dict[str, float] | None = None) -> float:
+    """Seconds of what a step still has to make (`unfinished`'s answer) at `rates`; with `gains`
+    (per gpu_concurrency case, `every_case`) its registered artifacts trained side by side
+    (`side_by_side_seconds`), the notebook's own one at a time."""
+    if not gains:
+        return step_estimate(work, list(todo), rates)
     registered = {name: upstream for name, upstream in todo.items() if upstream is not None}
     own = [name for name, upstream in todo.items() if upstream is None]
-    if not gains:
-        return step_estimate(seed.work, list(todo), rates)
-    return (side_by_side_seconds(seed.work, registered, rates, gains)
-            + step_estimate(seed.work, own, rates))
+    return side_by_side_seconds(work, registered, rates, gains) + step_estimate(work, own, rates)
 
 
 def plan_step(seed: SeedWork, run: Run, step: str, rates: dict,
@@ -405,13 +410,14 @@ def plan_step(seed: SeedWork, run: Run, step: str, rates: dict,
     """A step's estimate, and whether its registered artifacts train side by side (with `gains`):
     unless that is estimated longer than one at a time (a gain below 1: trainings sharing the GPU
     slow each other down more than they fill its idle time)."""
-    alone = step_seconds(seed, run, step, rates)
+    if step not in seed.uses:
+        return None, bool(gains)
+    todo = unfinished(run, seed.uses[step])
+    alone = todo_seconds(seed.work, todo, rates)
     if not gains:
         return alone, False
-    shared = step_seconds(seed, run, step, rates, gains)
-    if shared is not None and shared > alone:
-        return alone, False
-    return shared, True
+    shared = todo_seconds(seed.work, todo, rates, gains)
+    return (alone, False) if shared > alone else (shared, True)
 
 
 def side_by_side_seconds(work: ComparisonWork, todo: dict[str, set[str]], rates: dict,
