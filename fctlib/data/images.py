@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import multiprocessing
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +72,10 @@ class ImageSet(ABC):
     def with_labels(self, labels) -> ImageSet:
         """The same images (shared, not copied) carrying new `labels`, one per image."""
 
+    @abstractmethod
+    def digest(self) -> str:
+        """A hash of what the set holds and its labels, the same wherever its files are."""
+
     def _check_index(self, i: int) -> int:
         n = len(self)
         if not -n <= i < n:
@@ -101,6 +107,13 @@ class ArrayImages(ImageSet):
     def with_labels(self, labels) -> ArrayImages:
         """An ArrayImages sharing this one's image tensor, with new `labels`."""
         return ArrayImages(self.images, labels, layout="NCHW")
+
+    def digest(self) -> str:
+        """A hash of the pixels (N, C, H, W), in order, and the labels."""
+        h = hashlib.sha256(f"arrays {tuple(self.images.shape)};".encode())
+        h.update(memoryview(self.images.numpy()))  # contiguous (see __init__)
+        h.update(memoryview(self.labels))
+        return h.hexdigest()
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -168,6 +181,17 @@ class FileImages(ImageSet):
     def with_labels(self, labels) -> FileImages:
         """A FileImages over the same files, with new `labels`."""
         return FileImages(self.paths, labels, self.channels)
+
+    def digest(self) -> str:
+        """A hash of the files' paths below their common folder, in order, the channels they
+        decode to and the labels: the names and classes of the files, not their bytes (reading
+        ImageNet's 1.3 million files to key a run would take longer than training some models)."""
+        folder = os.path.commonpath([str(p.parent) for p in self.paths]) if self.paths else ""
+        h = hashlib.sha256(f"files {self.channels};".encode())
+        for path in self.paths:
+            h.update(os.path.relpath(path, folder).encode() + b"\0")
+        h.update(memoryview(self.labels))
+        return h.hexdigest()
 
     def to_arrays(self, size: int, cache_path: Path | None = None) -> ArrayImages:
         """Decode every file once, resized to size x size, into memory; reuse/write a .npy cache

@@ -76,7 +76,8 @@ class CrossDatasetRun(Run):
         return split_bundle(data, bundle, list(range(self.first.num_classes)))
 
     def data_key(self) -> str:
-        """The run's data key with the second data set: A's config, B's name, the class split."""
+        """The run's data key with the second data set: A's config, what A and B joined hold, B's
+        name, the class split."""
         return fingerprint(FOLDER, super().data_key(), self.preset.other_data)
 
 

@@ -115,10 +115,17 @@ class Run:
         return ArtifactStore(self.root, context, self._embed_split, log)
 
     def data_key(self) -> str:
-        """What every artifact's key depends on besides the seed: the data and the class split."""
-        # how images are served (data.path) trains on the same batches: not part of any key
-        data = dataclasses.replace(self.preset.data, path="auto")
-        return fingerprint(data, self.splits.old_classes)
+        """What every artifact's key depends on besides the seed: the data config, what the data
+        set holds (`ImageSet.digest` of its train and test sets) and the class split; not where
+        it is stored nor how its images are served, so the same data in another folder or on
+        another machine finds its models (and notebook 04's record its choice)."""
+        data = dataclasses.asdict(self.preset.data)
+        del data["path"]  # memory or stream: the same batches
+        for where in ("root", "cache_dir", "download"):
+            del data["dataset"][where]
+        bundle = self.splits.bundle
+        return fingerprint(data, self.splits.old_classes, bundle.train.digest(),
+                           bundle.test.digest())
 
     def _embed_split(self, model: torch.nn.Module, split: str, name: str) -> np.ndarray:
         return embed(model, self.splits.split(split), self.eval_transform(), device=self.device,

@@ -55,6 +55,9 @@ class _LabelsForbidden(ImageSet):
     def with_labels(self, labels):
         raise AssertionError("not used")
 
+    def digest(self):
+        raise AssertionError("not used")
+
 
 def test_unlabeled_batches_never_read_labels_and_give_both_views():
     data = _uint8((6, 1, 8, 8))

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -104,6 +106,22 @@ def test_with_labels_shares_pixels():
         images.with_labels([0, 1])
 
 
+def test_array_digest_names_pixels_and_labels_not_their_layout():
+    nchw = _random_uint8((4, 3, 5, 7))
+    labels = [0, 1, 2, 3]
+    reference = ArrayImages(nchw, labels).digest()
+    assert ArrayImages(nchw.transpose(0, 2, 3, 1).copy(), labels).digest() == reference
+    assert ArrayImages(torch.from_numpy(nchw), labels).digest() == reference
+    one_pixel = nchw.copy()
+    one_pixel[3, 2, 4, 6] ^= 1
+    swapped = nchw[[1, 0, 2, 3]]
+    others = [ArrayImages(one_pixel, labels), ArrayImages(nchw, [0, 1, 3, 2]),
+              ArrayImages(swapped, [1, 0, 2, 3]),  # the same pairs in another order
+              ArrayImages(nchw.reshape(4, 3, 7, 5), labels)]  # the same bytes, other shape
+    digests = {reference, *(images.digest() for images in others)}
+    assert len(digests) == 1 + len(others)
+
+
 # ---------------------------------------------------------------- FileImages
 
 
@@ -149,6 +167,23 @@ def test_file_images_subset_and_errors(image_files, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not an image")
     with pytest.raises(OSError, match="broken.png"):
         FileImages([tmp_path / "broken.png"], [0]).image(0)
+
+
+def test_file_digest_names_the_files_below_their_folder_not_where_it_is(image_files, tmp_path):
+    paths, _ = image_files
+    files = FileImages(paths, [0, 1, 2])
+    moved = tmp_path / "moved" / "deeper"
+    moved.mkdir(parents=True)
+    for path in paths:
+        shutil.copy(path, moved / path.name)
+    assert FileImages([moved / p.name for p in paths], [0, 1, 2]).digest() == files.digest()
+    shutil.copy(paths[2], moved / "other.jpg")
+    renamed = [moved / paths[0].name, moved / paths[1].name, moved / "other.jpg"]
+    others = [FileImages(paths, [0, 1, 1]), FileImages(paths, [0, 1, 2], channels=1),
+              FileImages([paths[1], paths[0], paths[2]], [1, 0, 2]),  # another order
+              FileImages(renamed, [0, 1, 2])]
+    digests = {files.digest(), *(images.digest() for images in others)}
+    assert len(digests) == 1 + len(others)
 
 
 def test_to_arrays_resizes_like_pil_and_caches(image_files, tmp_path):

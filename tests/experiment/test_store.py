@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from fctlib.data.sources import FASHION_MNIST_SYSTEM_DIR
 from fctlib.errors import UserError
 from fctlib.experiment.provenance import git_commit
 from fctlib.experiment.store import UNRECORDED, Artifact, ArtifactStore, weights_digest
@@ -132,6 +133,37 @@ def test_a_run_artifact_ignores_slices_it_does_not_declare(fashion_mnist, tmp_pa
                              "data": {"path": "stream"}})]
     for name in ("old", "new", "cross:arch", "side:8", "h:8", "bct:openbct:1"):
         assert len({_where(r.store, r.artifact(name)) for r in runs}) == 1, name
+
+
+def test_the_same_data_elsewhere_keeps_every_key_and_other_data_moves_them(fashion_mnist,
+                                                                          tmp_path):
+    """Keys follow what the data holds, not where it lies: a lent GPU machine's /var/tmp copy or
+    a moved folder finds the models (and 04's recorded choice) that the first place trained."""
+    names = ("old", "side:8", "h:8", "bct:openbct:1")
+    linked = tmp_path / "fashion"
+    linked.mkdir()
+    for idx in FASHION_MNIST_SYSTEM_DIR.iterdir():
+        (linked / idx.name).symlink_to(idx)
+    usual = Run("smoke", 0, runs_dir=tmp_path / "runs")
+    elsewhere = Run("smoke", 0, runs_dir=tmp_path / "runs", overrides={"data": {"dataset": {
+        "root": str(linked), "cache_dir": str(tmp_path / "cache"), "download": False}}})
+    assert [elsewhere.artifact_key(n) for n in names] == [usual.artifact_key(n) for n in names]
+
+    images = fashion_mnist.train.images[:, 0].numpy()
+    arrays = {"train_images": images[:600], "train_labels": fashion_mnist.train.labels[:600],
+              "test_images": images[600:900], "test_labels": fashion_mnist.train.labels[600:900]}
+    one_pixel = images[:600].copy()
+    one_pixel[599, 27, 27] ^= 1
+    files = {"a": arrays, "b": arrays, "changed": {**arrays, "train_images": one_pixel}}
+    keys = {}
+    for folder, content in files.items():
+        (tmp_path / folder).mkdir()
+        np.savez(tmp_path / folder / "data.npz", **content)
+        run = Run("smoke", 0, runs_dir=tmp_path / "runs", overrides={"data": {"dataset": {
+            "name": "npz", "root": str(tmp_path / folder / "data.npz")}}})
+        keys[folder] = [run.artifact_key(n) for n in names]
+    assert keys["a"] == keys["b"]
+    assert all(a != c for a, c in zip(keys["a"], keys["changed"], strict=True))
 
 
 def test_every_structured_name_reads_back_from_its_one_string_form():
