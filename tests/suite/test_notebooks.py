@@ -11,6 +11,7 @@ import pytest
 
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.experiment.config import load_preset
+from fctlib.experiment.records import load_record
 from fctlib.methods import registry
 from fctlib.paths import REPORT, STEPS
 from fctlib.report import CASE_ORDER, read_table
@@ -439,6 +440,9 @@ def test_suite_cross_dataset_tables(smoke_results):
     claims = read_table(smoke_results / "tables" / "cross_dataset_claims.csv")
     assert {"fct/side > bct/old", "bct/old > old/old"} <= set(claims["claim"])
     assert (smoke_results / "figures" / "cross_dataset_l2.png").is_file()
+    source = load_record(smoke_results / "metrics" / "seed0" / "cross_dataset.json").source
+    assert source.startswith("Fashion-MNIST idx files in ")  # and no machine's absolute path:
+    assert not [word for word in source.split() if word.startswith(("/", "(/"))]
 
 
 # -- the in-process engine: the same suite without Jupyter -----------------------------------------
