@@ -6,12 +6,12 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from fctlib.data.sources import FASHION_MNIST_SYSTEM_DIR
 from fctlib.errors import UserError
 from fctlib.experiment.provenance import git_commit
 from fctlib.experiment.store import UNRECORDED, Artifact, ArtifactStore, weights_digest
@@ -142,7 +142,8 @@ def test_the_same_data_elsewhere_keeps_every_key_and_other_data_moves_them(fashi
     names = ("old", "side:8", "h:8", "bct:openbct:1")
     linked = tmp_path / "fashion"
     linked.mkdir()
-    for idx in FASHION_MNIST_SYSTEM_DIR.iterdir():
+    found = Path(fashion_mnist.source.split(" idx files in ", 1)[1])  # where the loader read
+    for idx in found.iterdir():
         (linked / idx.name).symlink_to(idx)
     usual = Run("smoke", 0, runs_dir=tmp_path / "runs")
     elsewhere = Run("smoke", 0, runs_dir=tmp_path / "runs", overrides={"data": {"dataset": {
