@@ -42,6 +42,13 @@ class RunContext(Protocol):
     def artifact(self, name: Name | Artifact) -> Artifact:
         """The declaration behind an artifact name."""
 
+    @property
+    def data_digests(self) -> dict[str, str]:
+        """What the data set holds: the digests of its train and test sets."""
+
+    def data_key(self) -> str:
+        """What every artifact's key depends on besides the seed: data config, content, split."""
+
     def artifact_key(self, name: Name | Artifact) -> str:
         """An artifact's store key: its settings, upstream artifacts, data and seed."""
 

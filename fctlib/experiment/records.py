@@ -1,8 +1,8 @@
 """Typed records of what the suite measured: one dataclass per JSON file a notebook writes
 (results/<preset>/metrics/seed<k>/<step>.json) and per explored setting (exploration/<label>.json),
 with `artifacts` (name -> commit that trained it), `weights` (name -> digest of its trained
-weights), `commit` (the code that measured it) and `compute` (CPU, kernels, BLAS, GPU), each left
-out of the JSON while empty."""
+weights), `data` (the run's data key and its data set's digests), `commit` (the code that measured
+it) and `compute` (CPU, kernels, BLAS, GPU), each left out of the JSON while empty."""
 
 from __future__ import annotations
 
@@ -42,9 +42,11 @@ class Record(JsonData):
     STEP: ClassVar[str]
     NOTEBOOK: ClassVar[str] = ""  # the notebook that writes it
     OWN_MODELS: ClassVar[bool] = False  # its models are a run of its own, not the seed's shared
-    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("artifacts", "weights", "commit", "compute")
+    OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("artifacts", "weights", "data", "commit",
+                                                     "compute")
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
     weights: dict[str, str] = field(default_factory=dict)  # artifact name -> weights digest
+    data: dict[str, str] = field(default_factory=dict)  # key, train, test: Run.data_key, digests
     commit: str = ""  # the git commit of the code that measured it ("" : unrecorded)
     compute: dict[str, str] = field(default_factory=dict)  # provenance.compute() of the run
 

@@ -7,6 +7,7 @@ tells how each construction's rows classify the old model's own features (no tra
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -214,7 +215,8 @@ def recorded_points(run: RunContext) -> list[dict] | None:
     """The tune points of this seed's BCT record (notebook 04's) where they measured this run's
     sweep: one per model of the preset's sweep and distance, each model's key this run's (the
     same settings, upstream models, data and seed); else None (no record, another sweep, or a
-    record of older code, whose points carry no key)."""
+    record of older code, whose points carry no key), with a warning that says why where a
+    record was there (`unread_because`)."""
     record = run.seed_record("bct")
     if record is None:
         return None
@@ -223,7 +225,37 @@ def recorded_points(run: RunContext) -> list[dict] | None:
     tune = [p.to_json() for p in record.points if p.split == "tune"]
     measured = {(p["variant"], p["weight"], p["distance"]): p.get("key") for p in tune}
     wanted = {(v, w, d): key for (v, w), key in keys.items() for d in DISTANCES}
-    return tune if measured == wanted else None
+    if measured == wanted:
+        return tune
+    warnings.warn(f"seed {run.seed}'s BCT record is not read, so the sweep is trained to choose "
+                  f"from: {unread_because(run, record.data, measured, wanted)}", stacklevel=2)
+    return None
+
+
+def unread_because(run: RunContext, data: dict[str, str], measured: dict, wanted: dict) -> str:
+    """Why a BCT record's tune points (`measured`: (variant, weight, distance) -> model key, from
+    a record of `data`) are not this run's sweep (`wanted`)."""
+    if measured.keys() != wanted.keys():
+        def models(points: dict) -> str:
+            return ", ".join(sorted({str(BCTName(v, w)) for v, w, _ in points}))
+        return f"it measured another sweep ({models(measured)}; the preset's: {models(wanted)})"
+    if not all(measured.values()):
+        return "its points name no model keys (older code wrote it)"
+    if not data:
+        return ("its models' keys differ from this run's, and it names no data to tell whether "
+                "the data or the models' settings differ (older code wrote it)")
+    if data["key"] != run.data_key():
+        differ = [split for split in ("train", "test") if data[split] != run.data_digests[split]]
+        if not differ:
+            return "it was made from the same images under another data config or class split"
+        digests = "; ".join(f"{split}: {data[split][:12]} there, {run.data_digests[split][:12]} "
+                            "here" for split in differ)
+        return (f"it was made from other data: the {' and '.join(differ)} images or labels "
+                f"differ (another data set, or the same files decoded to other pixels; {digests})")
+    names = sorted({str(BCTName(v, w)) for (v, w, d), key in wanted.items()
+                    if measured[v, w, d] != key})
+    return (f"the same data, but other keys for {', '.join(names)}: other settings, theirs or "
+            "their upstream models' (old, new), a recipe version, or bfloat16 on one side")
 
 
 def choose(run: RunContext, *, chainable: bool = False) -> tuple[str, float, list[dict]]:

@@ -64,7 +64,9 @@ class Run:
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with
         the commits that trained the artifacts this process used and their weights' digests, the
-        commit measuring it and the machine's arithmetic (`provenance.compute`)."""
+        data they were trained on (its key and `data_digests`), the commit measuring it and the
+        machine's arithmetic (`provenance.compute`)."""
+        record.data = {"key": self.data_key(), **self.data_digests}
         record.artifacts = dict(self.store.used)
         record.weights = dict(self.store.weights)
         record.commit = git_commit()
@@ -114,18 +116,23 @@ class Run:
             remove_stale_tmp(self.root)
         return ArtifactStore(self.root, context, self._embed_split, log)
 
+    @cached_property
+    def data_digests(self) -> dict[str, str]:
+        """What the data set holds, not where: `ImageSet.digest` of its train and test sets."""
+        bundle = self.splits.bundle
+        return {"train": bundle.train.digest(), "test": bundle.test.digest()}
+
     def data_key(self) -> str:
         """What every artifact's key depends on besides the seed: the data config, what the data
-        set holds (`ImageSet.digest` of its train and test sets) and the class split; not where
-        it is stored nor how its images are served, so the same data in another folder or on
-        another machine finds its models (and notebook 04's record its choice)."""
+        set holds (`data_digests`) and the class split; not where it is stored nor how its
+        images are served, so the same data in another folder or on another machine finds its
+        models (and notebook 04's record its choice)."""
         data = dataclasses.asdict(self.preset.data)
         del data["path"]  # memory or stream: the same batches
         for where in ("root", "cache_dir", "download"):
             del data["dataset"][where]
-        bundle = self.splits.bundle
-        return fingerprint(data, self.splits.old_classes, bundle.train.digest(),
-                           bundle.test.digest())
+        return fingerprint(data, self.splits.old_classes, self.data_digests["train"],
+                           self.data_digests["test"])
 
     def _embed_split(self, model: torch.nn.Module, split: str, name: str) -> np.ndarray:
         return embed(model, self.splits.split(split), self.eval_transform(), device=self.device,

@@ -283,9 +283,10 @@ def test_a_run_without_the_sweep_chooses_as_the_seed_s_bct_record_says(smoke_run
     """Notebook 04's record names each sweep model's key beside its tune numbers: a run of the
     seed on a machine without the sweep (an empty runs folder, as a lent session's) chooses from
     them and trains none of the sweep; a record of another sweep (a setting changed: its keys
-    moved) or of older code (points without keys) is not read."""
+    moved), of other data or of older code (points without keys) is not read, with a warning
+    that says which."""
     from fctlib.experiment.record_rows import BCTPoint
-    from fctlib.experiment.records import BCTRecord
+    from fctlib.experiment.records import BCTRecord, load_record
     from fctlib.suite.run import Run
 
     points = bct.variant_points(smoke_run)
@@ -293,24 +294,53 @@ def test_a_run_without_the_sweep_chooses_as_the_seed_s_bct_record_says(smoke_run
                for p in points)
     results = tmp_path / "results"
     variant, weight = choose_from(points, bct.PROTOCOL[0])
-    record = BCTRecord(cases={}, weight=weight, variant=variant, distance=bct.PROTOCOL[0],
-                       points=[BCTPoint.from_json(p) for p in points], history=[])
-    record.save(results, 0)
 
     def fresh(name, **overrides):
         return Run("smoke", 0, overrides=overrides, runs_dir=tmp_path / name,
                    results_dir=results, device=torch.device("cpu"))
 
+    def save(record):
+        return load_record(fresh("writer").save_record(record))
+
+    record = save(BCTRecord(cases={}, weight=weight, variant=variant, distance=bct.PROTOCOL[0],
+                            points=[BCTPoint.from_json(p) for p in points], history=[]))
+    assert record.data == {"key": smoke_run.data_key(), **smoke_run.data_digests}
     elsewhere = fresh("runs")
     assert bct.choose(elsewhere)[:2] == (variant, weight)
     assert bct.choose(elsewhere, chainable=True)[:2] == choose_from(
         points, bct.PROTOCOL[0], chainable=True)
     assert not (tmp_path / "runs").exists()  # nothing trained, nothing embedded
-    assert bct.recorded_points(fresh("other", methods={"bct": {"bt2_training": {"lr": 0.002}}}
-                                     )) is None
-    record.points = [dataclasses.replace(p, key="") for p in record.points]
-    record.save(results, 0)
-    assert bct.recorded_points(elsewhere) is None
+
+    def unread(run, reason):
+        with pytest.warns(UserWarning, match=re.escape(reason)):
+            assert bct.recorded_points(run) is None
+
+    def names(pairs):
+        return ", ".join(sorted({str(BCTName(v, w)) for v, w in pairs}))
+
+    changed = fresh("other", methods={"bct": {"bt2_training": {"lr": 0.002}}})
+    sweep = changed.preset.method("bct").models()
+    moved = [(v, w) for v, w in sweep
+             if changed.artifact_key(BCTName(v, w)) != smoke_run.artifact_key(BCTName(v, w))]
+    assert moved and len(moved) < len(sweep)  # the bt2 models, not the others
+    unread(changed, f"the same data, but other keys for {names(moved)}: other settings")
+    unread(fresh("split", data={"tune_fraction": 0.25}),
+           "the same images under another data config or class split")
+    here = smoke_run.data_digests["test"][:12]
+    other = [dataclasses.replace(p, key="0" * 10) for p in record.points]  # another data key's
+    dataclasses.replace(record, points=other, data={"key": "0" * 10, "train": record.data["train"],
+                                                    "test": "f" * 64}).save(results, 0)
+    unread(elsewhere, "other data: the test images or labels differ (another data set, or the "
+                      f"same files decoded to other pixels; test: ffffffffffff there, {here} here)")
+    dataclasses.replace(record, data={}).save(results, 0)  # as code before the data field wrote it
+    unread(changed, "it names no data to tell whether the data or the models' settings differ")
+    dataclasses.replace(record, points=[dataclasses.replace(p, key="") for p in record.points]
+                        ).save(results, 0)
+    unread(elsewhere, "its points name no model keys")
+    kept = [p for p in record.points if p.variant == variant]
+    dataclasses.replace(record, points=kept).save(results, 0)
+    unread(elsewhere, f"another sweep ({names((p.variant, p.weight) for p in kept)}; "
+                      f"the preset's: {names(sweep)})")
 
 
 def test_the_control_s_rows_carry_no_old_model_information():
