@@ -252,9 +252,33 @@ def machines(records: Records) -> str:
     return "; ".join(sorted(seen))
 
 
+def data_sets(records: Records) -> set[tuple[str, str]]:
+    """The (train, test) digests of the data sets the records were made from (`Record.data`;
+    records made before it, and those of a run on data of its own such as notebook 11's, left
+    out)."""
+    return {(record.data["train"], record.data["test"]) for steps in records.values()
+            for record in steps.values() if record.data and not record.OWN_MODELS}
+
+
+def same_data(mine: Records, theirs: Records) -> str:
+    """One line: whether both sides' records were made from the same images and labels."""
+    def named(sets: set[tuple[str, str]]) -> str:
+        return " and ".join(f"train {train[:12]}, test {test[:12]}" for train, test in sorted(sets))
+
+    yours, committed = data_sets(mine), data_sets(theirs)
+    if not yours or not committed:
+        side = "the" if not yours and not committed else "your" if not yours else "the committed"
+        return f"data: not known to be the same ({side} records name no data: older code)"
+    if yours == committed:
+        return f"data: the same images and labels ({named(yours)})"
+    return (f"data: NOT the same images or labels (yours: {named(yours)}; committed: "
+            f"{named(committed)}): a difference below may be the data's")
+
+
 def compare_results(yours: str | Path, committed: str | Path) -> tuple[str, bool]:
-    """The comparison of two results folders as text (machines, the priors, the table, a
-    screening line, the verdict) and whether yours reproduces the committed ones."""
+    """The comparison of two results folders as text (machines, whether the data are the same,
+    the priors, the table, a screening line, the verdict) and whether yours reproduces the
+    committed ones."""
     mine, theirs = load_records(yours), load_records(committed)
     table = reproduction_table(mine, theirs)
     verdict = reproduction_verdict(table)
@@ -268,6 +292,7 @@ def compare_results(yours: str | Path, committed: str | Path) -> tuple[str, bool
     text = "\n".join([
         f"yours ({yours}, seeds {sorted(mine)}): {machines(mine)}",
         f"committed ({committed}, seeds {sorted(theirs)}): {machines(theirs)}",
+        same_data(mine, theirs),
         f"variance priors: {priors or 'none (too few committed seeds)'}",
         "all classes, percent; std: the committed seeds'; moderated_std: shrunk toward the "
         "prior of its metric and kind; t = diff / (moderated_std * sqrt(1/seeds + "

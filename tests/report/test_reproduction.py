@@ -5,18 +5,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fctlib.experiment.records import NewRecord, OldRecord, load_records
+from fctlib.experiment.records import CrossDatasetRecord, NewRecord, OldRecord, load_records
 from fctlib.report.moderated_t import moderated_variance, t_quantile, t_two_sided_p
 from fctlib.report.reproduction import (
     PRIOR_MAX_DOF,
     committed_priors,
     compare_results,
+    data_sets,
     holm_adjusted,
     machines,
     number_kind,
     record_numbers,
     reproduction_table,
     reproduction_verdict,
+    same_data,
     simulated_alarm,
 )
 
@@ -177,9 +179,35 @@ def test_compare_results_from_folders(tmp_path):
     text, reproduced = compare_results(tmp_path / "mine", tmp_path / "committed")
     lines = text.splitlines()
     assert not reproduced and lines[-1].startswith("NOT reproduced")
-    assert lines[-2].startswith("screening: ") and lines[2].startswith("variance priors: top1")
+    assert lines[-2].startswith("screening: ") and lines[3].startswith("variance priors: top1")
     assert "cpu Test CPU, cpu_capability AVX2; not recorded" in lines[0]
+    assert lines[2] == "data: not known to be the same (the records name no data: older code)"
     assert machines({0: {}}) == ""
+
+
+def test_the_comparison_says_whether_both_sides_used_the_same_data():
+    def seeds(*data, own=None):
+        records = {0: {"old": OldRecord(cases={}, history=[], data=data[0])}}
+        for seed, digests in enumerate(data[1:], start=1):
+            records[seed] = {"new": NewRecord(cases={}, diagnostic={}, history=[], data=digests)}
+        if own:  # notebook 11's run on data of its own is not the seed's data
+            records[0]["cross_dataset"] = CrossDatasetRecord(
+                cases={}, source="", other_data="", bct="", splits=[], data=own)
+        return records
+
+    fashion = {"key": "k0", "train": "a" * 64, "test": "b" * 64}
+    resplit = {**fashion, "key": "k1"}  # another class split of the same images
+    other = {**fashion, "test": "c" * 64}
+    joined = {"key": "k2", "train": "d" * 64, "test": "e" * 64}
+    assert data_sets(seeds(fashion, resplit, own=joined)) == {("a" * 64, "b" * 64)}
+    assert same_data(seeds(fashion, own=joined), seeds(resplit, {})) == (
+        f"data: the same images and labels (train {'a' * 12}, test {'b' * 12})")
+    assert same_data(seeds(fashion), seeds(other)) == (
+        f"data: NOT the same images or labels (yours: train {'a' * 12}, test {'b' * 12}; "
+        f"committed: train {'a' * 12}, test {'c' * 12}): a difference below may be the data's")
+    assert same_data(seeds(fashion), seeds(fashion, other)).startswith("data: NOT the same")
+    assert same_data(seeds({}), seeds(fashion)) == (
+        "data: not known to be the same (your records name no data: older code)")
 
 
 def test_fct_compare_exit_codes(tmp_path, capsys):
