@@ -32,6 +32,28 @@ def save_figure(fig: plt.Figure, path: str | Path, *, palette: bool = False) -> 
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG", optimize=True))
 
 
+class Photo:
+    """A figure of images (a class grid, retrieval examples) shown in a notebook as JPEG: at
+    quality 85, 0.41 of a PNG's bytes for Fashion-MNIST's class grid and 0.24 for Tiny-ImageNet's
+    (the committed executed notebooks travel to a GPU machine with every call). Rendered once at
+    `dpi`; the figure is closed."""
+
+    def __init__(self, fig: plt.Figure, *, dpi: int = 100, quality: int = 85):
+        import matplotlib.pyplot as plt
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=dpi, bbox_inches="tight", format="jpeg",
+                    pil_kwargs={"quality": quality, "optimize": True})
+        plt.close(fig)
+        self.jpeg = buffer.getvalue()
+
+    def _repr_jpeg_(self) -> bytes:
+        return self.jpeg
+
+    def __repr__(self) -> str:
+        return f"<Photo, {len(self.jpeg):,} bytes of JPEG>"
+
+
 def plot_histories(histories: dict[str, list[dict]], key: str = "loss") -> plt.Figure:
     """One training curve per named history (epoch on x)."""
     import matplotlib.pyplot as plt

@@ -50,3 +50,22 @@ def test_gap_closed_chart_says_where_a_gap_is_too_small():
                          "mAP_gap_closed": [0.2, 0.91]})
     ax = plot_gap_closed(ours).axes[0]
     assert [t.get_text() for t in ax.texts] == [GAP_TOO_SMALL, GAP_REVERSED]
+
+
+def test_a_photo_shows_a_grid_of_real_images_as_jpeg_in_a_fraction_of_the_png_s_bytes(
+        fashion_mnist):
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from fctlib.report.figures import Photo
+
+    fig = plot_class_grid(fashion_mnist.test, fashion_mnist.class_names, list(range(5)))
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, bbox_inches="tight", format="png")
+    photo = Photo(fig)
+    assert not plt.fignum_exists(fig.number)  # shown once, as the JPEG: the figure is closed
+    shown = Image.open(io.BytesIO(photo._repr_jpeg_()))
+    assert shown.format == "JPEG" and shown.size == Image.open(png).size
+    assert len(photo.jpeg) < 0.5 * len(png.getvalue())

@@ -1,6 +1,8 @@
 """A notebook executed in-process (fctlib/suite/inprocess.py): papermill's parameters, every output
 in the order a kernel shows it, the executed copy written also when interrupted."""
 
+import base64
+
 import nbformat
 import pytest
 
@@ -48,3 +50,14 @@ def test_a_stopped_cell_still_writes_what_ran(tmp_path, error, raised):
     outputs = _outputs(tmp_path / "out.ipynb")
     assert outputs[2][0].text == "first\n" and outputs[3][0].output_type == "error"
     assert outputs[4] == []  # not run
+
+
+def test_a_photo_is_kept_as_jpeg_alone(tmp_path):
+    pyplot = pytest.importorskip("matplotlib.pyplot")
+    source = _notebook(tmp_path, "import matplotlib.pyplot as plt\nfrom IPython.display import "
+                                 "display\nfrom fctlib.report.figures import Photo\n"
+                                 "display(Photo(plt.figure(figsize=(1, x))))")
+    execute_notebook(source, tmp_path / "out.ipynb", {"x": 2}, cwd=tmp_path)
+    [shown] = _outputs(tmp_path / "out.ipynb")[-1]
+    assert set(shown.data) == {"text/plain", "image/jpeg"} and not pyplot.get_fignums()
+    assert base64.b64decode(shown.data["image/jpeg"])[:2] == b"\xff\xd8"  # a JPEG's start

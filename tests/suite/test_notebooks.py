@@ -105,6 +105,10 @@ def test_suite_writes_executed_notebooks_and_metrics(smoke_results):
     for step in ("data", "old", "side_info", "new", "bct", "transformation", "side_info_size",
                  "fastfill", "ablations", "methods", "multistep", "cross_dataset"):
         assert (smoke_results / "metrics" / "seed0" / f"{step}.json").is_file(), step
+    for step in ("00_data", "05_transformation"):  # image grids shown as JPEG by the kernel
+        kinds = {kind for cell in _cells(smoke_results / "notebooks" / "seed0" / f"{step}.ipynb")
+                 for output in cell.get("outputs", []) for kind in output.get("data", {})}
+        assert "image/jpeg" in kinds, step
 
 
 def test_executed_notebooks_keep_no_progress_bars(smoke_results):
@@ -512,7 +516,7 @@ def test_inprocess_executed_notebooks_keep_text_tables_and_figures(inprocess_res
     data = nbformat.read(folder / "seed0" / "00_data.ipynb", as_version=4)
     kinds = {kind for cell in data.cells if cell.cell_type == "code" for output in cell.outputs
              for kind in output.get("data", {})}
-    assert {"image/png", "text/html"} <= kinds  # the class grid and the split table
+    assert {"image/jpeg", "text/html"} <= kinds  # the class grid (a Photo) and the split table
     report_kinds = {kind for cell in nbformat.read(folder / f"{REPORT}.ipynb", as_version=4).cells
                     if cell.cell_type == "code" for output in cell.outputs
                     for kind in output.get("data", {})}
@@ -545,13 +549,18 @@ def test_the_report_renders_a_folder_of_one_step(smoke_results, tmp_path, step):
 def test_every_step_names_the_weights_it_used_one_training_of_each_model(smoke_results):
     """Each record names the weights of every model it used (`Record.weights`), and the steps of
     a seed that shared one runs folder name one training of each (the cross-dataset run's models
-    are its own: its `old` learns all of A's classes, as the seed's `new` does)."""
+    are its own: its `old` learns all of A's classes, as the seed's `new` does); each names the
+    data it was made from, the seed's but for the cross-dataset run's joined data."""
     from fctlib import report
     from fctlib.experiment.records import load_records
 
     records = load_records(smoke_results)[0]
     for step, record in records.items():
         assert set(record.weights) == set(record.artifacts), step
+    data = {step: record.data for step, record in records.items()}  # the data each was made from
+    assert len({str(d) for step, d in data.items() if step != "cross_dataset"}) == 1
+    assert data["cross_dataset"]["key"] != data["old"]["key"] and set(data["old"]) == {
+        "key", "train", "test"}
     assert records["methods"].weights["old"] == records["old"].weights["old"]
     assert records["cross_dataset"].weights["old"] != records["old"].weights["old"]
     assert report.models_trained_apart({0: records}) == ""
