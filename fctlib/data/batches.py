@@ -42,13 +42,15 @@ def decode_all(images: ImageSet, image_size: int) -> torch.Tensor:
 
 def held_in_memory(images: ImageSet, image_size: int, path: str, cache_dir: Path) -> ImageSet:
     """`images` as ArrayImages when `path` is memory (auto: when they fit), files decoded once
-    through a .npy cache in `cache_dir` keyed by their paths; else `images` as they are."""
+    through a .npy cache in `cache_dir` keyed by their paths, sizes and modification times (a
+    file changed in place is decoded again); else `images` as they are."""
     if path not in DATA_PATHS:
         raise ValueError(f"path must be one of {DATA_PATHS}, got {path!r}")
     if not isinstance(images, FileImages) or path == "stream" or (
             path == "auto" and not fits_in_memory(images, image_size)):
         return images
-    files = "\n".join(str(p.resolve()) for p in images.paths)
+    stats = [(p.resolve(), p.stat()) for p in images.paths]
+    files = "\n".join(f"{path}\t{st.st_size}\t{st.st_mtime_ns}" for path, st in stats)
     key = hashlib.sha256(files.encode()).hexdigest()[:16]
     cache = Path(cache_dir) / "decoded" / f"files-{key}-{image_size}px-{images.channels}ch.npy"
     return images.to_arrays(image_size, cache)

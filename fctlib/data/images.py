@@ -183,13 +183,15 @@ class FileImages(ImageSet):
         return FileImages(self.paths, labels, self.channels)
 
     def digest(self) -> str:
-        """A hash of the files' paths below their common folder, in order, the channels they
-        decode to and the labels: the names and classes of the files, not their bytes (keying a
-        run would otherwise read the whole data set first, ImageNet's 140 GB)."""
+        """A hash of the files' paths below their common folder and their sizes, in order, the
+        channels they decode to and the labels: the names, sizes and classes of the files, not
+        their bytes (keying a run would otherwise read the whole data set first, ImageNet's
+        140 GB), so a file rewritten in place changes it unless its size stays the same (as an
+        uncompressed format's would)."""
         folder = os.path.commonpath([str(p.parent) for p in self.paths]) if self.paths else ""
         h = hashlib.sha256(f"files {self.channels};".encode())
         for path in self.paths:
-            h.update(os.path.relpath(path, folder).encode() + b"\0")
+            h.update(f"{os.path.relpath(path, folder)}\0{path.stat().st_size}\0".encode())
         h.update(memoryview(self.labels))
         return h.hexdigest()
 

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -105,6 +107,30 @@ def test_auto_path_decodes_what_fits_in_memory(tmp_path, monkeypatch):
         ImageBatches(arrays, augment, path="disk")
 
 
+def _never_decoded(*args):
+    raise AssertionError("decoded again")
+
+
+def test_a_file_changed_in_place_is_decoded_again(tmp_path):
+    """The decoded cache is keyed by each file's size and modification time beside its path: an
+    image rewritten under its name is not served from the old pixels, even at the same size."""
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    for i, path in enumerate(paths):  # stored uncompressed: the size follows the image's shape
+        Image.fromarray(_uint8((12, 12), seed=i).numpy(), mode="L").save(path, compress_level=0)
+    files = FileImages(paths, [0, 1, 2], channels=1)
+    held = held_in_memory(files, 8, "memory", tmp_path / "cache")
+    before = paths[1].stat()
+    Image.fromarray(255 - _uint8((12, 12), seed=1).numpy(), mode="L").save(paths[1],
+                                                                            compress_level=0)
+    os.utime(paths[1], ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # a later write
+    assert paths[1].stat().st_size == before.st_size
+    again = held_in_memory(files, 8, "memory", tmp_path / "cache")
+    assert torch.equal(again.images, files.to_arrays(8).images)
+    assert not torch.equal(again.images[1], held.images[1])
+    assert torch.equal(again.images[[0, 2]], held.images[[0, 2]])
+    assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 2
+
+
 def test_held_in_memory_decodes_files_once_through_a_cache(tmp_path, monkeypatch):
     (tmp_path / "files").mkdir()
     files = _files(tmp_path / "files")
@@ -112,9 +138,9 @@ def test_held_in_memory_decodes_files_once_through_a_cache(tmp_path, monkeypatch
     assert isinstance(held, ArrayImages) and torch.equal(held.images, files.to_arrays(8).images)
     assert held.labels.tolist() == files.labels.tolist()
     assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 1
-    for p in files.paths:
-        p.unlink()  # the second load must come from the cache alone
-    again = held_in_memory(files, 8, "memory", tmp_path / "cache")
+    with monkeypatch.context() as patched:  # the second load must come from the cache alone
+        patched.setattr("fctlib.data.images.decode_in_processes", _never_decoded)
+        again = held_in_memory(files, 8, "memory", tmp_path / "cache")
     assert torch.equal(again.images, held.images)
     assert held_in_memory(files, 8, "stream", tmp_path / "cache") is files
     monkeypatch.setattr("fctlib.data.batches.MEMORY_SHARE", 0.0)

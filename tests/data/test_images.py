@@ -186,6 +186,13 @@ def test_file_digest_names_the_files_below_their_folder_not_where_it_is(image_fi
     assert len(digests) == 1 + len(others)
 
 
+def test_file_digest_changes_when_a_file_is_rewritten_at_another_size(image_files):
+    paths, _ = image_files
+    before = FileImages(paths, [0, 1, 2]).digest()
+    Image.fromarray(_random_uint8((9, 12, 3), seed=5), mode="RGB").save(paths[1])
+    assert FileImages(paths, [0, 1, 2]).digest() != before
+
+
 def test_to_arrays_resizes_like_pil_and_caches(image_files, tmp_path):
     paths, pixels = image_files
     files = FileImages(paths, [0, 1, 2], channels=3)
