@@ -115,16 +115,32 @@ def models_trained_apart(records: Records) -> str:
                                for seed, steps in sorted(records.items())})
 
 
+def data_sets(records: Records) -> set[tuple[str, str]]:
+    """The (train, test) digests of the data sets the records were made from (`Record.data`;
+    records made before it, and those of a run on data of its own such as notebook 11's, left
+    out)."""
+    return {(record.data["train"], record.data["test"]) for steps in records.values()
+            for record in steps.values() if record.data and not record.OWN_MODELS}
+
+
+def named(sets: set[tuple[str, str]]) -> str:
+    """`train 1a2b3c4d5e6f, test ...` for each (train, test) digest pair, joined by `and`."""
+    return " and ".join(f"train {train[:12]}, test {test[:12]}" for train, test in sorted(sets))
+
+
 def run_provenance(results_dir: str | Path, preset: str, records: Records) -> dict:
     """The provenance of the runs that made the records (load_last_run), the commits that trained
-    their artifacts (and the models a seed's steps used in different trainings, where any), and
-    the commit rendering this."""
+    their artifacts (and the models a seed's steps used in different trainings, where any), the
+    data they were made from (where the records name it) and the commit rendering this."""
     seeds = sorted(records)
     info = load_last_run(results_dir) or provenance(preset, seeds)
     apart = models_trained_apart(records)
+    sets = data_sets(records)
+    data = named(sets) + (": the records were made from different data" if len(sets) > 1 else "")
     return {**info, "seeds": seeds, "report_commit": git_commit(),
             "artifact_commits": artifact_commits(records),
-            **({"models_trained_apart": apart} if apart else {})}
+            **({"models_trained_apart": apart} if apart else {}),
+            **({"data": data} if data else {})}
 
 
 def write_table(table: pd.DataFrame, folder: str | Path, name: str, info: dict) -> Path:

@@ -30,7 +30,7 @@ from fctlib.experiment.records import (
     SideInfoSizeRecord,
     load_records,
 )
-from fctlib.report.common import METRICS, Records
+from fctlib.report.common import METRICS, Records, data_sets, named
 from fctlib.report.moderated_t import (
     VariancePrior,
     fit_variance_prior,
@@ -252,19 +252,8 @@ def machines(records: Records) -> str:
     return "; ".join(sorted(seen))
 
 
-def data_sets(records: Records) -> set[tuple[str, str]]:
-    """The (train, test) digests of the data sets the records were made from (`Record.data`;
-    records made before it, and those of a run on data of its own such as notebook 11's, left
-    out)."""
-    return {(record.data["train"], record.data["test"]) for steps in records.values()
-            for record in steps.values() if record.data and not record.OWN_MODELS}
-
-
 def same_data(mine: Records, theirs: Records) -> str:
     """One line: whether both sides' records were made from the same images and labels."""
-    def named(sets: set[tuple[str, str]]) -> str:
-        return " and ".join(f"train {train[:12]}, test {test[:12]}" for train, test in sorted(sets))
-
     yours, committed = data_sets(mine), data_sets(theirs)
     if not yours or not committed:
         side = "the" if not yours and not committed else "your" if not yours else "the committed"

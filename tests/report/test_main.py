@@ -274,6 +274,22 @@ def test_provenance_names_the_commits_that_trained_the_artifacts(tmp_path):
     assert info["artifact_commits"] == "abc123, c0ffee"
     report.write_table(pd.DataFrame({"a": [1]}), tmp_path, "t", info)
     assert "# artifact_commits: abc123, c0ffee\n" in (tmp_path / "t.csv").read_text()
+    assert "data" not in info  # records made before they named their data
+
+
+def test_provenance_names_the_data_the_records_were_made_from(tmp_path):
+    fashion = {"key": "k", "train": "a" * 64, "test": "b" * 64}
+    made = {0: {"old": OldRecord(cases={}, history=[], data=fashion)},
+            1: {"old": OldRecord(cases={}, history=[], data={**fashion, "key": "split"})}}
+    info = report.run_provenance(tmp_path, "toy", made)
+    assert info["data"] == f"train {'a' * 12}, test {'b' * 12}"
+    made[1]["new"] = NewRecord(cases={}, diagnostic={}, history=[],
+                               data={**fashion, "train": "c" * 64})
+    info = report.run_provenance(tmp_path, "toy", made)
+    assert info["data"] == (f"train {'a' * 12}, test {'b' * 12} and train {'c' * 12}, test "
+                            f"{'b' * 12}: the records were made from different data")
+    report.write_table(pd.DataFrame({"a": [1]}), tmp_path, "t", info)
+    assert f"# data: train {'a' * 12}" in (tmp_path / "t.csv").read_text()
 
 
 def test_one_seed_shows_the_mean_only_without_a_fake_std():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from fctlib.experiment.records import CrossDatasetRecord, NewRecord, OldRecord, load_records
+from fctlib.report.common import data_sets
 from fctlib.report.moderated_t import moderated_variance, t_quantile, t_two_sided_p
 from fctlib.report.reproduction import (
     PRIOR_MAX_DOF,
     committed_priors,
     compare_results,
-    data_sets,
     holm_adjusted,
     machines,
     number_kind,
