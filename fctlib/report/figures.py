@@ -47,6 +47,14 @@ class Photo:
         plt.close(fig)
         self.jpeg = buffer.getvalue()
 
+    def save(self, path: str | Path) -> Path:
+        """Write the JPEG to `path` (`.jpg`), atomically; a PNG of the same name (the figure's
+        earlier form, which notebook 05 wrote before) is removed, so a results folder holds one."""
+        path = Path(path)
+        atomic_write(path, lambda tmp: tmp.write_bytes(self.jpeg))
+        path.with_suffix(".png").unlink(missing_ok=True)
+        return path
+
     def _repr_jpeg_(self) -> bytes:
         return self.jpeg
 

@@ -69,3 +69,19 @@ def test_a_photo_shows_a_grid_of_real_images_as_jpeg_in_a_fraction_of_the_png_s_
     shown = Image.open(io.BytesIO(photo._repr_jpeg_()))
     assert shown.format == "JPEG" and shown.size == Image.open(png).size
     assert len(photo.jpeg) < 0.5 * len(png.getvalue())
+
+
+def test_a_saved_photo_replaces_the_png_of_its_name(tmp_path):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from fctlib.report.figures import Photo
+
+    older = tmp_path / "figures" / "retrievals_seed0.png"
+    older.parent.mkdir()
+    older.write_bytes(b"an older figure")
+    fig = plt.figure(figsize=(2, 1))
+    photo = Photo(fig)
+    path = photo.save(tmp_path / "figures" / "retrievals_seed0.jpg")
+    assert path.read_bytes() == photo.jpeg and Image.open(path).format == "JPEG"
+    assert sorted(p.name for p in older.parent.iterdir()) == ["retrievals_seed0.jpg"]

@@ -282,8 +282,9 @@ def test_report_is_self_contained_with_code_hidden(smoke_results):
     assert "Main comparison" in html and '<h2 id="summary">Summary</h2>' in html
     assert "<title>fct-suite report: smoke</title>" in html
     for figure in ("main.png", "gap_closed.png", "side_info_size.png", "ablations.png",
-                   "backfilling.png"):
+                   "backfilling.png", "retrievals_seed0.jpg"):
         assert (smoke_results / "figures" / figure).stat().st_size > 1000
+    assert 'alt="retrievals_seed0.jpg" src="data:image/jpeg;base64' in html  # the examples
 
 
 def test_rerun_resumes_from_cached_steps(smoke_results, tmp_path):

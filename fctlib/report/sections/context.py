@@ -70,8 +70,10 @@ class Report:
 
     @cached_property
     def examples(self) -> list[Path]:
-        """The retrieval example figures notebook 05 drew, one per seed."""
-        return sorted(self.figures.glob("retrievals_seed*.png"))
+        """The retrieval example figures notebook 05 drew, one per seed (JPEG; PNG in results
+        made before `Photo.save`)."""
+        return sorted([*self.figures.glob("retrievals_seed*.jpg"),
+                       *self.figures.glob("retrievals_seed*.png")])
 
     def start(self, anchor: str) -> bool:
         """Show the section's heading and its coverage note, or its one line saying why it is
