@@ -384,13 +384,27 @@ def seed_work(preset, sizes: SplitSizes) -> SeedWork:
     return SeedWork(work, uses, made["made_from"], made["steps"])
 
 
+CHOOSING_BCT = ("09_methods", "10_multistep", "11_cross_dataset")  # bct.choose: 04's record
+
+
+def step_uses(seed: SeedWork, run: Run, step: str) -> list[str]:
+    """What a step uses (`seed.uses`: what a --tiny check's records named, where 04's record
+    served 09-11's choice of BCT) and, for a step that chooses BCT (CHOOSING_BCT) where this
+    seed's 04 record is absent or not read (`bct.recorded_points`, which warns why), BCT's
+    sweep, which the step then trains to choose from."""
+    uses = seed.uses.get(step, [])
+    if step in CHOOSING_BCT and bct.recorded_points(run) is None:
+        uses = list(dict.fromkeys([*uses, *map(str, bct_models(run.preset))]))
+    return uses
+
+
 def step_seconds(seed: SeedWork, run: Run, step: str, rates: dict,
                  gains: dict[str, float] | None = None) -> float | None:
     """A step's estimate (None: not estimated): what the run does not hold yet of what it uses
-    (`todo_seconds`)."""
+    (`step_uses`, `todo_seconds`)."""
     if step not in seed.uses:
         return None
-    return todo_seconds(seed.work, unfinished(run, seed.uses[step]), rates, gains)
+    return todo_seconds(seed.work, unfinished(run, step_uses(seed, run, step)), rates, gains)
 
 
 def todo_seconds(work: ComparisonWork, todo: dict[str, set[str] | None], rates: dict,
@@ -412,7 +426,7 @@ def plan_step(seed: SeedWork, run: Run, step: str, rates: dict,
     slow each other down more than they fill its idle time)."""
     if step not in seed.uses:
         return None, bool(gains)
-    todo = unfinished(run, seed.uses[step])
+    todo = unfinished(run, step_uses(seed, run, step))
     alone = todo_seconds(seed.work, todo, rates)
     if not gains:
         return alone, False
@@ -576,7 +590,8 @@ def run_notebooks(check: Check, run: Run, common: dict, steps: list[str], rates:
         estimate, together = plan_step(seed, run, step, rates, gains if workers else None)
         action = partial(run_step, step, run.seed, common, ENGINE)
         if together:  # the lists hold 07-11's artifacts in a --tiny run too
-            names = [*seed.uses.get(step, []), *seed.listed.get(step, [])]
+            names = list(dict.fromkeys([*step_uses(seed, run, step),
+                                        *seed.listed.get(step, [])]))
             action = partial(train_then_run, check, workers, run, step, names, action)
         elif workers:
             check.figures["side_by_side"]["steps"][step] = {

@@ -114,6 +114,35 @@ def test_side_by_side_divides_the_registered_artifacts_training_by_the_gain():
     assert gpu_check.step_seconds(seed, run, "00_data", rates) is None
 
 
+def test_a_step_choosing_bct_counts_bct_s_sweep_where_04_s_record_is_not_read(smoke_run,
+                                                                              tmp_path):
+    """09-11 choose BCT from 04's record where its keys are the run's (`bct.recorded_points`),
+    else train the sweep: their estimate and side-by-side training count it then."""
+    from fctlib.experiment.record_rows import BCTPoint
+    from fctlib.experiment.records import BCTRecord
+    from fctlib.methods import bct
+    from fctlib.suite.cost import bct_models
+
+    seed = gpu_check.SeedWork(ComparisonWork({}, {}, {}, {}),
+                              {"10_multistep": ["old", "gen:h:0:1"], "07_fastfill": ["old"]},
+                              None, {})
+    fresh = gpu_check.Run("smoke", 0, runs_dir=tmp_path / "runs", results_dir=tmp_path / "res",
+                          device=CPU)
+    sweep = [str(name) for name in bct_models(fresh.preset)]
+    assert gpu_check.step_uses(seed, fresh, "10_multistep") == ["old", "gen:h:0:1", *sweep]
+    assert gpu_check.step_uses(seed, fresh, "07_fastfill") == ["old"]
+    assert gpu_check.step_uses(seed, fresh, "00_data") == []
+    points = [BCTPoint.from_json(p) for p in bct.variant_points(smoke_run, splits=("tune",))]
+    record = BCTRecord(cases={}, weight=1.0, history=[], points=points)
+    record.save(fresh.results_dir, 0)  # the sweep's keys are the fresh run's: it is read
+    assert gpu_check.step_uses(seed, fresh, "10_multistep") == ["old", "gen:h:0:1"]
+    for point in record.points:
+        point.key = "0" * 10  # another sweep's keys
+    record.save(fresh.results_dir, 0)
+    with pytest.warns(UserWarning, match="BCT record is not read"):
+        assert gpu_check.step_uses(seed, fresh, "11_cross_dataset") == sweep
+
+
 def test_side_by_side_takes_each_kinds_gain_and_no_less_than_the_longest_chain():
     """old, new, two bt2 models after them (small batch) and an h after them, on a bare machine:
     alone 10, 10, 20, 20 and 10 s of training, and old's embedding 1 s (the notebook's)."""
