@@ -4,8 +4,8 @@ the library's dependencies but not papermill, nbformat or IPython (a bare GPU ma
 The notebook runs as papermill runs it: its `parameters` cell, then a cell assigning the given
 parameters, every code cell in order in one namespace, with notebooks/ as the working directory and
 progress bars off. The executed copy keeps each cell's printed text, `display`ed objects (text, and
-HTML, Markdown or JPEG where they have it) and matplotlib figures (PNG), so the steps write the same
-records as under `fct reproduce` and their saved notebooks open in JupyterLab.
+HTML, Markdown, PNG or JPEG where they have it) and matplotlib figures (PNG), so the steps write the
+same records as under `fct reproduce` and their saved notebooks open in JupyterLab.
 """
 
 from __future__ import annotations
@@ -64,14 +64,15 @@ class _HTML:
 
 
 def _display_data(obj) -> dict:
-    """A notebook `display_data` output of `obj`: text/plain, and the HTML, Markdown or JPEG
-    form it has."""
+    """A notebook `display_data` output of `obj`: text/plain, and the HTML, Markdown, PNG or
+    JPEG form it has."""
     data = {"text/plain": obj.to_string() if hasattr(obj, "to_string") else repr(obj)}
     for kind, method in (("text/html", "_repr_html_"), ("text/markdown", "_repr_markdown_")):
         if hasattr(obj, method) and (text := getattr(obj, method)()) is not None:
             data[kind] = text
-    if hasattr(obj, "_repr_jpeg_"):
-        data["image/jpeg"] = base64.b64encode(obj._repr_jpeg_()).decode("ascii")
+    for kind, method in (("image/png", "_repr_png_"), ("image/jpeg", "_repr_jpeg_")):
+        if hasattr(obj, method):
+            data[kind] = base64.b64encode(getattr(obj, method)()).decode("ascii")
     return {"output_type": "display_data", "data": data, "metadata": {}}
 
 

@@ -85,3 +85,24 @@ def test_a_saved_photo_replaces_the_png_of_its_name(tmp_path):
     path = photo.save(tmp_path / "figures" / "retrievals_seed0.jpg")
     assert path.read_bytes() == photo.jpeg and Image.open(path).format == "JPEG"
     assert sorted(p.name for p in older.parent.iterdir()) == ["retrievals_seed0.jpg"]
+
+
+def test_a_chart_is_shown_in_256_colours_in_a_fraction_of_the_png_s_bytes():
+    import io
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from PIL import Image
+
+    from fctlib.report.figures import Chart, plot_cases
+
+    table = pd.DataFrame({"case": ["old/old", "new/new", "fct/side"], "top1": [60.1, 80.2, 75.3],
+                          "mAP": [40.0, 62.5, 55.1]})
+    fig = plot_cases(table)
+    full = io.BytesIO()
+    fig.savefig(full, dpi=100, bbox_inches="tight", format="png")
+    chart = Chart(fig)
+    assert not plt.fignum_exists(fig.number)
+    shown = Image.open(io.BytesIO(chart._repr_png_()))
+    assert shown.mode == "P" and shown.size == Image.open(full).size
+    assert len(chart.png) < 0.6 * len(full.getvalue())

@@ -61,3 +61,15 @@ def test_a_photo_is_kept_as_jpeg_alone(tmp_path):
     [shown] = _outputs(tmp_path / "out.ipynb")[-1]
     assert set(shown.data) == {"text/plain", "image/jpeg"} and not pyplot.get_fignums()
     assert base64.b64decode(shown.data["image/jpeg"])[:2] == b"\xff\xd8"  # a JPEG's start
+
+
+def test_a_chart_is_kept_as_its_palette_png_alone(tmp_path):
+    pyplot = pytest.importorskip("matplotlib.pyplot")
+    source = _notebook(tmp_path, "import matplotlib.pyplot as plt\nfrom IPython.display import "
+                                 "display\nfrom fctlib.report.figures import Chart\n"
+                                 "fig = plt.figure(figsize=(2, x))\nplt.plot([0, x])\n"
+                                 "display(Chart(fig))")
+    execute_notebook(source, tmp_path / "out.ipynb", {"x": 2}, cwd=tmp_path)
+    [shown] = _outputs(tmp_path / "out.ipynb")[-1]  # the chart once, not again as the open figure
+    assert set(shown.data) == {"text/plain", "image/png"} and not pyplot.get_fignums()
+    assert base64.b64decode(shown.data["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"

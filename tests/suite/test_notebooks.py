@@ -2,12 +2,15 @@
 and in-process without Jupyter to the same records."""
 
 import ast
+import base64
+import io
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fctlib.evaluation.distances import DISTANCES
 from fctlib.experiment.config import load_preset
@@ -105,10 +108,15 @@ def test_suite_writes_executed_notebooks_and_metrics(smoke_results):
     for step in ("data", "old", "side_info", "new", "bct", "transformation", "side_info_size",
                  "fastfill", "ablations", "methods", "multistep", "cross_dataset"):
         assert (smoke_results / "metrics" / "seed0" / f"{step}.json").is_file(), step
-    for step in ("00_data", "05_transformation"):  # image grids shown as JPEG by the kernel
+    for step, shown in (("00_data", "image/jpeg"), ("05_transformation", "image/jpeg"),
+                        ("07_fastfill", "image/png")):  # image grids as JPEG, charts as PNG
         kinds = {kind for cell in _cells(smoke_results / "notebooks" / "seed0" / f"{step}.ipynb")
                  for output in cell.get("outputs", []) for kind in output.get("data", {})}
-        assert "image/jpeg" in kinds, step
+        assert shown in kinds, step
+    charts = [base64.b64decode(output["data"]["image/png"]) for cell in _cells(
+        smoke_results / "notebooks" / "seed0" / "07_fastfill.ipynb")
+        for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+    assert charts and {Image.open(io.BytesIO(png)).mode for png in charts} == {"P"}  # 256 colours
 
 
 def test_executed_notebooks_keep_no_progress_bars(smoke_results):
