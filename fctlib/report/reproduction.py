@@ -264,10 +264,45 @@ def same_data(mine: Records, theirs: Records) -> str:
             f"{named(committed)}): a difference below may be the data's")
 
 
+def seed_models(records: Records) -> dict[tuple[int, str], set[str]]:
+    """(seed, model) -> the weights digests the seed's records name for it; a model of a step that
+    trains its own (`OWN_MODELS`, notebook 11's) is named `<step>/<model>`."""
+    digests: dict[tuple[int, str], set[str]] = {}
+    for seed, steps in records.items():
+        for step, record in steps.items():
+            for name, digest in record.weights.items():
+                model = f"{step}/{name}" if record.OWN_MODELS else name
+                digests.setdefault((seed, model), set()).add(digest)
+    return digests
+
+
+def same_models(mine: Records, theirs: Records) -> str:
+    """One line: how many of the models both sides trained (the same seed and name) have the
+    committed weights bit for bit, which only the same arithmetic gives; the others by seed."""
+    yours, committed = seed_models(mine), seed_models(theirs)
+    if not yours or not committed:
+        side = "the" if not yours and not committed else "your" if not yours else "the committed"
+        return f"models: not known to be the same ({side} records name no weights: older code)"
+    shared = sorted(yours.keys() & committed.keys())
+    if not shared:
+        return "models: none in common (no seed trained a model of the same name on both sides)"
+    other: dict[int, list[str]] = {}
+    for seed, model in shared:
+        if yours[seed, model] != committed[seed, model]:
+            other.setdefault(seed, []).append(model)
+    same = len(shared) - sum(map(len, other.values()))
+    line = (f"models: {same} of the {len(shared)} that both sides trained have the committed "
+            f"weights bit for bit")
+    if not other:
+        return line + " (your arithmetic is ours)"
+    return line + "; other weights (another arithmetic or training): " + "; ".join(
+        f"seed {seed}: {', '.join(models)}" for seed, models in sorted(other.items()))
+
+
 def compare_results(yours: str | Path, committed: str | Path) -> tuple[str, bool]:
-    """The comparison of two results folders as text (machines, whether the data are the same,
-    the priors, the table, a screening line, the verdict) and whether yours reproduces the
-    committed ones."""
+    """The comparison of two results folders as text (machines, whether the data and the models
+    are the same, the priors, the table, a screening line, the verdict) and whether yours
+    reproduces the committed ones."""
     mine, theirs = load_records(yours), load_records(committed)
     table = reproduction_table(mine, theirs)
     verdict = reproduction_verdict(table)
@@ -282,6 +317,7 @@ def compare_results(yours: str | Path, committed: str | Path) -> tuple[str, bool
         f"yours ({yours}, seeds {sorted(mine)}): {machines(mine)}",
         f"committed ({committed}, seeds {sorted(theirs)}): {machines(theirs)}",
         same_data(mine, theirs),
+        same_models(mine, theirs),
         f"variance priors: {priors or 'none (too few committed seeds)'}",
         "all classes, percent; std: the committed seeds'; moderated_std: shrunk toward the "
         "prior of its metric and kind; t = diff / (moderated_std * sqrt(1/seeds + "

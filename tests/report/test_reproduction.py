@@ -19,6 +19,7 @@ from fctlib.report.reproduction import (
     reproduction_table,
     reproduction_verdict,
     same_data,
+    same_models,
     simulated_alarm,
 )
 
@@ -179,9 +180,10 @@ def test_compare_results_from_folders(tmp_path):
     text, reproduced = compare_results(tmp_path / "mine", tmp_path / "committed")
     lines = text.splitlines()
     assert not reproduced and lines[-1].startswith("NOT reproduced")
-    assert lines[-2].startswith("screening: ") and lines[3].startswith("variance priors: top1")
+    assert lines[-2].startswith("screening: ") and lines[4].startswith("variance priors: top1")
     assert "cpu Test CPU, cpu_capability AVX2; not recorded" in lines[0]
     assert lines[2] == "data: not known to be the same (the records name no data: older code)"
+    assert lines[3] == "models: not known to be the same (the records name no weights: older code)"
     assert machines({0: {}}) == ""
 
 
@@ -208,6 +210,35 @@ def test_the_comparison_says_whether_both_sides_used_the_same_data():
     assert same_data(seeds(fashion), seeds(fashion, other)).startswith("data: NOT the same")
     assert same_data(seeds({}), seeds(fashion)) == (
         "data: not known to be the same (your records name no data: older code)")
+
+
+def test_the_comparison_counts_the_models_trained_bit_for_bit_alike():
+    def seeds(weights: dict[int, dict[str, str]], own: dict[str, str] | None = None):
+        records = {seed: {"new": NewRecord(cases={}, diagnostic={}, history=[], weights=w)}
+                   for seed, w in weights.items()}
+        if own is not None:  # notebook 11's `old` is a model of its own, not the seed's
+            records[0]["cross_dataset"] = CrossDatasetRecord(
+                cases={}, source="", other_data="", bct="", splits=[], weights=own)
+        return records
+
+    committed = seeds({0: {"old": "a", "new": "b"}, 1: {"old": "c", "new": "d"}}, own={"old": "e"})
+    assert same_models(seeds({0: {"old": "a", "new": "b"}}, own={"old": "e"}), committed) == (
+        "models: 3 of the 3 that both sides trained have the committed weights bit for bit "
+        "(your arithmetic is ours)")
+    # seed 1's new and notebook 11's own old model trained on other arithmetic; seed 5 is not
+    # committed, and `h:0` was not trained on the committed side: neither is counted
+    yours = seeds({0: {"old": "a", "new": "b", "h:0": "f"}, 1: {"old": "c", "new": "x"},
+                   5: {"old": "a"}}, own={"old": "y"})
+    assert same_models(yours, committed) == (
+        "models: 3 of the 5 that both sides trained have the committed weights bit for bit; other "
+        "weights (another arithmetic or training): seed 0: cross_dataset/old; seed 1: new")
+    # one seed's steps naming two trainings of a model (trained apart) is not the committed one
+    apart = seeds({0: {"old": "a"}})
+    apart[0]["old"] = OldRecord(cases={}, history=[], weights={"old": "z"})
+    assert same_models(apart, committed).startswith("models: 0 of the 1 ")
+    assert same_models(seeds({7: {"old": "a"}}), committed).startswith("models: none in common")
+    assert same_models(seeds({0: {}}), committed) == (
+        "models: not known to be the same (your records name no weights: older code)")
 
 
 def test_fct_compare_exit_codes(tmp_path, capsys):
