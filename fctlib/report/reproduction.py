@@ -252,12 +252,17 @@ def machines(records: Records) -> str:
     return "; ".join(sorted(seen))
 
 
+def lacking(yours, committed) -> str:
+    """Whose records lack what is compared: "the" (both sides'), "your" or "the committed"."""
+    return "the" if not yours and not committed else "your" if not yours else "the committed"
+
+
 def same_data(mine: Records, theirs: Records) -> str:
     """One line: whether both sides' records were made from the same images and labels."""
     yours, committed = data_sets(mine), data_sets(theirs)
     if not yours or not committed:
-        side = "the" if not yours and not committed else "your" if not yours else "the committed"
-        return f"data: not known to be the same ({side} records name no data: older code)"
+        return (f"data: not known to be the same ({lacking(yours, committed)} records name no "
+                "data: older code)")
     if yours == committed:
         return f"data: the same images and labels ({named(yours)})"
     return (f"data: NOT the same images or labels (yours: {named(yours)}; committed: "
@@ -281,8 +286,8 @@ def same_models(mine: Records, theirs: Records) -> str:
     committed weights bit for bit, which only the same arithmetic gives; the others by seed."""
     yours, committed = seed_models(mine), seed_models(theirs)
     if not yours or not committed:
-        side = "the" if not yours and not committed else "your" if not yours else "the committed"
-        return f"models: not known to be the same ({side} records name no weights: older code)"
+        return (f"models: not known to be the same ({lacking(yours, committed)} records name no "
+                "weights: older code)")
     shared = sorted(yours.keys() & committed.keys())
     if not shared:
         return "models: none in common (no seed trained a model of the same name on both sides)"
