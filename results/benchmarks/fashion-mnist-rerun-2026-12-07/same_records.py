@@ -32,8 +32,8 @@ def skipped(path: str) -> bool:
 
 
 def compare(before: dict, after: dict) -> tuple[str, str, float, list[str], int]:
-    """Losses equal / compared, the largest |difference| of the other numbers, the leaves that
-    differ beyond 1e-12, and the leaves only one side has."""
+    """Losses equal / compared, the commit of `before`, the largest |difference| of the other
+    numbers, the leaves that differ beyond 1e-12, and how many leaves only one side has."""
     old, new = dict(leaves(before)), dict(leaves(after))
     losses = equal_losses = 0
     largest, differing = 0.0, []
