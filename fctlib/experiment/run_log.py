@@ -3,13 +3,17 @@ last `fct reproduce` that executed a step (its command, commit, machine, wall ti
 it executed, by seed) and, under `earlier`, each run before it whose records it did not all
 replace, with the steps still its own. A folder made by one run names one; a resumed run, an
 `--only` run or a second seed added later name every run behind the records. Updated after every
-step, so an interrupted run is named with the steps it finished. Read against the records' own
-commits, so a step re-run by a run that left no log is not counted as an earlier run's
-(torch-free)."""
+step, so an interrupted run is named with the steps it finished, and read again each time under a
+lock, so runs beside one another into one folder (seeds 1 2 beside seed 0) each keep the other's
+steps. Read against the records' own commits, so a step re-run by a run that left no log is not
+counted as an earlier run's (torch-free)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 from pathlib import Path
 
 from fctlib.experiment.provenance import portable_command
@@ -20,22 +24,43 @@ RUN_LOG = "last_run.json"
 
 
 class RunLog:
-    """The run log of a results folder as a starting run finds it, written again after each step
-    the run executes (a run that executes none leaves it as it was)."""
+    """This run's entry in a results folder's run log, written after each step the run executes
+    (a run that executes none leaves the log as it was) over the other runs the log names then."""
 
     def __init__(self, results_dir: str | Path, provenance: dict, all_steps: tuple[str, ...]):
-        self.path = Path(results_dir) / RUN_LOG
-        previous = load_run_log(results_dir, all_steps)
-        self.earlier = [*previous.pop("earlier", []), previous] if previous else []
+        self.folder, self.all_steps = Path(results_dir), all_steps
         self.run = {**provenance, "steps": {}}
 
     def step_done(self, seed: int, step: str, wall_seconds: float) -> None:
-        """Count `step` of `seed` as this run's (no earlier run's any more) and save the log."""
+        """Count `step` of `seed` as this run's (no other run's any more) and save the log: this
+        run last, every other run it names now (one beside this one included) before it."""
         self.run["steps"].setdefault(str(seed), []).append(step)
         self.run["wall_seconds"] = round(wall_seconds, 1)
-        kept = [run for run in (_without(run, self.run["steps"]) for run in self.earlier)
-                if run["steps"]]
-        save_json({**self.run, "earlier": kept} if kept else self.run, self.path)
+        with _locked(self.folder):
+            log = load_run_log(self.folder, self.all_steps)
+            others = [run for run in ([*log.pop("earlier", []), log] if log else [])
+                      if not _same_run(run, self.run)]
+            kept = [run for run in (_without(run, self.run["steps"]) for run in others)
+                    if run["steps"]]
+            save_json({**self.run, "earlier": kept} if kept else self.run, self.folder / RUN_LOG)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """Hold an exclusive lock on `folder` (flock), so that runs beside one another read and write
+    its log in turn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
+
+
+def _same_run(a: dict, b: dict) -> bool:
+    """Whether two log entries are one run's (its command, commit and start date)."""
+    return all(a.get(key) == b.get(key) for key in ("command", "git_commit", "date"))
 
 
 def load_run_log(results_dir: str | Path, all_steps: tuple[str, ...]) -> dict:

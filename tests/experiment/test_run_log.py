@@ -53,6 +53,22 @@ def test_an_interrupted_run_is_named_with_the_steps_it_finished(tmp_path):
     assert log["earlier"][0]["steps"] == {"0": ["00_data"]}
 
 
+def test_runs_beside_one_another_each_keep_the_other_s_steps(tmp_path):
+    """Two runs into one folder at once (seed 0 beside seeds 1 2), their steps interleaved: the
+    log names both with every step each finished, whichever wrote last, and no run "not logged"."""
+    logs = {name: RunLog(tmp_path, {"command": f"fct {name}", "git_commit": "same",
+                                    "date": "12:00"}, STEPS) for name in ("seed0", "seeds12")}
+    turns = [("seed0", 0, "00_data"), ("seeds12", 1, "00_data"), ("seeds12", 1, "01_train_old"),
+             ("seed0", 0, "01_train_old"), ("seeds12", 2, "00_data"), ("seed0", 0, "09_methods")]
+    for name, seed, step in turns:
+        write_record(tmp_path, seed, step, "same")
+        logs[name].step_done(seed, step, 1.0)
+    log = load_run_log(tmp_path, STEPS)
+    assert log["command"] == "fct seed0" and log["steps"] == {"0": list(STEPS)}
+    assert [(r["command"], r["steps"]) for r in log["earlier"]] == [
+        ("fct seeds12", {"1": ["00_data", "01_train_old"], "2": ["00_data"]})]
+
+
 def test_a_log_without_steps_counts_every_step_of_its_seeds(tmp_path):
     (tmp_path / "last_run.json").write_text(json.dumps(
         {"command": "fct reproduce --runs-dir /scratch/runs", "git_commit": "old",
