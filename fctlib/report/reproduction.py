@@ -1,6 +1,7 @@
 """Does a user's run reproduce the committed results? Every number the records hold (each
-case's metrics under each distance, the methods table, the side-info sizes and the ablations)
-against the committed seeds' mean, with one verdict for all of them (`fct compare`).
+case's metrics under each distance, the methods table, the side-info sizes, the areas under the
+backfilling curves, the ablations and the multi-step AM) against the committed seeds' mean, with
+one verdict for all of them (`fct compare`).
 
 A run on the same CPU type, kernels and packages repeats the committed seed bit for bit; on
 another CPU (another BLAS path, AVX2 against AVX-512) the first epoch already differs in the
@@ -26,11 +27,14 @@ import pandas as pd
 from fctlib.experiment.records import (
     AblationsRecord,
     CaseRecord,
+    FastFillRecord,
     MethodsRecord,
+    MultistepRecord,
     SideInfoSizeRecord,
     load_records,
 )
-from fctlib.report.common import METRICS, Records, data_sets, named
+from fctlib.report.backfilling import area_under_curve
+from fctlib.report.common import HEADLINE_METRICS, METRICS, Records, data_sets, named
 from fctlib.report.moderated_t import (
     VariancePrior,
     fit_variance_prior,
@@ -44,6 +48,8 @@ KEYS = ["step", "case", "distance", "metric"]
 # the prior weighs as at most 4 degrees of freedom: uncapped, it failed 4 of 6 faithful runs
 # (results/benchmarks/compare-verdict-2026-12-06/leave_one_out.md)
 PRIOR_MAX_DOF = 4.0
+# steps whose numbers are means over many retrievals, each a kind with a spread of its own
+STEP_KINDS = {"fastfill": "backfilling area", "multistep": "multi-step AM"}
 COLUMNS = [*KEYS, "yours", "seeds_yours", "committed", "std", "seeds", "moderated_std", "diff",
            "bound", "t", "dof", "p", "p_holm", "repeat", "same_seed_diff"]
 
@@ -57,7 +63,9 @@ def _metric_rows(seed: int, step: str, case: str, distance: str, metrics: dict) 
 def _record_rows(seed: int, step: str, record) -> list[dict]:
     """Every all-class number of one step's record: cases under each distance (`cases` under
     the preset's, "" here, for records older than `by_distance`), the methods table's rows, FCT
-    per side-info size (06) and per ablation (08). Curves (07, 10) are not compared."""
+    per side-info size (06), the area under each backfilling curve by the published rule (07),
+    FCT per ablation (08) and each method's multi-step AM (10: its AC, a share of 3 pairs, is
+    not a number a t test fits)."""
     rows = []
     if isinstance(record, CaseRecord):
         for distance, cases in (record.by_distance or {"": record.cases}).items():
@@ -77,6 +85,23 @@ def _record_rows(seed: int, step: str, record) -> list[dict]:
                      + [(f"fct, h {r.width_factor:g}x wide", r) for r in record.width])
         for case, row in ablations:
             rows += _metric_rows(seed, step, case, "", row.metrics["all"])
+    elif isinstance(record, FastFillRecord):
+        for curve in record.curves:
+            side_info = (f"side-info {curve.side_info_dim}" if curve.side_info_dim
+                         else "no side-info")
+            areas = {metric: area_under_curve([p.fraction for p in curve.points],
+                                              [p.metrics["all"][metric] for p in curve.points])
+                     for metric in METRICS}
+            rows += _metric_rows(seed, step, f"{curve.transformation} {curve.order} area, "
+                                 f"{side_info}", "", areas)
+    elif isinstance(record, MultistepRecord):
+        for distance, by_method in record.distances.items():
+            for method in record.methods:
+                scores = by_method[method]
+                rows += [{"seed": seed, "step": step, "case": f"{method} AM",
+                          "distance": distance, "metric": metric,
+                          "value": 100 * getattr(scores, f"AM_{metric}")}
+                         for metric in HEADLINE_METRICS]
     return rows
 
 
@@ -101,11 +126,14 @@ def holm_adjusted(p_values) -> np.ndarray:
     return adjusted
 
 
-def number_kind(case: str) -> str:
+def number_kind(step: str, case: str) -> str:
     """"cross-model" where a case's queries and gallery come from two models with no
     transformation between them (bct/old, new/old, oca/oca-old): training noise moves such
     numbers several times more than a model's own retrieval ("same-model", which here also
-    covers a transformed gallery, x/side and x/no-side, and the ablations' FCT)."""
+    covers a transformed gallery, x/side and x/no-side, and the ablations' FCT); 07's areas and
+    10's AM are kinds of their own (STEP_KINDS): a mean over a curve or over generations."""
+    if step in STEP_KINDS:
+        return STEP_KINDS[step]
     query, _, gallery = case.partition("/")
     cross = gallery and query != gallery and gallery not in ("side", "no-side")
     return "cross-model" if cross else "same-model"
@@ -117,8 +145,10 @@ def variance_priors(table: pd.DataFrame) -> dict[tuple[str, str], VariancePrior]
     group with fewer than 2 such spreads gets none, and its numbers are not judged."""
     judgeable = table[table["seeds"] >= 2]
     priors = {}
-    for key, rows in judgeable.groupby([judgeable["metric"], judgeable["case"].map(number_kind)],
-                                       sort=False):
+    kinds = pd.Series([number_kind(step, case) for step, case in
+                       zip(judgeable["step"], judgeable["case"], strict=True)],
+                      index=judgeable.index)
+    for key, rows in judgeable.groupby([judgeable["metric"], kinds], sort=False):
         if (rows["std"] > 0).sum() >= 2:
             priors[key] = fit_variance_prior(rows["std"] ** 2, rows["seeds"] - 1,
                                              max_dof=PRIOR_MAX_DOF)
@@ -139,7 +169,7 @@ def _moderated_tests(table: pd.DataFrame,
     """Each judgeable number's moderated std, dof, t and two-sided p (NaN where not judged)."""
     rows = []
     for row in table.itertuples():
-        prior = priors.get((row.metric, number_kind(row.case)))
+        prior = priors.get((row.metric, number_kind(row.step, row.case)))
         if row.seeds < 2 or prior is None:
             rows.append((math.nan,) * 4)
             continue
@@ -195,8 +225,8 @@ def simulated_alarm(rng: np.random.Generator, numbers: int, true_prior_dof: floa
     committed = rng.normal(0.0, np.sqrt(true_variance)[:, None], (numbers, committed_seeds))
     yours = rng.normal(0.0, np.sqrt(true_variance))
     yours[0] += shift * math.sqrt(true_variance[0])
-    table = pd.DataFrame({"metric": "top1", "case": "new/new", "seeds": committed_seeds,
-                          "seeds_yours": 1,
+    table = pd.DataFrame({"step": "new", "metric": "top1", "case": "new/new",
+                          "seeds": committed_seeds, "seeds_yours": 1,
                           "std": committed.std(axis=1, ddof=1),
                           "diff": yours - committed.mean(axis=1)})
     tests = _moderated_tests(table, variance_priors(table))

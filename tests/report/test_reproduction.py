@@ -57,10 +57,13 @@ def test_holm_by_hand():
 
 
 def test_number_kinds():
-    assert [number_kind(c) for c in ("bct/old", "new/old", "oca/oca-old", "proj/old")] == [
-        "cross-model"] * 4
-    assert [number_kind(c) for c in ("old/old", "fct/side", "fct-arch/no-side",
-                                     "fct, h 4x wide")] == ["same-model"] * 4
+    assert [number_kind("methods", c) for c in ("bct/old", "new/old", "oca/oca-old",
+                                                "proj/old")] == ["cross-model"] * 4
+    assert [number_kind("methods", c) for c in ("old/old", "fct/side", "fct-arch/no-side")] == [
+        "same-model"] * 3
+    assert number_kind("ablations", "fct, h 4x wide") == "same-model"
+    assert number_kind("fastfill", "fct random area, no side-info") == "backfilling area"
+    assert number_kind("multistep", "bct AM") == "multi-step AM"
 
 
 def test_table_by_hand():
@@ -143,7 +146,7 @@ def test_a_number_far_outside_its_spread_is_found():
 
 def test_every_committed_number_is_compared():
     """The committed fashion-mnist records: every case under each distance, every methods row,
-    side-info size and ablation, in percent."""
+    side-info size, backfilling curve's area, ablation and multi-step AM, in percent."""
     numbers = record_numbers(load_records(COMMITTED))
     seed0 = numbers[numbers["seed"] == 0]
     raw = {path.stem: json.loads(path.read_text())
@@ -154,7 +157,22 @@ def test_every_committed_number_is_compared():
     assert per_step["ablations"] == 3 * sum(len(raw["ablations"][k]) for k in
                                             ("side_info_source", "data_share", "width"))
     assert per_step["old"] == 3 * sum(len(c) for c in raw["old"]["by_distance"].values())
-    assert "fastfill" not in per_step and "multistep" not in per_step  # curves
+    assert per_step["fastfill"] == 3 * len(raw["fastfill"]["curves"])
+    multistep = raw["multistep"]
+    assert per_step["multistep"] == 2 * len(multistep["distances"]) * len(multistep["methods"])
+    curve = raw["fastfill"]["curves"][-1]  # the area by the published rule: its points' mean
+    side_info = (f"side-info {curve['side_info_dim']}" if curve["side_info_dim"]
+                 else "no side-info")
+    area = seed0[seed0["case"] == f"{curve['transformation']} {curve['order']} area, {side_info}"]
+    top1 = [point["metrics"]["all"]["top1"] for point in curve["points"]]
+    assert len(top1) == 22
+    assert area.set_index("metric")["value"]["top1"] == pytest.approx(100 * sum(top1) / 22)
+    method = multistep["methods"][-1]  # AM: the mean of the matrix's lower triangle
+    lower = [v for row in multistep["distances"]["cosine"][method]["mAP"] for v in row
+             if v is not None]
+    assert len(lower) == 6
+    am = seed0[(seed0["case"] == f"{method} AM") & (seed0["distance"] == "cosine")]
+    assert am.set_index("metric")["value"]["mAP"] == pytest.approx(100 * sum(lower) / 6)
     row = raw["methods"]["rows"][0]
     got = seed0[(seed0["step"] == "methods") & (seed0["case"] == row["case"])
                 & (seed0["distance"] == row["distance"]) & (seed0["metric"] == "mAP")]
