@@ -35,20 +35,24 @@ STEP_RECORDS: dict[str, type[Record]] = {}  # step -> its record class, in the s
 @dataclass(kw_only=True)
 class Record(JsonData):
     """What one step measured, with the commits of the code that measured it and trained its
-    artifacts, and its artifacts' weights (`store.weights_digest`: two steps of a seed that
-    trained a model apart, as separate machines do, name different weights). A subclass with a
-    NOTEBOOK is a step's record and registers in STEP_RECORDS."""
+    artifacts, the arithmetic of each (where they differ), and its artifacts' weights
+    (`store.weights_digest`: two steps of a seed that trained a model apart, as separate machines
+    do, name different weights). A subclass with a NOTEBOOK is a step's record and registers in
+    STEP_RECORDS."""
 
     STEP: ClassVar[str]
     NOTEBOOK: ClassVar[str] = ""  # the notebook that writes it
     OWN_MODELS: ClassVar[bool] = False  # its models are a run of its own, not the seed's shared
     OMITTED_WHEN_EMPTY: ClassVar[tuple[str, ...]] = ("artifacts", "weights", "data", "commit",
-                                                     "compute")
+                                                     "compute", "trained_with")
     artifacts: dict[str, str] = field(default_factory=dict)  # artifact name -> git commit
     weights: dict[str, str] = field(default_factory=dict)  # artifact name -> weights digest
     data: dict[str, str] = field(default_factory=dict)  # key, train, test: Run.data_key, digests
     commit: str = ""  # the git commit of the code that measured it ("" : unrecorded)
     compute: dict[str, str] = field(default_factory=dict)  # provenance.compute() of the run
+    # artifact name -> the arithmetic that trained it where it is not `compute` (a model this run
+    # loaded from a runs folder another process trained, with other threads or on another CPU)
+    trained_with: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

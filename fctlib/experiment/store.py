@@ -1,17 +1,17 @@
 """The artifact store: every trained thing of a run is declared once, and its checkpoint folder,
 its embedding cache and its provenance are all derived from that one declaration.
 
-An `Artifact` names what it depends on (preset slices and parameters, as plain data), the
-artifacts it is trained against, a `recipe` version that a change of its training code bumps,
-and how to fit it. Its key hashes all of that with the run's data and seed, so changing any
-slice it declares moves both its folder and its cached embeddings. The store memoises trained
-artifacts in process and records in each folder the commit that trained it and a digest of the
-weights it trained, by which records tell whether the notebooks of one seed used one model or
-trainings of it that differ (a machine's run-to-run variance, runs on separate machines). An
-artifact also records its upstream artifacts' weights: what was fitted against one training of a
-model is set aside and made again where this run holds another training of it (a cache carried
-from another machine, a model trained again with other arithmetic), never reused silently; so
-are the cached embeddings of an artifact trained again to other weights.
+An `Artifact` names what it depends on (preset slices and parameters, as plain data), the artifacts
+it is trained against, a `recipe` version that a change of its training code bumps, and how to fit
+it. Its key hashes all of that with the run's data and seed, so changing any slice it declares moves
+both its folder and its cached embeddings. The store memoises trained artifacts in process and
+records in each folder the commit and the arithmetic (`provenance.compute`) that trained it and a
+digest of the weights it trained, by which records tell whether the notebooks of one seed used one
+model or trainings of it that differ (a machine's run-to-run variance, runs on separate machines).
+An artifact also records its upstream artifacts' weights: what was fitted against one training of a
+model is set aside and made again where this run holds another training of it (a cache carried from
+another machine, a model trained again with other arithmetic), never reused silently; so are the
+cached embeddings of an artifact trained again to other weights.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fctlib.experiment.provenance import git_commit
+from fctlib.experiment.provenance import compute, git_commit
 from fctlib.io import load_json_if_exists, save_json, save_npy_atomic
 
 ARTIFACT_FILE = "artifact.json"
@@ -71,7 +71,7 @@ class Artifact:
 
 class ArtifactStore:
     """A run's artifacts under `root`: `root/<folder>-<key>/` (model.pt, history.json,
-    artifact.json: name, recipe, commit, key, weights, upstream weights) and
+    artifact.json: name, recipe, commit, compute, key, weights, upstream weights) and
     `root/embeddings/<name>-<key>/<split>.npy` (and augmented passes beside them)."""
 
     def __init__(self, root: Path, context: tuple, embed: Callable, log: Callable = print):
@@ -83,6 +83,8 @@ class ArtifactStore:
         self._trained: dict[str, tuple] = {}
         self.used: dict[str, str] = {}  # artifact name -> commit that trained it
         self.weights: dict[str, str] = {}  # artifact name -> weights_digest, where known
+        self.computes: dict[str, dict[str, str]] = {}  # artifact name -> the arithmetic that
+        # finished training it, where its folder records one
         self._checked: set[str] = set()  # artifacts whose upstream weights were compared
 
     def key(self, artifact: Artifact) -> str:
@@ -120,7 +122,7 @@ class ArtifactStore:
                 upstream = {u.name: self.weights[u.name] for u in artifact.upstream
                             if u.name in self.weights}
                 save_json({"name": artifact.name, "recipe": artifact.recipe,
-                           "commit": git_commit(), "key": self.key(artifact),
+                           "commit": git_commit(), "compute": compute(), "key": self.key(artifact),
                            "weights": self.weights[artifact.name], "upstream": upstream},
                           folder / ARTIFACT_FILE)
                 self._log(f"{artifact.name}: trained in {time.perf_counter() - started:.0f} s "
@@ -214,13 +216,16 @@ class ArtifactStore:
 
     def _note_use(self, artifact: Artifact) -> None:
         """Record the artifact's commit and, where known, its weights' digest (its embeddings
-        read from disk: the one saved when it was trained; none by a folder of older code)."""
+        read from disk: the one saved when it was trained; none by a folder of older code) and
+        the arithmetic that trained it."""
         if artifact.name in self.used:
             return
         saved = load_json_if_exists(self.folder(artifact) / ARTIFACT_FILE) or {}
         self.used[artifact.name] = saved.get("commit", UNRECORDED)
         if artifact.name not in self.weights and "weights" in saved:
             self.weights[artifact.name] = saved["weights"]
+        if "compute" in saved:
+            self.computes[artifact.name] = saved["compute"]
 
 
 def _free_name(path: Path) -> Path:

@@ -275,10 +275,12 @@ def screening(table: pd.DataFrame) -> str:
 
 
 def machines(records: Records) -> str:
-    """The distinct `compute` provenances of the records, one per line ("not recorded" for
-    records made before it was)."""
-    seen = {", ".join(f"{k} {v}" for k, v in record.compute.items()) or "not recorded"
-            for steps in records.values() for record in steps.values()}
+    """The distinct `compute` provenances of the records and of the models they loaded that
+    other arithmetic trained (`trained_with`), "; "-separated ("not recorded" for records made
+    before it was)."""
+    seen = {", ".join(f"{k} {v}" for k, v in arithmetic.items()) or "not recorded"
+            for steps in records.values() for record in steps.values()
+            for arithmetic in (record.compute, *record.trained_with.values())}
     return "; ".join(sorted(seen))
 
 

@@ -64,13 +64,16 @@ class Run:
     def save_record(self, record: Record) -> Path:
         """Write a step's record to results/<preset>/metrics/seed<k>/<step>.json, atomically, with
         the commits that trained the artifacts this process used and their weights' digests, the
-        data they were trained on (its key and `data_digests`), the commit measuring it and the
-        machine's arithmetic (`provenance.compute`)."""
+        data they were trained on (its key and `data_digests`), the commit measuring it, the
+        machine's arithmetic (`provenance.compute`) and that of every artifact trained with
+        another (loaded from a folder another process trained)."""
         record.data = {"key": self.data_key(), **self.data_digests}
         record.artifacts = dict(self.store.used)
         record.weights = dict(self.store.weights)
         record.commit = git_commit()
         record.compute = compute()
+        record.trained_with = {name: arithmetic for name, arithmetic in self.store.computes.items()
+                               if arithmetic != record.compute}
         return record.save(self.results_dir, self.seed)
 
     @cached_property

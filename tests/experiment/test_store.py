@@ -372,3 +372,42 @@ def test_embeddings_of_another_training_are_set_aside_when_an_artifact_trains(
     assert [line for line in lines if "cached embeddings" in line] == ([] if kept else [
         f"a: its cached embeddings were of another training ({made_by}): set aside in "
         f"{tmp_path / 'stale'}"])
+
+
+def test_the_arithmetic_that_trained_a_model_is_recorded_beside_it(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("fctlib.experiment.store.compute", lambda: {"threads": "2"})
+    store, artifact = _store(tmp_path, calls), _artifact(calls)
+    store.trained(artifact)
+    saved = json.loads((store.folder(artifact) / "artifact.json").read_text())
+    assert saved["compute"] == {"threads": "2"} == store.computes["a"]
+    monkeypatch.setattr("fctlib.experiment.store.compute", lambda: {"threads": "1"})
+    again = _store(tmp_path, calls)  # another process with other threads: loads it
+    again.trained(artifact)
+    assert again.computes == {"a": {"threads": "2"}}
+    assert json.loads((store.folder(artifact) / "artifact.json").read_text()) == saved
+
+
+def test_a_record_names_the_arithmetic_of_a_model_another_process_trained(fashion_mnist,
+                                                                         tmp_path, monkeypatch):
+    """The committed Tiny-ImageNet-100 seed 0 `old` was trained by a 2-thread process and loaded by
+    a 1-thread one, whose `compute` alone its records named: a record now says so."""
+    from fctlib.experiment.provenance import compute
+    from fctlib.experiment.records import OldRecord, load_record
+
+    def run():
+        return Run("smoke", 0, runs_dir=tmp_path / "runs", results_dir=tmp_path / "results",
+                   device=torch.device("cpu"))
+
+    here = compute()
+    elsewhere = {**here, "threads": str(int(here["threads"]) + 1)}
+    for module in ("fctlib.experiment.store", "fctlib.suite.run"):
+        monkeypatch.setattr(f"{module}.compute", lambda: elsewhere)
+    trainer = run()
+    trainer.trained("old")
+    assert load_record(trainer.save_record(OldRecord(cases={}, history=[]))).trained_with == {}
+    monkeypatch.undo()
+    loader = run()  # another process, this machine's arithmetic: loads `old`, trains nothing
+    loader.trained("old")
+    record = load_record(loader.save_record(OldRecord(cases={}, history=[])))
+    assert record.compute == here and record.trained_with == {"old": elsewhere}

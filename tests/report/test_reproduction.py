@@ -203,6 +203,9 @@ def test_compare_results_from_folders(tmp_path):
     assert lines[2] == "data: not known to be the same (the records name no data: older code)"
     assert lines[3] == "models: not known to be the same (the records name no weights: older code)"
     assert machines({0: {}}) == ""
+    loaded = OldRecord(cases={}, history=[], compute={"threads": "1"},
+                       trained_with={"old": {"threads": "2"}})
+    assert machines({0: {"old": loaded}}) == "threads 1; threads 2"
 
 
 def test_the_comparison_says_whether_both_sides_used_the_same_data():
