@@ -7,16 +7,11 @@
 #   bash results/benchmarks/compare-curves-2026-12-07/run.sh
 set -u
 here=results/benchmarks/compare-curves-2026-12-07
-runs=(
-  "compare-verdict-2026-12-06/seed3"                      # Xeon, seed 3, every notebook
-  "cpu-channels-last-2026-12-06/channels-last-0-bf16-0"   # Xeon, float32, every notebook
-  "cpu-channels-last-2026-12-06/channels-last-1-bf16-0"   # Xeon, channels-last, 00-05
-  "cpu-channels-last-2026-12-06/channels-last-1-bf16-1"   # Xeon, channels-last + bf16, all
-  "cpu-bf16-2026-12-05/float32"                           # EPYC, float32, 00-03 and 05
-  "cpu-bf16-2026-12-05/bf16"                              # EPYC, bf16, 00-03 and 05
-)
-for run in "${runs[@]}"; do
-  name=$(echo "$run" | tr / _)
+# the runs ../compare-four-seeds-2026-12-06 judged, named by its outputs (compare-<folder>_<run>.txt)
+for judged in results/benchmarks/compare-four-seeds-2026-12-06/compare-*.txt; do
+  name=$(basename "$judged" .txt)
+  name=${name#compare-}
+  run=${name/_//}
   fct compare --preset fashion-mnist --to results/fashion-mnist --results-dir "results/benchmarks/$run" \
     > "$here/compare-$name.txt"
   echo "$run: exit $? | $(tail -1 "$here/compare-$name.txt")"
