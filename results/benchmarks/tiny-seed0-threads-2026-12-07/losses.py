@@ -1,23 +1,26 @@
-"""Tiny-ImageNet-100 seed 0's `old` as committed and as trained again: each results folder's
-commit, threads, `trained_with`, first three epochs' losses, whether every epoch's loss equals the
-committed one bit for bit, and old/old top-1 (l2). From the project root (run.sh does):
+"""Tiny-ImageNet-100 seed 0's `old`, side-info model and `new` as committed and as trained again:
+per step and results folder, the commit, threads, `trained_with`, the first three epochs' losses
+and how many epochs' losses equal the committed ones bit for bit. From the project root (run.sh
+does):
   python results/benchmarks/tiny-seed0-threads-2026-12-07/losses.py <label>=<results folder> ..."""
 
 import sys
 
-from fctlib.experiment.records import OldRecord, load_record
+from fctlib.experiment.records import NewRecord, OldRecord, SideInfoRecord, load_record
 
-rows = [arg.split("=", 1) for arg in sys.argv[1:]]
-records = {label: load_record(OldRecord.path(folder, 0)) for label, folder in rows}
-committed = [epoch["loss"] for epoch in records["committed"].history]
-print("| old of seed 0 | commit | threads | trained_with | loss, epochs 1-3 | every epoch's loss "
-      "as committed | old/old top-1 (l2) |")
+folders = dict(arg.split("=", 1) for arg in sys.argv[1:])
+print("| model of seed 0 | trained | commit | threads | trained_with | loss, epochs 1-3 | epochs' "
+      "losses as committed |")
 print("|---|---|---|---|---|---|---|")
-for label, record in records.items():
-    losses = [epoch["loss"] for epoch in record.history]
-    trained_with = "; ".join(f"{name}: threads {c.get('threads')}"
-                             for name, c in record.trained_with.items()) or "-"
-    print(f"| {label} | {record.commit[:12]} | {record.compute.get('threads')} | {trained_with} | "
-          f"{', '.join(f'{loss:.6f}' for loss in losses[:3])} | "
-          f"{sum(a == b for a, b in zip(losses, committed, strict=True))} of {len(committed)} | "
-          f"{100 * record.by_distance['l2']['old/old']['all']['top1']:.2f} |")
+for kind in (OldRecord, SideInfoRecord, NewRecord):
+    records = {label: load_record(kind.path(folder, 0)) for label, folder in folders.items()
+               if kind.path(folder, 0).exists()}
+    committed = [epoch["loss"] for epoch in records["committed"].history]
+    for label, record in records.items():
+        losses = [epoch["loss"] for epoch in record.history]
+        trained_with = "; ".join(f"{name}: threads {c.get('threads')}"
+                                 for name, c in record.trained_with.items()) or "-"
+        print(f"| {kind.STEP} | {label} | {record.commit[:12]} | {record.compute.get('threads')} | "
+              f"{trained_with} | {', '.join(f'{loss:.6f}' for loss in losses[:3])} | "
+              f"{sum(a == b for a, b in zip(losses, committed, strict=True))} of "
+              f"{len(committed)} |")
