@@ -4,7 +4,7 @@
 # trained them. Trained again, each from an empty runs folder: `old` at 18a263a with 1 thread
 # (notebooks 00-01), `old`, the side-info model and `new` here with 1 thread and with 2 (00-03),
 # then losses.py. From the project root, the venv's bin on PATH and the data where
-# FCT_TINY_IMAGENET_ROOT says (2-core AMD EPYC: 25 minutes):
+# FCT_TINY_IMAGENET_ROOT says (2-core AMD EPYC: 31 minutes):
 #   bash results/benchmarks/tiny-seed0-threads-2026-12-07/run.sh
 set -eu
 here=results/benchmarks/tiny-seed0-threads-2026-12-07
