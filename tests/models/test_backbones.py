@@ -1,8 +1,15 @@
+import dataclasses
+
 import pytest
 import torch
+from torch import nn
 
+import fctlib.methods  # noqa: F401  (registers the methods' preset sections)
+from fctlib.experiment.config import PARAMS_DIR, load_preset
 from fctlib.models.backbones import CosineClassifier, build_backbone, build_model
 from fctlib.models.spec import ModelSpec
+
+PRESETS = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults")
 
 
 @pytest.mark.parametrize("arch", ["small_cnn", "small_resnet", "resnet18", "resnet50"])
@@ -66,3 +73,34 @@ def test_cosine_classifier_is_scaled_cosine():
     assert torch.allclose(model.classifier(3 * embedding), logits, atol=1e-5)
     with pytest.raises(ValueError, match="scale"):
         CosineClassifier(8, 5, scale=0)
+
+
+def model_specs(node):
+    """Every ModelSpec in a preset's settings (dataclasses, dicts and lists of them)."""
+    if isinstance(node, ModelSpec):
+        yield node
+    elif dataclasses.is_dataclass(node):
+        for item in dataclasses.fields(node):
+            yield from model_specs(getattr(node, item.name))
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from model_specs(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from model_specs(value)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_no_preset_network_has_a_narrow_strided_1x1_convolution(name):
+    """oneDNN 3.12 (torch 2.14.1) computes the weight gradient of a 1x1 stride-2 convolution in
+    channels-last past its workspace when it has fewer input channels than its vector block (8
+    on AVX2, 16 on AVX-512; uxlfoundation/oneDNN#6035): on an AVX2 CPU the smoke preset's width-4
+    ResNet hung or crashed the test run once torch.compile laid it out channels-last."""
+    preset = load_preset(name)
+    sections = [preset, *(preset.method(method) for method in preset.methods)]
+    specs = [spec for section in sections for spec in model_specs(section)]
+    assert specs
+    for spec in specs:
+        narrow = [m for m in build_backbone(spec, 3).modules() if isinstance(m, nn.Conv2d)
+                  and m.kernel_size == (1, 1) and max(m.stride) > 1 and m.in_channels < 16]
+        assert not narrow, (spec, narrow)
