@@ -22,10 +22,14 @@ TARGETS = ["old", "side:8", "bct:openbct:1", "bct:openbct-g:1", "bct:bt2:10",
            "dsimplex:new", "cross:arch", "cross:loss", "l2:1", "lwf", "oca-old", "oca", "h:8",
            "fastfill:8"]
 # Inductor fuses and reorders float32 reductions (BatchNorm's above all), so the arms drift apart
-# by rounding over a training's steps: measured at most 5.7e-4 (cross:arch, a small ResNet, one
-# epoch) and 4.4e-4 (h through its BatchNorm freeze). A wrong gradient or a lost update moves a
-# loss by far more.
+# by rounding over a training's steps: measured at most 5.7e-4 (cross:arch, a small ResNet of
+# width 4, one epoch) and 4.4e-4 (h through its BatchNorm freeze). A wrong gradient or a lost
+# update moves a loss by far more.
 RTOL = 2e-3
+# The width-16 ResNet (params/smoke.yaml says why 16) drifted 3.5e-4 alone and 2.7e-3 inside the
+# whole test run on an AVX2-only EPYC; one that never updated would report about ln 10 = 2.30
+# against its 2.22, 3.7% higher.
+RTOL_BY_TARGET = {"cross:arch": 5e-3}
 
 
 def artifact(run: Run, target: str):
@@ -79,4 +83,4 @@ def test_each_method_trains_compiled_to_its_eager_losses(histories, target):
     eager, eager_compiles, _ = histories["0"][target]
     compiled, compiles, fell_back = histories["default"][target]
     assert eager_compiles == 0 and compiles >= 1 and not fell_back, (compiles, fell_back)
-    assert compiled == pytest.approx(eager, rel=RTOL), (eager, compiled)
+    assert compiled == pytest.approx(eager, rel=RTOL_BY_TARGET.get(target, RTOL)), (eager, compiled)
