@@ -193,6 +193,11 @@ def check_plain_name(value: str, what: str, names: str) -> None:
                           f"'-'; no '/' or leading '.'): it names {names}")
 
 
+def preset_names() -> list[str]:
+    """The names of the presets in params/ (defaults.yaml is layered under them, not one)."""
+    return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults")
+
+
 def resolve_preset_path(preset: str | Path) -> Path:
     """A preset path, or a name in params/ (`fashion-mnist` -> params/fashion-mnist.yaml)."""
     path = Path(preset)
@@ -201,7 +206,7 @@ def resolve_preset_path(preset: str | Path) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     tried = ", ".join(str(c) for c in candidates)
-    known = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults"))
+    known = ", ".join(preset_names())
     raise FileNotFoundError(f"preset {preset!r} not found (looked at {tried}); pass one of "
                             f"{known} or the path of a preset YAML")
 

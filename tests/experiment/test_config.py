@@ -9,10 +9,11 @@ from fctlib.experiment.config import (
     PARAMS_DIR,
     PresetError,
     load_preset,
+    preset_names,
     resolve_preset_path,
 )
 
-PRESETS = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults")
+PRESETS = preset_names()
 
 
 @pytest.mark.parametrize("name", PRESETS)

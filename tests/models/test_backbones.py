@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 import fctlib.methods  # noqa: F401  (registers the methods' preset sections)
-from fctlib.experiment.config import PARAMS_DIR, load_preset
+from fctlib.experiment.config import load_preset, preset_names
 from fctlib.models.backbones import CosineClassifier, build_backbone, build_model
 from fctlib.models.spec import ModelSpec
 
-PRESETS = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml") if p.stem != "defaults")
+PRESETS = preset_names()
 
 
 @pytest.mark.parametrize("arch", ["small_cnn", "small_resnet", "resnet18", "resnet50"])
