@@ -25,7 +25,11 @@ import torch
 from torch import nn
 
 from fctlib.errors import UserError
-from fctlib.training.runtime import autocast
+from fctlib.training.runtime import (
+    CPU_CHANNELS_LAST_MIN_CHANNELS,
+    autocast,
+    narrow_strided_1x1_convolutions,
+)
 
 FELL_BACK = "training eagerly"  # in the warning of a step that fell back to eager
 
@@ -68,11 +72,21 @@ class LossStep:
     """`loss_step(net, batch)` under the device's autocast, `net` compiled when `mode` says so.
 
     If the compiled call fails, a warning names the error and every later step runs eagerly
-    (compilation fails before the step computes anything, so no state is half-updated).
+    (compilation fails before the step computes anything, so no state is half-updated). On a CPU
+    a network with a narrow strided 1x1 convolution trains eagerly from the start, with a
+    warning: compiled, it would run channels-last (`narrow_strided_1x1_convolutions`).
     """
 
     def __init__(self, loss_step: Callable[[nn.Module, object], torch.Tensor], net: nn.Module,
                  device: torch.device, mode: str | None):
+        narrow = narrow_strided_1x1_convolutions(net) if device.type == "cpu" else []
+        if mode and narrow:
+            warnings.warn(f"torch.compile on a CPU would train {', '.join(narrow)} channels-last, "
+                          f"whose weight gradient oneDNN computes wrongly below "
+                          f"{CPU_CHANNELS_LAST_MIN_CHANNELS} input channels "
+                          f"(uxlfoundation/oneDNN#6035): {FELL_BACK}", RuntimeWarning,
+                          stacklevel=2)
+            mode = None
         self.loss_step, self.eager, self.device, self.mode = loss_step, net, device, mode
         if mode:
             from torch._dynamo import config as dynamo  # imported by compiling anyway

@@ -22,12 +22,21 @@ from torch.utils.data import (
 )
 
 from fctlib.data.batches import ImageBatches
+from fctlib.errors import UserError
 from fctlib.progress import progress
 from fctlib.training import distributed
 from fctlib.training.checkpoint import load_torch, save_torch
 from fctlib.training.compiled import LossStep, compile_mode
 from fctlib.training.config import TrainConfig
-from fctlib.training.runtime import default_device, derived_seed, prepare_model, to_device
+from fctlib.training.runtime import (
+    CPU_CHANNELS_LAST_MIN_CHANNELS,
+    channels_last,
+    default_device,
+    derived_seed,
+    narrow_strided_1x1_convolutions,
+    prepare_model,
+    to_device,
+)
 from fctlib.training.schedule import warmup_cosine
 
 LOSS_READ_EVERY = 25
@@ -110,6 +119,8 @@ def train(
     """Train `model` in place and return per-epoch history; resumes from `checkpoint` if present,
     which is written at the end and at the first epoch end `checkpoint_every_s` after the last.
     `h_fit` says it fits an h, whose compile mode FCT_COMPILE_H may set apart (`compile_mode`).
+    Under FCT_CPU_CHANNELS_LAST=1 a network that a CPU must not train channels-last
+    (`narrow_strided_1x1_convolutions`) is refused before anything is trained.
 
     Each epoch draws its shuffling and augmentation from a seed derived from (seed, epoch), so a run
     resumed from the last finished epoch reproduces the uninterrupted one. Under torchrun each
@@ -120,6 +131,13 @@ def train(
     device = _process_device(device or default_device())
     if isinstance(dataset, TensorDataset):
         dataset = TensorDataset(*(t.to(device) for t in dataset.tensors))
+    narrow = narrow_strided_1x1_convolutions(model) if device.type == "cpu" else []
+    if narrow and channels_last(device):
+        raise UserError(f"{desc}: FCT_CPU_CHANNELS_LAST=1 would train {', '.join(narrow)} "
+                        "channels-last, whose weight gradient oneDNN computes wrongly below "
+                        f"{CPU_CHANNELS_LAST_MIN_CHANNELS} input channels "
+                        "(uxlfoundation/oneDNN#6035): unset FCT_CPU_CHANNELS_LAST, or widen "
+                        f"the network to {CPU_CHANNELS_LAST_MIN_CHANNELS} channels")
     model = prepare_model(model, device)
     optimizer = make_optimizer(model.parameters(), cfg)
     if distributed.is_distributed():

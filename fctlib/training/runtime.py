@@ -134,6 +134,25 @@ def channels_last(device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and cpu_channels_last())
 
 
+# The fewest input channels with which a CPU trains a 1x1 strided convolution channels-last (as
+# FCT_CPU_CHANNELS_LAST=1 and torch.compile lay it out): below its vector block (8 channels on
+# AVX2, 16 on AVX-512) oneDNN 3.12 (torch 2.14.1) writes that convolution's weight gradient past
+# its workspace and hangs, crashes or returns wrong gradients (uxlfoundation/oneDNN#6035, open).
+# The widest block, so that every CPU refuses the same networks.
+CPU_CHANNELS_LAST_MIN_CHANNELS = 16
+
+
+def narrow_strided_1x1_convolutions(model: torch.nn.Module) -> list[str]:
+    """`model`'s 1x1 convolutions with a stride above 1 and fewer input channels than
+    CPU_CHANNELS_LAST_MIN_CHANNELS, named with their input channels: a CPU must not train them
+    channels-last."""
+    return [f"{name} ({module.in_channels} input channels)"
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Conv2d) and module.kernel_size == (1, 1)
+            and max(module.stride) > 1
+            and module.in_channels < CPU_CHANNELS_LAST_MIN_CHANNELS]
+
+
 def autocast(device: torch.device):
     """bfloat16 mixed precision on CUDA, and on a CPU where `cpu_bf16()` says so; else a no-op
     context."""

@@ -118,6 +118,23 @@ def test_failed_compilation_falls_back_to_eager(monkeypatch):
     assert torch.equal(loss, net(batch).sum())
 
 
+def test_a_cpu_trains_a_narrow_strided_1x1_convolution_eagerly(monkeypatch):
+    """Compiled on a CPU, convolutions run channels-last, where oneDNN 3.12 miscomputes the
+    weight gradient of a 1x1 stride-2 convolution with few input channels
+    (uxlfoundation/oneDNN#6035): such a network is not compiled there, and the warning says why."""
+    def refuse(net, mode):
+        raise AssertionError("compiled")
+
+    monkeypatch.setattr(torch, "compile", refuse)
+    net = nn.Sequential(nn.Conv2d(3, 8, 1, stride=2), nn.Flatten())
+    with pytest.warns(RuntimeWarning, match=r"would train 0 \(3 input channels\) "
+                      r"channels-last.*oneDNN#6035\): training eagerly"):
+        step = LossStep(lambda model, batch: model(batch).sum(), net, CPU, "default")
+    assert not step.compiled and step.mode is None
+    batch = torch.ones(2, 3, 4, 4)
+    assert torch.equal(step(batch), net(batch).sum())
+
+
 def test_errors_of_the_step_itself_are_raised_when_eager():
     def bad_step(model, batch):
         raise ValueError("shape mismatch")

@@ -7,6 +7,7 @@ from torch.utils.data import Dataset, TensorDataset
 from fctlib.data.batches import ImageBatches
 from fctlib.data.splits import subsample_per_class
 from fctlib.data.transforms import CropFlipTransform
+from fctlib.errors import UserError
 from fctlib.models.backbones import build_model
 from fctlib.models.spec import ModelSpec
 from fctlib.training import distributed, loop
@@ -65,6 +66,29 @@ def test_channels_last_training_follows_channels_first_training(fashion_small, m
         assert layouts == {value == "1"}
     losses = [[h["loss"] for h in histories[v]] for v in ("0", "1")]
     assert losses[1] == pytest.approx(losses[0], rel=2e-3)
+
+
+def test_channels_last_cpu_training_refuses_a_narrow_strided_1x1_convolution(
+        fashion_small, monkeypatch, tmp_path):
+    """oneDNN 3.12 writes the channels-last weight gradient of a 1x1 stride-2 convolution with
+    fewer input channels than its vector block past its workspace (uxlfoundation/oneDNN#6035):
+    on an AVX2 CPU a width-4 ResNet hung or crashed. One line names the convolutions and the fix
+    before anything is trained or saved; channels-first, the same network trains."""
+    monkeypatch.setenv("FCT_CPU_CHANNELS_LAST", "1")
+    model = build_model(ModelSpec(arch="small_resnet", width=8, embedding_dim=16), 1, 10)
+    before = [p.clone() for p in model.parameters()]
+    checkpoint = tmp_path / "model.pt"
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, warmup_epochs=0)
+    with pytest.raises(UserError, match=r"old: FCT_CPU_CHANNELS_LAST=1 would train "
+                       r"backbone\.body\.5\.downsample\.0 \(8 input channels\).*unset "
+                       "FCT_CPU_CHANNELS_LAST, or widen the network to 16 channels"):
+        train(model, fashion_small, classification_loss(0.1), cfg, seed=0, device=CPU,
+              checkpoint=checkpoint, desc="old")
+    assert not checkpoint.exists()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    monkeypatch.setenv("FCT_CPU_CHANNELS_LAST", "0")
+    history = train(model, fashion_small, classification_loss(0.1), cfg, seed=0, device=CPU)
+    assert len(history) == 1
 
 
 def test_resume_after_interruption_gives_same_weights(fashion_small, tmp_path):

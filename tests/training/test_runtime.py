@@ -101,6 +101,21 @@ def test_a_cpu_lays_out_images_and_convolutions_channels_last_only_when_asked(mo
     assert batch[1].is_contiguous() and torch.equal(batch[1], vectors)
 
 
+def test_narrow_strided_1x1_convolutions_are_named_with_their_input_channels():
+    """Only 1x1 convolutions with a stride above 1 and fewer than 16 input channels: those whose
+    channels-last CPU backward oneDNN 3.12 miscomputes (uxlfoundation/oneDNN#6035)."""
+    from fctlib.training.runtime import narrow_strided_1x1_convolutions
+
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 1, stride=2),         # named
+        torch.nn.Conv2d(8, 8, 1),                   # stride 1
+        torch.nn.Conv2d(8, 15, 3, stride=2),        # 3x3
+        torch.nn.Sequential(torch.nn.Conv2d(15, 16, 1, stride=(1, 2))),  # named
+        torch.nn.Conv2d(16, 16, 1, stride=2))       # 16 input channels
+    assert narrow_strided_1x1_convolutions(net) == ["0 (3 input channels)",
+                                                    "3.0 (15 input channels)"]
+
+
 def test_a_run_refuses_a_bad_channels_last_switch_before_any_work(fashion_mnist, monkeypatch,
                                                                   tmp_path):
     from fctlib.errors import UserError
