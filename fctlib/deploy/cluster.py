@@ -28,9 +28,25 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         return
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}; pass e.g. --workers 2")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with _environment_restored(), LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True,
+            dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _environment_restored():
+    """This process's environment as it was, after the block: a local cluster's nannies set their
+    workers' variables (OMP_NUM_THREADS=1, MKL_NUM_THREADS=1, distributed's pre-spawn-environ) in
+    the process that starts them, where a later `Run` would then train on one thread."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(before):
+            del os.environ[name]
+        os.environ.update((name, value) for name, value in before.items()
+                          if os.environ.get(name) != value)
 
 
 def threads_per_worker(workers: int | None) -> int | None:

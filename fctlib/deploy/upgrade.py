@@ -20,6 +20,7 @@ when the next run starts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
 from collections.abc import Callable
@@ -142,6 +143,19 @@ def check_finite_inputs(shard: Shard) -> None:
                 "rerun (shards whose inputs changed are upgraded again)")
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """torch's intra-op threads set to `threads` inside (left as they are where None), and the
+    process's count restored after, so that a library call leaves its caller's count alone."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_sha256: str,
                   *, batch_size: int = 8192, threads: int | None = None) -> str:
     """Upgrade one shard into out/<shard name>/ (a no-op when already finished); returns its name.
@@ -153,11 +167,10 @@ def upgrade_shard(shard: Shard, out: Path, transformation: Path, transformation_
     if shard_finished(shard, target, _h(model).new_dim, fastfill):
         return shard.name
     digests = input_digests(shard)
-    if threads:
-        torch.set_num_threads(threads)
     upgrade = upgrade_with_uncertainty if fastfill else upgrade_embeddings
-    result = upgrade(model, shard.old(), shard.side(), batch_size=batch_size,
-                     device=torch.device("cpu"))
+    with _torch_threads(threads):
+        result = upgrade(model, shard.old(), shard.side(), batch_size=batch_size,
+                         device=torch.device("cpu"))
     if fastfill:
         save_npy_atomic(result[1], target / "sigma.npy")
     save_npy_atomic(result[0] if fastfill else result, target / "new.npy")

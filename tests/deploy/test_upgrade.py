@@ -3,6 +3,7 @@ input stops with a message naming the file and leaves the input untouched, Dask 
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -173,23 +174,24 @@ def test_resume_after_killed_upgrade_gives_identical_output(tmp_path, store, tra
 
 
 def test_dask_local_cluster_matches_single_process(tmp_path, store, transformation):
+    """Bit for bit: both paths run each shard in the same batches on one thread each (the thread
+    count may change GEMM's kernel path). Neither leaves this process changed: dask's nannies
+    set OMP_NUM_THREADS=1 here, and a later `Run` trained on one thread (which moved the losses
+    of tests/methods/test_compiled_methods.py within the whole test run)."""
     pytest.importorskip("distributed")
     from fctlib.deploy.cluster import dask_client
 
-    # Bit for bit: both paths run each shard in the same batches on one thread each (the
-    # thread count may change GEMM's kernel path).
-    threads = torch.get_num_threads()
-    try:
-        single = upgrade_gallery(store.folder, transformation, tmp_path / "single", threads=1,
-                                 log=quiet)
-    finally:
-        torch.set_num_threads(threads)
+    threads, environment = torch.get_num_threads(), dict(os.environ)
+    single = upgrade_gallery(store.folder, transformation, tmp_path / "single", threads=1,
+                             log=quiet)
+    assert torch.get_num_threads() == threads
     with dask_client(workers=2) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         spread = upgrade_gallery(store.folder, transformation, tmp_path / "dask", client=client,
                                  threads=1, log=quiet)
     for a, b in zip(read_output(single), read_output(spread), strict=True):
         assert np.array_equal(a, b)
+    assert dict(os.environ) == environment and torch.get_num_threads() == threads
 
 
 def break_missing_shard(store, transformation):
