@@ -26,8 +26,8 @@ from torch import nn
 
 from fctlib.errors import UserError
 from fctlib.training.runtime import (
-    CPU_CHANNELS_LAST_MIN_CHANNELS,
     autocast,
+    channels_last_hazard,
     narrow_strided_1x1_convolutions,
 )
 
@@ -81,11 +81,8 @@ class LossStep:
                  device: torch.device, mode: str | None):
         narrow = narrow_strided_1x1_convolutions(net) if device.type == "cpu" else []
         if mode and narrow:
-            warnings.warn(f"torch.compile on a CPU would train {', '.join(narrow)} channels-last, "
-                          f"whose weight gradient oneDNN computes wrongly below "
-                          f"{CPU_CHANNELS_LAST_MIN_CHANNELS} input channels "
-                          f"(uxlfoundation/oneDNN#6035): {FELL_BACK}", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(f"torch.compile on a CPU would train {channels_last_hazard(narrow)}: "
+                          f"{FELL_BACK}", RuntimeWarning, stacklevel=2)
             mode = None
         self.loss_step, self.eager, self.device, self.mode = loss_step, net, device, mode
         if mode:

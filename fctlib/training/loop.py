@@ -31,6 +31,7 @@ from fctlib.training.config import TrainConfig
 from fctlib.training.runtime import (
     CPU_CHANNELS_LAST_MIN_CHANNELS,
     channels_last,
+    channels_last_hazard,
     default_device,
     derived_seed,
     narrow_strided_1x1_convolutions,
@@ -133,10 +134,8 @@ def train(
         dataset = TensorDataset(*(t.to(device) for t in dataset.tensors))
     narrow = narrow_strided_1x1_convolutions(model) if device.type == "cpu" else []
     if narrow and channels_last(device):
-        raise UserError(f"{desc}: FCT_CPU_CHANNELS_LAST=1 would train {', '.join(narrow)} "
-                        "channels-last, whose weight gradient oneDNN computes wrongly below "
-                        f"{CPU_CHANNELS_LAST_MIN_CHANNELS} input channels "
-                        "(uxlfoundation/oneDNN#6035): unset FCT_CPU_CHANNELS_LAST, or widen "
+        raise UserError(f"{desc}: FCT_CPU_CHANNELS_LAST=1 would train "
+                        f"{channels_last_hazard(narrow)}: unset FCT_CPU_CHANNELS_LAST, or widen "
                         f"the network to {CPU_CHANNELS_LAST_MIN_CHANNELS} channels")
     model = prepare_model(model, device)
     optimizer = make_optimizer(model.parameters(), cfg)

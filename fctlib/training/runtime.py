@@ -153,6 +153,12 @@ def narrow_strided_1x1_convolutions(model: torch.nn.Module) -> list[str]:
             and module.in_channels < CPU_CHANNELS_LAST_MIN_CHANNELS]
 
 
+def channels_last_hazard(narrow: list[str]) -> str:
+    """Why a CPU must not train the `narrow_strided_1x1_convolutions` named, for a message."""
+    return (f"{', '.join(narrow)} channels-last, whose weight gradient oneDNN computes wrongly "
+            f"below {CPU_CHANNELS_LAST_MIN_CHANNELS} input channels (uxlfoundation/oneDNN#6035)")
+
+
 def autocast(device: torch.device):
     """bfloat16 mixed precision on CUDA, and on a CPU where `cpu_bf16()` says so; else a no-op
     context."""
