@@ -3,7 +3,9 @@
 # DATA_ROOT holds the Tiny-ImageNet-100 archives (train-part1/2.tar.gz, val.tar.gz, SHA256SUMS);
 # tables, figures.json, records and runs go to OUT. Needs python3 with torch, torchvision, numpy,
 # pandas, PyYAML, tqdm and Pillow (no faiss, papermill, Dask or matplotlib). A hard stop at the
-# budget plus a minute (GPU_CHECK_BUDGET_S, default 480) leaves what finished in OUT.
+# budget plus a minute (GPU_CHECK_BUDGET_S, default 480) leaves what finished in OUT: SIGINT, so the
+# in-process notebook saves what ran; one that Python loses (a library's bare `except:`) falls to
+# the SIGKILL 30 s later.
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 DATA_ROOT OUT [--tiny] [--seed K] [--budget-s S]" >&2

@@ -147,7 +147,11 @@ case "${1:-}" in
     out="${OUT:?set OUT, the folder whose files come back}"
     mkdir -p "$tmp/fct-gains" "$out"
     export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)" PYTHONUNBUFFERED=1
-    timeout --signal=INT --kill-after=30 "${GPU_GAINS_LIMIT_S:-360}" "${PYTHON:-python3}" \
+    # TERM, not INT: the rows are saved as each is measured, so Ctrl-C's KeyboardInterrupt saves
+    # nothing more, and Python can lose it: mpmath (sympy, torch._dynamo, torchvision) imports
+    # gmpy2 under a bare `except:` (a stop landing there runs on to the SIGKILL: likely one CI
+    # run's 137 with a 0.5 s limit)
+    timeout --kill-after=30 "${GPU_GAINS_LIMIT_S:-360}" "${PYTHON:-python3}" \
       "$(dirname "$0")/gpu_concurrency.py" "$tmp/fct-gains" "${@:2}"
     status=$?
     cp -f "$tmp/fct-gains"/concurrency.* "$out"/ 2>/dev/null
