@@ -431,6 +431,15 @@ def test_the_device_wrapper_measures_gains_where_the_run_call_reads_them(tmp_pat
     stopped = subprocess.run(["bash", str(script), "gains", "--tiny"], capture_output=True,
                              text=True, env={**env, "GPU_GAINS_LIMIT_S": "0.5"})
     assert stopped.returncode == 124 and "exit 124" in stopped.stdout
+    # and at once where Python would lose a SIGINT (mpmath imports gmpy2 under a bare `except:`),
+    # as this stand-in ignoring SIGINT does: stopped by SIGINT, it ran 30 s to the SIGKILL (137)
+    deaf = tmp_path / "deaf-python"
+    deaf.write_text("#!/bin/bash\ntrap '' INT\nsleep 60\n")
+    deaf.chmod(0o755)
+    began = time.monotonic()
+    stopped = subprocess.run(["bash", str(script), "gains"], capture_output=True, text=True,
+                             env={**env, "GPU_GAINS_LIMIT_S": "0.5", "PYTHON": str(deaf)})
+    assert stopped.returncode == 124 and time.monotonic() - began < 10
 
 
 def test_the_calls_measure_gains_first_and_train_side_by_side_at_them(tmp_path):
