@@ -9,6 +9,7 @@ import pandas as pd
 
 from fctlib.experiment.records import load_records
 from fctlib.paths import results_root
+from fctlib.report.markdown import markdown_table
 from fctlib.report.reproduction import KEYS, record_numbers
 
 PRESETS = ["fashion-mnist", "tiny-imagenet-100"]
@@ -57,4 +58,4 @@ for preset in PRESETS:
               + ", ".join(f"{step} {share:.2f} ({count})" for step, share, count in
                           zip(by_kind.mean().index, by_kind.mean(), by_kind.count(), strict=True)))
 print()
-print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"))
+print(markdown_table(pd.DataFrame(rows).round(2), index=False))
