@@ -29,9 +29,9 @@ def spreads(numbers: pd.DataFrame, baseline: str) -> pd.DataFrame:
                            index=values.index)
         if paired.isna().any() or len(values) < 3:
             continue
-        rows.append((*key, values.std(), (values - paired).std(), paired.std(),
+        rows.append((*key, values.std(), (values - paired).std(),
                      np.corrcoef(values, paired)[0, 1]))
-    return pd.DataFrame(rows, columns=[*KEYS, "std", "std_paired", "std_baseline", "corr"])
+    return pd.DataFrame(rows, columns=[*KEYS, "std", "std_paired", "corr"])
 
 
 def summary(table: pd.DataFrame) -> dict:
@@ -53,9 +53,10 @@ for preset in PRESETS:
         table = spreads(numbers, baseline)
         rows.append({"preset": f"{preset} ({len(records)} seeds)", "baseline": baseline,
                      **summary(table)})
-        by_kind = table.assign(less=table["std_paired"] < table["std"]).groupby("step")["less"]
+        by_step = (table["std_paired"] < table["std"]).groupby(table["step"], sort=False).agg(
+            ["mean", "count"])
         print(f"{preset}, minus {baseline}: share less noisy by step: "
-              + ", ".join(f"{step} {share:.2f} ({count})" for step, share, count in
-                          zip(by_kind.mean().index, by_kind.mean(), by_kind.count(), strict=True)))
+              + ", ".join(f"{step} {row['mean']:.2f} ({row['count']:.0f})"
+                          for step, row in by_step.sort_index().iterrows()))
 print()
 print(markdown_table(pd.DataFrame(rows).round(2), index=False))
