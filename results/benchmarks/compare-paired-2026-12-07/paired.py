@@ -53,10 +53,10 @@ for preset in PRESETS:
         table = spreads(numbers, baseline)
         rows.append({"preset": f"{preset} ({len(records)} seeds)", "baseline": baseline,
                      **summary(table)})
-        by_step = (table["std_paired"] < table["std"]).groupby(table["step"], sort=False).agg(
+        by_step = (table["std_paired"] < table["std"]).groupby(table["step"]).agg(
             ["mean", "count"])
         print(f"{preset}, minus {baseline}: share less noisy by step: "
               + ", ".join(f"{step} {row['mean']:.2f} ({row['count']:.0f})"
-                          for step, row in by_step.sort_index().iterrows()))
+                          for step, row in by_step.iterrows()))
 print()
 print(markdown_table(pd.DataFrame(rows).round(2), index=False))
